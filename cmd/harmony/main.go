@@ -1,0 +1,12 @@
+// Command harmony bootstraps a local Kubernetes runtime and launches a repository's manifests.
+package main
+
+import (
+	"os"
+
+	"github.com/NationTech/harmony-agent/internal/cli"
+)
+
+func main() {
+	os.Exit(cli.Main())
+}

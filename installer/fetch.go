@@ -1,0 +1,458 @@
+package installer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
+)
+
+// Artifact is one file to fetch together with the digest harmony already trusts for it (from
+// the embedded runtime manifest or a signed checksums.txt).
+type Artifact struct {
+	// Name labels the artifact in messages, e.g. "k3s v1.36.4+k3s1 (linux/amd64)".
+	Name string
+	// URL is where to download it from.
+	URL string
+	// SHA256 is the pinned, trusted digest (lowercase hex).
+	SHA256 string
+}
+
+// Result tells where a fetched artifact is and how it got there.
+type Result struct {
+	// Path is the verified file in the content-addressed cache. Treat it as read-only.
+	Path string
+	// Cached is true when nothing was downloaded.
+	Cached bool
+	// Transferred counts the body bytes received over the network in this call.
+	Transferred int64
+}
+
+// ErrHTTPStatus marks a download refused by the server with a non-retryable status.
+var ErrHTTPStatus = errors.New("unexpected HTTP status")
+
+// Fetcher downloads artifacts into a content-addressed cache. The zero value is not usable:
+// set Cache (see NewFetcher).
+type Fetcher struct {
+	// Cache is the directory of verified files named by their SHA-256 digest.
+	Cache string
+	// Client does the HTTP requests; nil means NewHTTPClient().
+	Client *http.Client
+	// Progress, when set, is told about every download.
+	Progress ProgressFunc
+	// Retries is how many times a transient failure (network error, 5xx, truncated body) is
+	// retried, resuming where it stopped. Negative means none.
+	Retries int
+	// Backoff is the first pause between tries; it doubles each time.
+	Backoff time.Duration
+	// StallTimeout aborts (and retries) a transfer that receives no byte for this long.
+	StallTimeout time.Duration
+}
+
+// NewFetcher returns a Fetcher with harmony's defaults, caching under home.
+func NewFetcher(home string) *Fetcher {
+	return &Fetcher{
+		Cache:        CacheDir(home),
+		Client:       NewHTTPClient(),
+		Retries:      4,
+		Backoff:      500 * time.Millisecond,
+		StallTimeout: 60 * time.Second,
+	}
+}
+
+// NewHTTPClient returns the client every download uses: proxies from the environment
+// (HTTPS_PROXY, NO_PROXY), bounded connect, TLS and header timeouts, and no overall timeout so
+// that large files on slow links still finish (stalls are caught by Fetcher.StallTimeout).
+func NewHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}}
+}
+
+func (f *Fetcher) client() *http.Client {
+	if f.Client != nil {
+		return f.Client
+	}
+	return NewHTTPClient()
+}
+
+// transientError is a failure worth retrying.
+type transientError struct{ err error }
+
+func (t *transientError) Error() string { return t.err.Error() }
+func (t *transientError) Unwrap() error { return t.err }
+
+func transient(err error) error { return &transientError{err} }
+
+// Fetch returns the cached, verified file for a, downloading it first when the cache lacks it.
+// Bytes are hashed while they stream; a file whose digest differs from a.SHA256 is discarded
+// and never reaches the cache. Concurrent fetches of the same artifact, in this process or
+// another, download it once.
+func (f *Fetcher) Fetch(ctx context.Context, a Artifact) (Result, error) {
+	want := strings.ToLower(a.SHA256)
+	if !ValidDigest(want) {
+		return Result{}, fmt.Errorf("fetch %s: pinned digest %q is not a SHA-256 hex digest", a.Name, a.SHA256)
+	}
+	final := filepath.Join(f.Cache, want)
+	if fileExists(final) {
+		return Result{Path: final, Cached: true}, nil
+	}
+	if err := os.MkdirAll(f.Cache, 0o755); err != nil {
+		return Result{}, fmt.Errorf("create cache %q: %w", f.Cache, err)
+	}
+	unlock, err := LockFile(ctx, final+".lock")
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
+	if fileExists(final) { // another fetch finished while we waited for the lock
+		return Result{Path: final, Cached: true}, nil
+	}
+
+	var res Result
+	backoff := f.Backoff
+	restarted := false
+	for attempt := 0; ; attempt++ {
+		n, resumed, err := f.download(ctx, a, want, final)
+		res.Transferred += n
+		if err == nil {
+			res.Path = final
+			return res, nil
+		}
+		if errors.Is(err, ErrChecksumMismatch) && resumed && !restarted {
+			// The kept partial may come from a file that changed on the server: start over once.
+			restarted = true
+			continue
+		}
+		var t *transientError
+		if !errors.As(err, &t) || attempt >= f.Retries || ctx.Err() != nil {
+			return res, f.explain(a, err)
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+func (f *Fetcher) explain(a Artifact, err error) error {
+	mirror := fmt.Sprintf("HARMONY_MIRROR (now %q)", Mirror())
+	switch {
+	case errors.Is(err, ErrChecksumMismatch):
+		return hint.With(err, "check "+mirror+" or retry; if it persists the mirror serves altered files: report it")
+	case errors.Is(err, ErrHTTPStatus):
+		return hint.With(err, "the server does not have this file: check "+mirror+" and the requested version")
+	case errors.Is(err, context.Canceled):
+		return err
+	default:
+		return hint.With(err, "check your network connection and "+mirror+", then retry: the download resumes where it stopped")
+	}
+}
+
+// partialMeta remembers what a .partial file holds, so a resume can tell whether the server
+// still has the same file.
+type partialMeta struct {
+	URL          string `json:"url"`
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"lastModified,omitempty"`
+	Total        int64  `json:"total,omitempty"`
+}
+
+// download makes one attempt. It returns the body bytes received and whether it resumed.
+func (f *Fetcher) download(ctx context.Context, a Artifact, want, final string) (int64, bool, error) {
+	partial, metaPath := final+".partial", final+".partial.json"
+	file, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return 0, false, fmt.Errorf("download %s: %w", a.Name, err)
+	}
+	defer file.Close()
+
+	h := sha256.New()
+	meta := readMeta(metaPath)
+	have, err := f.prefix(file, h, meta, a.URL)
+	if err != nil {
+		return 0, false, fmt.Errorf("download %s: resume: %w", a.Name, err)
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.URL, nil)
+	if err != nil {
+		return 0, false, fmt.Errorf("download %s: %w", a.Name, err)
+	}
+	req.Header.Set("User-Agent", "harmony")
+	if have > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", have))
+		if v := validator(meta); v != "" {
+			req.Header.Set("If-Range", v)
+		}
+	}
+	resp, err := f.client().Do(req)
+	if err != nil {
+		return 0, false, transient(fmt.Errorf("download %s from %q: %w", a.Name, a.URL, err))
+	}
+	defer resp.Body.Close()
+
+	resumed := false
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && have > 0:
+		start, total, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if !ok || start != have || (meta.Total > 0 && total > 0 && total != meta.Total) {
+			if err := restart(file, h); err != nil {
+				return 0, false, err
+			}
+			_ = os.Remove(metaPath)
+			return 0, false, transient(fmt.Errorf("download %s: server answered an unexpected range %q; starting over", a.Name, resp.Header.Get("Content-Range")))
+		}
+		resumed = true
+	case resp.StatusCode == http.StatusOK:
+		if have > 0 { // Range ignored or file changed: start from zero
+			if err := restart(file, h); err != nil {
+				return 0, false, err
+			}
+			have = 0
+		}
+		meta = partialMeta{URL: a.URL, ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified"), Total: resp.ContentLength}
+		if err := writeMeta(metaPath, meta); err != nil {
+			return 0, false, fmt.Errorf("download %s: %w", a.Name, err)
+		}
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
+		if err := restart(file, h); err != nil {
+			return 0, false, err
+		}
+		_ = os.Remove(metaPath)
+		return 0, false, transient(fmt.Errorf("download %s: server refused to resume; starting over", a.Name))
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
+		return 0, false, transient(fmt.Errorf("download %s from %q: HTTP %s", a.Name, a.URL, resp.Status))
+	default:
+		return 0, false, fmt.Errorf("download %s from %q: HTTP %s: %w", a.Name, a.URL, resp.Status, ErrHTTPStatus)
+	}
+
+	total := int64(-1)
+	if resp.ContentLength >= 0 {
+		total = have + resp.ContentLength
+	}
+	var sink io.Writer = io.Discard
+	if f.Progress != nil {
+		bar := f.Progress(a.Name, total, have)
+		defer bar.Finish()
+		sink = bar
+	}
+	body := newStallReader(resp.Body, f.StallTimeout, cancel)
+	n, err := io.Copy(io.MultiWriter(file, h, sink), body)
+	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
+			err = cause
+		}
+		return n, resumed, transient(fmt.Errorf("download %s: interrupted after %d bytes: %w", a.Name, have+n, err))
+	}
+	if resp.ContentLength >= 0 && n != resp.ContentLength {
+		return n, resumed, transient(fmt.Errorf("download %s: truncated: got %d of %d bytes", a.Name, have+n, total))
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if got != want {
+		file.Close()
+		_ = os.Remove(partial)
+		_ = os.Remove(metaPath)
+		return n, resumed, fmt.Errorf("%w for %s: expected %s, got %s; the file was discarded", ErrChecksumMismatch, a.Name, want, got)
+	}
+	if err := file.Sync(); err != nil {
+		return n, resumed, fmt.Errorf("download %s: sync: %w", a.Name, err)
+	}
+	if err := file.Close(); err != nil {
+		return n, resumed, fmt.Errorf("download %s: close: %w", a.Name, err)
+	}
+	if err := os.Rename(partial, final); err != nil {
+		return n, resumed, fmt.Errorf("download %s: place in cache: %w", a.Name, err)
+	}
+	_ = os.Remove(metaPath)
+	syncDir(filepath.Dir(final))
+	return n, resumed, nil
+}
+
+// prefix hashes the bytes a previous attempt left in file and positions it at their end. It
+// empties the file when they cannot be trusted to belong to url.
+func (f *Fetcher) prefix(file *os.File, h hash.Hash, meta partialMeta, url string) (int64, error) {
+	st, err := file.Stat()
+	if err != nil {
+		return 0, err
+	}
+	have := st.Size()
+	if have > 0 && (meta.URL != url || validator(meta) == "" || (meta.Total > 0 && have >= meta.Total)) {
+		return 0, restart(file, h)
+	}
+	if have == 0 {
+		return 0, nil
+	}
+	if _, err := io.Copy(h, io.NewSectionReader(file, 0, have)); err != nil {
+		return 0, err
+	}
+	_, err = file.Seek(have, io.SeekStart)
+	return have, err
+}
+
+func restart(file *os.File, h hash.Hash) error {
+	h.Reset()
+	if err := file.Truncate(0); err != nil {
+		return err
+	}
+	_, err := file.Seek(0, io.SeekStart)
+	return err
+}
+
+// validator returns the If-Range value that proves the server still has the same file: a
+// strong ETag, else Last-Modified.
+func validator(m partialMeta) string {
+	if m.ETag != "" && !strings.HasPrefix(m.ETag, "W/") {
+		return m.ETag
+	}
+	return m.LastModified
+}
+
+func readMeta(path string) partialMeta {
+	var m partialMeta
+	if b, err := os.ReadFile(path); err == nil {
+		_ = json.Unmarshal(b, &m)
+	}
+	return m
+}
+
+func writeMeta(path string, m partialMeta) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// parseContentRange parses "bytes START-END/TOTAL" (TOTAL may be "*", returned as -1).
+func parseContentRange(v string) (start, total int64, ok bool) {
+	rest, found := strings.CutPrefix(v, "bytes ")
+	if !found {
+		return 0, 0, false
+	}
+	rng, tot, found := strings.Cut(rest, "/")
+	if !found {
+		return 0, 0, false
+	}
+	s, _, found := strings.Cut(rng, "-")
+	if !found {
+		return 0, 0, false
+	}
+	start, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, 0, false
+	}
+	total = -1
+	if tot != "*" {
+		if total, err = strconv.ParseInt(tot, 10, 64); err != nil {
+			return 0, 0, false
+		}
+	}
+	return start, total, true
+}
+
+var errStalled = errors.New("no data received for too long (stalled transfer)")
+
+// stallReader cancels the request when no byte arrives for timeout.
+type stallReader struct {
+	r     io.Reader
+	timer *time.Timer
+	d     time.Duration
+}
+
+func newStallReader(r io.Reader, d time.Duration, cancel context.CancelCauseFunc) io.Reader {
+	if d <= 0 {
+		return r
+	}
+	return &stallReader{r: r, d: d, timer: time.AfterFunc(d, func() { cancel(errStalled) })}
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.timer.Reset(s.d)
+	}
+	if err != nil {
+		s.timer.Stop()
+	}
+	return n, err
+}
+
+// Get downloads a small file (a checksum list, a signature, a manifest) of at most max bytes,
+// retrying transient failures. It is not cached: callers verify what it returns.
+func (f *Fetcher) Get(ctx context.Context, url string, max int64) ([]byte, error) {
+	backoff := f.Backoff
+	for attempt := 0; ; attempt++ {
+		b, err := f.get(ctx, url, max)
+		if err == nil {
+			return b, nil
+		}
+		var t *transientError
+		if !errors.As(err, &t) || attempt >= f.Retries || ctx.Err() != nil {
+			return nil, f.explain(Artifact{Name: url}, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+}
+
+func (f *Fetcher) get(ctx context.Context, url string, max int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("get %q: %w", url, err)
+	}
+	req.Header.Set("User-Agent", "harmony")
+	resp, err := f.client().Do(req)
+	if err != nil {
+		return nil, transient(fmt.Errorf("get %q: %w", url, err))
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+		return nil, transient(fmt.Errorf("get %q: HTTP %s", url, resp.Status))
+	default:
+		return nil, fmt.Errorf("get %q: HTTP %s: %w", url, resp.Status, ErrHTTPStatus)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return nil, transient(fmt.Errorf("get %q: %w", url, err))
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("get %q: larger than %d bytes", url, max)
+	}
+	if resp.ContentLength >= 0 && int64(len(b)) != resp.ContentLength {
+		return nil, transient(fmt.Errorf("get %q: truncated: got %d of %d bytes", url, len(b), resp.ContentLength))
+	}
+	return b, nil
+}
+
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular()
+}

@@ -1,0 +1,341 @@
+package installer_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/NationTech/harmony-agent/installer"
+	"github.com/NationTech/harmony-agent/internal/releasetest"
+)
+
+const (
+	repo = "k3s-io/k3s"
+	tag  = "v1.36.4+k3s1"
+)
+
+func randomBytes(t testing.TB, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newFetcher(t testing.TB) *installer.Fetcher {
+	f := installer.NewFetcher(t.TempDir())
+	f.Backoff = time.Millisecond
+	f.Retries = 3
+	return f
+}
+
+func artifact(srv *releasetest.Server, asset string, data []byte) installer.Artifact {
+	return installer.Artifact{
+		Name:   "k3s " + tag + " (linux/amd64)",
+		URL:    srv.URL + "/" + releasetest.Path(repo, tag, asset),
+		SHA256: releasetest.Digest(data),
+	}
+}
+
+func mustContent(t *testing.T, path string, want []byte) {
+	t.Helper()
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: content differs (%d bytes, want %d)", path, len(got), len(want))
+	}
+}
+
+// cacheEntries lists what the cache directory holds besides lock files.
+func cacheEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".lock") {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+func TestFetchVerifiesCachesAndDownloadsOnce(t *testing.T) {
+	t.Parallel()
+	srv := releasetest.New(t)
+	data := randomBytes(t, 200<<10)
+	srv.Add(repo, tag, "k3s", data)
+	f := newFetcher(t)
+	a := artifact(srv, "k3s", data)
+
+	res, err := f.Fetch(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Cached || res.Transferred != int64(len(data)) {
+		t.Fatalf("first fetch: cached=%v transferred=%d, want a full download", res.Cached, res.Transferred)
+	}
+	if res.Path != filepath.Join(f.Cache, a.SHA256) {
+		t.Fatalf("path %q is not content-addressed", res.Path)
+	}
+	mustContent(t, res.Path, data)
+
+	again, err := f.Fetch(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Cached || again.Transferred != 0 || srv.Hits(repo, tag, "k3s") != 1 {
+		t.Fatalf("second fetch: cached=%v transferred=%d hits=%d, want no download", again.Cached, again.Transferred, srv.Hits(repo, tag, "k3s"))
+	}
+}
+
+func TestFetchResumesOnlyTheMissingBytes(t *testing.T) {
+	t.Parallel()
+	srv := releasetest.New(t)
+	data := randomBytes(t, 1<<20)
+	srv.Add(repo, tag, "k3s", data)
+	const cut = 300_000
+	srv.SetFault(repo, tag, "k3s", releasetest.Fault{CutAfter: cut, Times: 1})
+
+	home := t.TempDir()
+	a := artifact(srv, "k3s", data)
+	// A first harmony process gives up after the connection drops ...
+	first := installer.NewFetcher(home)
+	first.Retries = -1
+	if _, err := first.Fetch(context.Background(), a); err == nil {
+		t.Fatal("fetch over a dropped connection succeeded")
+	}
+	if got := cacheEntries(t, first.Cache); len(got) != 2 { // <digest>.partial and its .json
+		t.Fatalf("after the drop the cache holds %v, want the partial file and its metadata", got)
+	}
+	// ... and the next one resumes where it stopped.
+	second := installer.NewFetcher(home)
+	res, err := second.Fetch(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustContent(t, res.Path, data)
+	if served := srv.Served(repo, tag, "k3s"); served != int64(len(data)) {
+		t.Fatalf("server sent %d bytes in all, want exactly %d (resume must not re-send)", served, len(data))
+	}
+	ranges := srv.Ranges(repo, tag, "k3s")
+	if len(ranges) != 2 || ranges[0] != "" || !strings.HasPrefix(ranges[1], "bytes=") || ranges[1] == "bytes=0-" {
+		t.Fatalf("Range headers %q, want none then a resume", ranges)
+	}
+	if res.Transferred <= 0 || res.Transferred >= int64(len(data)) {
+		t.Fatalf("second fetch transferred %d bytes, want less than the whole %d", res.Transferred, len(data))
+	}
+}
+
+func TestFetchRetriesWithinOneCall(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		fault      releasetest.Fault
+		wantHits   int
+		wantServed func(size int64) bool
+	}{
+		{"5xx then success", releasetest.Fault{Status: 503, Times: 2}, 3, func(n int64) bool { return n == 512<<10 }},
+		{"dropped connection resumes", releasetest.Fault{CutAfter: 100_000, Times: 1}, 2, func(n int64) bool { return n == 512<<10 }},
+		// cut, then a Range request answered in full (and cut again), then a resume that completes
+		{"server ignores Range restarts", releasetest.Fault{CutAfter: 100_000, IgnoreRange: true, Times: 2}, 3, func(n int64) bool { return n > 512<<10 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := releasetest.New(t)
+			data := randomBytes(t, 512<<10)
+			srv.Add(repo, tag, "k3s", data)
+			srv.SetFault(repo, tag, "k3s", tt.fault)
+			f := newFetcher(t)
+			a := artifact(srv, "k3s", data)
+			res, err := f.Fetch(context.Background(), a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustContent(t, res.Path, data)
+			if hits := srv.Hits(repo, tag, "k3s"); hits != tt.wantHits {
+				t.Fatalf("hits = %d, want %d", hits, tt.wantHits)
+			}
+			if served := srv.Served(repo, tag, "k3s"); !tt.wantServed(served) {
+				t.Fatalf("served %d bytes: unexpected", served)
+			}
+		})
+	}
+}
+
+func TestFetchRestartsWhenTheFileChanged(t *testing.T) {
+	t.Parallel()
+	srv := releasetest.New(t)
+	old := randomBytes(t, 400<<10)
+	srv.Add(repo, tag, "k3s", old)
+	srv.Truncate(repo, tag, "k3s", 150_000)
+	home := t.TempDir()
+	first := installer.NewFetcher(home)
+	first.Retries = -1
+	newer := randomBytes(t, 400<<10)
+	a := artifact(srv, "k3s", newer) // pinned to the new content
+	if _, err := first.Fetch(context.Background(), a); err == nil {
+		t.Fatal("truncated fetch succeeded")
+	}
+	srv.Replace(repo, tag, "k3s", newer)
+	srv.Reset(repo, tag, "k3s")
+	res, err := installer.NewFetcher(home).Fetch(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustContent(t, res.Path, newer)
+}
+
+func TestFetchFailuresInstallNothing(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		setup   func(srv *releasetest.Server, f *installer.Fetcher, a *installer.Artifact)
+		wantErr error
+		wantMsg string
+	}{
+		{
+			name:    "wrong bytes",
+			setup:   func(srv *releasetest.Server, _ *installer.Fetcher, _ *installer.Artifact) { srv.Corrupt(repo, tag, "k3s") },
+			wantErr: installer.ErrChecksumMismatch,
+			wantMsg: "the file was discarded",
+		},
+		{
+			name:    "missing file",
+			setup:   func(srv *releasetest.Server, _ *installer.Fetcher, _ *installer.Artifact) { srv.Remove(repo, tag, "k3s") },
+			wantErr: installer.ErrHTTPStatus,
+			wantMsg: "404",
+		},
+		{
+			name:    "always truncated",
+			setup:   func(srv *releasetest.Server, _ *installer.Fetcher, _ *installer.Artifact) { srv.Truncate(repo, tag, "k3s", 1000) },
+			wantMsg: "interrupted",
+		},
+		{
+			name: "stalled server",
+			setup: func(srv *releasetest.Server, f *installer.Fetcher, _ *installer.Artifact) {
+				srv.SetFault(repo, tag, "k3s", releasetest.Fault{Delay: 300 * time.Millisecond})
+				f.StallTimeout = 50 * time.Millisecond
+				f.Retries = 0
+			},
+			wantMsg: "stalled",
+		},
+		{
+			name: "unreachable mirror",
+			setup: func(srv *releasetest.Server, f *installer.Fetcher, a *installer.Artifact) {
+				a.URL = "http://127.0.0.1:1/" + releasetest.Path(repo, tag, "k3s")
+				f.Retries = 1
+			},
+			wantMsg: "connect",
+		},
+		{
+			name:    "malformed pinned digest",
+			setup:   func(_ *releasetest.Server, _ *installer.Fetcher, a *installer.Artifact) { a.SHA256 = "abc" },
+			wantMsg: "not a SHA-256",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := releasetest.New(t)
+			data := randomBytes(t, 128<<10)
+			srv.Add(repo, tag, "k3s", data)
+			f := newFetcher(t)
+			a := artifact(srv, "k3s", data)
+			tt.setup(srv, f, &a)
+
+			// The previous working install must survive the failed update.
+			dst := filepath.Join(t.TempDir(), "bin", "k3s")
+			previous := []byte("previous k3s")
+			if err := installer.WriteFileAtomic(dst, bytes.NewReader(previous), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			res, err := f.Fetch(context.Background(), a)
+			if err == nil {
+				err = installer.InstallFile(res.Path, dst, 0o755)
+				t.Fatalf("fetch succeeded (err after install: %v)", err)
+			}
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Fatalf("error %v, want %v", err, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Fatalf("error %q does not say %q", err, tt.wantMsg)
+			}
+			if _, statErr := os.Stat(filepath.Join(f.Cache, releasetest.Digest(data))); !os.IsNotExist(statErr) {
+				t.Fatalf("a verified cache entry exists after a failure (%v)", statErr)
+			}
+			if errors.Is(err, installer.ErrChecksumMismatch) && len(cacheEntries(t, f.Cache)) != 0 {
+				t.Fatalf("bad bytes were kept: %v", cacheEntries(t, f.Cache))
+			}
+			mustContent(t, dst, previous)
+		})
+	}
+}
+
+func TestConcurrentFetchesDownloadOnce(t *testing.T) {
+	t.Parallel()
+	srv := releasetest.New(t)
+	data := randomBytes(t, 256<<10)
+	srv.Add(repo, tag, "k3s", data)
+	srv.SetFault(repo, tag, "k3s", releasetest.Fault{Delay: 5 * time.Millisecond})
+	home := t.TempDir()
+	a := artifact(srv, "k3s", data)
+
+	var wg sync.WaitGroup
+	results := make([]installer.Result, 4)
+	errs := make([]error, 4)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = installer.NewFetcher(home).Fetch(context.Background(), a) // separate fetchers, as separate processes
+		}()
+	}
+	wg.Wait()
+	downloads := 0
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("fetch %d: %v", i, err)
+		}
+		mustContent(t, results[i].Path, data)
+		if !results[i].Cached {
+			downloads++
+		}
+	}
+	if downloads != 1 || srv.Hits(repo, tag, "k3s") != 1 {
+		t.Fatalf("%d fetches downloaded, server hit %d times; want one download", downloads, srv.Hits(repo, tag, "k3s"))
+	}
+}
+
+func TestGetSmallFiles(t *testing.T) {
+	t.Parallel()
+	srv := releasetest.New(t)
+	srv.Add(repo, tag, "checksums.txt", []byte("x"))
+	srv.SetFault(repo, tag, "checksums.txt", releasetest.Fault{Status: 502, Times: 1})
+	f := newFetcher(t)
+	b, err := f.Get(context.Background(), srv.URL+"/"+releasetest.Path(repo, tag, "checksums.txt"), 1024)
+	if err != nil || string(b) != "x" {
+		t.Fatalf("Get = %q, %v", b, err)
+	}
+	if _, err := f.Get(context.Background(), srv.URL+"/nope", 1024); !errors.Is(err, installer.ErrHTTPStatus) {
+		t.Fatalf("Get of a missing file: %v, want ErrHTTPStatus", err)
+	}
+	srv.SetLatest(repo, tag)
+	b, err = f.Get(context.Background(), installer.ReleaseURL(srv.URL, repo, "latest", "checksums.txt"), 1024)
+	if err != nil || string(b) != "x" {
+		t.Fatalf("Get through latest = %q, %v", b, err)
+	}
+}

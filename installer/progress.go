@@ -1,0 +1,103 @@
+package installer
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+)
+
+// Bar receives the bytes of one transfer as they arrive.
+type Bar interface {
+	io.Writer
+	Finish()
+}
+
+// ProgressFunc starts a Bar for a transfer of total bytes (-1 when unknown), of which done
+// bytes are already there (a resume).
+type ProgressFunc func(label string, total, done int64) Bar
+
+// NewProgress picks how transfers are shown on w: a progress bar on a terminal, a plain line
+// every few seconds otherwise (CI logs stay readable), nothing when quiet.
+func NewProgress(w io.Writer, quiet bool) ProgressFunc {
+	if quiet {
+		return nil
+	}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return func(label string, total, done int64) Bar {
+			bar := progressbar.NewOptions64(total,
+				progressbar.OptionSetWriter(w),
+				progressbar.OptionSetDescription(label),
+				progressbar.OptionShowBytes(true),
+				progressbar.OptionSetWidth(30),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionShowCount(),
+				progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+				progressbar.OptionEnableColorCodes(os.Getenv("NO_COLOR") == ""),
+				progressbar.OptionFullWidth(),
+			)
+			_ = bar.Set64(done)
+			return barAdapter{bar}
+		}
+	}
+	return func(label string, total, done int64) Bar {
+		return &lineBar{w: w, label: label, total: total, done: done, every: 5 * time.Second, last: time.Now()}
+	}
+}
+
+type barAdapter struct{ *progressbar.ProgressBar }
+
+func (b barAdapter) Finish() { _ = b.ProgressBar.Finish() }
+
+// lineBar prints "label: 12.0 MiB of 70.0 MiB (17%)" at most every few seconds, and once at the end.
+type lineBar struct {
+	mu    sync.Mutex
+	w     io.Writer
+	label string
+	total int64
+	done  int64
+	every time.Duration
+	last  time.Time
+}
+
+func (l *lineBar) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.done += int64(len(p))
+	if time.Since(l.last) >= l.every {
+		l.last = time.Now()
+		l.print("")
+	}
+	return len(p), nil
+}
+
+func (l *lineBar) Finish() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.print(" done")
+}
+
+func (l *lineBar) print(suffix string) {
+	if l.total > 0 {
+		fmt.Fprintf(l.w, "%s: %s of %s (%d%%)%s\n", l.label, humanBytes(l.done), humanBytes(l.total), l.done*100/l.total, suffix)
+		return
+	}
+	fmt.Fprintf(l.w, "%s: %s%s\n", l.label, humanBytes(l.done), suffix)
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

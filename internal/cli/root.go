@@ -1,0 +1,128 @@
+// Package cli is harmony's command tree: one file per command, each an options struct filled by
+// flags and a run function that only calls library code. Only Main turns errors into exit codes
+// and prints them.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// globalOptions are the flags every command shares.
+type globalOptions struct {
+	Quiet  bool
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// usageError marks a mistake in how harmony was called (exit code 2).
+type usageError struct{ err error }
+
+func (u *usageError) Error() string { return u.err.Error() }
+func (u *usageError) Unwrap() error { return u.err }
+
+func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return &usageError{err}
+		}
+		return nil
+	}
+}
+
+// errNotImplemented is what a command returns until its issue lands; it never pretends to work.
+var errNotImplemented = errors.New("not implemented yet")
+
+func notImplemented(what string) error {
+	return hint.With(fmt.Errorf("%s: %w", what, errNotImplemented),
+		"this command arrives in a later harmony release; run 'harmony --help' for what works today")
+}
+
+// Main runs harmony with os.Args and returns the process exit code.
+func Main() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
+
+// Run runs harmony with the given arguments and streams and returns the exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globalOptions{Stdout: stdout, Stderr: stderr}
+	root := newRootCmd(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "harmony: error: %v\n", err)
+	for _, h := range hint.Of(err) {
+		fmt.Fprintf(stderr, "harmony: hint: %s\n", h)
+	}
+	var u *usageError
+	if errors.As(err, &u) {
+		fmt.Fprintf(stderr, "harmony: hint: run '%s --help' for usage\n", commandPath(root, args))
+		return exitUsage
+	}
+	return exitFailure
+}
+
+func commandPath(root *cobra.Command, args []string) string {
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd == nil {
+		return root.Name()
+	}
+	return cmd.CommandPath()
+}
+
+func newRootCmd(g *globalOptions) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "harmony",
+		Short: "Run any repository's Kubernetes manifests on a local runtime",
+		Long: `harmony installs a lightweight, pinned Kubernetes (k3s) by itself and runs a
+repository's manifests on it: clone a repo, run 'harmony launch', and the project runs.`,
+		Args:          usageArgs(cobra.NoArgs),
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmd.Help()
+		},
+	}
+	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "print nothing but errors")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.AddCommand(
+		newVersionCmd(g),
+		newBootstrapCmd(g),
+		newRuntimeCmd(g),
+		newKubeconfigCmd(g),
+		newLaunchCmd(g),
+		newDownCmd(g),
+		newStatusCmd(g),
+	)
+	return root
+}
+
+// out is where a command writes its normal output: nowhere under --quiet.
+func (g *globalOptions) out() io.Writer {
+	if g.Quiet {
+		return io.Discard
+	}
+	return g.Stdout
+}

@@ -1,0 +1,40 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/NationTech/harmony-agent/internal/buildinfo"
+)
+
+type versionOptions struct {
+	JSON bool
+}
+
+func newVersionCmd(g *globalOptions) *cobra.Command {
+	opts := &versionOptions{}
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print harmony's version, commit, build date, Go version and platform",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(_ *cobra.Command, _ []string) error {
+			return versionRun(g, opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func versionRun(g *globalOptions, opts *versionOptions) error {
+	info := buildinfo.Get()
+	if opts.JSON {
+		enc := json.NewEncoder(g.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(info)
+	}
+	_, err := fmt.Fprintf(g.out(), "harmony %s\n  commit:   %s\n  built:    %s\n  go:       %s\n  platform: %s/%s\n",
+		info.Version, info.Commit, info.Date, info.GoVersion, info.OS, info.Arch)
+	return err
+}
