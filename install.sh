@@ -214,11 +214,8 @@ main() {
 
 	say "fetching checksums.txt for $tag from $MIRROR"
 	if ! fetch "$(release_url "$tag" checksums.txt)" "$TMP_DIR/checksums.txt"; then
-		if [ "$tag" = latest ]; then
-			fail "cannot download the latest release's checksums.txt from $MIRROR" "check your network and HARMONY_MIRROR"
-		fi
-		fail "cannot download release $tag from $MIRROR (unknown version or unreachable mirror)" \
-			"check the version exists and that HARMONY_MIRROR ($MIRROR) is reachable"
+		fail "cannot download release $tag from $MIRROR (unreachable mirror or unknown version)" \
+			"check that the version exists and that HARMONY_MIRROR ($MIRROR) is reachable"
 	fi
 	verify_signature "$TMP_DIR/checksums.txt" "$tag"
 	archive=$(archive_name "$TMP_DIR/checksums.txt" "$os" "$arch")
