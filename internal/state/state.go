@@ -1,0 +1,64 @@
+// Package state keeps harmony's per-user state file ($HARMONY_HOME/state.json): the highest
+// runtime-manifest serial seen (so a replayed old manifest cannot roll users back) and when
+// updates were last checked. Every change happens under the HARMONY_HOME lock and is written
+// atomically.
+package state
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/NationTech/harmony-agent/installer"
+)
+
+// State is state.json.
+type State struct {
+	HighestManifestSerial int64     `json:"highestManifestSerial"`
+	LastUpdateCheck       time.Time `json:"lastUpdateCheck,omitzero"`
+}
+
+func path(home string) string { return filepath.Join(home, "state.json") }
+
+// Load reads the state; a missing file is the zero State.
+func Load(home string) (State, error) {
+	var s State
+	b, err := os.ReadFile(path(home))
+	if errors.Is(err, os.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("read state: %w", err)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("read state %q: %w (delete it to start afresh)", path(home), err)
+	}
+	return s, nil
+}
+
+// Update applies fn to the state under the HARMONY_HOME lock and saves the result atomically.
+// When fn fails nothing is written.
+func Update(ctx context.Context, home string, fn func(*State) error) error {
+	unlock, err := installer.LockHome(ctx, home)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	s, err := Load(home)
+	if err != nil {
+		return err
+	}
+	if err := fn(&s); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return installer.WriteFileAtomic(path(home), bytes.NewReader(append(b, '\n')), 0o644)
+}

@@ -1,0 +1,228 @@
+package manifests_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/NationTech/harmony-agent/installer"
+	"github.com/NationTech/harmony-agent/internal/releasetest"
+	"github.com/NationTech/harmony-agent/internal/state"
+	"github.com/NationTech/harmony-agent/manifests"
+)
+
+func v(tag string) manifests.Version { return manifests.MustParseVersion(tag) }
+
+func TestVersionOrdering(t *testing.T) {
+	t.Parallel()
+	ordered := []string{"v1.35.9+k3s3", "v1.36.4-rc1+k3s1", "v1.36.4-rc2+k3s1", "v1.36.4+k3s1", "v1.36.4+k3s2", "v1.36.4+k3s10", "v1.36.5+k3s1", "v1.37.0+k3s1"}
+	for i := range ordered {
+		for j := range ordered {
+			want := 0
+			if i < j {
+				want = -1
+			} else if i > j {
+				want = 1
+			}
+			if got := v(ordered[i]).Compare(v(ordered[j])); got != want {
+				t.Errorf("Compare(%s, %s) = %d, want %d", ordered[i], ordered[j], got, want)
+			}
+		}
+	}
+	if got := v("v1.36.4+k3s1").ImageTag(); got != "v1.36.4-k3s1" {
+		t.Errorf("ImageTag = %q", got)
+	}
+	for _, bad := range []string{"", "1.36.4+k3s1", "v1.36.4", "v1.36+k3s1", "v1.36.4+k3s", "v1.36.4+k3s0", "v1.36.4+k3s01", "v1.36.4+rke2r1", "latest", "v01.36.4+k3s1"} {
+		if _, err := manifests.ParseVersion(bad); !errors.Is(err, manifests.ErrBadVersion) {
+			t.Errorf("ParseVersion(%q) = %v, want ErrBadVersion", bad, err)
+		}
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		from, to string
+		policy   manifests.Policy
+		want     error
+	}{
+		{"v1.36.2+k3s1", "v1.36.4+k3s1", manifests.Policy{}, nil},
+		{"v1.36.4+k3s1", "v1.36.4+k3s2", manifests.Policy{}, nil},
+		{"v1.36.4+k3s1", "v1.36.4+k3s1", manifests.Policy{}, nil},
+		{"v1.36.4+k3s1", "v1.37.0+k3s1", manifests.Policy{}, manifests.ErrMinorUpgrade},
+		{"v1.36.4+k3s1", "v1.37.0+k3s1", manifests.Policy{AllowMinor: true}, nil},
+		{"v1.36.4+k3s1", "v1.38.0+k3s1", manifests.Policy{AllowMinor: true}, manifests.ErrMinorSkip},
+		{"v1.36.4+k3s1", "v2.0.0+k3s1", manifests.Policy{AllowMinor: true}, manifests.ErrMinorSkip},
+		{"v1.36.4+k3s2", "v1.36.4+k3s1", manifests.Policy{}, manifests.ErrDowngrade},
+		{"v1.36.4+k3s1", "v1.36.3+k3s1", manifests.Policy{}, manifests.ErrDowngrade},
+		{"v1.36.4+k3s1", "v1.36.3+k3s1", manifests.Policy{AllowDowngrade: true}, nil},
+	}
+	for _, tt := range tests {
+		err := tt.policy.Check(v(tt.from), v(tt.to))
+		if (tt.want == nil) != (err == nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
+			t.Errorf("%s → %s with %+v: %v, want %v", tt.from, tt.to, tt.policy, err, tt.want)
+		}
+	}
+}
+
+func TestEmbeddedManifest(t *testing.T) {
+	t.Parallel()
+	m, err := manifests.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.K3s.Default.String() != "v1.36.4+k3s1" || m.K3d.Version != "v5.9.0" {
+		t.Fatalf("default k3s %s, k3d %s", m.K3s.Default, m.K3d.Version)
+	}
+	if got := strings.Join(m.Versions(), " "); got != "v1.36.4+k3s1 v1.36.3+k3s1 v1.36.2+k3s1" {
+		t.Fatalf("versions %s", got)
+	}
+	// The committed file is the canonical rendering, so scripts/pin-runtime's output diffs cleanly.
+	out, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, manifests.Embedded()) {
+		t.Fatal("runtimes.yaml is not in canonical form: regenerate it with scripts/pin-runtime")
+	}
+	rel := m.DefaultRelease()
+	a, err := rel.Binary("https://mirror.example", "linux/amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.SHA256 != "835873f37245fc615f547a2fe2af9402a347875f13fa64a1f136de644955ea3f" ||
+		a.URL != "https://mirror.example/k3s-io/k3s/releases/download/v1.36.4+k3s1/k3s" {
+		t.Fatalf("artifact %+v", a)
+	}
+	if img, err := rel.Image.Pinned(); err != nil || img != "rancher/k3s:v1.36.4-k3s1@sha256:edad48e12bf81c3a09ac1c05c0c0ffaaa22145980b989d6fae84543a76b83657" {
+		t.Fatalf("image %q, %v", img, err)
+	}
+	// Unknown digests refuse, never fall back to unverified bytes.
+	if _, err := rel.Binary("m", "linux/arm"); !errors.Is(err, manifests.ErrDigestUnknown) {
+		t.Fatalf("armhf: %v, want ErrDigestUnknown", err)
+	}
+	old, _ := m.Release("v1.36.2+k3s1")
+	if _, err := old.AirgapImages("m", "linux/amd64"); !errors.Is(err, manifests.ErrDigestUnknown) {
+		t.Fatalf("unknown air-gap bundle: %v", err)
+	}
+	if _, err := rel.Binary("m", "darwin/arm64"); !errors.Is(err, manifests.ErrUnsupportedPlatform) {
+		t.Fatalf("k3s on darwin: %v", err)
+	}
+	if _, err := m.K3d.Binary("m", "darwin/arm64"); err != nil {
+		t.Fatal(err)
+	}
+	if ups := m.Upgrades(v("v1.36.2+k3s1"), manifests.Policy{}); len(ups) != 2 || ups[0].Version.String() != "v1.36.4+k3s1" {
+		t.Fatalf("upgrades from v1.36.2: %v", ups)
+	}
+	if _, err := m.Release("v1.36.9+k3s1"); !errors.Is(err, manifests.ErrNotPinned) {
+		t.Fatalf("unpinned release: %v", err)
+	}
+}
+
+func TestValidationNamesTheField(t *testing.T) {
+	t.Parallel()
+	good := string(manifests.Embedded())
+	tests := []struct {
+		name, old, new, want string
+	}{
+		{"unknown platform", "linux/arm: {name: k3s-armhf", "linux/s390x: {name: k3s-s390x", `unknown platform "linux/s390x"`},
+		{"missing asset", "      linux/arm64: {name: k3s-arm64, sha256: c920706346d5ad4e5cd3c7bf1bb09ce71ebe07fec829e513e40f1caf98aed8bb}\n", "", `k3s.releases[0].assets: missing platform "linux/arm64"`},
+		{"malformed digest", "835873f37245fc615f547a2fe2af9402a347875f13fa64a1f136de644955ea3f", "835873f3", `k3s.releases[0].assets["linux/amd64"].sha256`},
+		{"duplicate version", "version: v1.36.2+k3s1", "version: v1.36.3+k3s1", "duplicate version v1.36.3+k3s1"},
+		{"bad tag", "version: v1.36.2+k3s1", "version: v1.36.2", "k3s revision"},
+		{"default not pinned", "default: v1.36.4+k3s1", "default: v1.36.9+k3s1", "k3s.default: v1.36.9+k3s1 is not one of k3s.releases"},
+		{"placeholder digest", "sha256: 06d8f25bc3a971c4eb29e0ff08429b180402db0f4dec838c9eac427e296800a0", "unknown: \"\"", `k3d.assets["linux/amd64"]: needs sha256 or an explicit unknown`},
+		{"unknown field", "serial: 1", "serial: 1\nchannel: latest", "unknown field"},
+		{"image mismatch", "ref: rancher/k3s:v1.36.4-k3s1", "ref: rancher/k3s:latest", "k3s.releases[0].image.ref"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if !strings.Contains(good, tt.old) {
+				t.Fatalf("test is stale: %q not in runtimes.yaml", tt.old)
+			}
+			_, err := manifests.Parse([]byte(strings.Replace(good, tt.old, tt.new, 1)))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// withSerial returns the embedded manifest with another serial.
+func withSerial(t *testing.T, serial string) []byte {
+	return []byte(strings.Replace(string(manifests.Embedded()), "serial: 1\n", "serial: "+serial+"\n", 1))
+}
+
+func TestTrustAcceptsOnlySignedNewerManifests(t *testing.T) {
+	t.Parallel()
+	key, stranger := releasetest.NewKey(t), releasetest.NewKey(t)
+	verifier, err := installer.NewVerifier([]string{key.Public})
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	trust := manifests.Trust{Home: home, Verifier: verifier}
+	ctx := context.Background()
+
+	m5 := withSerial(t, "5")
+	if m, err := trust.Accept(ctx, m5, key.Sign(m5)); err != nil || m.Serial != 5 {
+		t.Fatalf("accept serial 5: %v", err)
+	}
+	m3 := withSerial(t, "3")
+	tests := []struct {
+		name    string
+		data    []byte
+		sig     []byte
+		wantErr error
+	}{
+		{"replayed older serial", m3, key.Sign(m3), manifests.ErrRollback},
+		{"bad signature", withSerial(t, "6"), key.Sign(m5), installer.ErrBadSignature},
+		{"untrusted key", withSerial(t, "7"), stranger.Sign(withSerial(t, "7")), installer.ErrBadSignature},
+		{"missing signature", withSerial(t, "8"), nil, installer.ErrBadSignature},
+	}
+	for _, tt := range tests {
+		if _, err := trust.Accept(ctx, tt.data, tt.sig); !errors.Is(err, tt.wantErr) {
+			t.Errorf("%s: %v, want %v", tt.name, err, tt.wantErr)
+		}
+		if st, _ := state.Load(home); st.HighestManifestSerial != 5 {
+			t.Errorf("%s: highest serial became %d", tt.name, st.HighestManifestSerial)
+		}
+	}
+	cur, err := trust.Current()
+	if err != nil || cur.Serial != 5 {
+		t.Fatalf("current manifest serial %v, %v; want the accepted 5", cur, err)
+	}
+	// A tampered stored copy is ignored, falling back to the embedded manifest.
+	if err := os.WriteFile(filepath.Join(home, manifests.RemoteName), withSerial(t, "9"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := trust.Current(); cur.Serial != 1 {
+		t.Fatalf("a tampered stored manifest was used (serial %d)", cur.Serial)
+	}
+}
+
+func TestTrustFetchOverHTTP(t *testing.T) {
+	t.Parallel()
+	key := releasetest.NewKey(t)
+	verifier, _ := installer.NewVerifier([]string{key.Public})
+	srv := releasetest.New(t)
+	data := withSerial(t, "2")
+	srv.Add(installer.ReleaseRepo, "v1.0.0", manifests.RemoteName, data)
+	srv.Add(installer.ReleaseRepo, "v1.0.0", manifests.RemoteSignature, key.Sign(data))
+	srv.SetLatest(installer.ReleaseRepo, "v1.0.0")
+	f := installer.NewFetcher(t.TempDir())
+	trust := manifests.Trust{Home: t.TempDir(), Verifier: verifier}
+	m, err := trust.Fetch(context.Background(), f, srv.URL)
+	if err != nil || m.Serial != 2 {
+		t.Fatalf("fetch: %v", err)
+	}
+	srv.Corrupt(installer.ReleaseRepo, "v1.0.0", manifests.RemoteName)
+	if _, err := trust.Fetch(context.Background(), f, srv.URL); !errors.Is(err, installer.ErrBadSignature) {
+		t.Fatalf("tampered manifest: %v", err)
+	}
+}
