@@ -21,11 +21,3 @@ func newRuntimeCmd(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-func newRuntimeVersionsCmd(_ *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "versions",
-		Short: "List the pinned runtime versions and the allowed upgrades",
-		Args:  usageArgs(cobra.NoArgs),
-		RunE:  func(*cobra.Command, []string) error { return notImplemented("runtime versions") },
-	}
-}
