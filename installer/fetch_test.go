@@ -208,20 +208,26 @@ func TestFetchFailuresInstallNothing(t *testing.T) {
 		wantMsg string
 	}{
 		{
-			name:    "wrong bytes",
-			setup:   func(srv *releasetest.Server, _ *installer.Fetcher, _ *installer.Artifact) { srv.Corrupt(repo, tag, "k3s") },
+			name: "wrong bytes",
+			setup: func(srv *releasetest.Server, _ *installer.Fetcher, _ *installer.Artifact) {
+				srv.Corrupt(repo, tag, "k3s")
+			},
 			wantErr: installer.ErrChecksumMismatch,
 			wantMsg: "the file was discarded",
 		},
 		{
-			name:    "missing file",
-			setup:   func(srv *releasetest.Server, _ *installer.Fetcher, _ *installer.Artifact) { srv.Remove(repo, tag, "k3s") },
+			name: "missing file",
+			setup: func(srv *releasetest.Server, _ *installer.Fetcher, _ *installer.Artifact) {
+				srv.Remove(repo, tag, "k3s")
+			},
 			wantErr: installer.ErrHTTPStatus,
 			wantMsg: "404",
 		},
 		{
-			name:    "always truncated",
-			setup:   func(srv *releasetest.Server, _ *installer.Fetcher, _ *installer.Artifact) { srv.Truncate(repo, tag, "k3s", 1000) },
+			name: "always truncated",
+			setup: func(srv *releasetest.Server, _ *installer.Fetcher, _ *installer.Artifact) {
+				srv.Truncate(repo, tag, "k3s", 1000)
+			},
 			wantMsg: "interrupted",
 		},
 		{

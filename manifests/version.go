@@ -59,12 +59,12 @@ func (v Version) String() string {
 func (v Version) ImageTag() string { return strings.ReplaceAll(v.String(), "+", "-") }
 
 // Major, Minor, Patch and Revision return the parts of the tag.
-func (v Version) Major() uint64  { return v.sv.Major() }
-func (v Version) Minor() uint64  { return v.sv.Minor() }
-func (v Version) Patch() uint64  { return v.sv.Patch() }
-func (v Version) Revision() int  { return v.revision }
-func (v Version) IsZero() bool   { return v.sv == nil }
-func (v Version) Line() string   { return fmt.Sprintf("v%d.%d", v.Major(), v.Minor()) }
+func (v Version) Major() uint64    { return v.sv.Major() }
+func (v Version) Minor() uint64    { return v.sv.Minor() }
+func (v Version) Patch() uint64    { return v.sv.Patch() }
+func (v Version) Revision() int    { return v.revision }
+func (v Version) IsZero() bool     { return v.sv == nil }
+func (v Version) Line() string     { return fmt.Sprintf("v%d.%d", v.Major(), v.Minor()) }
 func (v Version) Prerelease() bool { return v.sv.Prerelease() != "" }
 
 // Compare returns -1, 0 or +1 as v is older than, the same as, or newer than o.

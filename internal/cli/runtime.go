@@ -20,4 +20,3 @@ func newRuntimeCmd(g *globalOptions) *cobra.Command {
 	}
 	return cmd
 }
-

@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/NationTech/harmony-agent/internal/buildinfo"
 	"github.com/NationTech/harmony-agent/installer"
+	"github.com/NationTech/harmony-agent/internal/buildinfo"
 	"github.com/NationTech/harmony-agent/manifests"
 )
 

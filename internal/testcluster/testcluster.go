@@ -1,0 +1,272 @@
+// Package testcluster gives tests a real Kubernetes control plane: kube-apiserver with etcd
+// (started through controller-runtime's envtest), the real kube-controller-manager and
+// kube-scheduler, and kwok simulating one node whose pods go Running, all built from pinned Go
+// modules by scripts/testenv. Start one per test package (in TestMain); each test takes its own
+// namespace so tests can run in parallel.
+package testcluster
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// FailingImage is an image the simulated node can never pull: pods running it stay Pending with
+// ErrImagePull and a Warning event.
+const FailingImage = "registry.invalid/harmony/cannot-run:v1"
+
+// NodeName is the simulated node's name.
+const NodeName = "kwok-node-0"
+
+// BuildCommand is what builds the binaries this package needs.
+const BuildCommand = "scripts/testenv"
+
+//go:embed kwok-stages.yaml
+var kwokStages []byte
+
+// Cluster is a running control plane.
+type Cluster struct {
+	// Config is an admin rest config.
+	Config *rest.Config
+	// Kubeconfig is the path of an admin kubeconfig file.
+	Kubeconfig string
+	// Client is a typed client for Config.
+	Client *kubernetes.Clientset
+	// StartupTime is how long the control plane took to be usable.
+	StartupTime time.Duration
+
+	env   *envtest.Environment
+	dir   string
+	procs []*exec.Cmd
+}
+
+// AssetsDir returns where scripts/testenv caches the binaries.
+func AssetsDir() string {
+	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
+		return d
+	}
+	cache := os.Getenv("XDG_CACHE_HOME")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache")
+	}
+	return filepath.Join(cache, "harmony-testenv", "v1.36.3")
+}
+
+// ErrMissingBinaries means scripts/testenv has not built the control plane.
+var ErrMissingBinaries = errors.New("test control plane binaries are missing")
+
+// Start starts a control plane with one simulated, Ready node.
+func Start() (c *Cluster, err error) {
+	started := time.Now()
+	assets := AssetsDir()
+	for _, bin := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
+		if _, err := os.Stat(filepath.Join(assets, bin)); err != nil {
+			return nil, fmt.Errorf("%w: %s not in %s: run %s (it builds them once and caches them)", ErrMissingBinaries, bin, assets, BuildCommand)
+		}
+	}
+	dir, err := os.MkdirTemp("", "harmony-testcluster-")
+	if err != nil {
+		return nil, err
+	}
+	c = &Cluster{dir: dir}
+	defer func() {
+		if err != nil {
+			c.Stop()
+		}
+	}()
+	c.env = &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: time.Minute}
+	c.env.ControlPlane.Etcd = &envtest.Etcd{}
+	c.env.ControlPlane.Etcd.Configure().Append("unsafe-no-fsync", "true")
+	if c.Config, err = c.env.Start(); err != nil {
+		return nil, fmt.Errorf("start kube-apiserver and etcd: %w", err)
+	}
+	user, err := c.env.ControlPlane.AddUser(envtest.User{Name: "harmony-test-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		return nil, err
+	}
+	c.Kubeconfig = filepath.Join(dir, "admin.kubeconfig")
+	if err := os.WriteFile(c.Kubeconfig, kubeconfig, 0o600); err != nil {
+		return nil, err
+	}
+	stages := filepath.Join(dir, "kwok-stages.yaml")
+	if err := os.WriteFile(stages, kwokStages, 0o644); err != nil {
+		return nil, err
+	}
+	kc := "--kubeconfig=" + c.Kubeconfig
+	for _, p := range [][]string{
+		{"kube-controller-manager", kc, "--leader-elect=false", "--secure-port=0", "--controllers=*", "--use-service-account-credentials=false",
+			"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10", "--concurrent-gc-syncs=10"},
+		{"kube-scheduler", kc, "--leader-elect=false", "--secure-port=0"},
+		{"kwok", kc, "--config=" + stages, "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+			"--node-lease-duration-seconds=40", "--cidr=10.0.0.1/24", "--node-ip=10.0.0.1"},
+	} {
+		if err := c.startProcess(filepath.Join(assets, p[0]), p[1:]...); err != nil {
+			return nil, err
+		}
+	}
+	if c.Client, err = kubernetes.NewForConfig(c.Config); err != nil {
+		return nil, err
+	}
+	if err := c.addNode(); err != nil {
+		return nil, err
+	}
+	c.StartupTime = time.Since(started)
+	return c, nil
+}
+
+func (c *Cluster) startProcess(bin string, args ...string) error {
+	name := filepath.Base(bin)
+	log, err := os.Create(filepath.Join(c.dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	c.procs = append(c.procs, cmd)
+	return nil
+}
+
+// addNode registers the simulated node and waits until kwok reports it Ready.
+func (c *Cluster) addNode() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	res := corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("256Gi"), corev1.ResourcePods: resource.MustParse("1000"),
+	}
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        NodeName,
+			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+			Labels:      map[string]string{"kubernetes.io/hostname": NodeName, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "type": "kwok"},
+		},
+		Status: corev1.NodeStatus{Allocatable: res, Capacity: res},
+	}
+	if _, err := c.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("register simulated node: %w", err)
+	}
+	for {
+		n, err := c.Client.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
+		if err == nil {
+			for _, cond := range n.Status.Conditions {
+				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("simulated node never became Ready (kwok log: %s)", c.LogTail("kwok", 20))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// LogTail returns the last n lines of a component's log (kube-controller-manager, kube-scheduler, kwok).
+func (c *Cluster) LogTail(component string, n int) string {
+	b, _ := os.ReadFile(filepath.Join(c.dir, component+".log"))
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// PIDs returns the process ids of the components this package started (for measurements).
+func (c *Cluster) PIDs() []int {
+	var pids []int
+	for _, p := range c.procs {
+		pids = append(pids, p.Process.Pid)
+	}
+	return pids
+}
+
+// Stop stops every component and removes the temporary files.
+func (c *Cluster) Stop() {
+	for _, p := range c.procs {
+		_ = p.Process.Kill()
+		_, _ = p.Process.Wait()
+	}
+	if c.env != nil {
+		_ = c.env.Stop()
+	}
+	os.RemoveAll(c.dir)
+}
+
+var nsCounter atomic.Int64
+
+// Namespace creates a fresh namespace for t and deletes it when t ends.
+func (c *Cluster) Namespace(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("t%d-%d", time.Now().UnixNano()%1_000_000, nsCounter.Add(1))
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if _, err := c.Client.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	return name
+}
+
+// Main runs a package's tests with a control plane in *cluster, and stops it afterwards. Under
+// go test -short no control plane starts and Need skips, saying why; otherwise a missing binary
+// fails every test that needs the cluster, with the command that builds it.
+func Main(m *testing.M, cluster **Cluster) int {
+	if !testingShort() {
+		c, err := Start()
+		if err != nil {
+			startErr = err
+		} else {
+			*cluster = c
+			defer c.Stop()
+		}
+	}
+	return m.Run()
+}
+
+var startErr error
+
+// Need fails (or, under -short, skips) a test when the control plane is not running.
+func Need(t testing.TB, c *Cluster) *Cluster {
+	t.Helper()
+	if c != nil {
+		return c
+	}
+	if testing.Short() {
+		t.Skip("needs the test control plane; skipped under -short")
+	}
+	t.Fatalf("test control plane: %v", startErr)
+	return nil
+}
+
+func testingShort() bool {
+	for _, a := range os.Args[1:] {
+		if a == "-test.short" || a == "-test.short=true" {
+			return true
+		}
+	}
+	return false
+}
