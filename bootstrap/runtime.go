@@ -1,0 +1,111 @@
+// Package bootstrap installs and runs harmony's local Kubernetes runtime. A Runtime (k3s on
+// Linux; k3d later) is installed by an ordered list of named steps (download, verify, install,
+// start, API ready, node ready, kubeconfig), so progress, logs and rollback follow the same list.
+// bootstrap hands the rest of harmony a kubeconfig and nothing else.
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
+)
+
+// Runtime is one way to run a local Kubernetes.
+type Runtime interface {
+	// Name is "k3s" or "k3d".
+	Name() string
+	// Detect reports what is installed, without touching the network.
+	Detect(ctx context.Context) (Installation, error)
+	// Install installs (if needed), starts and waits for the runtime, reporting each step.
+	Install(ctx context.Context, opts InstallOptions) (Result, error)
+	// Start, Stop manage a runtime that is installed.
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	// Status reports installation, process and API health.
+	Status(ctx context.Context) (Status, error)
+	// Kubeconfig returns the runtime's kubeconfig with its context named "harmony".
+	Kubeconfig(ctx context.Context) ([]byte, error)
+	// Uninstall removes the runtime; purge also removes its data.
+	Uninstall(ctx context.Context, purge bool) error
+}
+
+// Installation is what Detect found.
+type Installation struct {
+	// Installed is true when harmony installed this runtime.
+	Installed bool
+	// Version is the installed version.
+	Version string
+	// Foreign describes a runtime installed by something else (e.g. the upstream k3s script),
+	// which harmony reports but never replaces.
+	Foreign string
+}
+
+// InstallOptions tune an install.
+type InstallOptions struct {
+	// Version to install; empty means the manifest's default.
+	Version string
+	// Airgap also installs the pinned air-gap image bundle.
+	Airgap bool
+	// Timeout bounds the wait for the API and the node.
+	Timeout time.Duration
+	// SwitchContext makes "harmony" the current kubeconfig context even when another is set.
+	SwitchContext bool
+}
+
+// Result says what an install did.
+type Result struct {
+	Version string
+	// AlreadyHealthy is true when nothing had to be done.
+	AlreadyHealthy bool
+	// Kubeconfig is the user's kubeconfig file the "harmony" context was merged into.
+	Kubeconfig string
+}
+
+// Status is the runtime's state, as `harmony runtime status` shows it.
+type Status struct {
+	Runtime        string `json:"runtime"`
+	Installed      bool   `json:"installed"`
+	Version        string `json:"version,omitempty"`
+	Policy         string `json:"policy"`
+	Running        bool   `json:"running"`
+	PID            int    `json:"pid,omitempty"`
+	Supervisor     string `json:"supervisor,omitempty"`
+	APIHealthy     bool   `json:"apiHealthy"`
+	NodeReady      bool   `json:"nodeReady"`
+	NewerPatch     string `json:"newerPatch,omitempty"`
+	ForeignInstall string `json:"foreignInstall,omitempty"`
+}
+
+var (
+	// ErrNotInstalled means the runtime is not installed by harmony.
+	ErrNotInstalled = errors.New("runtime not installed")
+	// ErrForeignInstall means another installer's runtime is in the way.
+	ErrForeignInstall = errors.New("a runtime not installed by harmony is present")
+	// ErrNotReady means the runtime did not become ready in time.
+	ErrNotReady = errors.New("runtime not ready")
+	// ErrUnsupported means this runtime cannot run on this machine.
+	ErrUnsupported = errors.New("runtime not supported here")
+)
+
+// Choose returns the runtime name for "auto": k3s on Linux, k3d elsewhere.
+func Choose(name string) (string, error) {
+	switch name {
+	case "", "auto":
+		if runtime.GOOS == "linux" {
+			return "k3s", nil
+		}
+		return "k3d", nil
+	case "k3s":
+		if runtime.GOOS != "linux" {
+			return "", hint.With(fmt.Errorf("k3s on %s: %w", runtime.GOOS, ErrUnsupported), "k3s runs on Linux only: use --runtime k3d (k3s in Docker)")
+		}
+		return "k3s", nil
+	case "k3d":
+		return "k3d", nil
+	}
+	return "", fmt.Errorf("unknown runtime %q (want auto, k3s or k3d)", name)
+}

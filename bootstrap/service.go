@@ -1,0 +1,286 @@
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// Runner runs a system command (systemctl, rc-service, journalctl). Tests record it.
+type Runner interface {
+	Run(ctx context.Context, name string, args ...string) ([]byte, error)
+}
+
+// ExecRunner runs commands for real.
+type ExecRunner struct{}
+
+// Run runs name with args and returns its combined output.
+func (ExecRunner) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return out, nil
+}
+
+// Supervisor keeps the k3s server running: systemd, OpenRC, or harmony itself where there is no
+// init system (containers, WSL without systemd).
+type Supervisor interface {
+	Name() string
+	// Install writes the service definition.
+	Install(ctx context.Context) error
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	// Running returns whether k3s runs, and its pid when known.
+	Running(ctx context.Context) (bool, int)
+	// Remove deletes the service definition.
+	Remove(ctx context.Context) error
+	// LogTail returns the last n lines of the k3s log.
+	LogTail(ctx context.Context, n int) string
+}
+
+// DetectSupervisor picks systemd when it runs as init, else OpenRC when present, else harmony's
+// own supervision.
+func DetectSupervisor(p Paths, r Runner) Supervisor {
+	if isDir(p.SystemdRunDir()) {
+		return &systemd{paths: p, runner: r}
+	}
+	if fileExists(p.OpenRCRun()) {
+		return &openrc{paths: p, runner: r}
+	}
+	return &noInit{paths: p}
+}
+
+// SystemdUnit renders the k3s unit as the upstream installer writes it.
+func SystemdUnit() string {
+	return `[Unit]
+Description=Lightweight Kubernetes
+Documentation=https://k3s.io
+Wants=network-online.target
+After=network-online.target
+
+[Install]
+WantedBy=multi-user.target
+
+[Service]
+Type=notify
+EnvironmentFile=-/etc/default/%N
+EnvironmentFile=-/etc/sysconfig/%N
+EnvironmentFile=-/etc/systemd/system/k3s.service.env
+KillMode=process
+Delegate=yes
+User=root
+# Having non-zero Limit*s causes performance problems due to accounting overhead
+# in the kernel. We recommend using cgroups to do container-local accounting.
+LimitNOFILE=1048576
+LimitNPROC=infinity
+LimitCORE=infinity
+TasksMax=infinity
+TimeoutStartSec=0
+Restart=always
+RestartSec=5s
+ExecStartPre=-/sbin/modprobe br_netfilter
+ExecStartPre=-/sbin/modprobe overlay
+ExecStart=/usr/local/bin/k3s \
+    server \
+
+`
+}
+
+// OpenRCScript renders the k3s OpenRC service as the upstream installer writes it.
+func OpenRCScript() string {
+	return `#!/sbin/openrc-run
+
+depend() {
+    after network-online
+    want cgroups
+}
+
+start_pre() {
+    rm -f /tmp/k3s.*
+}
+
+supervisor=supervise-daemon
+name=k3s
+command="/usr/local/bin/k3s"
+command_args="server  >>/var/log/k3s.log 2>&1"
+
+output_log=/var/log/k3s.log
+error_log=/var/log/k3s.log
+
+pidfile="/var/run/k3s.pid"
+respawn_delay=5
+respawn_max=0
+
+set -o allexport
+if [ -f /etc/environment ]; then . /etc/environment; fi
+if [ -f /etc/rancher/k3s/k3s.env ]; then . /etc/rancher/k3s/k3s.env; fi
+set +o allexport
+`
+}
+
+type systemd struct {
+	paths  Paths
+	runner Runner
+}
+
+func (s *systemd) Name() string { return "systemd" }
+
+func (s *systemd) Install(ctx context.Context) error {
+	if err := writeFile(s.paths.SystemdUnit(), SystemdUnit(), 0o644); err != nil {
+		return err
+	}
+	if !fileExists(s.paths.SystemdEnv()) {
+		if err := writeFile(s.paths.SystemdEnv(), "", 0o600); err != nil {
+			return err
+		}
+	}
+	if _, err := s.runner.Run(ctx, "systemctl", "daemon-reload"); err != nil {
+		return err
+	}
+	_, err := s.runner.Run(ctx, "systemctl", "enable", "k3s")
+	return err
+}
+
+func (s *systemd) Start(ctx context.Context) error {
+	_, err := s.runner.Run(ctx, "systemctl", "restart", "k3s")
+	return err
+}
+
+func (s *systemd) Stop(ctx context.Context) error {
+	_, err := s.runner.Run(ctx, "systemctl", "stop", "k3s")
+	return err
+}
+
+func (s *systemd) Running(ctx context.Context) (bool, int) {
+	_, err := s.runner.Run(ctx, "systemctl", "is-active", "--quiet", "k3s")
+	return err == nil, 0
+}
+
+func (s *systemd) Remove(ctx context.Context) error {
+	_, _ = s.runner.Run(ctx, "systemctl", "disable", "k3s")
+	err := errors.Join(removeIfExists(s.paths.SystemdUnit()), removeIfExists(s.paths.SystemdEnv()))
+	_, _ = s.runner.Run(ctx, "systemctl", "daemon-reload")
+	return err
+}
+
+func (s *systemd) LogTail(ctx context.Context, n int) string {
+	out, _ := s.runner.Run(ctx, "journalctl", "-u", "k3s", "-n", fmt.Sprint(n), "--no-pager")
+	return string(out)
+}
+
+type openrc struct {
+	paths  Paths
+	runner Runner
+}
+
+func (o *openrc) Name() string { return "openrc" }
+
+func (o *openrc) Install(ctx context.Context) error {
+	if err := writeFile(o.paths.OpenRCScript(), OpenRCScript(), 0o755); err != nil {
+		return err
+	}
+	if !fileExists(o.paths.OpenRCEnv()) {
+		if err := writeFile(o.paths.OpenRCEnv(), "", 0o600); err != nil {
+			return err
+		}
+	}
+	_, err := o.runner.Run(ctx, "rc-update", "add", "k3s", "default")
+	return err
+}
+
+func (o *openrc) Start(ctx context.Context) error {
+	_, err := o.runner.Run(ctx, "rc-service", "k3s", "restart")
+	return err
+}
+
+func (o *openrc) Stop(ctx context.Context) error {
+	_, err := o.runner.Run(ctx, "rc-service", "k3s", "stop")
+	return err
+}
+
+func (o *openrc) Running(ctx context.Context) (bool, int) {
+	_, err := o.runner.Run(ctx, "rc-service", "k3s", "status")
+	return err == nil, 0
+}
+
+func (o *openrc) Remove(ctx context.Context) error {
+	_, _ = o.runner.Run(ctx, "rc-update", "delete", "k3s", "default")
+	return removeIfExists(o.paths.OpenRCScript())
+}
+
+func (o *openrc) LogTail(_ context.Context, n int) string { return tailFile(o.paths.Log(), n) }
+
+// noInit is harmony's own supervision: k3s server runs detached in its own session, with a pid
+// file and a log file; harmony runtime start/stop manage it.
+type noInit struct {
+	paths Paths
+}
+
+func (n *noInit) Name() string                    { return "harmony (no init system)" }
+func (n *noInit) Install(context.Context) error   { return nil }
+func (n *noInit) Remove(context.Context) error    { return removeIfExists(n.paths.PidFile()) }
+func (n *noInit) LogTail(_ context.Context, lines int) string {
+	return tailFile(n.paths.Log(), lines)
+}
+
+// serverArgs are the k3s server flags: upstream's defaults, spelled out so HARMONY_ROOT moves them.
+func (n *noInit) serverArgs() []string {
+	return []string{"server",
+		"--config", n.paths.ConfigFile(),
+		"--data-dir", n.paths.DataDir(),
+		"--write-kubeconfig", n.paths.KubeconfigFile(),
+		"--write-kubeconfig-mode", "0600",
+	}
+}
+
+func (n *noInit) Start(ctx context.Context) error {
+	if ok, _ := n.Running(ctx); ok {
+		return nil
+	}
+	if err := os.MkdirAll(dirOf(n.paths.Log()), 0o755); err != nil {
+		return err
+	}
+	log, err := os.OpenFile(n.paths.Log(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open k3s log: %w", err)
+	}
+	defer log.Close()
+	fmt.Fprintf(log, "--- started by harmony at %s ---\n", time.Now().UTC().Format(time.RFC3339))
+	pid, err := startDetached(n.paths.Binary(), n.serverArgs(), log)
+	if err != nil {
+		return fmt.Errorf("start k3s server: %w", err)
+	}
+	return writeFile(n.paths.PidFile(), fmt.Sprintf("%d\n", pid), 0o644)
+}
+
+func (n *noInit) Running(context.Context) (bool, int) {
+	pid := readPid(n.paths.PidFile())
+	if pid <= 0 || !processAlive(pid) {
+		return false, 0
+	}
+	return true, pid
+}
+
+func (n *noInit) Stop(ctx context.Context) error {
+	ok, pid := n.Running(ctx)
+	if !ok {
+		return removeIfExists(n.paths.PidFile())
+	}
+	if err := terminate(pid); err != nil {
+		return fmt.Errorf("stop k3s (pid %d): %w", pid, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for processAlive(pid) {
+		if time.Now().After(deadline) {
+			_ = kill(pid)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return removeIfExists(n.paths.PidFile())
+}
