@@ -72,6 +72,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	var silent *silentError
+	if errors.As(err, &silent) {
+		return exitFailure // already reported by the process that failed
+	}
 	fmt.Fprintf(stderr, "harmony: error: %v\n", err)
 	for _, h := range hint.Of(err) {
 		fmt.Fprintf(stderr, "harmony: hint: %s\n", h)

@@ -1,6 +1,12 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/NationTech/harmony-agent/bootstrap"
+)
 
 func newRuntimeCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
@@ -9,14 +15,21 @@ func newRuntimeCmd(g *globalOptions) *cobra.Command {
 		Args:  usageArgs(cobra.NoArgs),
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newRuntimeVersionsCmd(g))
-	for _, name := range []string{"status", "start", "stop", "restart", "uninstall"} {
-		cmd.AddCommand(&cobra.Command{
-			Use:   name,
-			Short: name + " the runtime (not implemented yet)",
-			Args:  usageArgs(cobra.NoArgs),
-			RunE:  func(*cobra.Command, []string) error { return notImplemented("runtime " + name) },
-		})
-	}
+	cmd.AddCommand(
+		newRuntimeVersionsCmd(g),
+		newRuntimeStatusCmd(g),
+		newRuntimeLifecycleCmd(g, "start", "Start the installed runtime and wait until it serves",
+			func(ctx context.Context, k *bootstrap.K3s) error { return k.Start(ctx) }),
+		newRuntimeLifecycleCmd(g, "stop", "Stop the runtime",
+			func(ctx context.Context, k *bootstrap.K3s) error { return k.Stop(ctx) }),
+		newRuntimeLifecycleCmd(g, "restart", "Stop, then start the runtime",
+			func(ctx context.Context, k *bootstrap.K3s) error {
+				if err := k.Stop(ctx); err != nil {
+					return err
+				}
+				return k.Start(ctx)
+			}),
+		newRuntimeUninstallCmd(g),
+	)
 	return cmd
 }

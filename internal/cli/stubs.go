@@ -4,24 +4,6 @@ import "github.com/spf13/cobra"
 
 // Commands whose issues have not landed yet. Each says so and exits non-zero.
 
-func newBootstrapCmd(_ *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "bootstrap",
-		Short: "Install and start the local Kubernetes runtime (k3s)",
-		Args:  usageArgs(cobra.NoArgs),
-		RunE:  func(*cobra.Command, []string) error { return notImplemented("bootstrap") },
-	}
-}
-
-func newKubeconfigCmd(_ *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "kubeconfig",
-		Short: "Print the kubeconfig of the local runtime",
-		Args:  usageArgs(cobra.NoArgs),
-		RunE:  func(*cobra.Command, []string) error { return notImplemented("kubeconfig") },
-	}
-}
-
 func newLaunchCmd(_ *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "launch [DIR]",

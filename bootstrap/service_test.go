@@ -1,0 +1,34 @@
+package bootstrap_test
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/NationTech/harmony-agent/bootstrap"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestUnitsMatchGoldenFiles(t *testing.T) {
+	t.Parallel()
+	for name, got := range map[string]string{
+		"k3s.service.golden": bootstrap.SystemdUnit(),
+		"k3s.openrc.golden":  bootstrap.OpenRCScript(),
+	} {
+		path := filepath.Join("testdata", name)
+		if *update {
+			if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(want) != got {
+			t.Errorf("%s differs from the rendered unit (run go test -update to accept):\n%s", name, got)
+		}
+	}
+}

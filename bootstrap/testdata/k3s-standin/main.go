@@ -1,0 +1,66 @@
+// Command k3s-standin is a TEST STAND-IN for k3s, built by bootstrap's tests because no real k3s
+// can run on the test machines. Towards harmony it acts like `k3s server`: it writes the
+// kubeconfig where k3s would (--write-kubeconfig), pointing at the real test API server whose
+// kubeconfig is in HARMONY_TEST_APISERVER_KUBECONFIG, logs to stdout, and runs until stopped.
+//
+// HARMONY_TEST_STANDIN_MODE picks a failure: "never-ready" writes a kubeconfig that points
+// nowhere and logs a port clash; "exit" exits at once with an error.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	fmt.Printf("k3s-standin (test stand-in for k3s) args: %s\n", strings.Join(os.Args[1:], " "))
+	if len(os.Args) < 2 || os.Args[1] != "server" {
+		fmt.Println("k3s-standin: only 'server' is supported")
+		os.Exit(1)
+	}
+	var kubeconfig string
+	for i, a := range os.Args {
+		if a == "--write-kubeconfig" && i+1 < len(os.Args) {
+			kubeconfig = os.Args[i+1]
+		}
+	}
+	mode := os.Getenv("HARMONY_TEST_STANDIN_MODE")
+	switch mode {
+	case "exit":
+		fmt.Println(`level=fatal msg="starting kubernetes: preparing server: failed to find memory cgroup (v2)"`)
+		os.Exit(1)
+	case "never-ready":
+		fmt.Println(`level=error msg="listen tcp 127.0.0.1:6443: bind: address already in use"`)
+	}
+	src, err := os.ReadFile(os.Getenv("HARMONY_TEST_APISERVER_KUBECONFIG"))
+	if err != nil {
+		fmt.Println("k3s-standin: cannot read HARMONY_TEST_APISERVER_KUBECONFIG:", err)
+		os.Exit(1)
+	}
+	if mode == "never-ready" {
+		src = []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: default, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: default, user: {token: x}}]
+contexts: [{name: default, context: {cluster: default, user: default}}]
+current-context: default
+`)
+	}
+	if err := os.MkdirAll(filepath.Dir(kubeconfig), 0o755); err != nil {
+		fmt.Println("k3s-standin:", err)
+		os.Exit(1)
+	}
+	if err := os.WriteFile(kubeconfig, src, 0o600); err != nil {
+		fmt.Println("k3s-standin:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("level=info msg=\"Wrote kubeconfig %s\"\n", kubeconfig)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	<-sig
+	fmt.Println(`level=info msg="Shutting down k3s-standin"`)
+}

@@ -1,0 +1,282 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/NationTech/harmony-agent/bootstrap"
+	"github.com/NationTech/harmony-agent/internal/buildinfo"
+	"github.com/NationTech/harmony-agent/internal/hint"
+	"github.com/NationTech/harmony-agent/installer"
+	"github.com/NationTech/harmony-agent/manifests"
+)
+
+type bootstrapOptions struct {
+	Runtime       string
+	Version       string
+	Airgap        bool
+	Timeout       time.Duration
+	SwitchContext bool
+}
+
+func (o *bootstrapOptions) validate() error {
+	if o.Timeout <= 0 {
+		return &usageError{fmt.Errorf("--timeout must be positive, got %s", o.Timeout)}
+	}
+	return nil
+}
+
+func newBootstrapCmd(g *globalOptions) *cobra.Command {
+	opts := &bootstrapOptions{}
+	cmd := &cobra.Command{
+		Use:   "bootstrap",
+		Short: "Install and start the local Kubernetes runtime (k3s)",
+		Long: `Install the pinned k3s (verified against the digest built into harmony), start it and
+wait until its API and node are ready, then add a "harmony" context to your kubeconfig.
+Running it again on a healthy runtime does nothing.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			return bootstrapRun(cmd.Context(), g, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Runtime, "runtime", "auto", "runtime: auto (k3s on Linux, k3d elsewhere), k3s or k3d")
+	f.StringVar(&opts.Version, "version", "", "k3s version to install (default: the pinned default)")
+	f.BoolVar(&opts.Airgap, "airgap", false, "also install the pinned air-gap image bundle, so the first start pulls nothing")
+	f.DurationVar(&opts.Timeout, "timeout", bootstrap.DefaultTimeout, "how long to wait for the API server and the node")
+	f.BoolVar(&opts.SwitchContext, "switch-context", false, "make harmony the current kubeconfig context even when another is set")
+	return cmd
+}
+
+// trust returns the manifest trust of this user with the keys built into the binary.
+func trust() (manifests.Trust, error) {
+	home, err := installer.Home()
+	if err != nil {
+		return manifests.Trust{}, err
+	}
+	v, err := installer.NewVerifier(buildinfo.Keys())
+	if err != nil {
+		return manifests.Trust{}, err
+	}
+	return manifests.Trust{Home: home, Verifier: v}, nil
+}
+
+// newRuntime returns the runtime named by --runtime.
+func newRuntime(g *globalOptions, name string) (*bootstrap.K3s, error) {
+	chosen, err := bootstrap.Choose(name)
+	if err != nil {
+		return nil, &usageError{err}
+	}
+	if chosen == "k3d" {
+		return nil, notImplemented("the k3d runtime")
+	}
+	t, err := trust()
+	if err != nil {
+		return nil, err
+	}
+	k := bootstrap.NewK3s(t.Home, t, g.Stderr, g.Quiet)
+	k.NoUpdateCheck = os.Getenv("HARMONY_NO_UPDATE_CHECK") != ""
+	return k, nil
+}
+
+func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions) error {
+	k, err := newRuntime(g, opts.Runtime)
+	if err != nil {
+		return err
+	}
+	if k.NeedsPrivileges() {
+		return rerunWithSudo(ctx, g, "install k3s into /usr/local/bin and /var/lib/harmony, write /etc/rancher/k3s and start the k3s service")
+	}
+	res, err := k.Install(ctx, bootstrap.InstallOptions{
+		Version: opts.Version, Airgap: opts.Airgap, Timeout: opts.Timeout, SwitchContext: opts.SwitchContext,
+	})
+	if err != nil {
+		return err
+	}
+	if res.AlreadyHealthy {
+		fmt.Fprintf(g.out(), "k3s %s is already installed and healthy: nothing to do\n", res.Version)
+		return nil
+	}
+	fmt.Fprintf(g.out(), "k3s %s is ready; kubeconfig context %q is in %s\n", res.Version, bootstrap.ContextName, res.Kubeconfig)
+	return nil
+}
+
+// rerunWithSudo re-runs this very command as root, after telling the user exactly why.
+func rerunWithSudo(ctx context.Context, g *globalOptions, why string) error {
+	sudo, err := exec.LookPath("sudo")
+	if err != nil {
+		return hint.With(fmt.Errorf("installing k3s needs root, and sudo is not available"),
+			"run harmony as root", "or use k3s in Docker: harmony bootstrap --runtime k3d")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	target, err := bootstrap.UserKubeconfigPath()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Stderr, "harmony needs root to %s.\nRunning: sudo %s %s\n", why, self, strings.Join(os.Args[1:], " "))
+	keep := []string{bootstrap.UserKubeconfigEnv, installer.MirrorEnv, installer.HomeEnv, bootstrap.RootEnv, "HARMONY_NO_UPDATE_CHECK", "NO_COLOR", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"}
+	cmd := exec.CommandContext(ctx, sudo, append([]string{"--preserve-env=" + strings.Join(keep, ","), self}, os.Args[1:]...)...)
+	cmd.Env = append(os.Environ(), bootstrap.UserKubeconfigEnv+"="+target)
+	if os.Getenv(installer.HomeEnv) == "" {
+		if home, err := installer.Home(); err == nil {
+			cmd.Env = append(cmd.Env, installer.HomeEnv+"="+home)
+		}
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, g.Stdout, g.Stderr
+	if err := cmd.Run(); err != nil {
+		return &silentError{err}
+	}
+	return nil
+}
+
+// silentError carries a failure already reported (by a child process) without printing it again.
+type silentError struct{ err error }
+
+func (s *silentError) Error() string { return s.err.Error() }
+func (s *silentError) Unwrap() error { return s.err }
+
+type runtimeStatusOptions struct{ JSON bool }
+
+type runtimeUninstallOptions struct {
+	Purge bool
+	Yes   bool
+}
+
+func newRuntimeStatusCmd(g *globalOptions) *cobra.Command {
+	opts := &runtimeStatusOptions{}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the installed runtime: version, policy, process, API and node health, newer patch",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := newRuntime(g, "auto")
+			if err != nil {
+				return err
+			}
+			st, err := k.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if opts.JSON {
+				enc := json.NewEncoder(g.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			w := tabwriter.NewWriter(g.out(), 0, 0, 2, ' ', 0)
+			row := func(k, v string) { fmt.Fprintf(w, "%s\t%s\n", k, v) }
+			yes := map[bool]string{true: "yes", false: "no"}
+			row("runtime", st.Runtime)
+			row("installed", yes[st.Installed]+" "+st.Version)
+			if st.ForeignInstall != "" {
+				row("note", st.ForeignInstall)
+			}
+			row("policy", st.Policy)
+			row("running", fmt.Sprintf("%s (%s)", yes[st.Running], st.Supervisor))
+			row("API healthy", yes[st.APIHealthy])
+			row("node ready", yes[st.NodeReady])
+			if st.NewerPatch != "" {
+				row("newer patch", st.NewerPatch)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print as JSON")
+	return cmd
+}
+
+func newRuntimeLifecycleCmd(g *globalOptions, name, short string, run func(ctx context.Context, k *bootstrap.K3s) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   name,
+		Short: short,
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := newRuntime(g, "auto")
+			if err != nil {
+				return err
+			}
+			if k.NeedsPrivileges() {
+				return rerunWithSudo(cmd.Context(), g, name+" the k3s service")
+			}
+			if err := run(cmd.Context(), k); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out(), "k3s: %s done\n", name)
+			return nil
+		},
+	}
+}
+
+func newRuntimeUninstallCmd(g *globalOptions) *cobra.Command {
+	opts := &runtimeUninstallOptions{}
+	cmd := &cobra.Command{
+		Use:   "uninstall",
+		Short: "Stop and remove the runtime harmony installed (--purge also removes its data)",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.Purge && !opts.Yes {
+				if !confirm(g, "--purge deletes every cluster object and volume under /var/lib/rancher/k3s. Continue? [y/N] ") {
+					return hint.With(fmt.Errorf("uninstall --purge not confirmed"), "add --yes to confirm without a prompt")
+				}
+			}
+			k, err := newRuntime(g, "auto")
+			if err != nil {
+				return err
+			}
+			if k.NeedsPrivileges() {
+				return rerunWithSudo(cmd.Context(), g, "remove k3s and its service")
+			}
+			if err := k.Uninstall(cmd.Context(), opts.Purge); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.out(), "k3s uninstalled")
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&opts.Purge, "purge", false, "also remove k3s's data and configuration")
+	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
+}
+
+// confirm asks on the terminal; without one (CI, pipes) the answer is no.
+func confirm(g *globalOptions, question string) bool {
+	fmt.Fprint(g.Stderr, question)
+	var answer string
+	if _, err := fmt.Fscanln(os.Stdin, &answer); err != nil {
+		return false
+	}
+	return strings.EqualFold(answer, "y") || strings.EqualFold(answer, "yes")
+}
+
+func newKubeconfigCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "kubeconfig",
+		Short: "Print the kubeconfig of the local runtime (context \"harmony\")",
+		Args:  usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			k, err := newRuntime(g, "auto")
+			if err != nil {
+				return err
+			}
+			b, err := k.Kubeconfig(cmd.Context())
+			if err != nil {
+				return err
+			}
+			_, err = g.Stdout.Write(b)
+			return err
+		},
+	}
+}
