@@ -221,9 +221,9 @@ type noInit struct {
 	paths Paths
 }
 
-func (n *noInit) Name() string                    { return "harmony (no init system)" }
-func (n *noInit) Install(context.Context) error   { return nil }
-func (n *noInit) Remove(context.Context) error    { return removeIfExists(n.paths.PidFile()) }
+func (n *noInit) Name() string                  { return "harmony (no init system)" }
+func (n *noInit) Install(context.Context) error { return nil }
+func (n *noInit) Remove(context.Context) error  { return removeIfExists(n.paths.PidFile()) }
 func (n *noInit) LogTail(_ context.Context, lines int) string {
 	return tailFile(n.paths.Log(), lines)
 }
