@@ -1,0 +1,333 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/NationTech/harmony-agent/bootstrap"
+	"github.com/NationTech/harmony-agent/internal/hint"
+	"github.com/NationTech/harmony-agent/launch"
+)
+
+// clusterOptions pick the cluster: harmony's own runtime unless --kubeconfig/--context say otherwise.
+type clusterOptions struct {
+	Kubeconfig string
+	Context    string
+	Namespace  string
+	Output     string
+}
+
+func (c *clusterOptions) bind(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&c.Kubeconfig, "kubeconfig", "", "use this kubeconfig instead of harmony's runtime")
+	f.StringVar(&c.Context, "context", "", "use this kubeconfig context instead of harmony's runtime")
+	f.StringVarP(&c.Namespace, "namespace", "n", "", "namespace for objects that name none (default: harmony.yaml's, else the folder's name)")
+	f.StringVarP(&c.Output, "output", "o", "", "output format: json")
+}
+
+func (c *clusterOptions) validate() error {
+	if c.Output != "" && c.Output != "json" {
+		return &usageError{fmt.Errorf("--output %q: only json is supported", c.Output)}
+	}
+	return nil
+}
+
+func (c *clusterOptions) explicit() bool { return c.Kubeconfig != "" || c.Context != "" }
+
+// restConfig loads the chosen cluster's config. Without --kubeconfig/--context it is the
+// "harmony" context of the user's kubeconfig.
+func (c *clusterOptions) restConfig() (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: c.Context}
+	if c.Kubeconfig != "" {
+		rules.ExplicitPath = c.Kubeconfig
+	}
+	if !c.explicit() {
+		path, err := bootstrap.UserKubeconfigPath()
+		if err != nil {
+			return nil, err
+		}
+		rules = &clientcmd.ClientConfigLoadingRules{ExplicitPath: path}
+		overrides.CurrentContext = bootstrap.ContextName
+	}
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+}
+
+// reachable asks the API server's /readyz.
+func reachable(ctx context.Context, cfg *rest.Config) error {
+	c := rest.CopyConfig(cfg)
+	c.Timeout = 3 * time.Second
+	rc, err := rest.UnversionedRESTClientFor(withDefaults(c))
+	if err != nil {
+		return err
+	}
+	return rc.Get().AbsPath("/readyz").Do(ctx).Error()
+}
+
+func withDefaults(c *rest.Config) *rest.Config {
+	if c.NegotiatedSerializer == nil {
+		c.NegotiatedSerializer = clientcmdScheme()
+	}
+	return c
+}
+
+// cluster returns a config for a reachable cluster; when harmony's runtime is not up and
+// mayBootstrap, it bootstraps it first (with the same progress display as harmony bootstrap).
+func (c *clusterOptions) cluster(ctx context.Context, g *globalOptions, mayBootstrap bool) (*rest.Config, error) {
+	cfg, err := c.restConfig()
+	if err == nil {
+		if err = reachable(ctx, cfg); err == nil {
+			return cfg, nil
+		}
+	}
+	if c.explicit() {
+		return nil, hint.With(fmt.Errorf("cluster unreachable: %w", err), "check --kubeconfig/--context, or drop them to use harmony's own runtime")
+	}
+	if !mayBootstrap {
+		return nil, hint.With(fmt.Errorf("harmony's runtime is not running: %w", err), "start it: harmony runtime start (or harmony launch, which bootstraps it)")
+	}
+	fmt.Fprintln(g.Stderr, "harmony's runtime is not running: bootstrapping it first")
+	if err := bootstrapRun(ctx, g, &bootstrapOptions{Runtime: "auto", Timeout: bootstrap.DefaultTimeout}); err != nil {
+		return nil, err
+	}
+	if cfg, err = c.restConfig(); err != nil {
+		return nil, err
+	}
+	return cfg, reachable(ctx, cfg)
+}
+
+type launchOptions struct {
+	clusterOptions
+	Files   []string
+	DryRun  bool
+	NoWait  bool
+	Timeout time.Duration
+}
+
+func newLaunchCmd(g *globalOptions) *cobra.Command {
+	opts := &launchOptions{}
+	cmd := &cobra.Command{
+		Use:   "launch [DIR]",
+		Short: "Find a repository's manifests, apply them and wait until they run",
+		Long: `Find what to deploy in DIR (default: the current directory): harmony.yaml, else a root
+kustomization.yaml, else a manifests/ (deploy/, k8s/, …) folder, else a scan for Kubernetes YAML.
+Make sure the runtime is up (bootstrapping it when needed), check every object with a
+server-side dry run, apply what changed with server-side apply, remove what was deleted since
+the last launch, wait until everything is ready, and print how to reach it.`,
+		Args: usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			return launchRun(cmd.Context(), g, opts, dirArg(args), cmd.Flags().Changed("timeout"))
+		},
+	}
+	opts.bind(cmd)
+	f := cmd.Flags()
+	f.StringArrayVarP(&opts.Files, "filename", "f", nil, "launch these files (or folders) instead of discovering")
+	f.BoolVar(&opts.DryRun, "dry-run", false, "show what was found and what would change (create/update/unchanged/prune); change nothing")
+	f.BoolVar(&opts.DryRun, "print-plan", false, "same as --dry-run")
+	f.BoolVar(&opts.NoWait, "no-wait", false, "do not wait for readiness")
+	f.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long to wait for readiness")
+	return cmd
+}
+
+func dirArg(args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	return "."
+}
+
+// project resolves the namespace and the inventory id.
+func project(src *launch.Source, flagNS string) string {
+	switch {
+	case flagNS != "":
+		return flagNS
+	case src.Project != nil && src.Project.Namespace != "":
+		return src.Project.Namespace
+	}
+	return launch.Namespace(src.Name())
+}
+
+func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir string, timeoutSet bool) error {
+	src, err := launch.Discover(dir, opts.Files)
+	if err != nil {
+		return err
+	}
+	objs, err := launch.Render(src)
+	if err != nil {
+		return hint.With(err, "nothing was applied: fix the manifest and launch again")
+	}
+	ns := project(src, opts.Namespace)
+	timeout := opts.Timeout
+	if !timeoutSet && src.Project != nil && src.Project.Timeout != "" {
+		timeout, _ = time.ParseDuration(src.Project.Timeout)
+	}
+	out := g.out()
+	if opts.Output == "json" {
+		out = g.Stderr
+		if g.Quiet {
+			out = nopWriter{}
+		}
+	}
+	fmt.Fprintf(out, "launching %s: %d objects from %s, namespace %s\n", src.Root, len(objs), src.Reason, ns)
+	cfg, err := opts.cluster(ctx, g, !opts.DryRun)
+	if err != nil {
+		return err
+	}
+	eng, err := launch.NewEngine(cfg)
+	if err != nil {
+		return err
+	}
+	live := false
+	if f, ok := g.Stderr.(*os.File); ok && opts.Output == "" && !g.Quiet {
+		live = term.IsTerminal(int(f.Fd()))
+	}
+	rep, err := eng.Launch(ctx, objs, launch.Options{
+		Namespace: ns, Project: ns, DryRun: opts.DryRun, NoWait: opts.NoWait, Timeout: timeout, Out: out, Live: live,
+	})
+	if rep != nil && opts.Output == "json" {
+		enc := json.NewEncoder(g.Stdout)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(rep); jerr != nil {
+			return jerr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if opts.Output == "json" {
+		return nil
+	}
+	if opts.DryRun {
+		launch.PrintPlan(out, rep.Plan)
+		fmt.Fprintln(out, "dry run: nothing was changed")
+		return nil
+	}
+	launch.PrintSummary(out, rep)
+	return nil
+}
+
+type nopWriter struct{}
+
+func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+type downOptions struct {
+	clusterOptions
+	Timeout time.Duration
+}
+
+func newDownCmd(g *globalOptions) *cobra.Command {
+	opts := &downOptions{}
+	cmd := &cobra.Command{
+		Use:   "down [DIR]",
+		Short: "Remove everything harmony launched for a repository",
+		Args:  usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			ns, err := projectNamespace(dirArg(args), opts.Namespace)
+			if err != nil {
+				return err
+			}
+			cfg, err := opts.cluster(cmd.Context(), g, false)
+			if err != nil {
+				return err
+			}
+			eng, err := launch.NewEngine(cfg)
+			if err != nil {
+				return err
+			}
+			steps, err := eng.Down(cmd.Context(), ns, ns, opts.Timeout, g.out())
+			if opts.Output == "json" && steps != nil {
+				enc := json.NewEncoder(g.Stdout)
+				enc.SetIndent("", "  ")
+				_ = enc.Encode(steps)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out(), "removed what harmony launched in namespace %s\n", ns)
+			return nil
+		},
+	}
+	opts.bind(cmd)
+	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 2*time.Minute, "how long to wait for deletion")
+	return cmd
+}
+
+// projectNamespace finds a project's namespace without rendering its manifests.
+func projectNamespace(dir, flagNS string) (string, error) {
+	if flagNS != "" {
+		return flagNS, nil
+	}
+	src, err := launch.Discover(dir, nil)
+	if err != nil && !errors.Is(err, launch.ErrAmbiguous) && !errors.Is(err, launch.ErrNothingFound) {
+		return "", err
+	}
+	if src == nil {
+		abs, aerr := absDir(dir)
+		if aerr != nil {
+			return "", aerr
+		}
+		src = &launch.Source{Root: abs}
+	}
+	return project(src, ""), nil
+}
+
+type statusOptions struct{ clusterOptions }
+
+func newStatusCmd(g *globalOptions) *cobra.Command {
+	opts := &statusOptions{}
+	cmd := &cobra.Command{
+		Use:   "status [DIR]",
+		Short: "Show the state of each object harmony launched for a repository",
+		Args:  usageArgs(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			ns, err := projectNamespace(dirArg(args), opts.Namespace)
+			if err != nil {
+				return err
+			}
+			cfg, err := opts.cluster(cmd.Context(), g, false)
+			if err != nil {
+				return err
+			}
+			eng, err := launch.NewEngine(cfg)
+			if err != nil {
+				return err
+			}
+			states, err := eng.Status(cmd.Context(), ns, ns)
+			if err != nil {
+				return err
+			}
+			if opts.Output == "json" {
+				enc := json.NewEncoder(g.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(states)
+			}
+			w := tabwriter.NewWriter(g.out(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(w, "OBJECT\tSTATUS\tMESSAGE")
+			for _, s := range states {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", s.Ref, s.Status, s.Message)
+			}
+			return w.Flush()
+		},
+	}
+	opts.bind(cmd)
+	return cmd
+}

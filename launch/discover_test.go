@@ -1,0 +1,161 @@
+package launch_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
+	"github.com/NationTech/harmony-agent/launch"
+)
+
+const cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: %s}\n"
+
+func tree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "My_Project")
+	for name, body := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func cmDoc(name string) string { return strings.Replace(cm, "%s", name, 1) }
+
+func TestDiscover(t *testing.T) {
+	t.Parallel()
+	kust := "resources: [a.yaml]\n"
+	tests := []struct {
+		name      string
+		files     map[string]string
+		wantKust  []string
+		wantFiles []string
+		wantErr   error
+		wantHint  string
+	}{
+		{"harmony.yaml wins", map[string]string{"harmony.yaml": "manifests: [deploy/app.yaml]\nnamespace: shop\n", "deploy/app.yaml": cmDoc("a"), "manifests/x.yaml": cmDoc("x")},
+			nil, []string{"deploy/app.yaml"}, nil, ""},
+		{"root kustomization", map[string]string{"kustomization.yaml": kust, "a.yaml": cmDoc("a"), "manifests/x.yaml": cmDoc("x")},
+			[]string{"."}, nil, nil, ""},
+		{"manifests folder", map[string]string{"manifests/a.yaml": cmDoc("a"), "manifests/b.yml": cmDoc("b"), "README.md": "hi"},
+			nil, []string{"manifests/a.yaml", "manifests/b.yml"}, nil, ""},
+		{"several usual folders are ambiguous", map[string]string{"manifests/a.yaml": cmDoc("a"), "k8s/b.yaml": cmDoc("b")},
+			nil, nil, launch.ErrAmbiguous, "harmony launch "},
+		{"base used by its only overlay", map[string]string{"deploy/base/kustomization.yaml": kust, "deploy/base/a.yaml": cmDoc("a"),
+			"deploy/overlays/dev/kustomization.yaml": "resources: [../../base]\n"},
+			[]string{"deploy/overlays/dev"}, nil, nil, ""},
+		{"two overlays are ambiguous", map[string]string{"deploy/base/kustomization.yaml": kust, "deploy/base/a.yaml": cmDoc("a"),
+			"deploy/overlays/dev/kustomization.yaml": "resources: [../../base]\n", "deploy/overlays/prod/kustomization.yaml": "resources: [../../base]\n"},
+			nil, nil, launch.ErrAmbiguous, "deploy/overlays/prod"},
+		{"kustomization outside the usual folders", map[string]string{"ops/base/kustomization.yaml": kust, "ops/base/a.yaml": cmDoc("a"),
+			"ops/dev/kustomization.yaml": "resources: [../base]\n"},
+			[]string{"ops/dev"}, nil, nil, ""},
+		{"scan skips vendor, CI, Helm templates and non-objects", map[string]string{
+			"app/k8s.yaml": cmDoc("a"), "vendor/x/y.yaml": cmDoc("v"), ".github/workflows/ci.yaml": "on: push\n",
+			"chart/Chart.yaml": "name: c\n", "chart/templates/d.yaml": cmDoc("h"), "config.yaml": "port: 80\n", "deep/a/b/c/d.yaml": cmDoc("deep")},
+			nil, []string{"app/k8s.yaml"}, nil, ""},
+		{"nothing", map[string]string{"README.md": "hi", "ci.yaml": "steps: []\n"}, nil, nil, launch.ErrNothingFound, "manifests/ folder"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			root := tree(t, tt.files)
+			src, err := launch.Discover(root, nil)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) || !strings.Contains(strings.Join(hint.Of(err), "\n"), tt.wantHint) {
+					t.Fatalf("error %v (hints %q), want %v with a hint saying %q", err, hint.Of(err), tt.wantErr, tt.wantHint)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			rels := func(ps []string) []string {
+				var out []string
+				for _, p := range ps {
+					r, _ := filepath.Rel(root, p)
+					out = append(out, r)
+				}
+				return out
+			}
+			if got := rels(src.Kustomizations); strings.Join(got, ",") != strings.Join(tt.wantKust, ",") {
+				t.Errorf("kustomizations %v, want %v", got, tt.wantKust)
+			}
+			if got := rels(src.Files); strings.Join(got, ",") != strings.Join(tt.wantFiles, ",") {
+				t.Errorf("files %v, want %v", got, tt.wantFiles)
+			}
+			if src.Reason == "" {
+				t.Error("no reason given")
+			}
+		})
+	}
+}
+
+func TestRender(t *testing.T) {
+	t.Parallel()
+	root := tree(t, map[string]string{
+		"manifests/multi.yaml": "# comment only\n---\n" + cmDoc("one") + "---\n" + cmDoc("two") + "---\n",
+		"manifests/list.yaml":  "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap, metadata: {name: three}}\n- {apiVersion: v1, kind: Secret, metadata: {name: four}}\n",
+		"manifests/obj.json":   `{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "five"}}`,
+	})
+	src, err := launch.Discover(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := launch.Render(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range objs {
+		names = append(names, o.GetName())
+	}
+	if strings.Join(names, ",") != "three,four,one,two,five" {
+		t.Fatalf("rendered %v", names)
+	}
+	if objs[3].Origin != "manifests/multi.yaml:7" {
+		t.Fatalf("origin %q, want the document's first line", objs[3].Origin)
+	}
+	if launch.Namespace(src.Name()) != "my-project" {
+		t.Fatalf("namespace %q", launch.Namespace(src.Name()))
+	}
+}
+
+func TestRenderRefusesBrokenDocuments(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct{ body, want string }{
+		"bad YAML":       {cmDoc("ok") + "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n   bad: indent\n", "manifests/app.yaml:9"},
+		"no name":        {"apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n", "missing metadata.name"},
+		"no kind":        {"apiVersion: v1\nmetadata: {name: x}\n", "missing kind"},
+		"kustomize fail": {"", "kustomize build"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			files, named := map[string]string{"manifests/app.yaml": tt.body}, []string{"manifests/app.yaml"}
+			if name == "kustomize fail" {
+				files, named = map[string]string{"kustomization.yaml": "resources: [missing.yaml]\n"}, nil
+			}
+			root := tree(t, files)
+			for i := range named {
+				named[i] = filepath.Join(root, named[i])
+			}
+			src, err := launch.Discover(root, named)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = launch.Render(src)
+			if !errors.Is(err, launch.ErrBadManifest) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want ErrBadManifest naming %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,97 @@
+package launch
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/cli-utils/pkg/object"
+)
+
+// InventoryName is the ConfigMap in the project's namespace that records what harmony applied
+// there, in cli-utils' inventory format (one data key per object, "<ns>_<name>_<group>_<kind>",
+// labelled cli-utils.sigs.k8s.io/inventory-id), so cli-utils-based tools can read it too.
+const InventoryName = "harmony-inventory"
+
+// Inventory is the set of objects a project applied.
+type Inventory struct {
+	ID      string
+	Objects object.ObjMetadataSet
+	exists  bool
+	data    map[string]string
+}
+
+func (e *Engine) loadInventory(ctx context.Context, ns, id string) (*Inventory, error) {
+	inv := &Inventory{ID: id}
+	cm, err := e.client.CoreV1().ConfigMaps(ns).Get(ctx, InventoryName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return inv, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read inventory %s/%s: %w", ns, InventoryName, err)
+	}
+	if got := cm.Labels[InventoryLabel]; got != id {
+		return nil, fmt.Errorf("configmap %s/%s belongs to inventory %q, not %q: harmony leaves it alone", ns, InventoryName, got, id)
+	}
+	inv.exists, inv.data = true, cm.Data
+	for k := range cm.Data {
+		o, err := object.ParseObjMetadata(k)
+		if err != nil {
+			return nil, fmt.Errorf("inventory %s/%s: %w", ns, InventoryName, err)
+		}
+		inv.Objects = append(inv.Objects, o)
+	}
+	sort.Slice(inv.Objects, func(i, j int) bool { return inv.Objects[i].String() < inv.Objects[j].String() })
+	return inv, nil
+}
+
+// saveInventory records objs; it writes nothing when the inventory already says exactly that.
+func (e *Engine) saveInventory(ctx context.Context, ns string, inv *Inventory, objs object.ObjMetadataSet) error {
+	data := map[string]string{}
+	for _, o := range objs {
+		data[o.String()] = ""
+	}
+	if inv.exists && equalKeys(inv.data, data) {
+		return nil
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: InventoryName, Namespace: ns,
+			Labels: map[string]string{InventoryLabel: inv.ID, managedByLabel: "harmony"},
+		},
+		Data: data,
+	}
+	var err error
+	if inv.exists {
+		_, err = e.client.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager})
+	} else {
+		_, err = e.client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager})
+	}
+	if err != nil {
+		return fmt.Errorf("write inventory %s/%s: %w", ns, InventoryName, err)
+	}
+	return nil
+}
+
+func (e *Engine) deleteInventory(ctx context.Context, ns string) error {
+	err := e.client.CoreV1().ConfigMaps(ns).Delete(ctx, InventoryName, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func equalKeys(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,395 @@
+package launch_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/NationTech/harmony-agent/internal/testcluster"
+	"github.com/NationTech/harmony-agent/launch"
+)
+
+var cluster *testcluster.Cluster
+
+func TestMain(m *testing.M) {
+	os.Exit(testcluster.Main(m, &cluster))
+}
+
+// copyDir copies an example project into a temp dir the test may edit.
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	err := filepath.Walk(src, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if info.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+type project struct {
+	t    *testing.T
+	dir  string
+	ns   string
+	eng  *launch.Engine
+	out  bytes.Buffer
+	opts launch.Options
+}
+
+func newProject(t *testing.T, example string) *project {
+	c := testcluster.Need(t, cluster)
+	eng, err := launch.NewEngine(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &project{t: t, dir: copyDir(t, example), eng: eng}
+	p.ns = strings.Trim(strings.ReplaceAll(strings.ReplaceAll(strings.ToLower(t.Name()), "/", "-"), "_", "-"), "-")
+	if len(p.ns) > 50 {
+		p.ns = p.ns[:50]
+	}
+	p.opts = launch.Options{Namespace: p.ns, Project: p.ns, Timeout: 60 * time.Second, Out: &p.out}
+	t.Cleanup(func() {
+		_ = c.Client.CoreV1().Namespaces().Delete(context.Background(), p.ns, metav1.DeleteOptions{})
+	})
+	return p
+}
+
+func (p *project) launch(mut ...func(*launch.Options)) (*launch.Report, error) {
+	p.t.Helper()
+	src, err := launch.Discover(p.dir, nil)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := launch.Render(src)
+	if err != nil {
+		return nil, err
+	}
+	o := p.opts
+	for _, m := range mut {
+		m(&o)
+	}
+	return p.eng.Launch(context.Background(), objs, o)
+}
+
+func actions(rep *launch.Report) map[string]launch.Action {
+	out := map[string]launch.Action{}
+	for _, s := range rep.Plan {
+		out[strings.SplitN(s.Ref, " ", 2)[0]] = s.Action
+	}
+	return out
+}
+
+func (p *project) versions() map[string]string {
+	c := cluster
+	out := map[string]string{}
+	ctx := context.Background()
+	if cm, err := c.Client.CoreV1().ConfigMaps(p.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, o := range cm.Items {
+			out["configmap/"+o.Name] = o.ResourceVersion
+		}
+	}
+	if ds, err := c.Client.AppsV1().Deployments(p.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, o := range ds.Items {
+			out["deployment/"+o.Name] = o.ResourceVersion + "/" + o.Spec.Template.Labels["app"]
+		}
+	}
+	if ss, err := c.Client.CoreV1().Services(p.ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, o := range ss.Items {
+			out["service/"+o.Name] = o.ResourceVersion
+		}
+	}
+	return out
+}
+
+func TestLaunchLifecycle(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "../examples/hello")
+	ctx := context.Background()
+
+	// First launch creates everything and waits until it runs.
+	rep, err := p.launch()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.out.String())
+	}
+	want := map[string]launch.Action{"configmap/hello": launch.Create, "deployment/hello": launch.Create, "service/hello": launch.Create}
+	if got := actions(rep); len(got) != 3 || got["configmap/hello"] != want["configmap/hello"] || got["deployment/hello"] != launch.Create || got["service/hello"] != launch.Create {
+		t.Fatalf("first plan %v", got)
+	}
+	if !rep.Ready {
+		t.Fatal("not ready")
+	}
+	d, err := cluster.Client.AppsV1().Deployments(p.ns).Get(ctx, "hello", metav1.GetOptions{})
+	if err != nil || d.Status.AvailableReplicas != 2 {
+		t.Fatalf("deployment not available: %v %+v", err, d.Status)
+	}
+	if d.ManagedFields[0].Manager != launch.FieldManager {
+		t.Fatalf("field manager %q", d.ManagedFields[0].Manager)
+	}
+	if len(rep.Endpoints) != 1 || !strings.HasPrefix(rep.Endpoints[0].URL, "http://localhost:") {
+		t.Fatalf("endpoints %+v", rep.Endpoints)
+	}
+	ns, err := cluster.Client.CoreV1().Namespaces().Get(ctx, p.ns, metav1.GetOptions{})
+	if err != nil || ns.Annotations[launch.CreatedNamespaceAnnotation] != "true" {
+		t.Fatalf("namespace not created by harmony: %v", err)
+	}
+
+	// A second launch with no change writes nothing.
+	before := p.versions()
+	inv, _ := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, launch.InventoryName, metav1.GetOptions{})
+	rep, err = p.launch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, a := range actions(rep) {
+		if a != launch.Unchanged {
+			t.Errorf("no-change launch: %s %s", ref, a)
+		}
+	}
+	after := p.versions()
+	for k, v := range before {
+		if after[k] != v && k != "configmap/"+launch.InventoryName {
+			t.Errorf("%s changed (%s → %s) on a no-change launch", k, v, after[k])
+		}
+	}
+	if inv2, _ := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, launch.InventoryName, metav1.GetOptions{}); inv2.ResourceVersion != inv.ResourceVersion {
+		t.Error("the inventory was rewritten on a no-change launch")
+	}
+
+	// An edited manifest updates only that object.
+	cmFile := filepath.Join(p.dir, "manifests", "configmap.yaml")
+	b, _ := os.ReadFile(cmFile)
+	if err := os.WriteFile(cmFile, bytes.Replace(b, []byte("Hello from harmony"), []byte("Hello again"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before = p.versions()
+	rep, err = p.launch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(rep); got["configmap/hello"] != launch.Update || got["deployment/hello"] != launch.Unchanged || got["service/hello"] != launch.Unchanged {
+		t.Fatalf("edit plan %v", got)
+	}
+	after = p.versions()
+	if after["configmap/hello"] == before["configmap/hello"] || after["deployment/hello"] != before["deployment/hello"] || after["service/hello"] != before["service/hello"] {
+		t.Fatalf("edit changed the wrong objects: %v → %v", before, after)
+	}
+
+	// A deleted manifest is pruned; an object someone else created stays.
+	foreign := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "someone-else", Namespace: p.ns}}
+	if _, err := cluster.Client.CoreV1().ConfigMaps(p.ns).Create(ctx, foreign, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(p.dir, "manifests", "service.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = p.launch()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(rep); got["service/hello"] != launch.Prune || len(got) != 3 {
+		t.Fatalf("prune plan %v", got)
+	}
+	if _, err := cluster.Client.CoreV1().Services(p.ns).Get(ctx, "hello", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("pruned service still there: %v", err)
+	}
+	if _, err := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, "someone-else", metav1.GetOptions{}); err != nil {
+		t.Fatalf("someone else's object was touched: %v", err)
+	}
+
+	// status shows each object's state.
+	states, err := p.eng.Status(ctx, p.ns, p.ns)
+	if err != nil || len(states) != 2 {
+		t.Fatalf("status %v %v", states, err)
+	}
+	for _, s := range states {
+		if !s.Ready() {
+			t.Errorf("status: %s %s", s.Ref, s.Status)
+		}
+	}
+
+	// down removes exactly the inventory, and keeps a namespace that holds someone else's object.
+	var out bytes.Buffer
+	if _, err := p.eng.Down(ctx, p.ns, p.ns, time.Minute, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, check := range []error{
+		func() error { _, err := cluster.Client.AppsV1().Deployments(p.ns).Get(ctx, "hello", metav1.GetOptions{}); return err }(),
+		func() error { _, err := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, "hello", metav1.GetOptions{}); return err }(),
+		func() error {
+			_, err := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, launch.InventoryName, metav1.GetOptions{})
+			return err
+		}(),
+	} {
+		if !apierrors.IsNotFound(check) {
+			t.Errorf("down left an inventory object: %v", check)
+		}
+	}
+	if _, err := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, "someone-else", metav1.GetOptions{}); err != nil {
+		t.Fatalf("down deleted someone else's object: %v", err)
+	}
+	if !strings.Contains(out.String(), "kept namespace") {
+		t.Fatalf("down output: %s", out.String())
+	}
+}
+
+func TestDownRemovesTheNamespaceItCreated(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "../examples/hello")
+	if _, err := p.launch(func(o *launch.Options) { o.NoWait = true }); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := p.eng.Down(context.Background(), p.ns, p.ns, time.Minute, &out); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := cluster.Client.CoreV1().Namespaces().Get(context.Background(), p.ns, metav1.GetOptions{})
+	if err == nil && ns.DeletionTimestamp == nil {
+		t.Fatalf("namespace survived down:\n%s", out.String())
+	}
+}
+
+func TestDryRunChangesNothing(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "../examples/hello")
+	rep, err := p.launch(func(o *launch.Options) { o.DryRun = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Plan) != 3 {
+		t.Fatalf("plan %+v", rep.Plan)
+	}
+	for _, s := range rep.Plan {
+		if s.Action != launch.Create {
+			t.Errorf("%s: %s", s.Ref, s.Action)
+		}
+	}
+	if _, err := cluster.Client.CoreV1().Namespaces().Get(context.Background(), p.ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a dry run created the namespace: %v", err)
+	}
+}
+
+func TestRejectedObjectAppliesNothing(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "../examples/hello")
+	dep := filepath.Join(p.dir, "manifests", "deployment.yaml")
+	b, _ := os.ReadFile(dep)
+	if err := os.WriteFile(dep, bytes.Replace(b, []byte("replicas: 2"), []byte("replicas: -3"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.launch()
+	if !errors.Is(err, launch.ErrRejected) || !strings.Contains(err.Error(), "deployment/hello") || !strings.Contains(err.Error(), "spec.replicas") ||
+		!strings.Contains(err.Error(), "manifests/deployment.yaml:1") {
+		t.Fatalf("error %v, want a rejection naming the deployment, its file and the field", err)
+	}
+	if _, err := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(context.Background(), "hello", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the valid configmap was applied despite the rejection: %v", err)
+	}
+}
+
+func TestKustomizeOverlay(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "../examples/overlay")
+	rep, err := p.launch()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.out.String())
+	}
+	if got := actions(rep); len(got) != 2 || got["deployment/dev-web"] != launch.Create || got["service/dev-web"] != launch.Create {
+		t.Fatalf("overlay plan %v (the base must not be applied on its own)", got)
+	}
+	d, err := cluster.Client.AppsV1().Deployments(p.ns).Get(context.Background(), "dev-web", metav1.GetOptions{})
+	if err != nil || *d.Spec.Replicas != 2 || d.Labels["env"] != "dev" {
+		t.Fatalf("overlay not applied: %v", err)
+	}
+}
+
+func TestCRDAndCustomResourceInOneLaunch(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "../examples/hello")
+	crd := `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.launch.harmony.dev}
+spec:
+  group: launch.harmony.dev
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, properties: {spec: {type: object, properties: {size: {type: integer}}}}}
+`
+	cr := "apiVersion: launch.harmony.dev/v1\nkind: Gadget\nmetadata: {name: g1}\nspec: {size: 3}\n"
+	// The custom resource comes first in the files: harmony orders CRDs before what needs them.
+	if err := os.WriteFile(filepath.Join(p.dir, "manifests", "a-gadget.yaml"), []byte(cr), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p.dir, "manifests", "z-crd.yaml"), []byte(crd), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		gvr := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+		_ = dynamic.NewForConfigOrDie(cluster.Config).Resource(gvr).Delete(context.Background(), "gadgets.launch.harmony.dev", metav1.DeleteOptions{})
+	})
+	rep, err := p.launch()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, p.out.String())
+	}
+	if got := actions(rep); got["gadget/g1"] != launch.Create || got["customresourcedefinition/gadgets.launch.harmony.dev"] != launch.Create {
+		t.Fatalf("plan %v", got)
+	}
+	gvr := schema.GroupVersionResource{Group: "launch.harmony.dev", Version: "v1", Resource: "gadgets"}
+	g, err := dynamic.NewForConfigOrDie(cluster.Config).Resource(gvr).Namespace(p.ns).Get(context.Background(), "g1", metav1.GetOptions{})
+	if err != nil || g.GetAnnotations()[launch.OwningInventoryAnnotation] != p.ns {
+		t.Fatalf("custom resource: %v", err)
+	}
+}
+
+func TestUnreadyDeploymentFailsWithTheReason(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "../examples/hello")
+	dep := filepath.Join(p.dir, "manifests", "deployment.yaml")
+	b, _ := os.ReadFile(dep)
+	if err := os.WriteFile(dep, bytes.Replace(b, []byte("nginxinc/nginx-unprivileged:1.27-alpine"), []byte(testcluster.FailingImage), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	rep, err := p.launch(func(o *launch.Options) { o.Timeout = 6 * time.Second })
+	if !errors.Is(err, launch.ErrNotReady) {
+		t.Fatalf("error %v, want ErrNotReady", err)
+	}
+	if time.Since(start) > 40*time.Second {
+		t.Fatalf("launch took %s with a 6s timeout", time.Since(start))
+	}
+	for _, want := range []string{"deployment/hello", "ErrImagePull", "Failed to pull image"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if rep == nil || rep.Ready {
+		t.Fatal("report says ready")
+	}
+}

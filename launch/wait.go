@@ -1,0 +1,256 @@
+package launch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/cli-utils/pkg/object"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
+)
+
+// ObjState is one object's readiness, as kstatus computes it.
+type ObjState struct {
+	ID      object.ObjMetadata `json:"-"`
+	Ref     string             `json:"object"`
+	Status  string             `json:"status"`
+	Message string             `json:"message,omitempty"`
+	// Reasons explain an object that is not ready: pod states, events, log lines.
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// Ready reports whether the object is ready (kstatus Current).
+func (s ObjState) Ready() bool { return s.Status == status.CurrentStatus.String() }
+
+// State computes one object's state: kstatus, plus ready endpoints for Services with a selector.
+func (e *Engine) State(ctx context.Context, id object.ObjMetadata) ObjState {
+	st := ObjState{ID: id, Ref: ref(id)}
+	ri, err := e.resourceFor(id)
+	if err != nil {
+		st.Status, st.Message = status.UnknownStatus.String(), err.Error()
+		return st
+	}
+	live, err := ri.Get(ctx, id.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		st.Status, st.Message = status.NotFoundStatus.String(), "not found"
+		return st
+	}
+	if err != nil {
+		st.Status, st.Message = status.UnknownStatus.String(), err.Error()
+		return st
+	}
+	res, err := status.Compute(live)
+	if err != nil {
+		st.Status, st.Message = status.UnknownStatus.String(), err.Error()
+		return st
+	}
+	st.Status, st.Message = res.Status.String(), res.Message
+	if res.Status == status.CurrentStatus && id.GroupKind.Kind == "Service" && id.GroupKind.Group == "" {
+		if ok, msg := e.serviceHasEndpoints(ctx, live); !ok {
+			st.Status, st.Message = status.InProgressStatus.String(), msg
+		}
+	}
+	return st
+}
+
+// serviceHasEndpoints reports whether a Service with a selector has a ready endpoint.
+func (e *Engine) serviceHasEndpoints(ctx context.Context, svc *unstructured.Unstructured) (bool, string) {
+	sel, _, _ := unstructured.NestedStringMap(svc.Object, "spec", "selector")
+	typ, _, _ := unstructured.NestedString(svc.Object, "spec", "type")
+	if len(sel) == 0 || typ == "ExternalName" {
+		return true, ""
+	}
+	slices, err := e.client.DiscoveryV1().EndpointSlices(svc.GetNamespace()).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.Set{"kubernetes.io/service-name": svc.GetName()}.String(),
+	})
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, s := range slices.Items {
+		for _, ep := range s.Endpoints {
+			if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+				return true, ""
+			}
+		}
+	}
+	return false, "no ready endpoints yet"
+}
+
+// Wait polls every object until all are ready or the timeout passes, printing each change.
+// On timeout it explains every object that is not ready.
+func (e *Engine) Wait(ctx context.Context, ids object.ObjMetadataSet, o Options) ([]ObjState, error) {
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = 5 * time.Minute
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	last := map[object.ObjMetadata]string{}
+	var states []ObjState
+	for {
+		states = states[:0]
+		ready := 0
+		for _, id := range ids {
+			st := e.State(wctx, id)
+			states = append(states, st)
+			if st.Ready() {
+				ready++
+			}
+			line := st.Status + ": " + st.Message
+			if last[id] != line {
+				last[id] = line
+				if o.Live {
+					fmt.Fprint(o.Out, "\r\033[K")
+				}
+				fmt.Fprintf(o.Out, "  %-50s %s", st.Ref, st.Status)
+				if st.Message != "" {
+					fmt.Fprintf(o.Out, " (%s)", st.Message)
+				}
+				fmt.Fprintln(o.Out)
+			}
+		}
+		if ready == len(ids) {
+			if o.Live {
+				fmt.Fprint(o.Out, "\r\033[K")
+			}
+			fmt.Fprintf(o.Out, "all %d objects ready in %s\n", len(ids), time.Since(start).Round(100*time.Millisecond))
+			return states, nil
+		}
+		if o.Live {
+			fmt.Fprintf(o.Out, "\r\033[Kwaiting: %d/%d ready (%s)", ready, len(ids), time.Since(start).Round(time.Second))
+		}
+		select {
+		case <-wctx.Done():
+			if o.Live {
+				fmt.Fprintln(o.Out)
+			}
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return states, ctx.Err()
+			}
+			return e.explain(ctx, states, timeout)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (e *Engine) explain(ctx context.Context, states []ObjState, timeout time.Duration) ([]ObjState, error) {
+	var lines []string
+	for i, st := range states {
+		if st.Ready() {
+			continue
+		}
+		states[i].Reasons = e.diagnose(ctx, st.ID)
+		lines = append(lines, fmt.Sprintf("%s: %s (%s)", st.Ref, st.Status, st.Message))
+		for _, r := range states[i].Reasons {
+			lines = append(lines, "    "+r)
+		}
+	}
+	return states, hint.With(fmt.Errorf("%w after %s:\n  %s", ErrNotReady, timeout, strings.Join(lines, "\n  ")),
+		"fix the cause above and launch again (only what changed is applied); --timeout waits longer, --no-wait does not wait")
+}
+
+// diagnose explains why a workload is not ready: its pods' container states, recent warning
+// events and the last log lines of crashing containers.
+func (e *Engine) diagnose(ctx context.Context, id object.ObjMetadata) []string {
+	ri, err := e.resourceFor(id)
+	if err != nil {
+		return nil
+	}
+	live, err := ri.Get(ctx, id.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	var reasons []string
+	reasons = append(reasons, e.events(ctx, id.Namespace, id.Name)...)
+	sel, found, _ := unstructured.NestedMap(live.Object, "spec", "selector", "matchLabels")
+	if !found || id.Namespace == "" {
+		return reasons
+	}
+	set := labels.Set{}
+	for k, v := range sel {
+		set[k] = fmt.Sprint(v)
+	}
+	pods, err := e.client.CoreV1().Pods(id.Namespace).List(ctx, metav1.ListOptions{LabelSelector: set.String()})
+	if err != nil {
+		return reasons
+	}
+	sort.Slice(pods.Items, func(i, j int) bool { return pods.Items[i].Name < pods.Items[j].Name })
+	for i, p := range pods.Items {
+		if i >= 3 {
+			reasons = append(reasons, fmt.Sprintf("… and %d more pods", len(pods.Items)-3))
+			break
+		}
+		reasons = append(reasons, podReasons(p)...)
+		reasons = append(reasons, e.events(ctx, p.Namespace, p.Name)...)
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.RestartCount > 0 || (cs.State.Waiting != nil && cs.State.Waiting.Reason == "CrashLoopBackOff") {
+				reasons = append(reasons, e.logTail(ctx, p, cs.Name)...)
+			}
+		}
+	}
+	return reasons
+}
+
+func podReasons(p corev1.Pod) []string {
+	var out []string
+	for _, cs := range p.Status.ContainerStatuses {
+		switch {
+		case cs.State.Waiting != nil && cs.State.Waiting.Reason != "":
+			out = append(out, fmt.Sprintf("pod %s, container %s: %s: %s", p.Name, cs.Name, cs.State.Waiting.Reason, cs.State.Waiting.Message))
+		case cs.State.Terminated != nil:
+			out = append(out, fmt.Sprintf("pod %s, container %s: terminated (%s, exit code %d)", p.Name, cs.Name, cs.State.Terminated.Reason, cs.State.Terminated.ExitCode))
+		}
+	}
+	if len(out) == 0 && p.Status.Phase == corev1.PodPending {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+				out = append(out, fmt.Sprintf("pod %s: not scheduled: %s", p.Name, c.Message))
+			}
+		}
+	}
+	return out
+}
+
+func (e *Engine) events(ctx context.Context, ns, name string) []string {
+	if ns == "" {
+		return nil
+	}
+	evs, err := e.client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, ev := range evs.Items {
+		if ev.Type == corev1.EventTypeWarning {
+			out = append(out, fmt.Sprintf("event on %s/%s: %s: %s", strings.ToLower(ev.InvolvedObject.Kind), name, ev.Reason, ev.Message))
+		}
+	}
+	if len(out) > 3 {
+		out = out[len(out)-3:]
+	}
+	return out
+}
+
+func (e *Engine) logTail(ctx context.Context, p corev1.Pod, container string) []string {
+	tail := int64(5)
+	raw, err := e.client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: container, TailLines: &tail, Previous: true}).DoRaw(ctx)
+	if err != nil || len(raw) == 0 {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(strings.TrimRight(string(raw), "\n"), "\n") {
+		out = append(out, fmt.Sprintf("log %s/%s: %s", p.Name, container, l))
+	}
+	return out
+}
