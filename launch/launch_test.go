@@ -236,8 +236,14 @@ func TestLaunchLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, check := range []error{
-		func() error { _, err := cluster.Client.AppsV1().Deployments(p.ns).Get(ctx, "hello", metav1.GetOptions{}); return err }(),
-		func() error { _, err := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, "hello", metav1.GetOptions{}); return err }(),
+		func() error {
+			_, err := cluster.Client.AppsV1().Deployments(p.ns).Get(ctx, "hello", metav1.GetOptions{})
+			return err
+		}(),
+		func() error {
+			_, err := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, "hello", metav1.GetOptions{})
+			return err
+		}(),
 		func() error {
 			_, err := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, launch.InventoryName, metav1.GetOptions{})
 			return err

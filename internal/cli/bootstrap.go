@@ -13,9 +13,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/NationTech/harmony-agent/bootstrap"
+	"github.com/NationTech/harmony-agent/installer"
 	"github.com/NationTech/harmony-agent/internal/buildinfo"
 	"github.com/NationTech/harmony-agent/internal/hint"
-	"github.com/NationTech/harmony-agent/installer"
 	"github.com/NationTech/harmony-agent/manifests"
 )
 
