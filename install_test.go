@@ -15,36 +15,15 @@ import (
 	"github.com/NationTech/harmony-agent/internal/releasetest"
 )
 
-// snapshot is the release built by scripts/test's snapshot stage.
-type snapshot struct {
-	dist, version, pubkey string
-}
+type snapshot = releasetest.Snapshot
 
-func needSnapshot(t *testing.T) snapshot {
-	t.Helper()
-	s := snapshot{dist: os.Getenv("HARMONY_TEST_DIST"), version: os.Getenv("HARMONY_TEST_VERSION")}
-	if s.dist == "" || s.version == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("HARMONY_TEST_DIST and HARMONY_TEST_VERSION are unset: run the tests through scripts/test, which builds the snapshot release")
-		}
-		t.Skip("no snapshot release: run scripts/test (it builds one and sets HARMONY_TEST_DIST)")
-	}
-	pub, err := os.ReadFile(filepath.Join(os.Getenv("HARMONY_TEST_KEYDIR"), "test.pub"))
-	if err != nil {
-		t.Fatalf("the snapshot's public key: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(pub)), "\n")
-	s.pubkey = lines[len(lines)-1]
-	return s
-}
+func needSnapshot(t *testing.T) snapshot { return releasetest.NeedSnapshot(t) }
 
-// serve returns a release server with the snapshot published as tag v<version> and latest.
-func (s snapshot) serve(t *testing.T) (*releasetest.Server, string) {
+// serve returns a release server with the snapshot published as its tag and as latest.
+func serve(t *testing.T, s snapshot) (*releasetest.Server, string) {
 	srv := releasetest.New(t)
-	tag := "v" + s.version
-	srv.AddDir(t, installer.ReleaseRepo, tag, s.dist)
-	srv.SetLatest(installer.ReleaseRepo, tag)
-	return srv, tag
+	s.Serve(t, srv)
+	return srv, s.Tag()
 }
 
 type run struct {
@@ -82,32 +61,32 @@ func TestInstallShUnderEveryShell(t *testing.T) {
 	for _, shell := range [][]string{{"dash"}, {"bash"}, {"busybox", "sh"}} {
 		t.Run(shell[0], func(t *testing.T) {
 			t.Parallel()
-			srv, tag := snap.serve(t)
+			srv, tag := serve(t, snap)
 			home := t.TempDir()
-			env := baseEnv(home, srv.URL, snap.pubkey, os.Getenv("PATH"))
+			env := baseEnv(home, srv.URL, snap.Pubkey, os.Getenv("PATH"))
 			bin := filepath.Join(home, ".local", "bin", "harmony")
 
 			r := installSh(t, shell, env)
 			if r.code != 0 {
 				t.Fatalf("install failed (%d):\n%s", r.code, r.out)
 			}
-			for _, want := range []string{"signature of checksums.txt verified", "installed harmony " + snap.version, "not on your PATH"} {
+			for _, want := range []string{"signature of checksums.txt verified", "installed harmony " + snap.Version, "not on your PATH"} {
 				if !strings.Contains(r.out, want) {
 					t.Errorf("output lacks %q:\n%s", want, r.out)
 				}
 			}
 			version, err := exec.Command(bin, "version").Output()
-			if err != nil || !strings.Contains(string(version), "harmony "+snap.version) {
+			if err != nil || !strings.Contains(string(version), "harmony "+snap.Version) {
 				t.Fatalf("installed binary: %q, %v", version, err)
 			}
 			before, _ := os.Stat(bin)
-			archiveHits := srv.Hits(installer.ReleaseRepo, tag, "harmony_"+snap.version+"_linux_amd64.tar.gz")
+			archiveHits := srv.Hits(installer.ReleaseRepo, tag, "harmony_"+snap.Version+"_linux_amd64.tar.gz")
 
 			// A re-run (here naming the version) changes nothing and says so.
 			r = installSh(t, shell, append(env, "HARMONY_VERSION="+tag))
 			after, _ := os.Stat(bin)
 			if r.code != 0 || !strings.Contains(r.out, "already installed") || !after.ModTime().Equal(before.ModTime()) ||
-				srv.Hits(installer.ReleaseRepo, tag, "harmony_"+snap.version+"_linux_amd64.tar.gz") != archiveHits {
+				srv.Hits(installer.ReleaseRepo, tag, "harmony_"+snap.Version+"_linux_amd64.tar.gz") != archiveHits {
 				t.Fatalf("re-run was not a no-op (%d):\n%s", r.code, r.out)
 			}
 
@@ -166,9 +145,9 @@ func TestInstallShWithoutMinisignOrCurl(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv, _ := snap.serve(t)
+			srv, _ := serve(t, snap)
 			home := t.TempDir()
-			r := installSh(t, []string{"/usr/bin/dash"}, baseEnv(home, srv.URL, snap.pubkey, toolsPath(t, tt.tools...)))
+			r := installSh(t, []string{"/usr/bin/dash"}, baseEnv(home, srv.URL, snap.Pubkey, toolsPath(t, tt.tools...)))
 			if r.code != 0 || !strings.Contains(r.out, tt.want) {
 				t.Fatalf("exit %d, want success saying %q:\n%s", r.code, tt.want, r.out)
 			}
@@ -181,7 +160,7 @@ func TestInstallShWithoutMinisignOrCurl(t *testing.T) {
 
 func TestInstallShRefusesAndKeepsThePreviousBinary(t *testing.T) {
 	snap := needSnapshot(t)
-	archive := "harmony_" + snap.version + "_linux_amd64.tar.gz"
+	archive := "harmony_" + snap.Version + "_linux_amd64.tar.gz"
 	tests := []struct {
 		name  string
 		setup func(srv *releasetest.Server, tag string, env *[]string)
@@ -209,9 +188,9 @@ func TestInstallShRefusesAndKeepsThePreviousBinary(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv, tag := snap.serve(t)
+			srv, tag := serve(t, snap)
 			home := t.TempDir()
-			env := baseEnv(home, srv.URL, snap.pubkey, os.Getenv("PATH"))
+			env := baseEnv(home, srv.URL, snap.Pubkey, os.Getenv("PATH"))
 			tt.setup(srv, tag, &env)
 			bin := filepath.Join(home, ".local", "bin", "harmony")
 			old := []byte("#!/bin/sh\necho 'harmony 0.0.0-old'\n")

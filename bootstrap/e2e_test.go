@@ -72,7 +72,7 @@ const k3sTag = "v1.36.4+k3s1"
 func newMachine(t testing.TB, extraEnv ...string) *machine {
 	c := testcluster.Need(t, cluster)
 	m := &machine{t: t, root: t.TempDir(), home: t.TempDir(), srv: releasetest.New(t)}
-	if _, err := m.srv.K3sRelease(testKey, standin, 2); err != nil {
+	if _, err := m.srv.K3sRelease("v0.0.0-test", testKey.Sign, standin, 2); err != nil {
 		t.Fatal(err)
 	}
 	m.kubeconfig = filepath.Join(m.home, ".kube", "config")

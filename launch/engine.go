@@ -76,7 +76,7 @@ type Engine struct {
 // NewEngine connects to the cluster of cfg, mapping kinds through its discovery API.
 func NewEngine(cfg *rest.Config) (*Engine, error) {
 	cfg = rest.CopyConfig(cfg)
-	cfg.QPS, cfg.Burst = 200, 400
+	cfg.QPS, cfg.Burst = 2000, 4000 // a local cluster; the server's priority and fairness still applies
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -172,44 +173,64 @@ func (e *Engine) Launch(ctx context.Context, objs []Object, o Options) (*Report,
 	return rep, err
 }
 
+// parallelism bounds the requests launch has in flight at once.
+const parallelism = 16
+
+// forEach runs fn for every index with bounded parallelism.
+func forEach(n int, fn func(i int)) {
+	sem := make(chan struct{}, parallelism)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
 // plan dry-runs every object and says what applying it would do. Objects whose namespace does
 // not exist yet (a dry run of the whole launch) are planned as creations without a server check.
 func (e *Engine) plan(ctx context.Context, objs []Object, dryRunOnly bool) ([]Step, []string) {
-	var steps []Step
-	var rejected []string
+	steps := make([]Step, len(objs))
+	problems := make([]string, len(objs))
 	nsOK := map[string]bool{}
 	for _, obj := range objs {
-		id := object.UnstructuredToObjMetadata(obj.Unstructured)
-		step := Step{ID: id, Ref: ref(id), Origin: obj.Origin}
-		ri, _, err := e.resource(obj.Unstructured)
-		if err != nil {
-			if dryRunOnly {
-				step.Action, step.Note = Create, "its kind is defined by a CRD of this launch: checked when applied"
-				steps = append(steps, step)
-				continue
-			}
-			rejected = append(rejected, fmt.Sprintf("%s (%s): %v", step.Ref, obj.Origin, err))
-			continue
-		}
 		if ns := obj.GetNamespace(); ns != "" && dryRunOnly {
 			if _, seen := nsOK[ns]; !seen {
 				nsOK[ns] = e.namespaceExists(ctx, ns)
 			}
-			if !nsOK[ns] {
-				step.Action, step.Note = Create, "namespace "+ns+" does not exist yet: checked when applied"
-				steps = append(steps, step)
-				continue
+		}
+	}
+	forEach(len(objs), func(i int) {
+		obj := objs[i]
+		id := object.UnstructuredToObjMetadata(obj.Unstructured)
+		step := Step{ID: id, Ref: ref(id), Origin: obj.Origin}
+		defer func() { steps[i] = step }()
+		ri, _, err := e.resource(obj.Unstructured)
+		if err != nil {
+			if dryRunOnly {
+				step.Action, step.Note = Create, "its kind is defined by a CRD of this launch: checked when applied"
+				return
 			}
+			problems[i] = fmt.Sprintf("%s (%s): %v", step.Ref, obj.Origin, err)
+			return
+		}
+		if ns := obj.GetNamespace(); ns != "" && dryRunOnly && !nsOK[ns] {
+			step.Action, step.Note = Create, "namespace "+ns+" does not exist yet: checked when applied"
+			return
 		}
 		live, err := ri.Get(ctx, obj.GetName(), metav1.GetOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
-			rejected = append(rejected, fmt.Sprintf("%s (%s): %v", step.Ref, obj.Origin, err))
-			continue
+			problems[i] = fmt.Sprintf("%s (%s): %v", step.Ref, obj.Origin, err)
+			return
 		}
 		result, err := e.apply(ctx, obj.Unstructured, true)
 		if err != nil {
-			rejected = append(rejected, fmt.Sprintf("%s (%s): %s", step.Ref, obj.Origin, reason(err)))
-			continue
+			problems[i] = fmt.Sprintf("%s (%s): %s", step.Ref, obj.Origin, reason(err))
+			return
 		}
 		switch {
 		case live == nil:
@@ -219,7 +240,12 @@ func (e *Engine) plan(ctx context.Context, objs []Object, dryRunOnly bool) ([]St
 		default:
 			step.Action = Update
 		}
-		steps = append(steps, step)
+	})
+	var rejected []string
+	for _, p := range problems {
+		if p != "" {
+			rejected = append(rejected, p)
+		}
 	}
 	return steps, rejected
 }
@@ -237,26 +263,34 @@ func rejectedError(rejected []string) error {
 		"fix the objects above and launch again: nothing of this launch was applied")
 }
 
-// applyChanged applies the objects whose plan step is create or update.
+// applyChanged applies the objects whose plan step is create or update, in parallel within a
+// phase; it returns the objects it created.
 func (e *Engine) applyChanged(ctx context.Context, objs []Object, plan []Step) ([]*unstructured.Unstructured, error) {
 	action := map[object.ObjMetadata]Action{}
 	for _, s := range plan {
 		action[s.ID] = s.Action
 	}
-	var applied []*unstructured.Unstructured
-	for _, obj := range objs {
+	errs := make([]error, len(objs))
+	created := make([]bool, len(objs))
+	forEach(len(objs), func(i int) {
+		obj := objs[i]
 		a := action[object.UnstructuredToObjMetadata(obj.Unstructured)]
 		if a != Create && a != Update {
-			continue
+			return
 		}
 		if _, err := e.apply(ctx, obj.Unstructured, false); err != nil {
-			return applied, fmt.Errorf("apply %s (%s): %s", ref(object.UnstructuredToObjMetadata(obj.Unstructured)), obj.Origin, reason(err))
+			errs[i] = fmt.Errorf("apply %s (%s): %s", ref(object.UnstructuredToObjMetadata(obj.Unstructured)), obj.Origin, reason(err))
+			return
 		}
-		if a == Create {
+		created[i] = a == Create
+	})
+	var applied []*unstructured.Unstructured
+	for i, obj := range objs {
+		if created[i] {
 			applied = append(applied, obj.Unstructured)
 		}
 	}
-	return applied, nil
+	return applied, errors.Join(errs...)
 }
 
 // planPrune decides about an object the project no longer has: prune it when it still carries

@@ -99,11 +99,11 @@ func (e *Engine) Wait(ctx context.Context, ids object.ObjMetadataSet, o Options)
 	last := map[object.ObjMetadata]string{}
 	var states []ObjState
 	for {
-		states = states[:0]
+		states = make([]ObjState, len(ids))
+		forEach(len(ids), func(i int) { states[i] = e.State(wctx, ids[i]) })
 		ready := 0
-		for _, id := range ids {
-			st := e.State(wctx, id)
-			states = append(states, st)
+		for _, st := range states {
+			id := st.ID
 			if st.Ready() {
 				ready++
 			}

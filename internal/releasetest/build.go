@@ -63,9 +63,10 @@ func BuildK3sStandin(dir string) (string, error) {
 	return out, goBuild(out, "./bootstrap/testdata/k3s-standin", "-s -w")
 }
 
-// K3sRelease publishes a signed runtime manifest whose default k3s release is the stand-in
-// binary (as "k3s" and "k3s-arm64"), plus the stand-in itself, on srv. It returns the manifest.
-func (s *Server) K3sRelease(key *Key, standin []byte, serial int) ([]byte, error) {
+// K3sRelease publishes on srv a runtime manifest whose default k3s release is the stand-in
+// binary (for this machine's architecture), signed with sign, in harmony's release tag (which
+// becomes the latest), plus the stand-in itself. It returns the manifest.
+func (s *Server) K3sRelease(tag string, sign func([]byte) []byte, standin []byte, serial int) ([]byte, error) {
 	m, err := manifests.Load()
 	if err != nil {
 		return nil, err
@@ -90,8 +91,8 @@ func (s *Server) K3sRelease(key *Key, standin []byte, serial int) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	s.Add("NationTech/harmony-agent", "v0.0.0-test", manifests.RemoteName, data)
-	s.Add("NationTech/harmony-agent", "v0.0.0-test", manifests.RemoteSignature, key.Sign(data))
-	s.SetLatest("NationTech/harmony-agent", "v0.0.0-test")
+	s.Add(HarmonyRepo, tag, manifests.RemoteName, data)
+	s.Add(HarmonyRepo, tag, manifests.RemoteSignature, sign(data))
+	s.SetLatest(HarmonyRepo, tag)
 	return data, nil
 }

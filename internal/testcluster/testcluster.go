@@ -93,6 +93,8 @@ func Start() (c *Cluster, err error) {
 	c.env = &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: time.Minute}
 	c.env.ControlPlane.Etcd = &envtest.Etcd{}
 	c.env.ControlPlane.Etcd.Configure().Append("unsafe-no-fsync", "true")
+	// Room for many Services (benchmarks apply hundreds); k3s uses the same range.
+	c.env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/12")
 	if c.Config, err = c.env.Start(); err != nil {
 		return nil, fmt.Errorf("start kube-apiserver and etcd: %w", err)
 	}
