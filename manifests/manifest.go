@@ -255,54 +255,36 @@ func (m *Manifest) Versions() []string {
 	return out
 }
 
-func pick(what, platform string, assets map[string]Asset) (Asset, error) {
+// artifact picks the asset for platform and says where to fetch it: what names it in messages
+// ("k3s v1.36.4+k3s1"), repo and tag locate its release.
+func artifact(what, repo, tag, platform, mirror string, assets map[string]Asset) (installer.Artifact, error) {
 	a, ok := assets[platform]
 	if !ok {
-		return Asset{}, fmt.Errorf("%s for %s: %w", what, platform, ErrUnsupportedPlatform)
+		return installer.Artifact{}, fmt.Errorf("%s for %s: %w", what, platform, ErrUnsupportedPlatform)
 	}
 	if a.SHA256 == "" {
-		return Asset{}, fmt.Errorf("%s for %s (%s): %w: %s", what, platform, a.Name, ErrDigestUnknown, a.Unknown)
+		return installer.Artifact{}, fmt.Errorf("%s for %s (%s): %w: %s", what, platform, a.Name, ErrDigestUnknown, a.Unknown)
 	}
-	return a, nil
+	return installer.Artifact{
+		Name:   fmt.Sprintf("%s (%s)", what, platform),
+		URL:    installer.ReleaseURL(mirror, repo, tag, a.Name),
+		SHA256: a.SHA256,
+	}, nil
 }
 
 // Binary returns the k3s binary artifact of r for platform ("linux/amd64"), to fetch from mirror.
 func (r Release) Binary(mirror, platform string) (installer.Artifact, error) {
-	a, err := pick("k3s "+r.Version.String(), platform, r.Assets)
-	if err != nil {
-		return installer.Artifact{}, err
-	}
-	return installer.Artifact{
-		Name:   fmt.Sprintf("k3s %s (%s)", r.Version, platform),
-		URL:    installer.ReleaseURL(mirror, K3sRepo, r.Version.String(), a.Name),
-		SHA256: a.SHA256,
-	}, nil
+	return artifact("k3s "+r.Version.String(), K3sRepo, r.Version.String(), platform, mirror, r.Assets)
 }
 
 // AirgapImages returns the air-gap image bundle of r for platform.
 func (r Release) AirgapImages(mirror, platform string) (installer.Artifact, error) {
-	a, err := pick("k3s "+r.Version.String()+" air-gap images", platform, r.Airgap)
-	if err != nil {
-		return installer.Artifact{}, err
-	}
-	return installer.Artifact{
-		Name:   fmt.Sprintf("k3s %s air-gap images (%s)", r.Version, platform),
-		URL:    installer.ReleaseURL(mirror, K3sRepo, r.Version.String(), a.Name),
-		SHA256: a.SHA256,
-	}, nil
+	return artifact("k3s "+r.Version.String()+" air-gap images", K3sRepo, r.Version.String(), platform, mirror, r.Airgap)
 }
 
 // Binary returns the k3d binary artifact for platform.
 func (k K3d) Binary(mirror, platform string) (installer.Artifact, error) {
-	a, err := pick("k3d "+k.Version, platform, k.Assets)
-	if err != nil {
-		return installer.Artifact{}, err
-	}
-	return installer.Artifact{
-		Name:   fmt.Sprintf("k3d %s (%s)", k.Version, platform),
-		URL:    installer.ReleaseURL(mirror, K3dRepo, k.Version, a.Name),
-		SHA256: a.SHA256,
-	}, nil
+	return artifact("k3d "+k.Version, K3dRepo, k.Version, platform, mirror, k.Assets)
 }
 
 // Marshal renders the manifest as runtimes.yaml in its canonical layout (the committed file is

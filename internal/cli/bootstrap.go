@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -172,9 +171,7 @@ func newRuntimeStatusCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if opts.JSON {
-				enc := json.NewEncoder(g.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
+				return printJSON(g.Stdout, st)
 			}
 			w := tabwriter.NewWriter(g.out(), 0, 0, 2, ' ', 0)
 			row := func(k, v string) { fmt.Fprintf(w, "%s\t%s\n", k, v) }

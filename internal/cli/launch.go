@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -198,9 +197,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		Namespace: ns, Project: ns, DryRun: opts.DryRun, NoWait: opts.NoWait, Timeout: timeout, Out: out, Live: live,
 	})
 	if rep != nil && opts.Output == "json" {
-		enc := json.NewEncoder(g.Stdout)
-		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(rep); jerr != nil {
+		if jerr := printJSON(g.Stdout, rep); jerr != nil {
 			return jerr
 		}
 	}
@@ -235,26 +232,13 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 		Short: "Remove everything harmony launched for a repository",
 		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.validate(); err != nil {
-				return err
-			}
-			ns, err := projectNamespace(dirArg(args), opts.Namespace)
-			if err != nil {
-				return err
-			}
-			cfg, err := opts.cluster(cmd.Context(), g, false)
-			if err != nil {
-				return err
-			}
-			eng, err := launch.NewEngine(cfg)
+			ns, eng, err := opts.project(cmd.Context(), g, args)
 			if err != nil {
 				return err
 			}
 			steps, err := eng.Down(cmd.Context(), ns, ns, opts.Timeout, g.out())
 			if opts.Output == "json" && steps != nil {
-				enc := json.NewEncoder(g.Stdout)
-				enc.SetIndent("", "  ")
-				_ = enc.Encode(steps)
+				_ = printJSON(g.Stdout, steps)
 			}
 			if err != nil {
 				return err
@@ -266,6 +250,24 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 	opts.bind(cmd)
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 2*time.Minute, "how long to wait for deletion")
 	return cmd
+}
+
+// project resolves an already launched project (down, status): its namespace and an engine on
+// a reachable cluster. It never bootstraps.
+func (c *clusterOptions) project(ctx context.Context, g *globalOptions, args []string) (string, *launch.Engine, error) {
+	if err := c.validate(); err != nil {
+		return "", nil, err
+	}
+	ns, err := projectNamespace(dirArg(args), c.Namespace)
+	if err != nil {
+		return "", nil, err
+	}
+	cfg, err := c.cluster(ctx, g, false)
+	if err != nil {
+		return "", nil, err
+	}
+	eng, err := launch.NewEngine(cfg)
+	return ns, eng, err
 }
 
 // projectNamespace finds a project's namespace without rendering its manifests.
@@ -296,18 +298,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 		Short: "Show the state of each object harmony launched for a repository",
 		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.validate(); err != nil {
-				return err
-			}
-			ns, err := projectNamespace(dirArg(args), opts.Namespace)
-			if err != nil {
-				return err
-			}
-			cfg, err := opts.cluster(cmd.Context(), g, false)
-			if err != nil {
-				return err
-			}
-			eng, err := launch.NewEngine(cfg)
+			ns, eng, err := opts.project(cmd.Context(), g, args)
 			if err != nil {
 				return err
 			}
@@ -316,9 +307,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if opts.Output == "json" {
-				enc := json.NewEncoder(g.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(states)
+				return printJSON(g.Stdout, states)
 			}
 			w := tabwriter.NewWriter(g.out(), 0, 0, 2, ' ', 0)
 			fmt.Fprintln(w, "OBJECT\tSTATUS\tMESSAGE")

@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -129,4 +130,11 @@ func (g *globalOptions) out() io.Writer {
 		return io.Discard
 	}
 	return g.Stdout
+}
+
+// printJSON writes v as indented JSON: the machine-readable output of every command.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

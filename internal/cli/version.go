@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -30,9 +29,7 @@ func newVersionCmd(g *globalOptions) *cobra.Command {
 func versionRun(g *globalOptions, opts *versionOptions) error {
 	info := buildinfo.Get()
 	if opts.JSON {
-		enc := json.NewEncoder(g.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(info)
+		return printJSON(g.Stdout, info)
 	}
 	_, err := fmt.Fprintf(g.out(), "harmony %s\n  commit:   %s\n  built:    %s\n  go:       %s\n  platform: %s/%s\n",
 		info.Version, info.Commit, info.Date, info.GoVersion, info.OS, info.Arch)

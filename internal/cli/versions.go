@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"text/tabwriter"
@@ -87,9 +86,7 @@ func runtimeVersionsRun(g *globalOptions, opts *runtimeVersionsOptions) error {
 		rep.Releases = append(rep.Releases, row)
 	}
 	if opts.JSON {
-		enc := json.NewEncoder(g.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return printJSON(g.Stdout, rep)
 	}
 	w := tabwriter.NewWriter(g.out(), 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "k3s line %s (manifest serial %d), k3d %s\n", rep.Line, rep.Serial, rep.K3d)
