@@ -159,3 +159,16 @@ func TestRenderRefusesBrokenDocuments(t *testing.T) {
 		})
 	}
 }
+
+func TestOnlyServicesFromHarmonyYAML(t *testing.T) {
+	t.Parallel()
+	eps := []launch.Endpoint{
+		{Object: "service/web (namespace shop)", URL: "http://localhost:30001"},
+		{Object: "service/db (namespace shop)", URL: "db.shop.svc:5432"},
+		{Object: "ingress/web (namespace shop)", URL: "http://shop.localhost"},
+	}
+	got := launch.OnlyServices(eps, []string{"web"})
+	if len(got) != 2 || got[0].URL != "http://localhost:30001" || got[1].URL != "http://shop.localhost" {
+		t.Fatalf("kept %+v", got)
+	}
+}

@@ -73,6 +73,22 @@ func (e *Engine) Endpoints(ctx context.Context, ids object.ObjMetadataSet) []End
 	return out
 }
 
+// OnlyServices keeps the endpoints of the named Services and Ingresses (harmony.yaml's services).
+func OnlyServices(eps []Endpoint, names []string) []Endpoint {
+	keep := map[string]bool{}
+	for _, n := range names {
+		keep[n] = true
+	}
+	var out []Endpoint
+	for _, ep := range eps {
+		name := strings.SplitN(strings.SplitN(ep.Object, "/", 2)[1], " ", 2)[0]
+		if keep[name] {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
 // PrintPlan writes the plan as a table.
 func PrintPlan(w io.Writer, plan []Step) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -95,7 +95,8 @@ func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions)
 		return err
 	}
 	if k.NeedsPrivileges() {
-		return rerunWithSudo(ctx, g, "install k3s into /usr/local/bin and /var/lib/harmony, write /etc/rancher/k3s and start the k3s service")
+		return rerunWithSudo(ctx, g, "install k3s into /usr/local/bin and /var/lib/harmony, write /etc/rancher/k3s and start the k3s service",
+			append([]string{"bootstrap", "--runtime", opts.Runtime, "--timeout", opts.Timeout.String()}, bootstrapExtraArgs(opts)...))
 	}
 	res, err := k.Install(ctx, bootstrap.InstallOptions{
 		Version: opts.Version, Airgap: opts.Airgap, Timeout: opts.Timeout, SwitchContext: opts.SwitchContext,
@@ -111,8 +112,23 @@ func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions)
 	return nil
 }
 
-// rerunWithSudo re-runs this very command as root, after telling the user exactly why.
-func rerunWithSudo(ctx context.Context, g *globalOptions, why string) error {
+func bootstrapExtraArgs(o *bootstrapOptions) []string {
+	var args []string
+	if o.Version != "" {
+		args = append(args, "--version", o.Version)
+	}
+	if o.Airgap {
+		args = append(args, "--airgap")
+	}
+	if o.SwitchContext {
+		args = append(args, "--switch-context")
+	}
+	return args
+}
+
+// rerunWithSudo re-runs the privileged harmony command args as root, after telling the user
+// exactly what and why. Only that step runs as root; the rest stays with the user.
+func rerunWithSudo(ctx context.Context, g *globalOptions, why string, args []string) error {
 	sudo, err := exec.LookPath("sudo")
 	if err != nil {
 		return hint.With(fmt.Errorf("installing k3s needs root, and sudo is not available"),
@@ -126,9 +142,9 @@ func rerunWithSudo(ctx context.Context, g *globalOptions, why string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.Stderr, "harmony needs root to %s.\nRunning: sudo %s %s\n", why, self, strings.Join(os.Args[1:], " "))
+	fmt.Fprintf(g.Stderr, "harmony needs root to %s.\nRunning: sudo %s %s\n", why, self, strings.Join(args, " "))
 	keep := []string{bootstrap.UserKubeconfigEnv, installer.MirrorEnv, installer.HomeEnv, bootstrap.RootEnv, "HARMONY_NO_UPDATE_CHECK", "NO_COLOR", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"}
-	cmd := exec.CommandContext(ctx, sudo, append([]string{"--preserve-env=" + strings.Join(keep, ","), self}, os.Args[1:]...)...)
+	cmd := exec.CommandContext(ctx, sudo, append([]string{"--preserve-env=" + strings.Join(keep, ","), self}, args...)...)
 	cmd.Env = append(os.Environ(), bootstrap.UserKubeconfigEnv+"="+target)
 	if os.Getenv(installer.HomeEnv) == "" {
 		if home, err := installer.Home(); err == nil {
@@ -206,7 +222,7 @@ func newRuntimeLifecycleCmd(g *globalOptions, name, short string, run func(ctx c
 				return err
 			}
 			if k.NeedsPrivileges() {
-				return rerunWithSudo(cmd.Context(), g, name+" the k3s service")
+				return rerunWithSudo(cmd.Context(), g, name+" the k3s service", []string{"runtime", name})
 			}
 			if err := run(cmd.Context(), k); err != nil {
 				return err
@@ -234,7 +250,11 @@ func newRuntimeUninstallCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if k.NeedsPrivileges() {
-				return rerunWithSudo(cmd.Context(), g, "remove k3s and its service")
+				args := []string{"runtime", "uninstall"}
+				if opts.Purge {
+					args = append(args, "--purge", "--yes")
+				}
+				return rerunWithSudo(cmd.Context(), g, "remove k3s and its service", args)
 			}
 			if err := k.Uninstall(cmd.Context(), opts.Purge); err != nil {
 				return err

@@ -196,6 +196,9 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	rep, err := eng.Launch(ctx, objs, launch.Options{
 		Namespace: ns, Project: ns, DryRun: opts.DryRun, NoWait: opts.NoWait, Timeout: timeout, Out: out, Live: live,
 	})
+	if rep != nil && src.Project != nil && len(src.Project.Services) > 0 {
+		rep.Endpoints = launch.OnlyServices(rep.Endpoints, src.Project.Services)
+	}
 	if rep != nil && opts.Output == "json" {
 		if jerr := printJSON(g.Stdout, rep); jerr != nil {
 			return jerr
