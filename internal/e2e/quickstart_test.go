@@ -97,7 +97,15 @@ func TestQuickStart(t *testing.T) {
 		t.Fatalf("deployment hello not available: %v", err)
 	}
 
-	// 3. status, then down.
+	// 3. A dry run after the launch plans no change; status shows each object; then down.
+	out, code = run(t, env, harmony, "launch", "--dry-run", project)
+	if code != 0 || strings.Count(out, "unchanged ") != 3 || !strings.Contains(out, "dry run: nothing was changed") {
+		t.Fatalf("dry run after launch (exit %d):\n%s", code, out)
+	}
+	out, code = run(t, env, harmony, "status", "-o", "json", project)
+	if code != 0 || strings.Count(out, `"status": "Current"`) != 3 {
+		t.Fatalf("status -o json (exit %d):\n%s", code, out)
+	}
 	out, code = run(t, env, harmony, "status", project)
 	if code != 0 || !strings.Contains(out, "deployment/hello (namespace hello)") || !strings.Contains(out, "Current") {
 		t.Fatalf("status (exit %d):\n%s", code, out)
