@@ -77,6 +77,19 @@ func newProject(t *testing.T, example string) *project {
 	return p
 }
 
+// edit replaces old by new in one of the project's manifests.
+func (p *project) edit(file, old, new string) {
+	p.t.Helper()
+	path := filepath.Join(p.dir, "manifests", file)
+	b, err := os.ReadFile(path)
+	if err != nil || !bytes.Contains(b, []byte(old)) {
+		p.t.Fatalf("%s does not contain %q (%v)", file, old, err)
+	}
+	if err := os.WriteFile(path, bytes.Replace(b, []byte(old), []byte(new), 1), 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
 func (p *project) launch(mut ...func(*launch.Options)) (*launch.Report, error) {
 	p.t.Helper()
 	src, err := launch.Discover(p.dir, nil)
@@ -179,11 +192,7 @@ func TestLaunchLifecycle(t *testing.T) {
 	}
 
 	// An edited manifest updates only that object.
-	cmFile := filepath.Join(p.dir, "manifests", "configmap.yaml")
-	b, _ := os.ReadFile(cmFile)
-	if err := os.WriteFile(cmFile, bytes.Replace(b, []byte("Hello from harmony"), []byte("Hello again"), 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	p.edit("configmap.yaml", "Hello from harmony", "Hello again")
 	before = p.versions()
 	rep, err = p.launch()
 	if err != nil {
@@ -300,11 +309,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 func TestRejectedObjectAppliesNothing(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "../examples/hello")
-	dep := filepath.Join(p.dir, "manifests", "deployment.yaml")
-	b, _ := os.ReadFile(dep)
-	if err := os.WriteFile(dep, bytes.Replace(b, []byte("replicas: 2"), []byte("replicas: -3"), 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	p.edit("deployment.yaml", "replicas: 2", "replicas: -3")
 	_, err := p.launch()
 	if !errors.Is(err, launch.ErrRejected) || !strings.Contains(err.Error(), "deployment/hello") || !strings.Contains(err.Error(), "spec.replicas") ||
 		!strings.Contains(err.Error(), "manifests/deployment.yaml:1") {
@@ -377,11 +382,7 @@ spec:
 func TestUnreadyDeploymentFailsWithTheReason(t *testing.T) {
 	t.Parallel()
 	p := newProject(t, "../examples/hello")
-	dep := filepath.Join(p.dir, "manifests", "deployment.yaml")
-	b, _ := os.ReadFile(dep)
-	if err := os.WriteFile(dep, bytes.Replace(b, []byte("nginxinc/nginx-unprivileged:1.27-alpine"), []byte(testcluster.FailingImage), 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	p.edit("deployment.yaml", "nginxinc/nginx-unprivileged:1.27-alpine", testcluster.FailingImage)
 	start := time.Now()
 	rep, err := p.launch(func(o *launch.Options) { o.Timeout = 6 * time.Second })
 	if !errors.Is(err, launch.ErrNotReady) {
