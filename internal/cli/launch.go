@@ -180,7 +180,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 			out = nopWriter{}
 		}
 	}
-	fmt.Fprintf(out, "launching %s: %d objects from %s, namespace %s\n", src.Root, len(objs), src.Reason, ns)
+	fmt.Fprintf(out, "launching %s: %s from %s, namespace %s\n", src.Root, plural(len(objs), "object"), src.Reason, ns)
 	cfg, err := opts.cluster(ctx, g, !opts.DryRun)
 	if err != nil {
 		return err
@@ -322,4 +322,11 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 	}
 	opts.bind(cmd)
 	return cmd
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
