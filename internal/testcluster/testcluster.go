@@ -196,15 +196,6 @@ func (c *Cluster) LogTail(component string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// PIDs returns the process ids of the components this package started (for measurements).
-func (c *Cluster) PIDs() []int {
-	var pids []int
-	for _, p := range c.procs {
-		pids = append(pids, p.Process.Pid)
-	}
-	return pids
-}
-
 // Stop stops every component and removes the temporary files.
 func (c *Cluster) Stop() {
 	for _, p := range c.procs {
