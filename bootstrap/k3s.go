@@ -105,7 +105,7 @@ func (k *K3s) healthy(ctx context.Context) bool {
 		return false
 	}
 	cfg.Timeout = 2 * time.Second
-	if apiReady(ctx, cfg) != nil {
+	if APIReady(ctx, cfg) != nil {
 		return false
 	}
 	ready, err := nodeReady(ctx, cfg)
@@ -326,7 +326,7 @@ func (k *K3s) waitAPI(ctx context.Context, timeout time.Duration) error {
 		if err != nil {
 			return false, nil, fmt.Errorf("no kubeconfig yet at %s", k.Paths.KubeconfigFile())
 		}
-		err = apiReady(ctx, cfg)
+		err = APIReady(ctx, cfg)
 		return err == nil, nil, err
 	})
 	if err != nil && errors.Is(err, context.DeadlineExceeded) {
@@ -404,7 +404,7 @@ func (k *K3s) Status(ctx context.Context) (Status, error) {
 	st.Running, st.PID = k.supervisor().Running(ctx)
 	if cfg, err := restConfig(k.Paths.KubeconfigFile()); err == nil && st.Running {
 		cfg.Timeout = 2 * time.Second
-		st.APIHealthy = apiReady(ctx, cfg) == nil
+		st.APIHealthy = APIReady(ctx, cfg) == nil
 		st.NodeReady, _ = nodeReady(ctx, cfg)
 	}
 	if v, err := manifests.ParseVersion(inst.Version); err == nil {

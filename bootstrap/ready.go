@@ -28,8 +28,8 @@ func restConfig(path string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// apiReady asks the API server's /readyz once.
-func apiReady(ctx context.Context, cfg *rest.Config) error {
+// APIReady asks the API server's /readyz once.
+func APIReady(ctx context.Context, cfg *rest.Config) error {
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -62,22 +63,11 @@ func (c *clusterOptions) restConfig() (*rest.Config, error) {
 	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
 }
 
-// reachable asks the API server's /readyz.
+// reachable asks the API server's /readyz, briefly.
 func reachable(ctx context.Context, cfg *rest.Config) error {
 	c := rest.CopyConfig(cfg)
 	c.Timeout = 3 * time.Second
-	rc, err := rest.UnversionedRESTClientFor(withDefaults(c))
-	if err != nil {
-		return err
-	}
-	return rc.Get().AbsPath("/readyz").Do(ctx).Error()
-}
-
-func withDefaults(c *rest.Config) *rest.Config {
-	if c.NegotiatedSerializer == nil {
-		c.NegotiatedSerializer = clientcmdScheme()
-	}
-	return c
+	return bootstrap.APIReady(ctx, c)
 }
 
 // cluster returns a config for a reachable cluster; when harmony's runtime is not up and
@@ -283,7 +273,7 @@ func projectNamespace(dir, flagNS string) (string, error) {
 		return "", err
 	}
 	if src == nil {
-		abs, aerr := absDir(dir)
+		abs, aerr := filepath.Abs(dir)
 		if aerr != nil {
 			return "", aerr
 		}
