@@ -69,3 +69,47 @@ func (s Snapshot) Sign(t testing.TB, data []byte) []byte {
 	}
 	return sig
 }
+
+// SSH returns the snapshot's OpenSSH signing key (derived by scripts/test from the minisign key,
+// as a release derives its own): the private key file and the public key ("ssh-ed25519 AAAA…").
+func (s Snapshot) SSH(t testing.TB) (keyFile, pub string) {
+	t.Helper()
+	keyFile = filepath.Join(filepath.Dir(s.KeyFile), "test_ssh")
+	b, err := os.ReadFile(keyFile + ".pub")
+	if err != nil {
+		t.Fatalf("the snapshot's ssh key (scripts/test writes it): %v", err)
+	}
+	fields := strings.Fields(string(b))
+	if len(fields) < 2 {
+		t.Fatalf("%s: not an OpenSSH public key", keyFile+".pub")
+	}
+	return keyFile, fields[0] + " " + fields[1]
+}
+
+// SignChecksums signs a checksums.txt as a release of version does: minisign with the trusted
+// comment "harmony <version> checksums" (.minisig) and ssh-keygen -Y sign (.sig).
+func (s Snapshot) SignChecksums(t testing.TB, data []byte, version string) (minisig, sshsig []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	msg := filepath.Join(dir, "checksums.txt")
+	if err := os.WriteFile(msg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("minisign", "-S", "-s", s.KeyFile, "-m", msg, "-x", msg+".minisig",
+		"-t", "harmony "+version+" checksums").CombinedOutput(); err != nil {
+		t.Fatalf("minisign: %v\n%s", err, out)
+	}
+	keyFile, _ := s.SSH(t)
+	if out, err := exec.Command("ssh-keygen", "-Y", "sign", "-n", "harmony-release", "-f", keyFile, msg).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -Y sign: %v\n%s", err, out)
+	}
+	minisig, err := os.ReadFile(msg + ".minisig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshsig, err = os.ReadFile(msg + ".sig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return minisig, sshsig
+}
