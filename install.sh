@@ -5,25 +5,43 @@
 #   curl -fsSL …/install.sh | sh -s -- --version v1.2.3 --modify-path
 #
 # Flags:
-#   --version V     install release V (e.g. v1.2.3) instead of the latest
+#   --version V     install release V (e.g. v1.2.3) instead of the latest; also the only way to
+#                   replace an installed harmony with an older one
 #   --modify-path   add the install directory to your shell profile (once)
 #   --bootstrap     run 'harmony bootstrap' after installing
 #   --uninstall     remove the harmony binary this script installed
+#   --insecure-skip-signature
+#                   when neither minisign nor ssh-keygen (OpenSSH 8.1 or newer) is installed,
+#                   install with the SHA-256 checksum alone: NOT RECOMMENDED (whoever controls the
+#                   server or the network path could hand you any program)
 #   -h, --help      show this help
 # Environment:
 #   HARMONY_VERSION          same as --version
 #   HARMONY_INSTALL_DIR      where to put the binary (default ~/.local/bin; /usr/local/bin as root)
-#   HARMONY_MIRROR           base URL standing in for https://github.com (company mirror, air gap)
-#   HARMONY_MINISIGN_PUBKEY  minisign public key that signs checksums.txt (default: the project's
-#                            release key below; tests pass a throwaway key)
+#   HARMONY_MIRROR           base URL standing in for https://github.com (company mirror, air gap);
+#                            https only, plain http only for a loopback address (127.0.0.0/8,
+#                            localhost, [::1])
+#   HARMONY_MINISIGN_PUBKEY  replaces the minisign release key below (tests pass a throwaway key)
+#   HARMONY_SSH_PUBKEY       replaces the OpenSSH release key below ("ssh-ed25519 AAAA…", tests)
 #
-# What it does: downloads harmony_<version>_<os>_<arch>.tar.gz and checksums.txt, checks the
-# archive's SHA-256 against checksums.txt and, when minisign is installed, the signature of
-# checksums.txt; then installs the binary atomically. Nothing unverified is installed.
+# What it does: downloads checksums.txt and its signature and checks the signature with minisign
+# (checksums.txt.minisig, whose trusted comment must read "harmony <version> checksums") or, on a
+# machine without minisign, with OpenSSH's ssh-keygen -Y verify (checksums.txt.sig, namespace
+# harmony-release). The signed checksums.txt names one version in every archive name: it must be
+# the version asked for, and an older version than the one installed is only taken when asked for
+# by name. Then it downloads harmony_<version>_<os>_<arch>.tar.gz, checks its SHA-256 and installs
+# the binary atomically. Downloads are https only and bounded in size. Nothing unverified is
+# installed; without a verifier the script refuses (see --insecure-skip-signature).
 set -eu
 
 REPO="NationTech/harmony-agent"
-RELEASE_PUBKEY="RWQny32cpOrd8quZpyFd6mOFNHAQ/NMT/gBXR4a2b8jk7bIpGzDJ3NCC"
+# One Ed25519 release key in two encodings (release/minisign.pub, release/allowed_signers).
+RELEASE_MINISIGN_PUBKEY="RWQny32cpOrd8quZpyFd6mOFNHAQ/NMT/gBXR4a2b8jk7bIpGzDJ3NCC"
+RELEASE_SSH_PUBKEY="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKuZpyFd6mOFNHAQ/NMT/gBXR4a2b8jk7bIpGzDJ3NCC"
+SSH_NAMESPACE="harmony-release"
+SSH_PRINCIPAL="harmony-release"
+MAX_ARCHIVE_BYTES=134217728 # 128 MiB: a harmony archive is far smaller
+MAX_SMALL_BYTES=1048576     # 1 MiB: checksums.txt and signatures
 PROFILE_MARKER="# added by harmony install.sh"
 
 TMP_DIR=""
@@ -61,14 +79,107 @@ detect_arch() {
 	esac
 }
 
-# fetch URL FILE: download to FILE; fails on any HTTP error.
-fetch() {
+# is_loopback_http URL: URL is plain http to a loopback address (127.0.0.0/8, localhost, [::1]).
+is_loopback_http() {
+	case "$1" in http://*) ;; *) return 1 ;; esac
+	hostport=${1#http://}
+	hostport=${hostport%%/*}
+	case "$hostport" in
+	*@*) return 1 ;;
+	\[::1\] | \[::1\]:*) return 0 ;;
+	esac
+	host=${hostport%%:*}
+	case "$host" in
+	localhost) return 0 ;;
+	*[!0-9.]* | *..* | .* | *.) return 1 ;;
+	127.*.*.*) [ "$(printf '%s' "$host" | tr -cd . | wc -c | tr -d ' ')" = 3 ] ;;
+	*) return 1 ;;
+	esac
+}
+
+# check_mirror: HARMONY_MIRROR must be https, or plain http on a loopback address (the local
+# release servers of tests and air-gapped setups), which sets LOOPBACK_HTTP=1.
+check_mirror() {
+	LOOPBACK_HTTP=0
+	case "$MIRROR" in
+	https://*) return ;;
+	esac
+	if ! is_loopback_http "$MIRROR"; then
+		fail "HARMONY_MIRROR must be an https:// URL, got $MIRROR (plain http is accepted only for a loopback address)" \
+			"use the mirror's https:// address, or unset HARMONY_MIRROR to download from https://github.com"
+	fi
+	LOOPBACK_HTTP=1
+}
+
+# pick_downloader: curl, or GNU wget (busybox's wget cannot refuse a redirect to plain http).
+pick_downloader() {
 	if command -v curl >/dev/null 2>&1; then
-		curl -fsSL --retry 3 --connect-timeout 20 -o "$2" "$1"
-	elif command -v wget >/dev/null 2>&1; then
-		wget -q -T 20 -t 3 -O "$2" "$1"
+		DOWNLOADER=curl
+	elif command -v wget >/dev/null 2>&1 && wget --version 2>/dev/null | head -n 1 | grep -q 'GNU Wget'; then
+		DOWNLOADER=wget
 	else
-		fail "neither curl nor wget is installed" "install curl and run this again"
+		fail "neither curl nor GNU wget is installed" "install curl and run this again"
+	fi
+}
+
+# get URL MAX: write URL's body to stdout over https (plain http only from a loopback mirror).
+get() {
+	if [ "$DOWNLOADER" = wget ]; then
+		wget_get "$1"
+	elif [ "$LOOPBACK_HTTP" = 1 ]; then
+		curl -fsSL --proto '=http,https' --proto-redir '=http,https' --retry 3 --connect-timeout 20 --max-filesize "$2" "$1"
+	else
+		curl -fsSL --proto '=https' --proto-redir '=https' --tlsv1.2 --retry 3 --connect-timeout 20 --max-filesize "$2" "$1"
+	fi
+}
+
+# wget_get URL: GNU wget follows a redirect from https to plain http even with --https-only, so
+# redirects are followed here, each one checked like the first URL.
+wget_get() {
+	url=$1
+	hops=0
+	while :; do
+		case "$url" in
+		https://*) https_only=--https-only ;;
+		*) if [ "$LOOPBACK_HTTP" = 1 ] && is_loopback_http "$url"; then https_only=""; else
+			printf 'harmony-install: refused a redirect to %s: downloads are https only\n' "$url" >&2
+			return 1
+		fi ;;
+		esac
+		rc=0
+		# shellcheck disable=SC2086 # $https_only is one flag or none
+		wget -q -S --max-redirect=0 $https_only -T 20 -t 3 -O - "$url" 2>"$TMP_DIR/.headers" || rc=$?
+		location=$(sed -n 's/^  *[Ll]ocation: *//p' "$TMP_DIR/.headers" | tr -d '\r' | sed -n '$p')
+		if [ -z "$location" ]; then return "$rc"; fi
+		hops=$((hops + 1))
+		if [ "$hops" -gt 5 ]; then return 1; fi
+		case "$location" in
+		http://* | https://*) url=$location ;;
+		/*) url="$(printf '%s' "$url" | sed 's|^\([a-z]*://[^/]*\).*|\1|')$location" ;;
+		*) return 1 ;;
+		esac
+	done
+}
+
+# fetch URL FILE MAX: download to FILE, at most MAX bytes; fails on any HTTP error, and on a
+# larger file (deleted) with an error.
+fetch() {
+	rm -f "$2" "$TMP_DIR/.rc"
+	{
+		rc=0
+		get "$1" "$3" || rc=$?
+		echo "$rc" >"$TMP_DIR/.rc"
+	} | head -c "$(($3 + 1))" >"$2"
+	size=$(wc -c <"$2" | tr -d ' ')
+	rc=$(cat "$TMP_DIR/.rc" 2>/dev/null || echo 1)
+	if [ "$size" -gt "$3" ] || [ "$rc" = 63 ]; then # 63: curl refused an announced larger size
+		rm -f "$2"
+		fail "refused $(basename "$1"): the server sent more than $3 bytes, more than any harmony release file" \
+			"check HARMONY_MIRROR ($MIRROR); nothing was installed"
+	fi
+	if [ "$rc" != 0 ]; then
+		rm -f "$2"
+		return 1
 	fi
 }
 
@@ -92,20 +203,104 @@ release_url() { # release_url TAG ASSET
 	fi
 }
 
-verify_signature() { # verify_signature CHECKSUMS TAG
-	if ! command -v minisign >/dev/null 2>&1; then
-		say "minisign is not installed: only the SHA-256 checksum was checked, not the release signature"
+# minisign_key_id KEY: the key id as minisign prints it (bytes 2..9 of the key, a little-endian
+# number in hex, without leading zeros).
+minisign_key_id() {
+	id=$(printf '%s' "$1" | base64 -d 2>/dev/null | od -An -tx1 -j2 -N8 2>/dev/null | tr -d ' \n' | tr 'a-f' 'A-F') || id=""
+	if [ "${#id}" != 16 ]; then
+		echo "$1"
 		return
 	fi
-	if ! fetch "$(release_url "$2" checksums.txt.minisig)" "$TMP_DIR/checksums.txt.minisig"; then
-		fail "the signature checksums.txt.minisig is missing from the release" \
-			"a release without its signature is refused; check HARMONY_MIRROR ($MIRROR)"
+	out=""
+	while [ -n "$id" ]; do
+		rest=${id#??}
+		out="${id%"$rest"}$out"
+		id=$rest
+	done
+	while :; do case "$out" in 0?*) out=${out#0} ;; *) break ;; esac done
+	echo "$out"
+}
+
+# ssh_key_id KEY: the key's SHA-256 fingerprint as ssh-keygen prints it (else the key itself).
+ssh_key_id() {
+	printf '%s\n' "$1" >"$TMP_DIR/hook.pub"
+	fp=$(ssh-keygen -l -f "$TMP_DIR/hook.pub" 2>/dev/null | cut -d' ' -f2) || fp=""
+	if [ -n "$fp" ]; then echo "$fp"; else echo "$1"; fi
+}
+
+announce_test_keys() {
+	if [ -n "${HARMONY_MINISIGN_PUBKEY:-}" ]; then
+		say "HARMONY_MINISIGN_PUBKEY replaces the release key: trusting key $(minisign_key_id "$MINISIGN_PUBKEY") instead of harmony's"
 	fi
-	if ! minisign -Vq -P "$PUBKEY" -m "$1" -x "$TMP_DIR/checksums.txt.minisig" >/dev/null 2>&1; then
-		fail "the signature of checksums.txt does not verify with the release key" \
-			"either the download was tampered with or the mirror is wrong; nothing was installed"
+	if [ -n "${HARMONY_SSH_PUBKEY:-}" ]; then
+		say "HARMONY_SSH_PUBKEY replaces the release key: trusting key $(ssh_key_id "$SSH_PUBKEY") instead of harmony's"
 	fi
-	say "signature of checksums.txt verified"
+}
+
+# pick_verifier: minisign, else ssh-keygen with -Y (OpenSSH 8.1 or newer), else "" (none).
+pick_verifier() {
+	VERIFIER=""
+	SSH_TOO_OLD=0
+	if command -v minisign >/dev/null 2>&1; then
+		VERIFIER=minisign
+	elif command -v ssh-keygen >/dev/null 2>&1; then
+		# Older ssh-keygen has no -Y: its option parser rejects it ("unknown option -- Y").
+		probe=$(ssh-keygen -Y check-novalidate -n "$SSH_NAMESPACE" -s "$TMP_DIR/none" </dev/null 2>&1 || true)
+		case "$probe" in
+		*option*) SSH_TOO_OLD=1 ;;
+		*) VERIFIER=ssh-keygen ;;
+		esac
+	fi
+}
+
+refuse_without_verifier() {
+	if [ "$SSH_TOO_OLD" = 1 ]; then
+		what="ssh-keygen is too old to check signatures (it needs OpenSSH 8.1 or newer) and minisign is not installed"
+	else
+		what="neither minisign nor ssh-keygen (OpenSSH 8.1 or newer) is installed"
+	fi
+	fail "cannot check the release signature: $what" \
+		"install OpenSSH's client (Debian/Ubuntu: openssh-client; Fedora: openssh; Alpine: openssh-keygen) or minisign, then run this again" \
+		"or, knowingly, install with the SHA-256 checksum alone: --insecure-skip-signature (anyone who controls the server or the network could then hand you any program)"
+}
+
+# verify_signature SUMS TAG: checks the signature of checksums.txt; sets SIGNED_VERSION to the
+# version named by minisign's trusted comment ("" on the ssh path, where the archive names in
+# the signed file carry it).
+verify_signature() {
+	SIGNED_VERSION=""
+	case "$VERIFIER" in
+	minisign)
+		fetch "$(release_url "$2" checksums.txt.minisig)" "$TMP_DIR/checksums.txt.minisig" "$MAX_SMALL_BYTES" ||
+			fail "the signature checksums.txt.minisig is missing from the release" \
+				"a release without its signature is refused; check HARMONY_MIRROR ($MIRROR)"
+		if ! comment=$(minisign -V -Q -P "$MINISIGN_PUBKEY" -m "$1" -x "$TMP_DIR/checksums.txt.minisig" 2>/dev/null); then
+			fail "the signature of checksums.txt does not verify with the release key" \
+				"either the download was tampered with or the mirror is wrong; nothing was installed"
+		fi
+		case "$comment" in
+		"harmony "*" checksums") SIGNED_VERSION=${comment#harmony } && SIGNED_VERSION=${SIGNED_VERSION% checksums} ;;
+		*) fail "the signed trusted comment of checksums.txt does not name a harmony release: $comment" "nothing was installed" ;;
+		esac
+		say "signature of checksums.txt verified with minisign (trusted comment: $comment)"
+		;;
+	ssh-keygen)
+		fetch "$(release_url "$2" checksums.txt.sig)" "$TMP_DIR/checksums.txt.sig" "$MAX_SMALL_BYTES" ||
+			fail "the signature checksums.txt.sig is missing from the release" \
+				"a release without its signature is refused; check HARMONY_MIRROR ($MIRROR)"
+		printf '%s namespaces="%s" %s\n' "$SSH_PRINCIPAL" "$SSH_NAMESPACE" "$SSH_PUBKEY" >"$TMP_DIR/allowed_signers"
+		if ! ssh-keygen -Y verify -f "$TMP_DIR/allowed_signers" -I "$SSH_PRINCIPAL" -n "$SSH_NAMESPACE" \
+			-s "$TMP_DIR/checksums.txt.sig" <"$1" >/dev/null 2>&1; then
+			fail "the signature of checksums.txt does not verify with the release key" \
+				"either the download was tampered with or the mirror is wrong; nothing was installed"
+		fi
+		say "signature of checksums.txt verified with ssh-keygen (namespace $SSH_NAMESPACE)"
+		;;
+	*)
+		say "WARNING: --insecure-skip-signature: the signature of checksums.txt was NOT verified;"
+		say "WARNING: only the SHA-256 checksum from the same server protects this install"
+		;;
+	esac
 }
 
 # archive_name CHECKSUMS OS ARCH: the archive listed for this platform.
@@ -117,8 +312,69 @@ archive_name() {
 	echo "$name"
 }
 
+# check_one_version CHECKSUMS VERSION: every harmony archive listed names VERSION.
+check_one_version() {
+	while read -r _ name; do
+		name=${name#\*}
+		case "$name" in
+		harmony_"$2"_*) ;;
+		harmony_*) fail "the signed checksums.txt lists more than one version ($2 and $name)" "nothing was installed" ;;
+		esac
+	done <"$1"
+}
+
+# semver_cmp A B: prints -1, 0 or 1 as version A is older than, the same as or newer than B;
+# prints "?" when either is not a version (e.g. "dev", a build from source).
+semver_cmp() {
+	a=${1%%+*}
+	b=${2%%+*}
+	a_core=${a%%-*}
+	b_core=${b%%-*}
+	a_pre=""
+	b_pre=""
+	case "$a" in *-*) a_pre=${a#*-} ;; esac
+	case "$b" in *-*) b_pre=${b#*-} ;; esac
+	for core in "$a_core" "$b_core"; do
+		case "$core" in
+		*[!0-9.]* | .* | *. | *..*) echo "?" && return ;;
+		*.*.*.*) echo "?" && return ;;
+		*.*.*) ;;
+		*) echo "?" && return ;;
+		esac
+	done
+	for i in 1 2 3; do
+		x=$(echo "$a_core" | cut -d. -f"$i")
+		y=$(echo "$b_core" | cut -d. -f"$i")
+		if [ "$x" -lt "$y" ]; then echo -1 && return; fi
+		if [ "$x" -gt "$y" ]; then echo 1 && return; fi
+	done
+	if [ -z "$a_pre" ] && [ -z "$b_pre" ]; then echo 0 && return; fi
+	if [ -z "$a_pre" ]; then echo 1 && return; fi
+	if [ -z "$b_pre" ]; then echo -1 && return; fi
+	while :; do
+		if [ -z "$a_pre" ] && [ -z "$b_pre" ]; then echo 0 && return; fi
+		if [ -z "$a_pre" ]; then echo -1 && return; fi
+		if [ -z "$b_pre" ]; then echo 1 && return; fi
+		x=${a_pre%%.*}
+		y=${b_pre%%.*}
+		case "$a_pre" in *.*) a_pre=${a_pre#*.} ;; *) a_pre="" ;; esac
+		case "$b_pre" in *.*) b_pre=${b_pre#*.} ;; *) b_pre="" ;; esac
+		[ "$x" = "$y" ] && continue
+		case "$x" in "" | *[!0-9]*) x_num=0 ;; *) x_num=1 ;; esac
+		case "$y" in "" | *[!0-9]*) y_num=0 ;; *) y_num=1 ;; esac
+		if [ "$x_num" = 1 ] && [ "$y_num" = 1 ]; then
+			if [ "$x" -lt "$y" ]; then echo -1; else echo 1; fi
+			return
+		fi
+		if [ "$x_num" = 1 ]; then echo -1 && return; fi
+		if [ "$y_num" = 1 ]; then echo 1 && return; fi
+		if LC_ALL=C expr "x$x" \< "x$y" >/dev/null; then echo -1; else echo 1; fi
+		return
+	done
+}
+
 installed_version() {
-	if [ -x "$1" ]; then "$1" version --json 2>/dev/null | sed -n 's/.*"version": *"\([^"]*\)".*/\1/p'; fi
+	if [ -x "$1" ]; then "$1" version --json 2>/dev/null | sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' | head -n 1; fi
 }
 
 install_binary() { # install_binary SRC DEST_DIR
@@ -177,6 +433,7 @@ main() {
 	modify_path=0
 	bootstrap=0
 	do_uninstall=0
+	skip_signature=0
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--version) [ $# -ge 2 ] || fail "--version needs a value, e.g. --version v1.2.3"; version="$2"; shift ;;
@@ -184,6 +441,7 @@ main() {
 		--modify-path) modify_path=1 ;;
 		--bootstrap) bootstrap=1 ;;
 		--uninstall) do_uninstall=1 ;;
+		--insecure-skip-signature) skip_signature=1 ;;
 		-h | --help) usage; exit 0 ;;
 		*) fail "unknown argument: $1" "run with --help for usage" ;;
 		esac
@@ -192,7 +450,8 @@ main() {
 
 	MIRROR="${HARMONY_MIRROR:-https://github.com}"
 	MIRROR="${MIRROR%/}"
-	PUBKEY="${HARMONY_MINISIGN_PUBKEY:-$RELEASE_PUBKEY}"
+	MINISIGN_PUBKEY="${HARMONY_MINISIGN_PUBKEY:-$RELEASE_MINISIGN_PUBKEY}"
+	SSH_PUBKEY="${HARMONY_SSH_PUBKEY:-$RELEASE_SSH_PUBKEY}"
 	if [ "$(id -u)" = 0 ]; then default_dir=/usr/local/bin; else default_dir="$HOME/.local/bin"; fi
 	install_dir="${HARMONY_INSTALL_DIR:-$default_dir}"
 
@@ -206,28 +465,59 @@ main() {
 	tag=latest
 	if [ -n "$version" ]; then
 		case "$version" in v*) tag="$version" ;; *) tag="v$version" ;; esac
+		case "${tag#v}" in "" | *[!0-9A-Za-z.+-]*) fail "not a version: $version" "e.g. --version v1.2.3" ;; esac
 	fi
+	check_mirror
+	pick_downloader
 
 	TMP_DIR=$(mktemp -d 2>/dev/null || mktemp -d -t harmony)
 	trap cleanup EXIT
 	trap 'cleanup; exit 130' INT TERM
 
+	announce_test_keys
+	pick_verifier
+	if [ -z "$VERIFIER" ] && [ "$skip_signature" != 1 ]; then
+		refuse_without_verifier
+	fi
+
 	say "fetching checksums.txt for $tag from $MIRROR"
-	if ! fetch "$(release_url "$tag" checksums.txt)" "$TMP_DIR/checksums.txt"; then
+	if ! fetch "$(release_url "$tag" checksums.txt)" "$TMP_DIR/checksums.txt" "$MAX_SMALL_BYTES"; then
 		fail "cannot download release $tag from $MIRROR (unreachable mirror or unknown version)" \
 			"check that the version exists and that HARMONY_MIRROR ($MIRROR) is reachable"
 	fi
 	verify_signature "$TMP_DIR/checksums.txt" "$tag"
+
+	# The version is bound by the signed checksums.txt: by minisign's trusted comment and, on
+	# every path, by the archive names (harmony_<version>_<os>_<arch>), which must all agree.
 	archive=$(archive_name "$TMP_DIR/checksums.txt" "$os" "$arch")
-	want=$(sed -n "s/^\([0-9a-fA-F]\{64\}\) [ *]\{0,1\}$archive$/\1/p" "$TMP_DIR/checksums.txt" | tr 'A-F' 'a-f')
+	want=$(sed -n "s/^\([0-9a-fA-F]\{64\}\) [ *]\{0,1\}$archive$/\1/p" "$TMP_DIR/checksums.txt" | head -n 1 | tr 'A-F' 'a-f')
 	target_version=${archive#harmony_}
 	target_version=${target_version%_"${os}"_"${arch}".tar.gz}
+	case "$target_version" in "" | *[!0-9A-Za-z.+-]*) fail "the release names an invalid version: $target_version" "nothing was installed" ;; esac
+	check_one_version "$TMP_DIR/checksums.txt" "$target_version"
+	if [ -n "$SIGNED_VERSION" ] && [ "$SIGNED_VERSION" != "$target_version" ]; then
+		fail "the signed trusted comment names harmony $SIGNED_VERSION but checksums.txt lists harmony $target_version" \
+			"mixed release files: check HARMONY_MIRROR ($MIRROR); nothing was installed"
+	fi
+	if [ "$tag" != latest ] && [ "$target_version" != "${tag#v}" ]; then
+		fail "the release server answered $tag with the signed files of harmony $target_version: refused (rollback or mixed release)" \
+			"check HARMONY_MIRROR ($MIRROR); nothing was installed"
+	fi
 
-	if [ "$(installed_version "$install_dir/harmony")" = "$target_version" ]; then
+	current=$(installed_version "$install_dir/harmony")
+	if [ "$current" = "$target_version" ]; then
 		say "harmony $target_version is already installed in $install_dir: nothing to do"
 	else
+		if [ -n "$current" ] && [ "$(semver_cmp "$target_version" "$current")" = -1 ]; then
+			if [ "$tag" = latest ]; then
+				fail "the release server offers harmony $target_version as the latest release: refusing to replace the newer harmony $current with $target_version" \
+					"a stale mirror or a rollback attack serves old files; check HARMONY_MIRROR ($MIRROR)" \
+					"to install $target_version anyway, ask for it by name: --version v$target_version"
+			fi
+			say "replacing the newer harmony $current with $target_version, as asked"
+		fi
 		say "downloading $archive"
-		fetch "$(release_url "$tag" "$archive")" "$TMP_DIR/$archive" ||
+		fetch "$(release_url "$tag" "$archive")" "$TMP_DIR/$archive" "$MAX_ARCHIVE_BYTES" ||
 			fail "cannot download $archive from $MIRROR" "check your network and HARMONY_MIRROR, then retry"
 		got=$(sha256_of "$TMP_DIR/$archive")
 		if [ "$got" != "$want" ]; then

@@ -1,9 +1,20 @@
 // Tests of install.sh (run for real under dash, bash and busybox sh against a local release
 // server serving the snapshot release that scripts/test builds) and of install.ps1's contract.
+//
+// Threats checked here by name (../shared/DESIGN.md, trust chain): arbitrary software (tampered
+// archive or checksums.txt, a signature by another key, a stripped signature), rollback and
+// mix-and-match (older signed files served for a requested version or as the latest), no
+// verifier on the machine, plain-http transport, endless data.
 package install_test
 
 import (
 	"bytes"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,13 +22,18 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/NationTech/harmony-agent/installer"
 	"github.com/NationTech/harmony-agent/internal/releasetest"
+	"github.com/NationTech/harmony-agent/internal/sshkey"
 )
 
 type snapshot = releasetest.Snapshot
 
 func needSnapshot(t *testing.T) snapshot { return releasetest.NeedSnapshot(t) }
+
+var shells = [][]string{{"dash"}, {"bash"}, {"busybox", "sh"}}
 
 // serve returns a release server with the snapshot published as its tag and as latest.
 func serve(t *testing.T, s snapshot) (*releasetest.Server, string) {
@@ -35,6 +51,13 @@ func installSh(t *testing.T, shell []string, env []string, args ...string) run {
 	t.Helper()
 	script, _ := filepath.Abs("install.sh")
 	cmd := exec.Command(shell[0], append(append(shell[1:], script), args...)...)
+	if !filepath.IsAbs(shell[0]) {
+		p, err := exec.LookPath(shell[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Path = p
+	}
 	cmd.Env = env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -48,29 +71,57 @@ func installSh(t *testing.T, shell []string, env []string, args ...string) run {
 	return run{out.String(), code}
 }
 
-func baseEnv(home, mirror, pubkey, path string) []string {
+// env is install.sh's environment in a test: the snapshot's test keys replace the release keys.
+func env(t *testing.T, snap snapshot, home, mirror, path string) []string {
+	_, sshPub := snap.SSH(t)
 	return []string{
 		"HOME=" + home, "PATH=" + path, "SHELL=/bin/sh",
-		"HARMONY_MIRROR=" + mirror, "HARMONY_MINISIGN_PUBKEY=" + pubkey,
+		"HARMONY_MIRROR=" + mirror, "HARMONY_MINISIGN_PUBKEY=" + snap.Pubkey, "HARMONY_SSH_PUBKEY=" + sshPub,
 		"HARMONY_INSTALL_DIR=" + filepath.Join(home, ".local", "bin"),
 	}
 }
 
+func binPath(home string) string { return filepath.Join(home, ".local", "bin", "harmony") }
+
+// keyIDs returns the key id install.sh must print for each test key: the minisign key id (as in
+// test.pub's comment) and the ssh key's SHA-256 fingerprint.
+func keyIDs(t *testing.T, snap snapshot) (minisignID, sshFingerprint string) {
+	pub, err := os.ReadFile(filepath.Join(filepath.Dir(snap.KeyFile), "test.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`minisign public key ([0-9A-F]{1,16})`).FindSubmatch(pub)
+	if m == nil {
+		t.Fatalf("no key id in test.pub:\n%s", pub)
+	}
+	_, sshPub := snap.SSH(t)
+	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(sshPub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(m[1]), ssh.FingerprintSHA256(k)
+}
+
 func TestInstallShUnderEveryShell(t *testing.T) {
 	snap := needSnapshot(t)
-	for _, shell := range [][]string{{"dash"}, {"bash"}, {"busybox", "sh"}} {
+	minisignID, sshFP := keyIDs(t, snap)
+	for _, shell := range shells {
 		t.Run(shell[0], func(t *testing.T) {
 			t.Parallel()
 			srv, tag := serve(t, snap)
 			home := t.TempDir()
-			env := baseEnv(home, srv.URL, snap.Pubkey, os.Getenv("PATH"))
-			bin := filepath.Join(home, ".local", "bin", "harmony")
+			env := env(t, snap, home, srv.URL, os.Getenv("PATH"))
+			bin := binPath(home)
 
 			r := installSh(t, shell, env)
 			if r.code != 0 {
 				t.Fatalf("install failed (%d):\n%s", r.code, r.out)
 			}
-			for _, want := range []string{"signature of checksums.txt verified", "installed harmony " + snap.Version, "not on your PATH"} {
+			for _, want := range []string{
+				"signature of checksums.txt verified with minisign", "installed harmony " + snap.Version, "not on your PATH",
+				"HARMONY_MINISIGN_PUBKEY replaces the release key: trusting key " + minisignID,
+				"HARMONY_SSH_PUBKEY replaces the release key: trusting key " + sshFP,
+			} {
 				if !strings.Contains(r.out, want) {
 					t.Errorf("output lacks %q:\n%s", want, r.out)
 				}
@@ -114,9 +165,9 @@ func TestInstallShUnderEveryShell(t *testing.T) {
 	}
 }
 
-// toolsPath returns a PATH holding only links to the named tools, to run install.sh on a
-// machine without minisign or without curl.
-func toolsPath(t *testing.T, tools ...string) string {
+// toolsPath returns a PATH holding only links to the named tools (and the stand-ins given as
+// name → script), to run install.sh on a machine without minisign, ssh-keygen or curl.
+func toolsPath(t *testing.T, tools []string, standins map[string]string) string {
 	dir := t.TempDir()
 	for _, tool := range tools {
 		p, err := exec.LookPath(tool)
@@ -127,90 +178,373 @@ func toolsPath(t *testing.T, tools ...string) string {
 			t.Fatal(err)
 		}
 	}
+	for name, script := range standins {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return dir
 }
 
-var baseTools = []string{"sed", "cut", "head", "tr", "mkdir", "mktemp", "cp", "chmod", "mv", "rm", "id", "uname", "dirname", "grep", "cat", "tar", "gzip", "sha256sum"}
+var baseTools = []string{"sed", "cut", "head", "tr", "mkdir", "mktemp", "cp", "chmod", "mv", "rm", "id", "uname",
+	"dirname", "grep", "cat", "tar", "gzip", "sha256sum", "wc", "od", "base64", "expr"}
 
-func TestInstallShWithoutMinisignOrCurl(t *testing.T) {
+func tools(extra ...string) []string { return append(append([]string(nil), baseTools...), extra...) }
+
+// oldSSHKeygen is a stand-in for an OpenSSH older than 8.1, whose ssh-keygen has no -Y.
+const oldSSHKeygen = "#!/bin/sh\n# stand-in: ssh-keygen of OpenSSH 7.9, which has no -Y\necho 'ssh-keygen: unknown option -- Y' >&2\necho 'usage: ssh-keygen [-q] [-b bits] [-C comment] [-f output_keyfile]' >&2\nexit 1\n"
+
+// Which verifier install.sh uses, and what it does without one.
+func TestInstallShVerifiers(t *testing.T) {
 	snap := needSnapshot(t)
 	tests := []struct {
-		name  string
-		tools []string
-		want  string
+		name     string
+		tools    []string
+		standins map[string]string
+		args     []string
+		ok       bool
+		want     []string
+		// busybox, when set, is what busybox sh says instead, failing: it runs its own applets
+		// (here its wget, which cannot refuse a redirect to plain http) before PATH's programs.
+		busybox []string
 	}{
-		{"no minisign: checksum only, said plainly", append([]string{"curl"}, baseTools...), "only the SHA-256 checksum was checked"},
-		{"no curl: wget", append([]string{"wget", "minisign"}, baseTools...), "signature of checksums.txt verified"},
+		{"minisign", tools("curl", "minisign"), nil, nil, true,
+			[]string{"signature of checksums.txt verified with minisign (trusted comment: harmony " + snap.Version + " checksums)"}, nil},
+		{"ssh-keygen, no minisign", tools("curl", "ssh-keygen"), nil, nil, true,
+			[]string{"signature of checksums.txt verified with ssh-keygen"}, nil},
+		{"no curl: GNU wget", tools("wget", "ssh-keygen"), nil, nil, true,
+			[]string{"signature of checksums.txt verified with ssh-keygen"}, []string{"neither curl nor GNU wget is installed"}},
+		{"no verifier: refused, says what to install", tools("curl"), nil, nil, false,
+			[]string{"cannot check the release signature: neither minisign nor ssh-keygen", "OpenSSH", "--insecure-skip-signature"}, nil},
+		{"ssh-keygen older than 8.1: refused", tools("curl"), map[string]string{"ssh-keygen": oldSSHKeygen}, nil, false,
+			[]string{"ssh-keygen is too old", "OpenSSH 8.1", "--insecure-skip-signature"}, nil},
+		{"no verifier, --insecure-skip-signature: checksum alone, loudly", tools("curl"), nil, []string{"--insecure-skip-signature"}, true,
+			[]string{"WARNING: --insecure-skip-signature", "NOT verified"}, nil},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			srv, _ := serve(t, snap)
-			home := t.TempDir()
-			r := installSh(t, []string{"/usr/bin/dash"}, baseEnv(home, srv.URL, snap.Pubkey, toolsPath(t, tt.tools...)))
-			if r.code != 0 || !strings.Contains(r.out, tt.want) {
-				t.Fatalf("exit %d, want success saying %q:\n%s", r.code, tt.want, r.out)
-			}
-			if _, err := os.Stat(filepath.Join(home, ".local", "bin", "harmony")); err != nil {
-				t.Fatal(err)
-			}
-		})
+	for _, shell := range shells {
+		for _, tt := range tests {
+			t.Run(shell[0]+"/"+tt.name, func(t *testing.T) {
+				t.Parallel()
+				srv, _ := serve(t, snap)
+				home := t.TempDir()
+				ok, wants := tt.ok, tt.want
+				if shell[0] == "busybox" && tt.busybox != nil {
+					ok, wants = false, tt.busybox
+				}
+				r := installSh(t, shell, env(t, snap, home, srv.URL, toolsPath(t, tt.tools, tt.standins)), tt.args...)
+				if (r.code == 0) != ok {
+					t.Fatalf("exit %d, want success=%v:\n%s", r.code, ok, r.out)
+				}
+				for _, want := range wants {
+					if !strings.Contains(r.out, want) {
+						t.Errorf("output lacks %q:\n%s", want, r.out)
+					}
+				}
+				_, err := os.Stat(binPath(home))
+				if ok && err != nil {
+					t.Fatal(err)
+				}
+				if !ok && !os.IsNotExist(err) {
+					t.Fatalf("a refused install left %s (%v)", binPath(home), err)
+				}
+			})
+		}
 	}
+}
+
+// olderRelease publishes on srv, under tag, a genuinely signed older release: harmony 0.0.0
+// (the snapshot's linux/amd64 archive under 0.0.0's name), signed by the snapshot's keys.
+func olderRelease(t *testing.T, snap snapshot, srv *releasetest.Server, tag string) {
+	t.Helper()
+	const version = "0.0.0"
+	archive, err := os.ReadFile(filepath.Join(snap.Dist, "harmony_"+snap.Version+"_linux_amd64.tar.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "harmony_" + version + "_linux_amd64.tar.gz"
+	sums := releasetest.Checksums(map[string][]byte{name: archive})
+	minisig, sshsig := snap.SignChecksums(t, sums, version)
+	srv.Add(installer.ReleaseRepo, tag, name, archive)
+	srv.Add(installer.ReleaseRepo, tag, "checksums.txt", sums)
+	srv.Add(installer.ReleaseRepo, tag, "checksums.txt.minisig", minisig)
+	srv.Add(installer.ReleaseRepo, tag, "checksums.txt.sig", sshsig)
+}
+
+// hostile fronts srv: requests for asset are answered by h, every other one by srv.
+func hostile(t *testing.T, srv *releasetest.Server, asset string, h http.HandlerFunc) string {
+	u, _ := url.Parse(srv.URL)
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/"+asset) {
+			h(w, r)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(s.Close)
+	return s.URL
+}
+
+// endless streams zeros without a Content-Length (at most 256 MiB, then it gives up).
+func endless(w http.ResponseWriter, _ *http.Request) {
+	chunk := make([]byte, 32<<10)
+	for range 8192 {
+		if _, err := w.Write(chunk); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+	}
+}
+
+// huge announces a 10 GiB body and sends 1 MiB of it.
+func huge(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Length", fmt.Sprint(int64(10)<<30))
+	_, _ = w.Write(make([]byte, 1<<20))
 }
 
 func TestInstallShRefusesAndKeepsThePreviousBinary(t *testing.T) {
 	snap := needSnapshot(t)
 	archive := "harmony_" + snap.Version + "_linux_amd64.tar.gz"
-	tests := []struct {
-		name  string
-		setup func(srv *releasetest.Server, tag string, env *[]string)
-		want  string
-	}{
-		{"tampered archive", func(srv *releasetest.Server, tag string, _ *[]string) {
-			srv.Corrupt(installer.ReleaseRepo, tag, archive)
-		}, "checksum mismatch"},
-		{"tampered checksums.txt", func(srv *releasetest.Server, tag string, _ *[]string) {
-			srv.Corrupt(installer.ReleaseRepo, tag, "checksums.txt")
-		}, "does not verify"},
-		{"stripped signature", func(srv *releasetest.Server, tag string, _ *[]string) {
-			srv.Remove(installer.ReleaseRepo, tag, "checksums.txt.minisig")
-		}, "signature checksums.txt.minisig is missing"},
-		{"missing asset for the platform", func(srv *releasetest.Server, tag string, _ *[]string) {
-			srv.Remove(installer.ReleaseRepo, tag, archive)
-		}, "cannot download " + archive},
-		{"unreachable mirror", func(_ *releasetest.Server, _ string, env *[]string) {
-			*env = append(*env, "HARMONY_MIRROR=http://127.0.0.1:1")
-		}, "unreachable mirror"},
-		{"unknown version", func(_ *releasetest.Server, _ string, env *[]string) {
-			*env = append(*env, "HARMONY_VERSION=v9.9.9")
-		}, "cannot download release v9.9.9"},
+	otherKey := releasetest.NewKey(t)
+	repo := installer.ReleaseRepo
+	type setup struct {
+		srv  *releasetest.Server
+		tag  string
+		env  *[]string
+		args *[]string
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	tests := []struct {
+		name string
+		// verifier: "minisign", "ssh-keygen" or "" for both
+		verifier string
+		// installed: "old" (a stand-in older harmony) or "snapshot" (the real snapshot, installed first)
+		installed string
+		setup     func(t *testing.T, s setup)
+		want      string
+	}{
+		{"tampered archive", "", "old", func(_ *testing.T, s setup) {
+			s.srv.Corrupt(repo, s.tag, archive)
+		}, "checksum mismatch"},
+		{"tampered checksums.txt", "", "old", func(_ *testing.T, s setup) {
+			s.srv.Corrupt(repo, s.tag, "checksums.txt")
+		}, "does not verify"},
+		{"minisign signature stripped", "minisign", "old", func(_ *testing.T, s setup) {
+			s.srv.Remove(repo, s.tag, "checksums.txt.minisig")
+		}, "signature checksums.txt.minisig is missing"},
+		{"ssh signature stripped", "ssh-keygen", "old", func(_ *testing.T, s setup) {
+			s.srv.Remove(repo, s.tag, "checksums.txt.sig")
+		}, "signature checksums.txt.sig is missing"},
+		{"checksums.txt signed by another minisign key", "minisign", "old", func(_ *testing.T, s setup) {
+			sums, _ := os.ReadFile(filepath.Join(snap.Dist, "checksums.txt"))
+			s.srv.Replace(repo, s.tag, "checksums.txt.minisig", otherKey.Sign(sums))
+		}, "does not verify"},
+		{"checksums.txt signed by another ssh key", "ssh-keygen", "old", func(t *testing.T, s setup) {
+			s.srv.Replace(repo, s.tag, "checksums.txt.sig", sshSignWithNewKey(t, filepath.Join(snap.Dist, "checksums.txt")))
+		}, "does not verify"},
+		{"trusted comment names another version", "minisign", "old", func(t *testing.T, s setup) {
+			sums, _ := os.ReadFile(filepath.Join(snap.Dist, "checksums.txt"))
+			minisig, _ := snap.SignChecksums(t, sums, "9.9.9")
+			s.srv.Replace(repo, s.tag, "checksums.txt.minisig", minisig)
+		}, "trusted comment"},
+		{"signed checksums.txt listing two versions", "", "old", func(t *testing.T, s setup) {
+			sums, _ := os.ReadFile(filepath.Join(snap.Dist, "checksums.txt"))
+			sums = append(sums, []byte(strings.Repeat("0", 64)+"  harmony_9.9.9_linux_arm64.tar.gz\n")...)
+			minisig, sshsig := snap.SignChecksums(t, sums, snap.Version)
+			s.srv.Replace(repo, s.tag, "checksums.txt", sums)
+			s.srv.Replace(repo, s.tag, "checksums.txt.minisig", minisig)
+			s.srv.Replace(repo, s.tag, "checksums.txt.sig", sshsig)
+		}, "more than one version"},
+		{"requested version served an older release's signed files", "", "old", func(t *testing.T, s setup) {
+			olderRelease(t, snap, s.srv, "v9.9.9")
+			*s.args = append(*s.args, "--version", "v9.9.9")
+		}, "answered v9.9.9 with the signed files of harmony 0.0.0"},
+		{"latest rolled back to an older signed release", "", "snapshot", func(t *testing.T, s setup) {
+			olderRelease(t, snap, s.srv, "v0.0.0")
+			s.srv.SetLatest(repo, "v0.0.0")
+		}, "refusing to replace the newer harmony " + snap.Version + " with 0.0.0"},
+		{"missing asset for the platform", "", "old", func(_ *testing.T, s setup) {
+			s.srv.Remove(repo, s.tag, archive)
+		}, "cannot download " + archive},
+		{"unreachable mirror", "", "old", func(_ *testing.T, s setup) {
+			*s.env = append(*s.env, "HARMONY_MIRROR=http://127.0.0.1:1")
+		}, "unreachable mirror"},
+		{"unknown version", "", "old", func(_ *testing.T, s setup) {
+			*s.env = append(*s.env, "HARMONY_VERSION=v9.9.9")
+		}, "cannot download release v9.9.9"},
+		{"plain-http mirror that is not loopback", "", "old", func(_ *testing.T, s setup) {
+			*s.env = append(*s.env, "HARMONY_MIRROR=http://mirror.invalid")
+		}, "HARMONY_MIRROR must be an https:// URL"},
+		{"plain-http mirror dressed as loopback", "", "old", func(_ *testing.T, s setup) {
+			*s.env = append(*s.env, "HARMONY_MIRROR=http://127.0.0.1.mirror.invalid")
+		}, "HARMONY_MIRROR must be an https:// URL"},
+		{"endless checksums.txt", "", "old", func(t *testing.T, s setup) {
+			*s.env = append(*s.env, "HARMONY_MIRROR="+hostile(t, s.srv, "checksums.txt", endless))
+		}, "the server sent more than"},
+		{"archive announcing 10 GiB", "", "old", func(t *testing.T, s setup) {
+			*s.env = append(*s.env, "HARMONY_MIRROR="+hostile(t, s.srv, archive, huge))
+		}, "the server sent more than"},
+	}
+	for _, shell := range shells {
+		for _, tt := range tests {
+			for _, verifier := range []string{"minisign", "ssh-keygen"} {
+				if tt.verifier != "" && tt.verifier != verifier {
+					continue
+				}
+				t.Run(shell[0]+"/"+tt.name+"/"+verifier, func(t *testing.T) {
+					t.Parallel()
+					srv, tag := serve(t, snap)
+					home := t.TempDir()
+					env := env(t, snap, home, srv.URL, toolsPath(t, tools("curl", verifier), nil))
+					bin := binPath(home)
+					if tt.installed == "snapshot" {
+						if r := installSh(t, shell, env); r.code != 0 {
+							t.Fatalf("installing the snapshot first: %s", r.out)
+						}
+					} else {
+						if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+							t.Fatal(err)
+						}
+						// stand-in: an older harmony already installed
+						old := "#!/bin/sh\necho '{\"version\": \"0.0.0-old\"}'\n"
+						if err := os.WriteFile(bin, []byte(old), 0o755); err != nil {
+							t.Fatal(err)
+						}
+					}
+					before, _ := os.ReadFile(bin)
+					var args []string
+					tt.setup(t, setup{srv, tag, &env, &args})
+					r := installSh(t, shell, env, args...)
+					if r.code == 0 || !strings.Contains(r.out, "harmony-install: error: ") || !strings.Contains(r.out, tt.want) {
+						t.Fatalf("exit %d, want a failure saying %q:\n%s", r.code, tt.want, r.out)
+					}
+					if got, _ := os.ReadFile(bin); !bytes.Equal(got, before) {
+						t.Fatal("the previous binary was changed")
+					}
+					if left, _ := os.ReadDir(filepath.Dir(bin)); len(left) != 1 {
+						t.Fatalf("install dir holds %v, want only the previous binary", left)
+					}
+				})
+			}
+		}
+	}
+}
+
+// Asking for an older version by name replaces a newer one, saying so.
+func TestInstallShDowngradesOnlyWhenAsked(t *testing.T) {
+	snap := needSnapshot(t)
+	for _, shell := range shells {
+		t.Run(shell[0], func(t *testing.T) {
 			t.Parallel()
-			srv, tag := serve(t, snap)
+			srv, _ := serve(t, snap)
+			olderRelease(t, snap, srv, "v0.0.0")
 			home := t.TempDir()
-			env := baseEnv(home, srv.URL, snap.Pubkey, os.Getenv("PATH"))
-			tt.setup(srv, tag, &env)
-			bin := filepath.Join(home, ".local", "bin", "harmony")
-			old := []byte("#!/bin/sh\necho 'harmony 0.0.0-old'\n")
-			if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-				t.Fatal(err)
+			env := env(t, snap, home, srv.URL, toolsPath(t, tools("curl", "ssh-keygen"), nil))
+			if r := installSh(t, shell, env); r.code != 0 {
+				t.Fatalf("install: %s", r.out)
 			}
-			if err := os.WriteFile(bin, old, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			r := installSh(t, []string{"dash"}, env)
-			if r.code == 0 || !strings.Contains(r.out, "harmony-install: error: ") || !strings.Contains(r.out, tt.want) {
-				t.Fatalf("exit %d, want a failure saying %q:\n%s", r.code, tt.want, r.out)
-			}
-			if got, _ := os.ReadFile(bin); !bytes.Equal(got, old) {
-				t.Fatal("the previous binary was changed")
-			}
-			if left, _ := os.ReadDir(filepath.Dir(bin)); len(left) != 1 {
-				t.Fatalf("install dir holds %v, want only the previous binary", left)
+			r := installSh(t, shell, env, "--version", "0.0.0")
+			if r.code != 0 || !strings.Contains(r.out, "replacing the newer harmony "+snap.Version+" with 0.0.0, as asked") ||
+				!strings.Contains(r.out, "installed harmony 0.0.0") {
+				t.Fatalf("explicit downgrade (exit %d):\n%s", r.code, r.out)
 			}
 		})
+	}
+}
+
+func sshSignWithNewKey(t *testing.T, file string) []byte {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "other")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	msg := filepath.Join(dir, "checksums.txt")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(msg, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ssh-keygen", "-Y", "sign", "-n", sshkey.Namespace, "-f", key, msg).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -Y sign: %v\n%s", err, out)
+	}
+	sig, err := os.ReadFile(msg + ".sig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sig
+}
+
+// An https mirror whose "latest" redirects to plain http is refused by curl and by GNU wget
+// (whose --https-only does not cover redirects); the same redirect to https is followed.
+func TestInstallShRefusesARedirectToPlainHTTP(t *testing.T) {
+	snap := needSnapshot(t)
+	for _, downloader := range []string{"curl", "wget"} {
+		for _, target := range []string{"https", "http"} {
+			t.Run(downloader+"/to "+target, func(t *testing.T) {
+				t.Parallel()
+				plain, tag := serve(t, snap)
+				u, _ := url.Parse(plain.URL)
+				proxy := httputil.NewSingleHostReverseProxy(u)
+				var tlsURL string
+				front := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if repo, asset, ok := strings.Cut(r.URL.Path, "/releases/latest/download/"); ok {
+						base := tlsURL
+						if target == "http" {
+							base = plain.URL
+						}
+						http.Redirect(w, r, base+repo+"/releases/download/"+tag+"/"+asset, http.StatusFound)
+						return
+					}
+					proxy.ServeHTTP(w, r)
+				}))
+				t.Cleanup(front.Close)
+				tlsURL = front.URL
+				dir := t.TempDir()
+				ca := filepath.Join(dir, "ca.pem")
+				if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				wgetrc := filepath.Join(dir, "wgetrc")
+				if err := os.WriteFile(wgetrc, []byte("ca_certificate = "+ca+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				home := t.TempDir()
+				env := append(env(t, snap, home, front.URL, toolsPath(t, tools(downloader, "ssh-keygen"), nil)),
+					"CURL_CA_BUNDLE="+ca, "WGETRC="+wgetrc)
+				r := installSh(t, []string{"dash"}, env)
+				plainHits := plain.Hits(installer.ReleaseRepo, tag, "checksums.txt")
+				if target == "https" {
+					if r.code != 0 {
+						t.Fatalf("install over https failed (%d):\n%s", r.code, r.out)
+					}
+					return
+				}
+				if r.code == 0 || !strings.Contains(r.out, "cannot download release latest") {
+					t.Fatalf("exit %d, want a refusal:\n%s", r.code, r.out)
+				}
+				if plainHits != 0 {
+					t.Fatalf("install.sh fetched checksums.txt over plain http (%d requests)", plainHits)
+				}
+				if _, err := os.Stat(binPath(home)); !os.IsNotExist(err) {
+					t.Fatal("something was installed")
+				}
+			})
+		}
+	}
+}
+
+// install.sh honours a plain-http mirror only on loopback; its downloads are https-only.
+func TestInstallShTransportIsHTTPSOnly(t *testing.T) {
+	t.Parallel()
+	sh, err := os.ReadFile("install.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, must := range []string{"--proto '=https'", "--proto-redir '=https'", "--tlsv1.2", "--https-only", "--max-filesize"} {
+		if !bytes.Contains(sh, []byte(must)) {
+			t.Errorf("install.sh lacks %q", must)
+		}
 	}
 }
 
@@ -231,17 +565,38 @@ func TestInstallPs1KeepsTheContract(t *testing.T) {
 			t.Errorf("install.ps1 ignores %s, which install.sh honours", v)
 		}
 	}
-	flags := map[string]string{"--version": "-Version", "--modify-path": "-ModifyPath", "--bootstrap": "-Bootstrap", "--uninstall": "-Uninstall"}
+	flags := map[string]string{"--version": "-Version", "--modify-path": "-ModifyPath", "--bootstrap": "-Bootstrap",
+		"--uninstall": "-Uninstall", "--insecure-skip-signature": "-InsecureSkipSignature"}
 	for shFlag, psParam := range flags {
 		if !bytes.Contains(sh, []byte(shFlag)) || !bytes.Contains(ps, []byte("$"+strings.TrimPrefix(psParam, "-"))) {
 			t.Errorf("flag %s / parameter %s missing from one of the scripts", shFlag, psParam)
 		}
 	}
-	for _, must := range []string{"Get-FileHash -Algorithm SHA256", "checksums.txt.minisig", "releases/latest/download", "[Environment]::SetEnvironmentVariable('Path'"} {
+	for _, must := range []string{
+		"Get-FileHash -Algorithm SHA256", "releases/latest/download",
+		// both signatures, version-bound like install.sh
+		"checksums.txt.minisig", "checksums.txt.sig", "'-Y', 'verify'", "harmony $targetVersion checksums",
+		"with the signed files of harmony", "refusing to replace the newer harmony",
+		// https only, loopback excepted; bounded downloads
+		"AllowAutoRedirect = $false", "IsLoopback", "$MaxArchiveBytes", "$MaxSmallBytes",
+		// the user PATH keeps its registry kind (REG_EXPAND_SZ) and its unexpanded entries
+		"DoNotExpandEnvironmentNames", "GetValueKind('Path')",
+	} {
 		if !bytes.Contains(ps, []byte(must)) {
 			t.Errorf("install.ps1 lacks %q", must)
 		}
 	}
+	// `irm … | iex` runs the script in the user's session: `exit` would close the window.
+	for i, line := range strings.Split(string(ps), "\n") {
+		code, _, _ := strings.Cut(line, "#")
+		if regexp.MustCompile(`(?i)\bexit\b`).MatchString(code) {
+			t.Errorf("install.ps1:%d uses exit (use throw or return): %s", i+1, line)
+		}
+	}
+	if bytes.Contains(ps, []byte("SetEnvironmentVariable('Path'")) {
+		t.Error("install.ps1 writes Path with SetEnvironmentVariable, which turns REG_EXPAND_SZ into REG_SZ")
+	}
+
 	key := regexp.MustCompile(`RW[A-Za-z0-9+/]{54}`)
 	pub, err := os.ReadFile("release/minisign.pub")
 	if err != nil {
@@ -253,5 +608,17 @@ func TestInstallPs1KeepsTheContract(t *testing.T) {
 	}
 	if got := key.Find(ps); !bytes.Equal(got, want) {
 		t.Errorf("install.ps1 release key %s differs from release/minisign.pub %s", got, want)
+	}
+	sshKey := regexp.MustCompile(`ssh-ed25519 AAAA[A-Za-z0-9+/=]+`)
+	signers, err := os.ReadFile("release/allowed_signers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSSH := sshKey.Find(signers)
+	if got := sshKey.Find(sh); wantSSH == nil || !bytes.Equal(got, wantSSH) {
+		t.Errorf("install.sh ssh release key %s differs from release/allowed_signers %s", got, wantSSH)
+	}
+	if got := sshKey.Find(ps); !bytes.Equal(got, wantSSH) {
+		t.Errorf("install.ps1 ssh release key %s differs from release/allowed_signers %s", got, wantSSH)
 	}
 }
