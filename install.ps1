@@ -4,133 +4,400 @@
 #   & ([scriptblock]::Create((irm …/install.ps1))) -Version v1.2.3
 #
 # Parameters (the same contract as install.sh):
-#   -Version V     install release V (e.g. v1.2.3) instead of the latest   (install.sh: --version)
+#   -Version V     install release V (e.g. v1.2.3) instead of the latest; also the only way to
+#                  replace an installed harmony with an older one           (install.sh: --version)
 #   -ModifyPath    add the install directory to the user PATH (default on) (install.sh: --modify-path)
 #   -Bootstrap     run 'harmony bootstrap' after installing                (install.sh: --bootstrap)
 #   -Uninstall     remove the harmony binary this script installed         (install.sh: --uninstall)
+#   -InsecureSkipSignature
+#                  when neither minisign nor ssh-keygen (OpenSSH 8.1 or newer) is available, install
+#                  with the SHA-256 checksum alone: NOT RECOMMENDED  (install.sh: --insecure-skip-signature)
 # Environment:
 #   HARMONY_VERSION          same as -Version
 #   HARMONY_INSTALL_DIR      where to put harmony.exe (default %LOCALAPPDATA%\harmony\bin)
-#   HARMONY_MIRROR           base URL standing in for https://github.com
-#   HARMONY_MINISIGN_PUBKEY  minisign public key that signs checksums.txt (default: the release key)
+#   HARMONY_MIRROR           base URL standing in for https://github.com; https only, plain http
+#                            only for a loopback address
+#   HARMONY_MINISIGN_PUBKEY  replaces the minisign release key (tests)
+#   HARMONY_SSH_PUBKEY       replaces the OpenSSH release key ("ssh-ed25519 AAAA…", tests)
 #
-# Checks the archive's SHA-256 (Get-FileHash) against checksums.txt and, when minisign.exe is on
-# PATH, the signature of checksums.txt. Nothing unverified is installed. Works on Windows
-# PowerShell 5.1 and PowerShell 7.
+# Checks the signature of checksums.txt with minisign.exe when it is on PATH (its trusted comment
+# must read "harmony <version> checksums"), else with Windows' own OpenSSH client (ssh-keygen -Y
+# verify, checksums.txt.sig); the version in the signed file must be the one asked for, and an
+# older harmony never replaces a newer one unless asked for by name. Then checks the archive's
+# SHA-256 (Get-FileHash). Downloads are https only and bounded in size. Nothing unverified is
+# installed. Errors end the script with `throw`, never `exit`, so `irm … | iex` keeps the window.
+# Works on Windows PowerShell 5.1 and PowerShell 7.
 param(
     [string]$Version = $env:HARMONY_VERSION,
     [switch]$ModifyPath = $true,
     [switch]$Bootstrap,
-    [switch]$Uninstall
+    [switch]$Uninstall,
+    [switch]$InsecureSkipSignature
 )
 
-$ErrorActionPreference = 'Stop'
-Set-StrictMode -Version 2.0
-$ProgressPreference = 'SilentlyContinue'
-[Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
+function Install-Harmony {
+    param([string]$Version, [switch]$ModifyPath, [switch]$Bootstrap, [switch]$Uninstall, [switch]$InsecureSkipSignature)
 
-$Repo = 'NationTech/harmony-agent'
-$ReleasePubkey = 'RWQny32cpOrd8quZpyFd6mOFNHAQ/NMT/gBXR4a2b8jk7bIpGzDJ3NCC'
+    $ErrorActionPreference = 'Stop'
+    Set-StrictMode -Version 2.0
+    $ProgressPreference = 'SilentlyContinue'
+    [Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
+    Add-Type -AssemblyName System.Net.Http
 
-function Say([string]$msg) { Write-Host "harmony-install: $msg" }
-function Fail([string]$msg, [string]$hint) {
-    Write-Host "harmony-install: error: $msg" -ForegroundColor Red
-    if ($hint) { Write-Host "harmony-install: hint: $hint" }
-    exit 1
-}
+    $Repo = 'NationTech/harmony-agent'
+    # One Ed25519 release key in two encodings (release/minisign.pub, release/allowed_signers).
+    $ReleaseMinisignPubkey = 'RWQny32cpOrd8quZpyFd6mOFNHAQ/NMT/gBXR4a2b8jk7bIpGzDJ3NCC'
+    $ReleaseSshPubkey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKuZpyFd6mOFNHAQ/NMT/gBXR4a2b8jk7bIpGzDJ3NCC'
+    $SshNamespace = 'harmony-release'
+    $SshPrincipal = 'harmony-release'
+    $MaxArchiveBytes = 128MB  # a harmony archive is far smaller
+    $MaxSmallBytes = 1MB      # checksums.txt and signatures
 
-function Get-Arch {
-    $a = $env:PROCESSOR_ARCHITEW6432
-    if (-not $a) { $a = $env:PROCESSOR_ARCHITECTURE }
-    switch ($a) {
-        'AMD64' { return 'amd64' }
-        'ARM64' { return 'arm64' }
-        default { Fail "unsupported CPU architecture: $a" 'harmony is built for amd64 and arm64' }
-    }
-}
-
-function Get-ReleaseUrl([string]$Mirror, [string]$Tag, [string]$Asset) {
-    if ($Tag -eq 'latest') { return "$Mirror/$Repo/releases/latest/download/$Asset" }
-    return "$Mirror/$Repo/releases/download/$Tag/$Asset"
-}
-
-function Get-File([string]$Url, [string]$Out) {
-    Invoke-WebRequest -Uri $Url -OutFile $Out -UseBasicParsing
-}
-
-$Mirror = if ($env:HARMONY_MIRROR) { $env:HARMONY_MIRROR.TrimEnd('/') } else { 'https://github.com' }
-$Pubkey = if ($env:HARMONY_MINISIGN_PUBKEY) { $env:HARMONY_MINISIGN_PUBKEY } else { $ReleasePubkey }
-$InstallDir = if ($env:HARMONY_INSTALL_DIR) { $env:HARMONY_INSTALL_DIR } else { Join-Path $env:LOCALAPPDATA 'harmony\bin' }
-$Target = Join-Path $InstallDir 'harmony.exe'
-
-if ($Uninstall) {
-    if (Test-Path $Target) { Remove-Item -Force $Target; Say "removed $Target" } else { Say "no harmony in ${InstallDir}: nothing to remove" }
-    $userPath = [Environment]::GetEnvironmentVariable('Path', 'User')
-    if ($userPath -and ($userPath.Split(';') -contains $InstallDir)) {
-        [Environment]::SetEnvironmentVariable('Path', (($userPath.Split(';') | Where-Object { $_ -ne $InstallDir }) -join ';'), 'User')
-    }
-    exit 0
-}
-
-$arch = Get-Arch
-$tag = 'latest'
-if ($Version) { $tag = if ($Version.StartsWith('v')) { $Version } else { "v$Version" } }
-
-$tmp = Join-Path ([IO.Path]::GetTempPath()) ("harmony-install-" + [Guid]::NewGuid())
-New-Item -ItemType Directory -Path $tmp | Out-Null
-try {
-    Say "fetching checksums.txt for $tag from $Mirror"
-    $sums = Join-Path $tmp 'checksums.txt'
-    try { Get-File (Get-ReleaseUrl $Mirror $tag 'checksums.txt') $sums }
-    catch { Fail "cannot download release $tag from $Mirror (unknown version or unreachable mirror)" 'check the version and HARMONY_MIRROR' }
-
-    if (Get-Command minisign -ErrorAction SilentlyContinue) {
-        $sig = Join-Path $tmp 'checksums.txt.minisig'
-        try { Get-File (Get-ReleaseUrl $Mirror $tag 'checksums.txt.minisig') $sig }
-        catch { Fail 'the signature checksums.txt.minisig is missing from the release' 'a release without its signature is refused' }
-        & minisign -Vq -P $Pubkey -m $sums -x $sig | Out-Null
-        if ($LASTEXITCODE -ne 0) { Fail 'the signature of checksums.txt does not verify with the release key' 'nothing was installed' }
-        Say 'signature of checksums.txt verified'
-    } else {
-        Say 'minisign is not installed: only the SHA-256 checksum was checked, not the release signature'
+    function Say([string]$Message) { Write-Host "harmony-install: $Message" }
+    function Fail([string]$Message, [string[]]$Hints = @()) {
+        Write-Host "harmony-install: error: $Message" -ForegroundColor Red
+        foreach ($h in $Hints) { Write-Host "harmony-install: hint: $h" }
+        throw "harmony-install: $Message"
     }
 
-    $line = Get-Content $sums | Where-Object { $_ -match "^([0-9a-fA-F]{64}) [ *]?(harmony_.*_windows_$arch\.zip)$" } | Select-Object -First 1
-    if (-not $line) { Fail "this release has no harmony archive for windows/$arch" 'pick another version with -Version' }
-    $null = $line -match "^([0-9a-fA-F]{64}) [ *]?(harmony_.*_windows_$arch\.zip)$"
-    $want = $Matches[1].ToLower()
-    $archive = $Matches[2]
-    $targetVersion = $archive -replace '^harmony_', '' -replace "_windows_$arch\.zip$", ''
-
-    $current = $null
-    if (Test-Path $Target) { try { $current = (& $Target version --json | ConvertFrom-Json).version } catch { } }
-    if ($current -eq $targetVersion) {
-        Say "harmony $targetVersion is already installed in ${InstallDir}: nothing to do"
-    } else {
-        Say "downloading $archive"
-        $zip = Join-Path $tmp $archive
-        Get-File (Get-ReleaseUrl $Mirror $tag $archive) $zip
-        $got = (Get-FileHash -Algorithm SHA256 -Path $zip).Hash.ToLower()
-        if ($got -ne $want) { Fail "checksum mismatch for ${archive}: expected $want, got $got; the file was discarded" 'check HARMONY_MIRROR or retry; nothing was installed' }
-        $x = Join-Path $tmp 'x'
-        Expand-Archive -Path $zip -DestinationPath $x
-        New-Item -ItemType Directory -Force -Path $InstallDir | Out-Null
-        $staged = Join-Path $InstallDir '.harmony.tmp.exe'
-        Copy-Item (Join-Path $x 'harmony.exe') $staged -Force
-        Move-Item $staged $Target -Force
-        Say "installed harmony $targetVersion to $Target"
-    }
-
-    $userPath = [Environment]::GetEnvironmentVariable('Path', 'User')
-    if (-not $userPath -or -not ($userPath.Split(';') -contains $InstallDir)) {
-        if ($ModifyPath) {
-            [Environment]::SetEnvironmentVariable('Path', (@($userPath, $InstallDir) | Where-Object { $_ }) -join ';', 'User')
-            Say "added $InstallDir to your user PATH; open a new terminal"
-        } else {
-            Say "$InstallDir is not on your PATH"
+    function Get-Arch {
+        $a = $env:PROCESSOR_ARCHITEW6432
+        if (-not $a) { $a = $env:PROCESSOR_ARCHITECTURE }
+        switch ($a) {
+            'AMD64' { return 'amd64' }
+            'ARM64' { return 'arm64' }
+            default { Fail "unsupported CPU architecture: $a" @('harmony is built for amd64 and arm64') }
         }
     }
-    if ($Bootstrap) { & $Target bootstrap }
-} finally {
-    Remove-Item -Recurse -Force $tmp -ErrorAction SilentlyContinue
+
+    function Get-ReleaseUrl([string]$Tag, [string]$Asset) {
+        if ($Tag -eq 'latest') { return "$Mirror/$Repo/releases/latest/download/$Asset" }
+        return "$Mirror/$Repo/releases/download/$Tag/$Asset"
+    }
+
+    # https, or plain http to a loopback address when HARMONY_MIRROR itself is one.
+    function Test-AllowedUrl([string]$Url) {
+        $u = [Uri]$Url
+        if ($u.Scheme -eq 'https') { return $true }
+        return ($LoopbackHttp -and $u.Scheme -eq 'http' -and $u.IsLoopback)
+    }
+
+    # Get-File URL OUT MAX: $true once OUT holds the body; $false on an HTTP or network error.
+    # Redirects are followed here (at most 5), each checked like the first URL; a body larger
+    # than MAX is refused.
+    function Get-File([string]$Url, [string]$Out, [long]$Max) {
+        $handler = New-Object System.Net.Http.HttpClientHandler
+        $handler.AllowAutoRedirect = $false
+        $client = New-Object System.Net.Http.HttpClient($handler)
+        $client.Timeout = [TimeSpan]::FromMinutes(10)
+        try {
+            for ($hop = 0; $hop -le 5; $hop++) {
+                if (-not (Test-AllowedUrl $Url)) {
+                    Fail "refused to download ${Url}: downloads are https only" @("check HARMONY_MIRROR ($Mirror); nothing was installed")
+                }
+                try {
+                    $resp = $client.GetAsync($Url, [System.Net.Http.HttpCompletionOption]::ResponseHeadersRead).GetAwaiter().GetResult()
+                } catch { return $false }
+                $code = [int]$resp.StatusCode
+                if ($code -ge 300 -and $code -lt 400 -and $null -ne $resp.Headers.Location) {
+                    $next = $resp.Headers.Location
+                    if (-not $next.IsAbsoluteUri) { $next = New-Object Uri ([Uri]$Url), $next }
+                    $Url = $next.AbsoluteUri
+                    $resp.Dispose()
+                    continue
+                }
+                if (-not $resp.IsSuccessStatusCode) { $resp.Dispose(); return $false }
+                $length = $resp.Content.Headers.ContentLength
+                $tooLarge = ($null -ne $length -and $length -gt $Max)
+                $complete = $false
+                if (-not $tooLarge) {
+                    $in = $null
+                    $file = $null
+                    try {
+                        $in = $resp.Content.ReadAsStreamAsync().GetAwaiter().GetResult()
+                        $file = [IO.File]::Create($Out)
+                        $buf = New-Object byte[] 65536
+                        $total = 0
+                        while (($n = $in.Read($buf, 0, $buf.Length)) -gt 0) {
+                            $total += $n
+                            if ($total -gt $Max) { $tooLarge = $true; break }
+                            $file.Write($buf, 0, $n)
+                        }
+                        $complete = -not $tooLarge
+                    } catch {
+                        $complete = $false
+                    } finally {
+                        if ($file) { $file.Dispose() }
+                        if ($in) { $in.Dispose() }
+                    }
+                }
+                $resp.Dispose()
+                if (-not $complete) { Remove-Item -Force $Out -ErrorAction SilentlyContinue }
+                if ($tooLarge) {
+                    Fail "refused $(Split-Path -Leaf $Url): the server sent more than $Max bytes, more than any harmony release file" @("check HARMONY_MIRROR ($Mirror); nothing was installed")
+                }
+                return $complete
+            }
+            return $false
+        } finally {
+            $client.Dispose()
+        }
+    }
+
+    # Invoke-Native EXE ARGS [STDIN_FILE]: runs a program with the file's exact bytes on its
+    # standard input (PowerShell's own pipe would re-encode them); returns its exit code and output.
+    function Invoke-Native([string]$Exe, [string[]]$Arguments, [string]$StdinFile) {
+        $psi = New-Object System.Diagnostics.ProcessStartInfo
+        $psi.FileName = $Exe
+        $psi.Arguments = ($Arguments | ForEach-Object { '"' + $_ + '"' }) -join ' '
+        $psi.UseShellExecute = $false
+        $psi.RedirectStandardInput = $true
+        $psi.RedirectStandardOutput = $true
+        $psi.RedirectStandardError = $true
+        $p = [Diagnostics.Process]::Start($psi)
+        if ($StdinFile) {
+            $bytes = [IO.File]::ReadAllBytes($StdinFile)
+            $p.StandardInput.BaseStream.Write($bytes, 0, $bytes.Length)
+        }
+        $p.StandardInput.Close()
+        $stderr = $p.StandardError.ReadToEndAsync()
+        $stdout = $p.StandardOutput.ReadToEnd()
+        $p.WaitForExit()
+        return @{ Code = $p.ExitCode; Output = $stdout + $stderr.Result }
+    }
+
+    # Compare-SemVer A B: -1, 0 or 1 as A is older than, the same as or newer than B; $null when
+    # either is not a version (e.g. "dev", a build from source).
+    function Compare-SemVer([string]$A, [string]$B) {
+        $re = '^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+.*)?$'
+        if ($A -notmatch $re) { return $null }
+        $x = $Matches.Clone()
+        if ($B -notmatch $re) { return $null }
+        $y = $Matches.Clone()
+        foreach ($i in 1, 2, 3) {
+            if ([long]$x[$i] -lt [long]$y[$i]) { return -1 }
+            if ([long]$x[$i] -gt [long]$y[$i]) { return 1 }
+        }
+        $xp = $x[4]; $yp = $y[4]
+        if (-not $xp -and -not $yp) { return 0 }
+        if (-not $xp) { return 1 }
+        if (-not $yp) { return -1 }
+        $xs = $xp.Split('.'); $ys = $yp.Split('.')
+        for ($i = 0; $i -lt [Math]::Max($xs.Length, $ys.Length); $i++) {
+            if ($i -ge $xs.Length) { return -1 }
+            if ($i -ge $ys.Length) { return 1 }
+            $xi = $xs[$i]; $yi = $ys[$i]
+            if ($xi -eq $yi) { continue }
+            $xn = $xi -match '^\d+$'; $yn = $yi -match '^\d+$'
+            if ($xn -and $yn) { if ([long]$xi -lt [long]$yi) { return -1 } else { return 1 } }
+            if ($xn) { return -1 }
+            if ($yn) { return 1 }
+            if ([string]::CompareOrdinal($xi, $yi) -lt 0) { return -1 } else { return 1 }
+        }
+        return 0
+    }
+
+    # The user PATH as stored: unexpanded (%USERPROFILE%\…) and with its registry kind, usually
+    # REG_EXPAND_SZ, which [Environment]::SetEnvironmentVariable would turn into REG_SZ.
+    function Get-UserPath {
+        $key = [Microsoft.Win32.Registry]::CurrentUser.OpenSubKey('Environment')
+        $value = ''
+        $kind = [Microsoft.Win32.RegistryValueKind]::ExpandString
+        if ($key) {
+            try {
+                if ($key.GetValueNames() -contains 'Path') {
+                    $value = [string]$key.GetValue('Path', '', [Microsoft.Win32.RegistryValueOptions]::DoNotExpandEnvironmentNames)
+                    $kind = $key.GetValueKind('Path')
+                }
+            } finally { $key.Close() }
+        }
+        return @{ Value = $value; Kind = $kind }
+    }
+
+    function Set-UserPath([string]$Value, [Microsoft.Win32.RegistryValueKind]$Kind) {
+        $key = [Microsoft.Win32.Registry]::CurrentUser.CreateSubKey('Environment')
+        try { $key.SetValue('Path', $Value, $Kind) } finally { $key.Close() }
+        # Setting any user variable through .NET broadcasts WM_SETTINGCHANGE, so new terminals
+        # see the new PATH; this one is set and removed again for that purpose only.
+        [Environment]::SetEnvironmentVariable('HARMONY_INSTALL_PATH_CHANGED', '1', 'User')
+        [Environment]::SetEnvironmentVariable('HARMONY_INSTALL_PATH_CHANGED', $null, 'User')
+    }
+
+    function Test-SameDir([string]$Entry, [string]$Dir) {
+        return ([Environment]::ExpandEnvironmentVariables($Entry).TrimEnd('\') -eq $Dir.TrimEnd('\'))
+    }
+
+    $Mirror = if ($env:HARMONY_MIRROR) { $env:HARMONY_MIRROR.TrimEnd('/') } else { 'https://github.com' }
+    $MinisignPubkey = if ($env:HARMONY_MINISIGN_PUBKEY) { $env:HARMONY_MINISIGN_PUBKEY } else { $ReleaseMinisignPubkey }
+    $SshPubkey = if ($env:HARMONY_SSH_PUBKEY) { $env:HARMONY_SSH_PUBKEY } else { $ReleaseSshPubkey }
+    $InstallDir = if ($env:HARMONY_INSTALL_DIR) { $env:HARMONY_INSTALL_DIR } else { Join-Path $env:LOCALAPPDATA 'harmony\bin' }
+    $Target = Join-Path $InstallDir 'harmony.exe'
+
+    if ($Uninstall) {
+        if (Test-Path $Target) { Remove-Item -Force $Target; Say "removed $Target" } else { Say "no harmony in ${InstallDir}: nothing to remove" }
+        $userPath = Get-UserPath
+        $entries = @($userPath.Value.Split(';') | Where-Object { $_ })
+        $kept = @($entries | Where-Object { -not (Test-SameDir $_ $InstallDir) })
+        if ($kept.Count -ne $entries.Count) { Set-UserPath ($kept -join ';') $userPath.Kind }
+        return
+    }
+
+    $LoopbackHttp = $false
+    $mirrorUri = $null
+    if (-not [Uri]::TryCreate($Mirror, [UriKind]::Absolute, [ref]$mirrorUri)) {
+        Fail "HARMONY_MIRROR must be an https:// URL, got $Mirror" @('unset HARMONY_MIRROR to download from https://github.com')
+    }
+    if ($mirrorUri.Scheme -ne 'https') {
+        if ($mirrorUri.Scheme -ne 'http' -or -not $mirrorUri.IsLoopback) {
+            Fail "HARMONY_MIRROR must be an https:// URL, got $Mirror (plain http is accepted only for a loopback address)" @("use the mirror's https:// address")
+        }
+        $LoopbackHttp = $true
+    }
+
+    $arch = Get-Arch
+    $tag = 'latest'
+    if ($Version) {
+        $tag = if ($Version.StartsWith('v')) { $Version } else { "v$Version" }
+        if ($tag.Substring(1) -notmatch '^[0-9A-Za-z.+-]+$') { Fail "not a version: $Version" @('e.g. -Version v1.2.3') }
+    }
+
+    if ($env:HARMONY_MINISIGN_PUBKEY) {
+        $id = $MinisignPubkey
+        try {
+            $raw = [Convert]::FromBase64String($MinisignPubkey)
+            $id = (($raw[9..2] | ForEach-Object { $_.ToString('X2') }) -join '').TrimStart('0')
+        } catch { }
+        Say "HARMONY_MINISIGN_PUBKEY replaces the release key: trusting key $id instead of harmony's"
+    }
+    if ($env:HARMONY_SSH_PUBKEY) {
+        $id = $SshPubkey
+        try {
+            $raw = [Convert]::FromBase64String($SshPubkey.Split(' ')[1])
+            $sha = [Security.Cryptography.SHA256]::Create()
+            $id = 'SHA256:' + [Convert]::ToBase64String($sha.ComputeHash($raw)).TrimEnd('=')
+        } catch { }
+        Say "HARMONY_SSH_PUBKEY replaces the release key: trusting key $id instead of harmony's"
+    }
+
+    # The verifier: minisign, else OpenSSH's ssh-keygen with -Y (8.1 or newer), else none.
+    $verifier = $null
+    $sshTooOld = $false
+    $sshKeygen = $null
+    if (Get-Command minisign -ErrorAction SilentlyContinue) {
+        $verifier = 'minisign'
+    } elseif ($cmd = Get-Command ssh-keygen -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1) {
+        $sshKeygen = $cmd.Source
+        $probe = Invoke-Native $sshKeygen @('-Y', 'check-novalidate', '-n', $SshNamespace, '-s', 'harmony-install-probe.none') $null
+        if ($probe.Output -match 'option') { $sshTooOld = $true } else { $verifier = 'ssh-keygen' }
+    }
+    if (-not $verifier -and -not $InsecureSkipSignature) {
+        $what = if ($sshTooOld) { 'ssh-keygen is too old to check signatures (it needs OpenSSH 8.1 or newer) and minisign is not installed' } else { 'neither minisign nor ssh-keygen (OpenSSH 8.1 or newer) is available' }
+        Fail "cannot check the release signature: $what" @(
+            "add Windows' OpenSSH client (Settings > System > Optional features > OpenSSH Client, or: Add-WindowsCapability -Online -Name OpenSSH.Client~~~~0.0.1.0) or install minisign, then run this again",
+            'or, knowingly, install with the SHA-256 checksum alone: -InsecureSkipSignature (anyone who controls the server or the network could then hand you any program)')
+    }
+
+    $tmp = Join-Path ([IO.Path]::GetTempPath()) ("harmony-install-" + [Guid]::NewGuid())
+    New-Item -ItemType Directory -Path $tmp | Out-Null
+    try {
+        Say "fetching checksums.txt for $tag from $Mirror"
+        $sums = Join-Path $tmp 'checksums.txt'
+        if (-not (Get-File (Get-ReleaseUrl $tag 'checksums.txt') $sums $MaxSmallBytes)) {
+            Fail "cannot download release $tag from $Mirror (unreachable mirror or unknown version)" @("check that the version exists and that HARMONY_MIRROR ($Mirror) is reachable")
+        }
+
+        $signedComment = $null
+        if ($verifier -eq 'minisign') {
+            $sig = Join-Path $tmp 'checksums.txt.minisig'
+            if (-not (Get-File (Get-ReleaseUrl $tag 'checksums.txt.minisig') $sig $MaxSmallBytes)) {
+                Fail 'the signature checksums.txt.minisig is missing from the release' @("a release without its signature is refused; check HARMONY_MIRROR ($Mirror)")
+            }
+            $comment = & minisign -V -Q -P $MinisignPubkey -m $sums -x $sig 2>$null
+            if ($LASTEXITCODE -ne 0) { Fail 'the signature of checksums.txt does not verify with the release key' @('either the download was tampered with or the mirror is wrong; nothing was installed') }
+            $comment = ([string]$comment).Trim()
+            if ($comment -notmatch '^harmony \S+ checksums$') { Fail "the signed trusted comment of checksums.txt does not name a harmony release: $comment" @('nothing was installed') }
+            $signedComment = $comment
+            Say "signature of checksums.txt verified with minisign (trusted comment: $comment)"
+        } elseif ($verifier -eq 'ssh-keygen') {
+            $sig = Join-Path $tmp 'checksums.txt.sig'
+            if (-not (Get-File (Get-ReleaseUrl $tag 'checksums.txt.sig') $sig $MaxSmallBytes)) {
+                Fail 'the signature checksums.txt.sig is missing from the release' @("a release without its signature is refused; check HARMONY_MIRROR ($Mirror)")
+            }
+            $signers = Join-Path $tmp 'allowed_signers'
+            [IO.File]::WriteAllText($signers, "$SshPrincipal namespaces=`"$SshNamespace`" $SshPubkey`n")
+            $check = Invoke-Native $sshKeygen @('-Y', 'verify', '-f', $signers, '-I', $SshPrincipal, '-n', $SshNamespace, '-s', $sig) $sums
+            if ($check.Code -ne 0) { Fail 'the signature of checksums.txt does not verify with the release key' @('either the download was tampered with or the mirror is wrong; nothing was installed') }
+            Say "signature of checksums.txt verified with ssh-keygen (namespace $SshNamespace)"
+        } else {
+            Write-Host 'harmony-install: WARNING: -InsecureSkipSignature: the signature of checksums.txt was NOT verified;' -ForegroundColor Yellow
+            Write-Host 'harmony-install: WARNING: only the SHA-256 checksum from the same server protects this install' -ForegroundColor Yellow
+        }
+
+        # The version is bound by the signed checksums.txt: minisign's trusted comment and, on
+        # every path, the archive names (harmony_<version>_<os>_<arch>), which must all agree.
+        $pattern = "^([0-9a-fA-F]{64}) [ *]?(harmony_([0-9A-Za-z.+-]+)_windows_$arch\.zip)$"
+        $line = Get-Content $sums | Where-Object { $_ -match $pattern } | Select-Object -First 1
+        if (-not $line) { Fail "this release has no harmony archive for windows/$arch" @('pick another version with -Version') }
+        $null = $line -match $pattern
+        $want = $Matches[1].ToLower()
+        $archive = $Matches[2]
+        $targetVersion = $Matches[3]
+        foreach ($l in Get-Content $sums) {
+            if ($l -match '^[0-9a-fA-F]{64} [ *]?(harmony_.*)$' -and -not $Matches[1].StartsWith("harmony_$($targetVersion)_")) {
+                Fail "the signed checksums.txt lists more than one version ($targetVersion and $($Matches[1]))" @('nothing was installed')
+            }
+        }
+        if ($signedComment -and $signedComment -ne "harmony $targetVersion checksums") {
+            Fail "the signed trusted comment reads '$signedComment' but checksums.txt lists harmony $targetVersion" @("mixed release files: check HARMONY_MIRROR ($Mirror); nothing was installed")
+        }
+        if ($tag -ne 'latest' -and $targetVersion -ne $tag.Substring(1)) {
+            Fail "the release server answered $tag with the signed files of harmony ${targetVersion}: refused (rollback or mixed release)" @("check HARMONY_MIRROR ($Mirror); nothing was installed")
+        }
+
+        $current = $null
+        if (Test-Path $Target) { try { $current = (& $Target version --json | ConvertFrom-Json).version } catch { } }
+        if ($current -eq $targetVersion) {
+            Say "harmony $targetVersion is already installed in ${InstallDir}: nothing to do"
+        } else {
+            if ($current -and (Compare-SemVer $targetVersion $current) -eq -1) {
+                if ($tag -eq 'latest') {
+                    Fail "the release server offers harmony $targetVersion as the latest release: refusing to replace the newer harmony $current with $targetVersion" @(
+                        "a stale mirror or a rollback attack serves old files; check HARMONY_MIRROR ($Mirror)",
+                        "to install $targetVersion anyway, ask for it by name: -Version v$targetVersion")
+                }
+                Say "replacing the newer harmony $current with $targetVersion, as asked"
+            }
+            Say "downloading $archive"
+            $zip = Join-Path $tmp $archive
+            if (-not (Get-File (Get-ReleaseUrl $tag $archive) $zip $MaxArchiveBytes)) {
+                Fail "cannot download $archive from $Mirror" @('check your network and HARMONY_MIRROR, then retry')
+            }
+            $got = (Get-FileHash -Algorithm SHA256 -Path $zip).Hash.ToLower()
+            if ($got -ne $want) { Fail "checksum mismatch for ${archive}: expected $want, got $got; the file was discarded" @("check HARMONY_MIRROR ($Mirror) or retry; nothing was installed") }
+            $x = Join-Path $tmp 'x'
+            Expand-Archive -Path $zip -DestinationPath $x
+            New-Item -ItemType Directory -Force -Path $InstallDir | Out-Null
+            $staged = Join-Path $InstallDir '.harmony.tmp.exe'
+            Copy-Item (Join-Path $x 'harmony.exe') $staged -Force
+            Move-Item $staged $Target -Force
+            Say "installed harmony $targetVersion to $Target"
+        }
+
+        $userPath = Get-UserPath
+        $entries = @($userPath.Value.Split(';') | Where-Object { $_ })
+        if (-not ($entries | Where-Object { Test-SameDir $_ $InstallDir })) {
+            if ($ModifyPath) {
+                Set-UserPath ((@($entries) + $InstallDir) -join ';') $userPath.Kind
+                $env:Path = "$InstallDir;$env:Path"
+                Say "added $InstallDir to your user PATH (this window and new ones)"
+            } else {
+                Say "$InstallDir is not on your PATH"
+            }
+        }
+        if ($Bootstrap) { & $Target bootstrap }
+    } finally {
+        Remove-Item -Recurse -Force $tmp -ErrorAction SilentlyContinue
+    }
 }
+
+Install-Harmony -Version $Version -ModifyPath:$ModifyPath -Bootstrap:$Bootstrap -Uninstall:$Uninstall -InsecureSkipSignature:$InsecureSkipSignature
