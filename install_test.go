@@ -322,31 +322,31 @@ func TestInstallShRefusesAndKeepsThePreviousBinary(t *testing.T) {
 		setup     func(t *testing.T, s setup)
 		want      string
 	}{
-		{"tampered archive", "", "old", func(_ *testing.T, s setup) {
+		{"arbitrary software: tampered archive", "", "old", func(_ *testing.T, s setup) {
 			s.srv.Corrupt(repo, s.tag, archive)
 		}, "checksum mismatch"},
-		{"tampered checksums.txt", "", "old", func(_ *testing.T, s setup) {
+		{"arbitrary software: tampered checksums.txt", "", "old", func(_ *testing.T, s setup) {
 			s.srv.Corrupt(repo, s.tag, "checksums.txt")
 		}, "does not verify"},
-		{"minisign signature stripped", "minisign", "old", func(_ *testing.T, s setup) {
+		{"arbitrary software: minisign signature stripped", "minisign", "old", func(_ *testing.T, s setup) {
 			s.srv.Remove(repo, s.tag, "checksums.txt.minisig")
 		}, "signature checksums.txt.minisig is missing"},
-		{"ssh signature stripped", "ssh-keygen", "old", func(_ *testing.T, s setup) {
+		{"arbitrary software: ssh signature stripped", "ssh-keygen", "old", func(_ *testing.T, s setup) {
 			s.srv.Remove(repo, s.tag, "checksums.txt.sig")
 		}, "signature checksums.txt.sig is missing"},
-		{"checksums.txt signed by another minisign key", "minisign", "old", func(_ *testing.T, s setup) {
+		{"wrong key: checksums.txt signed by another minisign key", "minisign", "old", func(_ *testing.T, s setup) {
 			sums, _ := os.ReadFile(filepath.Join(snap.Dist, "checksums.txt"))
 			s.srv.Replace(repo, s.tag, "checksums.txt.minisig", otherKey.Sign(sums))
 		}, "does not verify"},
-		{"checksums.txt signed by another ssh key", "ssh-keygen", "old", func(t *testing.T, s setup) {
+		{"wrong key: checksums.txt signed by another ssh key", "ssh-keygen", "old", func(t *testing.T, s setup) {
 			s.srv.Replace(repo, s.tag, "checksums.txt.sig", sshSignWithNewKey(t, filepath.Join(snap.Dist, "checksums.txt")))
 		}, "does not verify"},
-		{"trusted comment names another version", "minisign", "old", func(t *testing.T, s setup) {
+		{"mix-and-match: trusted comment names another version", "minisign", "old", func(t *testing.T, s setup) {
 			sums, _ := os.ReadFile(filepath.Join(snap.Dist, "checksums.txt"))
 			minisig, _ := snap.SignChecksums(t, sums, "9.9.9")
 			s.srv.Replace(repo, s.tag, "checksums.txt.minisig", minisig)
 		}, "trusted comment"},
-		{"signed checksums.txt listing two versions", "", "old", func(t *testing.T, s setup) {
+		{"mix-and-match: signed checksums.txt listing two versions", "", "old", func(t *testing.T, s setup) {
 			sums, _ := os.ReadFile(filepath.Join(snap.Dist, "checksums.txt"))
 			sums = append(sums, []byte(strings.Repeat("0", 64)+"  harmony_9.9.9_linux_arm64.tar.gz\n")...)
 			minisig, sshsig := snap.SignChecksums(t, sums, snap.Version)
@@ -354,11 +354,11 @@ func TestInstallShRefusesAndKeepsThePreviousBinary(t *testing.T) {
 			s.srv.Replace(repo, s.tag, "checksums.txt.minisig", minisig)
 			s.srv.Replace(repo, s.tag, "checksums.txt.sig", sshsig)
 		}, "more than one version"},
-		{"requested version served an older release's signed files", "", "old", func(t *testing.T, s setup) {
+		{"mix-and-match: requested version served an older release's signed files", "", "old", func(t *testing.T, s setup) {
 			olderRelease(t, snap, s.srv, "v9.9.9")
 			*s.args = append(*s.args, "--version", "v9.9.9")
 		}, "answered v9.9.9 with the signed files of harmony 0.0.0"},
-		{"latest rolled back to an older signed release", "", "snapshot", func(t *testing.T, s setup) {
+		{"rollback: latest served as an older signed release", "", "snapshot", func(t *testing.T, s setup) {
 			olderRelease(t, snap, s.srv, "v0.0.0")
 			s.srv.SetLatest(repo, "v0.0.0")
 		}, "refusing to replace the newer harmony " + snap.Version + " with 0.0.0"},
@@ -371,16 +371,16 @@ func TestInstallShRefusesAndKeepsThePreviousBinary(t *testing.T) {
 		{"unknown version", "", "old", func(_ *testing.T, s setup) {
 			*s.env = append(*s.env, "HARMONY_VERSION=v9.9.9")
 		}, "cannot download release v9.9.9"},
-		{"plain-http mirror that is not loopback", "", "old", func(_ *testing.T, s setup) {
+		{"transport: plain-http mirror that is not loopback", "", "old", func(_ *testing.T, s setup) {
 			*s.env = append(*s.env, "HARMONY_MIRROR=http://mirror.invalid")
 		}, "HARMONY_MIRROR must be an https:// URL"},
-		{"plain-http mirror dressed as loopback", "", "old", func(_ *testing.T, s setup) {
+		{"transport: plain-http mirror dressed as loopback", "", "old", func(_ *testing.T, s setup) {
 			*s.env = append(*s.env, "HARMONY_MIRROR=http://127.0.0.1.mirror.invalid")
 		}, "HARMONY_MIRROR must be an https:// URL"},
-		{"endless checksums.txt", "", "old", func(t *testing.T, s setup) {
+		{"endless data: checksums.txt without end", "", "old", func(t *testing.T, s setup) {
 			*s.env = append(*s.env, "HARMONY_MIRROR="+hostile(t, s.srv, "checksums.txt", endless))
 		}, "the server sent more than"},
-		{"archive announcing 10 GiB", "", "old", func(t *testing.T, s setup) {
+		{"endless data: archive announcing 10 GiB", "", "old", func(t *testing.T, s setup) {
 			*s.env = append(*s.env, "HARMONY_MIRROR="+hostile(t, s.srv, archive, huge))
 		}, "the server sent more than"},
 	}
