@@ -217,7 +217,7 @@ minisign_key_id() {
 		out="${id%"$rest"}$out"
 		id=$rest
 	done
-	while :; do case "$out" in 0?*) out=${out#0} ;; *) break ;; esac done
+	while :; do case "$out" in 0?*) out=${out#0} ;; *) break ;; esac; done
 	echo "$out"
 }
 

@@ -622,3 +622,42 @@ func TestInstallPs1KeepsTheContract(t *testing.T) {
 		t.Errorf("install.ps1 ssh release key %s differs from release/allowed_signers %s", got, wantSSH)
 	}
 }
+
+// install.sh's version order (semver precedence) under each shell: it decides what counts as
+// a downgrade.
+func TestInstallShComparesVersions(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ a, b, want string }{
+		{"1.0.0", "1.0.0", "0"}, {"1.0.0", "1.0.1", "-1"}, {"1.2.0", "1.1.9", "1"}, {"1.10.0", "1.9.0", "1"},
+		{"1.0.0-alpha", "1.0.0", "-1"}, {"1.0.0-alpha", "1.0.0-alpha.1", "-1"}, {"1.0.0-alpha.1", "1.0.0-alpha.beta", "-1"},
+		{"1.0.0-beta.2", "1.0.0-beta.11", "-1"}, {"1.0.0-rc.1", "1.0.0-beta.11", "1"}, {"0.0.1-snapshot", "0.0.0", "1"},
+		{"1.0.0+build.1", "1.0.0", "0"}, {"dev", "1.0.0", "?"}, {"1.0", "1.0.0", "?"},
+	}
+	script, err := os.ReadFile("install.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := regexp.MustCompile(`(?ms)^semver_cmp\(\) \{.*?^\}`).Find(script)
+	if fn == nil {
+		t.Fatal("install.sh has no semver_cmp")
+	}
+	var prog strings.Builder
+	prog.Write(fn)
+	prog.WriteString("\n")
+	for _, c := range cases {
+		fmt.Fprintf(&prog, "echo \"$(semver_cmp %q %q)\"\n", c.a, c.b)
+	}
+	for _, shell := range shells {
+		cmd := exec.Command(shell[0], append(shell[1:], "-c", prog.String())...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s: %v", shell[0], err)
+		}
+		got := strings.Fields(string(out))
+		for i, c := range cases {
+			if i >= len(got) || got[i] != c.want {
+				t.Errorf("%s: semver_cmp %s %s = %v, want %s", shell[0], c.a, c.b, got, c.want)
+			}
+		}
+	}
+}
