@@ -36,6 +36,10 @@ type K3s struct {
 	NoUpdateCheck bool
 	// Supervisor, when nil, is detected (systemd, OpenRC, or harmony's own).
 	Supervisor Supervisor
+	// HarmonyBinary is the harmony the agent's schedule runs; empty means this executable.
+	HarmonyBinary string
+	// PauseAt is the test-only pause of a switch (PauseEnv).
+	PauseAt Phase
 }
 
 // NewK3s returns the k3s runtime with harmony's defaults.
@@ -54,6 +58,7 @@ func NewK3s(home string, trust manifests.Trust, out io.Writer, quiet bool) *K3s 
 		Out:      out,
 		Progress: LineProgress{W: out},
 		Platform: runtime.GOOS + "/" + runtime.GOARCH,
+		PauseAt:  Phase(os.Getenv(PauseEnv)),
 	}
 }
 
@@ -125,18 +130,33 @@ func (k *K3s) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 	if inst.Foreign != "" {
 		return Result{}, k.foreignError(inst)
 	}
-	if inst.Installed && (opts.Version == "" || opts.Version == inst.Version) && !opts.Airgap {
+	if inst.Installed && opts.Version != "" && opts.Version != inst.Version {
+		// bootstrap never changes an installed version: a newer one is an upgrade to offer, an
+		// older one a rollback or a new start.
+		have, err1 := manifests.ParseVersion(inst.Version)
+		want, err2 := manifests.ParseVersion(opts.Version)
+		if err1 != nil || err2 != nil || want.Compare(have) < 0 {
+			return Result{}, hint.With(fmt.Errorf("k3s %s is installed; the older %s was asked for", inst.Version, opts.Version),
+				"harmony bootstrap never changes an installed version",
+				"to go back to the version before the last upgrade: harmony runtime rollback",
+				"to start over: harmony runtime uninstall, then harmony bootstrap --version "+opts.Version)
+		}
+		fmt.Fprintf(k.Out, "k3s %s is installed and stays: %s is newer, upgrade with: harmony runtime upgrade --to %s\n", inst.Version, opts.Version, opts.Version)
+		opts.Version = ""
+	}
+	if inst.Installed && opts.Version == "" && !opts.Airgap {
+		available := k.availablePatch(inst.Version)
 		if k.healthy(ctx) {
 			target, err := k.mergeKubeconfig(opts.SwitchContext)
-			return Result{Version: inst.Version, AlreadyHealthy: true, Kubeconfig: target}, err
+			return Result{Version: inst.Version, AlreadyHealthy: true, Kubeconfig: target, Available: available}, err
 		}
 		fmt.Fprintf(k.Out, "k3s %s is installed but not serving: starting it\n", inst.Version)
-		return k.run(ctx, inst.Version, k.startSteps(opts), opts)
+		res, err := k.run(ctx, inst.Version, k.startSteps(opts), opts)
+		res.Available = available
+		return res, err
 	}
-	if inst.Installed && opts.Version != "" && opts.Version != inst.Version {
-		return Result{}, hint.With(fmt.Errorf("k3s %s is installed; %s was asked for", inst.Version, opts.Version),
-			"harmony bootstrap never changes an installed version: upgrades come with 'harmony runtime upgrade'",
-			"to start over: harmony runtime uninstall, then harmony bootstrap --version "+opts.Version)
+	if inst.Installed && opts.Airgap && opts.Version == "" {
+		opts.Version = inst.Version
 	}
 
 	m := k.manifest(ctx)
@@ -181,8 +201,37 @@ func (k *K3s) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 		}})
 	}
 	steps = append(steps, Step{Name: "service", Run: k.supervisor().Install, Undo: k.supervisor().Remove})
+	steps = append(steps, Step{Name: "agent", Run: func(ctx context.Context) error {
+		how, err := k.InstallAgent(ctx)
+		var none *NoSchedulerError
+		switch {
+		case errors.As(err, &none):
+			fmt.Fprintf(k.Out, "note: %v\n", err)
+		case errors.Is(err, ErrAgentBinaryUnsafe):
+			fmt.Fprintf(k.Out, "note: the agent was not scheduled: %v; install harmony where only root can write (e.g. /usr/local/bin), then: harmony agent enable\n", err)
+		case err != nil:
+			return err
+		default:
+			fmt.Fprintf(k.Out, "agent: %s runs 'harmony %s' (harmony agent disable turns auto-patching off)\n", how, AgentCommand)
+		}
+		return nil
+	}, Undo: k.RemoveAgent})
 	steps = append(steps, k.startSteps(opts)...)
 	return k.run(ctx, v, steps, opts)
+}
+
+// availablePatch returns the newest version the default policy allows from installed, according
+// to the newest manifest harmony has (no network), or "".
+func (k *K3s) availablePatch(installed string) string {
+	m, err := k.Trust.Current()
+	if err != nil {
+		return ""
+	}
+	rel, _, err := PlanUpgrade(m, installed, UpgradeOptions{}, k.Platform)
+	if err != nil || rel.Version.IsZero() {
+		return ""
+	}
+	return rel.Version.String()
 }
 
 // manifest returns the newest trusted manifest, first fetching a newer signed one unless told not to.
@@ -407,11 +456,10 @@ func (k *K3s) Status(ctx context.Context) (Status, error) {
 		st.APIHealthy = APIReady(ctx, cfg) == nil
 		st.NodeReady, _ = nodeReady(ctx, cfg)
 	}
-	if v, err := manifests.ParseVersion(inst.Version); err == nil {
-		if ups := m.Upgrades(v, manifests.Policy{}); len(ups) > 0 {
-			st.NewerPatch = ups[0].Version.String()
-		}
-	}
+	st.NewerPatch = k.availablePatch(inst.Version)
+	st.PendingSwitch, _ = k.PendingSwitch()
+	agent := ReadAgentStatus(k.AgentPaths(), k.AgentSchedule())
+	st.Agent = &agent
 	return st, nil
 }
 
@@ -441,14 +489,14 @@ func (k *K3s) Uninstall(ctx context.Context, purge bool) error {
 		return hint.With(fmt.Errorf("k3s: %w", ErrNotInstalled), "nothing to uninstall")
 	}
 	sup := k.supervisor()
-	errs := []error{sup.Stop(ctx), sup.Remove(ctx)}
+	errs := []error{sup.Stop(ctx), sup.Remove(ctx), k.RemoveAgent(ctx)}
 	k.removeLinks()
 	errs = append(errs, os.RemoveAll(k.Paths.VersionsDir()))
 	if target, err := UserKubeconfigPath(); err == nil {
 		errs = append(errs, RemoveFromKubeconfig(target))
 	}
 	if purge {
-		errs = append(errs, os.RemoveAll(k.Paths.DataDir()), os.RemoveAll(k.Paths.ConfigDir()), removeIfExists(k.Paths.Log()))
+		errs = append(errs, os.RemoveAll(k.Paths.DataDir()), os.RemoveAll(k.Paths.ConfigDir()), removeIfExists(k.Paths.Log()), os.RemoveAll(k.Paths.AgentDir()))
 	}
 	return errors.Join(errs...)
 }

@@ -5,3 +5,6 @@ package bootstrap
 func chownToInvokingUser(string) error { return nil }
 
 func isRoot() bool { return false }
+
+// writableByOthers is only consulted when harmony runs as root, which Windows has not.
+func writableByOthers(string) bool { return false }

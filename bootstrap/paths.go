@@ -39,6 +39,10 @@ const (
 	sysOpenRCDir   = "/etc/init.d"
 	sysLog         = "/var/log/k3s.log"
 	sysPidFile     = "/var/lib/harmony/k3s/k3s.pid"
+	sysAgentDir    = "/var/lib/harmony/agent"
+	sysHarmonyConf = "/etc/harmony/config.yaml"
+	sysCronD       = "/etc/cron.d"
+	sysPeriodic    = "/etc/periodic/daily"
 )
 
 func (p Paths) VersionsDir() string         { return p.at(sysVersionsDir) }
@@ -62,3 +66,19 @@ func (p Paths) UpstreamUninstaller() string { return p.at(sysBinDir + "/k3s-unin
 func (p Paths) ToolLink(tool string) string { return p.at(sysBinDir + "/" + tool) }
 func (p Paths) SystemdRunDir() string       { return p.at("/run/systemd/system") }
 func (p Paths) OpenRCRun() string           { return p.at("/sbin/openrc-run") }
+
+// The upgrade journal, its lock and the version the last switch left (kept for rollback) live
+// beside the versioned layout.
+func (p Paths) Journal() string      { return filepath.Join(p.VersionsDir(), "upgrade-journal.json") }
+func (p Paths) SwitchLock() string   { return filepath.Join(p.VersionsDir(), "upgrade.lock") }
+func (p Paths) PreviousLink() string { return filepath.Join(p.VersionsDir(), "previous") }
+
+// The agent's system files: its log, harmony's system config, and its schedule.
+func (p Paths) AgentDir() string            { return p.at(sysAgentDir) }
+func (p Paths) SystemConfig() string        { return p.at(sysHarmonyConf) }
+func (p Paths) AgentSystemdService() string { return p.at(sysSystemdDir + "/harmony-agent.service") }
+func (p Paths) AgentSystemdTimer() string   { return p.at(sysSystemdDir + "/harmony-agent.timer") }
+func (p Paths) CronDir() string             { return p.at(sysCronD) }
+func (p Paths) AgentCron() string           { return p.at(sysCronD + "/harmony-agent") }
+func (p Paths) PeriodicDir() string         { return p.at(sysPeriodic) }
+func (p Paths) AgentPeriodic() string       { return p.at(sysPeriodic + "/harmony-agent") }

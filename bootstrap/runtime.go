@@ -31,6 +31,13 @@ type Runtime interface {
 	Kubeconfig(ctx context.Context) ([]byte, error)
 	// Uninstall removes the runtime; purge also removes its data.
 	Uninstall(ctx context.Context, purge bool) error
+	// Upgrade moves to the newest version the policy allows (or opts.To), with the switch
+	// journal, the health check and the automatic rollback of Switch.
+	Upgrade(ctx context.Context, opts UpgradeOptions) (UpgradeResult, error)
+	// Rollback moves back to the version before the last upgrade, the same way.
+	Rollback(ctx context.Context, opts RollbackOptions) (UpgradeResult, error)
+	// Recover finishes or reverts a switch a killed process left unfinished (nil: none).
+	Recover(ctx context.Context) (*Recovery, error)
 }
 
 // Installation is what Detect found.
@@ -63,6 +70,8 @@ type Result struct {
 	AlreadyHealthy bool
 	// Kubeconfig is the user's kubeconfig file the "harmony" context was merged into.
 	Kubeconfig string
+	// Available is a newer version the upgrade policy allows ("harmony runtime upgrade").
+	Available string
 }
 
 // Status is the runtime's state, as `harmony runtime status` shows it.
@@ -78,6 +87,10 @@ type Status struct {
 	NodeReady      bool   `json:"nodeReady"`
 	NewerPatch     string `json:"newerPatch,omitempty"`
 	ForeignInstall string `json:"foreignInstall,omitempty"`
+	// PendingSwitch is an upgrade or rollback a killed process left unfinished.
+	PendingSwitch *Journal `json:"pendingSwitch,omitempty"`
+	// Agent is the unattended agent's settings and last run.
+	Agent *AgentStatus `json:"agent,omitempty"`
 }
 
 var (

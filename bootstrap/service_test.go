@@ -16,6 +16,12 @@ func TestUnitsMatchGoldenFiles(t *testing.T) {
 	for name, got := range map[string]string{
 		"k3s.service.golden": bootstrap.SystemdUnit(),
 		"k3s.openrc.golden":  bootstrap.OpenRCScript(),
+		// The agent's schedule, for a harmony in /usr/local/bin.
+		"harmony-agent.service.golden":      bootstrap.AgentSystemdService("/usr/local/bin/harmony"),
+		"harmony-agent.timer.golden":        bootstrap.AgentSystemdTimer(""),
+		"harmony-agent-window.timer.golden": bootstrap.AgentSystemdTimer("22:30-01:00"),
+		"harmony-agent.cron.golden":         bootstrap.AgentCron("/usr/local/bin/harmony", 17, 3),
+		"harmony-agent.periodic.golden":     bootstrap.AgentPeriodic("/usr/local/bin/harmony"),
 	} {
 		path := filepath.Join("testdata", name)
 		if *update {

@@ -2,6 +2,7 @@ package bootstrap
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -24,6 +25,12 @@ type Progress interface {
 // RunSteps runs steps in order. When one fails, the Undo of every completed step runs in
 // reverse order, so the previous working state is restored, and the error names the step.
 func RunSteps(ctx context.Context, steps []Step, p Progress) error {
+	err, _ := runStepsUndo(ctx, steps, p)
+	return err
+}
+
+// runStepsUndo is RunSteps that also returns what went wrong while undoing.
+func runStepsUndo(ctx context.Context, steps []Step, p Progress) (error, error) {
 	for i, s := range steps {
 		if p != nil {
 			p.Begin(i+1, len(steps), s.Name)
@@ -34,15 +41,18 @@ func RunSteps(ctx context.Context, steps []Step, p Progress) error {
 			p.End(i+1, len(steps), s.Name, time.Since(start), err)
 		}
 		if err != nil {
+			var undoErrs []error
 			for j := i - 1; j >= 0; j-- {
 				if steps[j].Undo != nil {
-					_ = steps[j].Undo(context.WithoutCancel(ctx))
+					if uerr := steps[j].Undo(context.WithoutCancel(ctx)); uerr != nil {
+						undoErrs = append(undoErrs, fmt.Errorf("undo %s: %w", steps[j].Name, uerr))
+					}
 				}
 			}
-			return fmt.Errorf("%s: %w", s.Name, err)
+			return fmt.Errorf("%s: %w", s.Name, err), errors.Join(undoErrs...)
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // LineProgress prints one line per step: "[3/7] install … ok (0.2s)".

@@ -32,3 +32,20 @@ func LockFile(ctx context.Context, path string) (func(), error) {
 func LockHome(ctx context.Context, home string) (func(), error) {
 	return LockFile(ctx, filepath.Join(home, "lock"))
 }
+
+// TryLockFile takes an exclusive advisory lock on path (created when missing) without waiting:
+// ok is false when another process holds it.
+func TryLockFile(path string) (unlock func(), ok bool, err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, false, fmt.Errorf("lock %q: %w", path, err)
+	}
+	l := flock.New(path)
+	ok, err = l.TryLock()
+	if err != nil {
+		return nil, false, fmt.Errorf("lock %q: %w", path, err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	return func() { _ = l.Unlock() }, true, nil
+}

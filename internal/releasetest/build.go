@@ -1,10 +1,12 @@
 package releasetest
 
 import (
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/NationTech/harmony-agent/manifests"
@@ -71,17 +73,46 @@ func (s *Server) K3sRelease(tag string, sign func([]byte) []byte, standin []byte
 	if err != nil {
 		return nil, err
 	}
+	return s.K3sReleases(tag, sign, serial, map[string][]byte{m.K3s.Default.String(): standin})
+}
+
+// StandinVersion returns the stand-in's bytes made distinct for version (a trailer after the
+// executable, which the program ignores), so each pinned version has its own digest.
+func StandinVersion(standin []byte, version string) []byte {
+	return append(append([]byte(nil), standin...), []byte("\nk3s-standin "+version+"\n")...)
+}
+
+// K3sReleases publishes on srv a signed runtime manifest (with the given serial) pinning each
+// version of standins to its bytes for this machine's architecture, and serves those bytes as
+// the k3s release assets. A version missing from the embedded manifest is added, modelled on the
+// default release. The manifest goes in harmony's release tag, which becomes the latest; the
+// manifest's bytes are returned.
+func (s *Server) K3sReleases(tag string, sign func([]byte) []byte, serial int, standins map[string][]byte) ([]byte, error) {
+	m, err := manifests.Load()
+	if err != nil {
+		return nil, err
+	}
 	m.Serial = int64(serial)
-	rel := m.DefaultRelease()
-	for i := range m.K3s.Releases {
-		if m.K3s.Releases[i].Version.Compare(rel.Version) != 0 {
-			continue
+	model := m.DefaultRelease()
+	for version, bin := range standins {
+		v, err := manifests.ParseVersion(version)
+		if err != nil {
+			return nil, err
+		}
+		i := slices.IndexFunc(m.K3s.Releases, func(r manifests.Release) bool { return r.Version.Compare(v) == 0 })
+		if i < 0 {
+			r := model
+			r.Version = v
+			r.Image = manifests.Image{Ref: "rancher/k3s:" + v.ImageTag(), Unknown: "test stand-in release"}
+			r.Assets = maps.Clone(model.Assets)
+			m.K3s.Releases = append(m.K3s.Releases, r)
+			i = len(m.K3s.Releases) - 1
 		}
 		assets := map[string]manifests.Asset{}
 		for p, a := range m.K3s.Releases[i].Assets {
 			if p == "linux/"+runtime.GOARCH {
-				a = manifests.Asset{Name: a.Name, SHA256: Digest(standin)}
-				s.Add(manifests.K3sRepo, rel.Version.String(), a.Name, standin)
+				a = manifests.Asset{Name: a.Name, SHA256: Digest(bin)}
+				s.Add(manifests.K3sRepo, version, a.Name, bin)
 			}
 			assets[p] = a
 		}

@@ -1,10 +1,15 @@
 // Command k3s-standin is a TEST STAND-IN for k3s, built by bootstrap's tests because no real k3s
 // can run on the test machines. Towards harmony it acts like `k3s server`: it writes the
 // kubeconfig where k3s would (--write-kubeconfig), pointing at the real test API server whose
-// kubeconfig is in HARMONY_TEST_APISERVER_KUBECONFIG, logs to stdout, and runs until stopped.
+// kubeconfig is in HARMONY_TEST_APISERVER_KUBECONFIG, keeps a small state file in its data dir
+// (--data-dir, created once and never rewritten, as k3s's datastore would be), logs to stdout,
+// and runs until stopped.
 //
-// HARMONY_TEST_STANDIN_MODE picks a failure: "never-ready" writes a kubeconfig that points
-// nowhere and logs a port clash; "exit" exits at once with an error.
+// Its version is the name of the directory its executable was installed in (harmony's layout:
+// /var/lib/harmony/k3s/<version>/k3s). HARMONY_TEST_STANDIN_MODE picks a failure:
+// "never-ready" writes a kubeconfig that points nowhere and logs a port clash; "exit" exits at
+// once with an error. "MODE@VERSION" applies the failure only to that version, so one stand-in
+// version can be broken while another works.
 package main
 
 import (
@@ -17,24 +22,44 @@ import (
 )
 
 func main() {
-	fmt.Printf("k3s-standin (test stand-in for k3s) args: %s\n", strings.Join(os.Args[1:], " "))
+	version := "unknown"
+	if exe, err := os.Executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			version = filepath.Base(filepath.Dir(real))
+		}
+	}
+	fmt.Printf("k3s-standin (test stand-in for k3s) version %s args: %s\n", version, strings.Join(os.Args[1:], " "))
 	if len(os.Args) < 2 || os.Args[1] != "server" {
 		fmt.Println("k3s-standin: only 'server' is supported")
 		os.Exit(1)
 	}
-	var kubeconfig string
+	var kubeconfig, dataDir string
 	for i, a := range os.Args {
 		if a == "--write-kubeconfig" && i+1 < len(os.Args) {
 			kubeconfig = os.Args[i+1]
 		}
+		if a == "--data-dir" && i+1 < len(os.Args) {
+			dataDir = os.Args[i+1]
+		}
 	}
-	mode := os.Getenv("HARMONY_TEST_STANDIN_MODE")
+	mode, only, scoped := strings.Cut(os.Getenv("HARMONY_TEST_STANDIN_MODE"), "@")
+	if scoped && only != version {
+		mode = ""
+	}
 	switch mode {
 	case "exit":
 		fmt.Println(`level=fatal msg="starting kubernetes: preparing server: failed to find memory cgroup (v2)"`)
 		os.Exit(1)
 	case "never-ready":
 		fmt.Println(`level=error msg="listen tcp 127.0.0.1:6443: bind: address already in use"`)
+	}
+	if dataDir != "" {
+		state := filepath.Join(dataDir, "server", "db", "state.db")
+		if _, err := os.Stat(state); os.IsNotExist(err) {
+			if err := os.MkdirAll(filepath.Dir(state), 0o700); err == nil {
+				_ = os.WriteFile(state, []byte("cluster state created by k3s-standin "+version+"\n"), 0o600)
+			}
+		}
 	}
 	src, err := os.ReadFile(os.Getenv("HARMONY_TEST_APISERVER_KUBECONFIG"))
 	if err != nil {
