@@ -106,9 +106,12 @@ func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions)
 	}
 	if res.AlreadyHealthy {
 		fmt.Fprintf(g.out(), "k3s %s is already installed and healthy: nothing to do\n", res.Version)
-		return nil
+	} else {
+		fmt.Fprintf(g.out(), "k3s %s is ready; kubeconfig context %q is in %s\n", res.Version, bootstrap.ContextName, res.Kubeconfig)
 	}
-	fmt.Fprintf(g.out(), "k3s %s is ready; kubeconfig context %q is in %s\n", res.Version, bootstrap.ContextName, res.Kubeconfig)
+	if res.Available != "" {
+		fmt.Fprintf(g.out(), "%s is available: harmony runtime upgrade\n", res.Available)
+	}
 	return nil
 }
 
@@ -202,7 +205,13 @@ func newRuntimeStatusCmd(g *globalOptions) *cobra.Command {
 			row("API healthy", yes[st.APIHealthy])
 			row("node ready", yes[st.NodeReady])
 			if st.NewerPatch != "" {
-				row("newer patch", st.NewerPatch)
+				row("newer patch", st.NewerPatch+" available: harmony runtime upgrade")
+			}
+			if j := st.PendingSwitch; j != nil {
+				row("unfinished", fmt.Sprintf("%s %s → %s (stopped at %s): harmony runtime rollback", j.Op, j.From, j.To, j.Phase))
+			}
+			if st.Agent != nil {
+				printAgentStatus(w, *st.Agent)
 			}
 			return w.Flush()
 		},

@@ -109,6 +109,7 @@ repository's manifests on it: clone a repo, run 'harmony launch', and the projec
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cmd.Help()
 		},
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return recoverInterrupted(cmd, g) },
 	}
 	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "print nothing but errors")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
@@ -120,6 +121,7 @@ repository's manifests on it: clone a repo, run 'harmony launch', and the projec
 		newLaunchCmd(g),
 		newDownCmd(g),
 		newStatusCmd(g),
+		newAgentCmd(g),
 	)
 	return root
 }

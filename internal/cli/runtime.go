@@ -29,6 +29,8 @@ func newRuntimeCmd(g *globalOptions) *cobra.Command {
 				}
 				return k.Start(ctx)
 			}),
+		newRuntimeUpgradeCmd(g),
+		newRuntimeRollbackCmd(g),
 		newRuntimeUninstallCmd(g),
 	)
 	return cmd

@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/NationTech/harmony-agent/bootstrap"
+)
+
+type runtimeUpgradeOptions struct {
+	To         string
+	AllowMinor bool
+	DryRun     bool
+	Timeout    time.Duration
+	Output     string
+}
+
+func (o *runtimeUpgradeOptions) validate() error {
+	if o.Timeout <= 0 {
+		return &usageError{fmt.Errorf("--timeout must be positive, got %s", o.Timeout)}
+	}
+	if o.Output != "" && o.Output != "json" {
+		return &usageError{fmt.Errorf("--output %q: only json is supported", o.Output)}
+	}
+	return nil
+}
+
+func (o *runtimeUpgradeOptions) args(op string) []string {
+	args := []string{"runtime", op, "--timeout", o.Timeout.String()}
+	if o.To != "" {
+		args = append(args, "--to", o.To)
+	}
+	if o.AllowMinor {
+		args = append(args, "--allow-minor")
+	}
+	if o.DryRun {
+		args = append(args, "--dry-run")
+	}
+	if o.Output != "" {
+		args = append(args, "-o", o.Output)
+	}
+	return args
+}
+
+func newRuntimeUpgradeCmd(g *globalOptions) *cobra.Command {
+	opts := &runtimeUpgradeOptions{}
+	cmd := &cobra.Command{
+		Use:   "upgrade",
+		Short: "Move the runtime to the newest allowed patch, rolling back by itself if it fails",
+		Long: `Refresh the signed runtime manifest, pick the newest version the policy allows (a patch
+of the installed minor; the next minor only with --allow-minor; never older), download and verify
+it, then stop → switch → start → wait for /readyz, a Ready node and the kube-system deployments.
+Any failure switches back to the previous version and waits until it is healthy again. The data
+directory is never touched; the previous version is kept for 'harmony runtime rollback'.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			return runtimeSwitchRun(cmd.Context(), g, "upgrade", opts, func(ctx context.Context, rt bootstrap.Runtime) (bootstrap.UpgradeResult, error) {
+				return rt.Upgrade(ctx, bootstrap.UpgradeOptions{To: opts.To, AllowMinor: opts.AllowMinor, DryRun: opts.DryRun, Timeout: opts.Timeout})
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.To, "to", "", "version to move to (default: the newest the policy allows)")
+	f.BoolVar(&opts.AllowMinor, "allow-minor", false, "allow the next Kubernetes minor version (one at a time)")
+	f.BoolVar(&opts.DryRun, "dry-run", false, "say what would happen and change nothing")
+	f.DurationVar(&opts.Timeout, "timeout", bootstrap.DefaultTimeout, "how long to wait for each version to become healthy")
+	f.StringVarP(&opts.Output, "output", "o", "", "output format: json")
+	return cmd
+}
+
+func newRuntimeRollbackCmd(g *globalOptions) *cobra.Command {
+	opts := &runtimeUpgradeOptions{}
+	cmd := &cobra.Command{
+		Use:   "rollback",
+		Short: "Go back to the version before the last upgrade, with the same health check",
+		Long: `Switch the runtime back to the version the last upgrade replaced (harmony keeps its files until
+the next successful upgrade), and wait until it is healthy; if it is not, the current version is
+restored. When an upgrade was interrupted, this finishes going back.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			return runtimeSwitchRun(cmd.Context(), g, "rollback", opts, func(ctx context.Context, rt bootstrap.Runtime) (bootstrap.UpgradeResult, error) {
+				return rt.Rollback(ctx, bootstrap.RollbackOptions{DryRun: opts.DryRun, Timeout: opts.Timeout})
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.DryRun, "dry-run", false, "say what would happen and change nothing")
+	f.DurationVar(&opts.Timeout, "timeout", bootstrap.DefaultTimeout, "how long to wait for each version to become healthy")
+	f.StringVarP(&opts.Output, "output", "o", "", "output format: json")
+	return cmd
+}
+
+func runtimeSwitchRun(ctx context.Context, g *globalOptions, op string, opts *runtimeUpgradeOptions,
+	run func(context.Context, bootstrap.Runtime) (bootstrap.UpgradeResult, error)) error {
+	rt, err := newRuntime(g, "auto")
+	if err != nil {
+		return err
+	}
+	if needsRoot(rt) {
+		return rerunWithSudo(ctx, g, op+" k3s in /var/lib/harmony and restart its service", opts.args(op))
+	}
+	res, err := run(ctx, rt)
+	if err != nil {
+		return err
+	}
+	if opts.Output == "json" {
+		return printJSON(g.Stdout, res)
+	}
+	printSwitchResult(g.out(), g.Stderr, res)
+	return nil
+}
+
+func printSwitchResult(out, notes io.Writer, res bootstrap.UpgradeResult) {
+	for _, w := range res.Warnings {
+		fmt.Fprintf(notes, "note: %s\n", w)
+	}
+	if res.Recovered != "" && res.Op == "rollback" {
+		fmt.Fprintln(out, res.Recovered)
+		return
+	}
+	switch {
+	case res.To == "":
+		fmt.Fprintf(out, "%s %s is the newest version the policy allows (runtime manifest serial %d): nothing to do\n", res.Runtime, res.From, res.ManifestSerial)
+	case res.DryRun:
+		fmt.Fprintf(out, "would %s %s %s → %s (dry run: nothing changed):\n", res.Op, res.Runtime, res.From, res.To)
+		for i, s := range res.Steps {
+			fmt.Fprintf(out, "  %d. %s\n", i+1, s)
+		}
+	case res.Op == "upgrade":
+		fmt.Fprintf(out, "%s upgraded %s → %s and healthy; %s is kept: harmony runtime rollback goes back to it\n", res.Runtime, res.From, res.To, res.From)
+	default:
+		fmt.Fprintf(out, "%s rolled back %s → %s and healthy\n", res.Runtime, res.From, res.To)
+	}
+	if res.Held != "" {
+		fmt.Fprintf(out, "newer, held back by the policy: %s\n", strings.TrimSpace(res.Held))
+	}
+}
