@@ -99,8 +99,8 @@ type Switcher interface {
 }
 
 var (
-	// ErrSwitchFailed means the new version failed and the previous one runs again.
-	ErrSwitchFailed = errors.New("the new version failed its health check and was rolled back")
+	// ErrSwitchFailed means the new version failed (to stop the old, start, or pass the health check) and the previous one runs again.
+	ErrSwitchFailed = errors.New("the switch failed and was rolled back")
 	// ErrRollbackFailed means the new version failed and so did the way back.
 	ErrRollbackFailed = errors.New("the new version failed and the rollback failed too")
 	// ErrSwitchInProgress means another harmony process is switching the runtime right now.
