@@ -75,6 +75,22 @@ func (k *K3s) supervisor() Supervisor {
 // NeedsPrivileges reports whether installing writes system paths this process cannot write.
 func (k *K3s) NeedsPrivileges() bool { return !k.Paths.Prefixed() && !isRoot() }
 
+// NeedsRoot says why op needs root: every k3s operation writes system paths or drives its service.
+func (k *K3s) NeedsRoot(op string) string {
+	if !k.NeedsPrivileges() {
+		return ""
+	}
+	switch op {
+	case "bootstrap":
+		return "install k3s into /usr/local/bin and /var/lib/harmony, write /etc/rancher/k3s and start the k3s service"
+	case "uninstall":
+		return "remove k3s and its service"
+	case "upgrade", "rollback":
+		return op + " k3s in /var/lib/harmony and restart its service"
+	}
+	return op + " the k3s service"
+}
+
 // Detect reads the versioned layout; it never touches the network.
 func (k *K3s) Detect(context.Context) (Installation, error) {
 	target, err := os.Readlink(k.Paths.Binary())

@@ -8,10 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"time"
 
 	"github.com/NationTech/harmony-agent/internal/hint"
+	"github.com/NationTech/harmony-agent/manifests"
 )
 
 // Runtime is one way to run a local Kubernetes.
@@ -38,6 +40,37 @@ type Runtime interface {
 	Rollback(ctx context.Context, opts RollbackOptions) (UpgradeResult, error)
 	// Recover finishes or reverts a switch a killed process left unfinished (nil: none).
 	Recover(ctx context.Context) (*Recovery, error)
+	// NeedsRoot says why op ("bootstrap", "start", "stop", "restart", "uninstall") needs root
+	// privileges this process lacks, or "" when it can run as it is.
+	NeedsRoot(op string) string
+}
+
+// Config is what every runtime needs from its caller.
+type Config struct {
+	// Home is harmony's per-user directory (the download cache).
+	Home  string
+	Trust manifests.Trust
+	// Out receives progress and notes; Quiet discards them.
+	Out   io.Writer
+	Quiet bool
+	// NoUpdateCheck skips fetching a newer signed runtime manifest before an install.
+	NoUpdateCheck bool
+}
+
+// New returns the runtime named by name: "auto", "k3s" or "k3d" (see Choose).
+func New(name string, cfg Config) (Runtime, error) {
+	chosen, err := Choose(name)
+	if err != nil {
+		return nil, err
+	}
+	switch chosen {
+	case "k3s":
+		k := NewK3s(cfg.Home, cfg.Trust, cfg.Out, cfg.Quiet)
+		k.NoUpdateCheck = cfg.NoUpdateCheck
+		return k, nil
+	}
+	return nil, hint.With(fmt.Errorf("the %s runtime: %w", chosen, ErrNotImplemented),
+		"this runtime arrives in a later harmony release; run 'harmony --help' for what works today")
 }
 
 // Installation is what Detect found.
@@ -102,6 +135,10 @@ var (
 	ErrNotReady = errors.New("runtime not ready")
 	// ErrUnsupported means this runtime cannot run on this machine.
 	ErrUnsupported = errors.New("runtime not supported here")
+	// ErrUnknownRuntime means a runtime name harmony does not know.
+	ErrUnknownRuntime = errors.New("unknown runtime")
+	// ErrNotImplemented means a runtime this harmony does not have yet.
+	ErrNotImplemented = errors.New("not implemented yet")
 )
 
 // Choose returns the runtime name for "auto": k3s on Linux, k3d elsewhere.
@@ -120,5 +157,5 @@ func Choose(name string) (string, error) {
 	case "k3d":
 		return "k3d", nil
 	}
-	return "", fmt.Errorf("unknown runtime %q (want auto, k3s or k3d)", name)
+	return "", fmt.Errorf("%w %q (want auto, k3s or k3d)", ErrUnknownRuntime, name)
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -71,43 +72,41 @@ func trust() (manifests.Trust, error) {
 	return manifests.Trust{Home: home, Verifier: v}, nil
 }
 
-// newRuntime returns the runtime named by --runtime.
-func newRuntime(g *globalOptions, name string) (*bootstrap.K3s, error) {
-	chosen, err := bootstrap.Choose(name)
-	if err != nil {
-		return nil, &usageError{err}
-	}
-	if chosen == "k3d" {
-		return nil, notImplemented("the k3d runtime")
-	}
+// newRuntime returns the runtime bootstrap chooses for --runtime.
+func newRuntime(g *globalOptions, name string) (bootstrap.Runtime, error) {
 	t, err := trust()
 	if err != nil {
 		return nil, err
 	}
-	k := bootstrap.NewK3s(t.Home, t, g.Stderr, g.Quiet)
-	k.NoUpdateCheck = os.Getenv("HARMONY_NO_UPDATE_CHECK") != ""
-	return k, nil
+	rt, err := bootstrap.New(name, bootstrap.Config{
+		Home: t.Home, Trust: t, Out: g.Stderr, Quiet: g.Quiet,
+		NoUpdateCheck: os.Getenv("HARMONY_NO_UPDATE_CHECK") != "",
+	})
+	if errors.Is(err, bootstrap.ErrUnknownRuntime) || errors.Is(err, bootstrap.ErrUnsupported) {
+		return nil, &usageError{err}
+	}
+	return rt, err
 }
 
 func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions) error {
-	k, err := newRuntime(g, opts.Runtime)
+	rt, err := newRuntime(g, opts.Runtime)
 	if err != nil {
 		return err
 	}
-	if k.NeedsPrivileges() {
-		return rerunWithSudo(ctx, g, "install k3s into /usr/local/bin and /var/lib/harmony, write /etc/rancher/k3s and start the k3s service",
+	if why := rt.NeedsRoot("bootstrap"); why != "" {
+		return rerunWithSudo(ctx, g, why,
 			append([]string{"bootstrap", "--runtime", opts.Runtime, "--timeout", opts.Timeout.String()}, bootstrapExtraArgs(opts)...))
 	}
-	res, err := k.Install(ctx, bootstrap.InstallOptions{
+	res, err := rt.Install(ctx, bootstrap.InstallOptions{
 		Version: opts.Version, Airgap: opts.Airgap, Timeout: opts.Timeout, SwitchContext: opts.SwitchContext,
 	})
 	if err != nil {
 		return err
 	}
 	if res.AlreadyHealthy {
-		fmt.Fprintf(g.out(), "k3s %s is already installed and healthy: nothing to do\n", res.Version)
+		fmt.Fprintf(g.out(), "%s %s is already installed and healthy: nothing to do\n", rt.Name(), res.Version)
 	} else {
-		fmt.Fprintf(g.out(), "k3s %s is ready; kubeconfig context %q is in %s\n", res.Version, bootstrap.ContextName, res.Kubeconfig)
+		fmt.Fprintf(g.out(), "%s %s is ready; kubeconfig context %q is in %s\n", rt.Name(), res.Version, bootstrap.ContextName, res.Kubeconfig)
 	}
 	if res.Available != "" {
 		fmt.Fprintf(g.out(), "%s is available: harmony runtime upgrade\n", res.Available)
@@ -220,23 +219,23 @@ func newRuntimeStatusCmd(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-func newRuntimeLifecycleCmd(g *globalOptions, name, short string, run func(ctx context.Context, k *bootstrap.K3s) error) *cobra.Command {
+func newRuntimeLifecycleCmd(g *globalOptions, name, short string, run func(ctx context.Context, rt bootstrap.Runtime) error) *cobra.Command {
 	return &cobra.Command{
 		Use:   name,
 		Short: short,
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			k, err := newRuntime(g, "auto")
+			rt, err := newRuntime(g, "auto")
 			if err != nil {
 				return err
 			}
-			if k.NeedsPrivileges() {
-				return rerunWithSudo(cmd.Context(), g, name+" the k3s service", []string{"runtime", name})
+			if why := rt.NeedsRoot(name); why != "" {
+				return rerunWithSudo(cmd.Context(), g, why, []string{"runtime", name})
 			}
-			if err := run(cmd.Context(), k); err != nil {
+			if err := run(cmd.Context(), rt); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.out(), "k3s: %s done\n", name)
+			fmt.Fprintf(g.out(), "%s: %s done\n", rt.Name(), name)
 			return nil
 		},
 	}
@@ -254,21 +253,21 @@ func newRuntimeUninstallCmd(g *globalOptions) *cobra.Command {
 					return hint.With(fmt.Errorf("uninstall --purge not confirmed"), "add --yes to confirm without a prompt")
 				}
 			}
-			k, err := newRuntime(g, "auto")
+			rt, err := newRuntime(g, "auto")
 			if err != nil {
 				return err
 			}
-			if k.NeedsPrivileges() {
+			if why := rt.NeedsRoot("uninstall"); why != "" {
 				args := []string{"runtime", "uninstall"}
 				if opts.Purge {
 					args = append(args, "--purge", "--yes")
 				}
-				return rerunWithSudo(cmd.Context(), g, "remove k3s and its service", args)
+				return rerunWithSudo(cmd.Context(), g, why, args)
 			}
-			if err := k.Uninstall(cmd.Context(), opts.Purge); err != nil {
+			if err := rt.Uninstall(cmd.Context(), opts.Purge); err != nil {
 				return err
 			}
-			fmt.Fprintln(g.out(), "k3s uninstalled")
+			fmt.Fprintf(g.out(), "%s uninstalled\n", rt.Name())
 			return nil
 		},
 	}

@@ -9,10 +9,7 @@ import (
 )
 
 // needsRoot reports whether the runtime's system changes need privileges this process lacks.
-func needsRoot(rt bootstrap.Runtime) bool {
-	p, ok := rt.(interface{ NeedsPrivileges() bool })
-	return ok && p.NeedsPrivileges()
-}
+func needsRoot(rt bootstrap.Runtime) bool { return rt.NeedsRoot("upgrade") != "" }
 
 // recoverInterrupted runs before every command: when a killed harmony left an upgrade or a
 // rollback unfinished, it is completed or reverted first, and the user is told. Without the

@@ -19,15 +19,15 @@ func newRuntimeCmd(g *globalOptions) *cobra.Command {
 		newRuntimeVersionsCmd(g),
 		newRuntimeStatusCmd(g),
 		newRuntimeLifecycleCmd(g, "start", "Start the installed runtime and wait until it serves",
-			func(ctx context.Context, k *bootstrap.K3s) error { return k.Start(ctx) }),
+			func(ctx context.Context, rt bootstrap.Runtime) error { return rt.Start(ctx) }),
 		newRuntimeLifecycleCmd(g, "stop", "Stop the runtime",
-			func(ctx context.Context, k *bootstrap.K3s) error { return k.Stop(ctx) }),
+			func(ctx context.Context, rt bootstrap.Runtime) error { return rt.Stop(ctx) }),
 		newRuntimeLifecycleCmd(g, "restart", "Stop, then start the runtime",
-			func(ctx context.Context, k *bootstrap.K3s) error {
-				if err := k.Stop(ctx); err != nil {
+			func(ctx context.Context, rt bootstrap.Runtime) error {
+				if err := rt.Stop(ctx); err != nil {
 					return err
 				}
-				return k.Start(ctx)
+				return rt.Start(ctx)
 			}),
 		newRuntimeUpgradeCmd(g),
 		newRuntimeRollbackCmd(g),

@@ -107,8 +107,8 @@ func runtimeSwitchRun(ctx context.Context, g *globalOptions, op string, opts *ru
 	if err != nil {
 		return err
 	}
-	if needsRoot(rt) {
-		return rerunWithSudo(ctx, g, op+" k3s in /var/lib/harmony and restart its service", opts.args(op))
+	if why := rt.NeedsRoot(op); why != "" {
+		return rerunWithSudo(ctx, g, why, opts.args(op))
 	}
 	res, err := run(ctx, rt)
 	if err != nil {
