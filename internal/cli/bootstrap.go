@@ -145,8 +145,7 @@ func rerunWithSudo(ctx context.Context, g *globalOptions, why string, args []str
 		return err
 	}
 	fmt.Fprintf(g.Stderr, "harmony needs root to %s.\nRunning: sudo %s %s\n", why, self, strings.Join(args, " "))
-	keep := []string{bootstrap.UserKubeconfigEnv, installer.MirrorEnv, installer.HomeEnv, bootstrap.RootEnv, "HARMONY_NO_UPDATE_CHECK", "NO_COLOR", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"}
-	cmd := exec.CommandContext(ctx, sudo, append([]string{"--preserve-env=" + strings.Join(keep, ","), self}, args...)...)
+	cmd := exec.CommandContext(ctx, sudo, sudoArgs(self, args)...)
 	cmd.Env = append(os.Environ(), bootstrap.UserKubeconfigEnv+"="+target)
 	if os.Getenv(installer.HomeEnv) == "" {
 		if home, err := installer.Home(); err == nil {
@@ -158,6 +157,18 @@ func rerunWithSudo(ctx context.Context, g *globalOptions, why string, args []str
 		return &silentError{err}
 	}
 	return nil
+}
+
+// sudoKeepEnv is what the privileged re-run keeps of the user's environment: harmony's own
+// settings, and the proxy and CA settings its downloads need (both spellings of the proxy
+// variables: many setups only have the lowercase ones). Nothing else crosses over.
+var sudoKeepEnv = []string{bootstrap.UserKubeconfigEnv, installer.MirrorEnv, installer.HomeEnv, bootstrap.RootEnv,
+	"HARMONY_NO_UPDATE_CHECK", "NO_COLOR",
+	"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+
+// sudoArgs returns sudo's arguments to run harmony (self) with args, keeping sudoKeepEnv.
+func sudoArgs(self string, args []string) []string {
+	return append([]string{"--preserve-env=" + strings.Join(sudoKeepEnv, ","), self}, args...)
 }
 
 // silentError carries a failure already reported (by a child process) without printing it again.
