@@ -175,6 +175,12 @@ func (k *K3s) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 		opts.Version = inst.Version
 	}
 
+	// A kubeconfig harmony will refuse to write is refused before anything is installed.
+	if kc, err := NewUserKubeconfig(); err != nil {
+		return Result{}, err
+	} else if err := kc.Check(); err != nil {
+		return Result{}, err
+	}
 	m := k.manifest(ctx)
 	rel := m.DefaultRelease()
 	if opts.Version != "" {
@@ -426,12 +432,12 @@ func (k *K3s) mergeKubeconfig(switchContext bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	target, err := UserKubeconfigPath()
+	kc, err := NewUserKubeconfig()
 	if err != nil {
 		return "", err
 	}
-	_, err = MergeKubeconfig(raw, target, switchContext)
-	return target, err
+	_, err = kc.Merge(raw, switchContext)
+	return kc.Path, err
 }
 
 // Start starts an installed k3s and waits until it serves.
@@ -508,9 +514,11 @@ func (k *K3s) Uninstall(ctx context.Context, purge bool) error {
 	errs := []error{sup.Stop(ctx), sup.Remove(ctx), k.RemoveAgent(ctx)}
 	k.removeLinks()
 	errs = append(errs, os.RemoveAll(k.Paths.VersionsDir()))
-	if target, err := UserKubeconfigPath(); err == nil {
-		errs = append(errs, RemoveFromKubeconfig(target))
+	kc, err := NewUserKubeconfig()
+	if err == nil {
+		err = kc.Remove()
 	}
+	errs = append(errs, err)
 	if purge {
 		errs = append(errs, os.RemoveAll(k.Paths.DataDir()), os.RemoveAll(k.Paths.ConfigDir()), removeIfExists(k.Paths.Log()), os.RemoveAll(k.Paths.AgentDir()))
 	}

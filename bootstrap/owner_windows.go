@@ -2,8 +2,6 @@
 
 package bootstrap
 
-func chownToInvokingUser(string) error { return nil }
-
 func isRoot() bool { return false }
 
 // writableByOthers is only consulted when harmony runs as root, which Windows has not.
