@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/NationTech/harmony-agent/installer"
@@ -31,15 +30,6 @@ func removeIfExists(p string) error {
 		return err
 	}
 	return nil
-}
-
-func readPid(path string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
 }
 
 // tailFile returns the last n lines of a file ("" when it cannot be read).

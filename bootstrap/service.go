@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -255,32 +258,82 @@ func (n *noInit) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start k3s server: %w", err)
 	}
-	return writeFile(n.paths.PidFile(), fmt.Sprintf("%d\n", pid), 0o644)
+	exe, _ := filepath.EvalSymlinks(n.paths.Binary())
+	proc, err := identify(pid, exe)
+	if err != nil {
+		// It exited at once: no pid file, and the readiness wait reports it with its log.
+		return removeIfExists(n.paths.PidFile())
+	}
+	return writeFile(n.paths.PidFile(), proc.encode(), 0o644)
+}
+
+// process returns the k3s harmony started, when its pid file names a process that is still it.
+func (n *noInit) process() (k3sProcess, bool) {
+	p, err := readPidFile(n.paths.PidFile())
+	return p, err == nil && p.alive()
 }
 
 func (n *noInit) Running(context.Context) (bool, int) {
-	pid := readPid(n.paths.PidFile())
-	if pid <= 0 || !processAlive(pid) {
+	p, ok := n.process()
+	if !ok {
 		return false, 0
 	}
-	return true, pid
+	return true, p.PID
 }
 
-func (n *noInit) Stop(ctx context.Context) error {
-	ok, pid := n.Running(ctx)
+func (n *noInit) Stop(context.Context) error {
+	p, ok := n.process()
 	if !ok {
+		// Not running, or the pid now names another process, which is left alone.
 		return removeIfExists(n.paths.PidFile())
 	}
-	if err := terminate(pid); err != nil {
-		return fmt.Errorf("stop k3s (pid %d): %w", pid, err)
+	if err := p.signal(syscall.SIGTERM); err != nil && !errors.Is(err, errNotOurs) {
+		return fmt.Errorf("stop k3s (pid %d): %w", p.PID, err)
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for processAlive(pid) {
+	for p.alive() {
 		if time.Now().After(deadline) {
-			_ = kill(pid)
+			_ = p.signal(syscall.SIGKILL)
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	return removeIfExists(n.paths.PidFile())
+}
+
+// k3sProcess is the k3s server harmony started, as its pid file records it. A pid alone can name
+// any process after a reboot (privilege confusion: harmony, as root, would report or kill it),
+// so the file also keeps the process's start time and executable, and harmony reports or
+// signals the pid only while both still match.
+type k3sProcess struct {
+	PID int
+	// Start is the start time in clock ticks after boot (field 22 of /proc/<pid>/stat).
+	Start uint64
+	// Exe is the executable, as /proc/<pid>/exe names it.
+	Exe string
+}
+
+// errNotOurs means the pid no longer names the k3s harmony started.
+var errNotOurs = errors.New("the process is not the k3s harmony started")
+
+// encode returns the pid file: pid, start time and executable, one a line.
+func (p k3sProcess) encode() string { return fmt.Sprintf("%d\n%d\n%s\n", p.PID, p.Start, p.Exe) }
+
+// readPidFile reads a pid file written by encode. A file without the start time and executable
+// (as harmony wrote it before) cannot be checked and is treated as stale.
+func readPidFile(path string) (k3sProcess, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return k3sProcess{}, err
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 3 || lines[2] == "" {
+		return k3sProcess{}, fmt.Errorf("pid file %q: want pid, start time and executable", path)
+	}
+	pid, err1 := strconv.Atoi(lines[0])
+	start, err2 := strconv.ParseUint(lines[1], 10, 64)
+	if err1 != nil || err2 != nil || pid <= 0 {
+		return k3sProcess{}, fmt.Errorf("pid file %q: want pid, start time and executable", path)
+	}
+	return k3sProcess{PID: pid, Start: start, Exe: lines[2]}, nil
 }

@@ -3,8 +3,6 @@
 package bootstrap
 
 import (
-	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"syscall"
@@ -24,19 +22,3 @@ func startDetached(bin string, args []string, log *os.File) (int, error) {
 	go func() { _ = cmd.Wait() }()
 	return pid, nil
 }
-
-// processAlive reports whether pid runs and is not a zombie.
-func processAlive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil && err != syscall.EPERM {
-		return false
-	}
-	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		if i := bytes.LastIndexByte(stat, ')'); i > 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
-			return false
-		}
-	}
-	return true
-}
-
-func terminate(pid int) error { return syscall.Kill(pid, syscall.SIGTERM) }
-func kill(pid int) error      { return syscall.Kill(pid, syscall.SIGKILL) }

@@ -13,6 +13,3 @@ import (
 func startDetached(string, []string, *os.File) (int, error) {
 	return 0, fmt.Errorf("k3s on %s: %w", runtime.GOOS, ErrUnsupported)
 }
-func processAlive(int) bool { return false }
-func terminate(int) error   { return ErrUnsupported }
-func kill(int) error        { return ErrUnsupported }
