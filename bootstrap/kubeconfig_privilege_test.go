@@ -323,3 +323,43 @@ func TestInvokingUser(t *testing.T) {
 		t.Error("an unknown SUDO_UID was accepted")
 	}
 }
+
+// TestKubeconfigAsItself: harmony writing its own user's kubeconfig (not root for someone else)
+// creates it 0600, keeps an existing file's mode on rewrite, backup and removal.
+func TestKubeconfigAsItself(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "kube", "config")
+	k := bootstrap.UserKubeconfig{Path: path}
+	if changed, err := k.Merge([]byte(runtimeKubeconfig), false); err != nil || !changed {
+		t.Fatalf("merge: %v %v", changed, err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("new kubeconfig: %v %v", st, err)
+	}
+	must(t, os.WriteFile(path, []byte(adminKubeconfig), 0o640))
+	must(t, os.Chmod(path, 0o640))
+	if changed, err := k.Merge([]byte(runtimeKubeconfig), false); err != nil || !changed {
+		t.Fatalf("merge: %v %v", changed, err)
+	}
+	backups, _ := filepath.Glob(path + ".harmony-backup-*")
+	if len(backups) != 1 {
+		t.Fatalf("backups: %v", backups)
+	}
+	for _, p := range append(backups, path) {
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o640 {
+			t.Errorf("%s: %v %v", p, st.Mode(), err)
+		}
+	}
+	must(t, k.Remove())
+	cfg, err := clientcmd.LoadFromFile(path)
+	if err != nil || cfg.Contexts["harmony"] != nil || cfg.Contexts["prod"] == nil {
+		t.Fatalf("after remove: %v %+v", err, cfg)
+	}
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
+		t.Errorf("after remove: %v", st.Mode())
+	}
+	// Removing from a kubeconfig that does not exist is nothing to do.
+	if err := (bootstrap.UserKubeconfig{Path: filepath.Join(t.TempDir(), "none", "config")}).Remove(); err != nil {
+		t.Errorf("remove from a missing file: %v", err)
+	}
+}
