@@ -145,7 +145,9 @@ function Install-Harmony {
     }
 
     # Invoke-Native EXE ARGS [STDIN_FILE]: runs a program with the file's exact bytes on its
-    # standard input (PowerShell's own pipe would re-encode them); returns its exit code and output.
+    # standard input (PowerShell's own pipe would re-encode them) and returns its exit code and
+    # output; its stderr never becomes a PowerShell error (Windows PowerShell 5.1 turns a native
+    # program's redirected stderr into a terminating error under ErrorActionPreference Stop).
     function Invoke-Native([string]$Exe, [string[]]$Arguments, [string]$StdinFile) {
         $psi = New-Object System.Diagnostics.ProcessStartInfo
         $psi.FileName = $Exe
@@ -163,7 +165,7 @@ function Install-Harmony {
         $stderr = $p.StandardError.ReadToEndAsync()
         $stdout = $p.StandardOutput.ReadToEnd()
         $p.WaitForExit()
-        return @{ Code = $p.ExitCode; Output = $stdout + $stderr.Result }
+        return @{ Code = $p.ExitCode; Stdout = $stdout; Output = $stdout + $stderr.Result }
     }
 
     # Compare-SemVer A B: -1, 0 or 1 as A is older than, the same as or newer than B; $null when
@@ -283,10 +285,12 @@ function Install-Harmony {
     $verifier = $null
     $sshTooOld = $false
     $sshKeygen = $null
-    if (Get-Command minisign -ErrorAction SilentlyContinue) {
+    $minisign = $null
+    if ($cmd = Get-Command minisign -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1) {
+        $minisign = $cmd.Path
         $verifier = 'minisign'
     } elseif ($cmd = Get-Command ssh-keygen -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1) {
-        $sshKeygen = $cmd.Source
+        $sshKeygen = $cmd.Path
         $probe = Invoke-Native $sshKeygen @('-Y', 'check-novalidate', '-n', $SshNamespace, '-s', 'harmony-install-probe.none') $null
         if ($probe.Output -match 'option') { $sshTooOld = $true } else { $verifier = 'ssh-keygen' }
     }
@@ -312,9 +316,9 @@ function Install-Harmony {
             if (-not (Get-File (Get-ReleaseUrl $tag 'checksums.txt.minisig') $sig $MaxSmallBytes)) {
                 Fail 'the signature checksums.txt.minisig is missing from the release' @("a release without its signature is refused; check HARMONY_MIRROR ($Mirror)")
             }
-            $comment = & minisign -V -Q -P $MinisignPubkey -m $sums -x $sig 2>$null
-            if ($LASTEXITCODE -ne 0) { Fail 'the signature of checksums.txt does not verify with the release key' @('either the download was tampered with or the mirror is wrong; nothing was installed') }
-            $comment = ([string]$comment).Trim()
+            $check = Invoke-Native $minisign @('-V', '-Q', '-P', $MinisignPubkey, '-m', $sums, '-x', $sig) $null
+            if ($check.Code -ne 0) { Fail 'the signature of checksums.txt does not verify with the release key' @('either the download was tampered with or the mirror is wrong; nothing was installed') }
+            $comment = $check.Stdout.Trim()
             if ($comment -notmatch '^harmony \S+ checksums$') { Fail "the signed trusted comment of checksums.txt does not name a harmony release: $comment" @('nothing was installed') }
             $signedComment = $comment
             Say "signature of checksums.txt verified with minisign (trusted comment: $comment)"
