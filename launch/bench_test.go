@@ -62,6 +62,13 @@ func BenchmarkLaunch200(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	project := func(ns string) *launch.Project {
+		p, err := launch.Resolve(launch.Selection{Dir: dir, Namespace: ns})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return p
+	}
 	render := func() []launch.Object {
 		objs, err := launch.Render(src)
 		if err != nil {
@@ -81,21 +88,21 @@ func BenchmarkLaunch200(b *testing.B) {
 			ns := freshNamespace(b, false)
 			objs := render()
 			b.StartTimer()
-			if _, err := eng.Launch(ctx, objs, launch.Options{Namespace: ns, Project: ns, NoWait: true}); err != nil {
+			if _, err := eng.Launch(ctx, project(ns), objs, launch.Options{NoWait: true}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("harmony-no-change", func(b *testing.B) {
 		ns := freshNamespace(b, false)
-		if _, err := eng.Launch(ctx, render(), launch.Options{Namespace: ns, Project: ns, NoWait: true}); err != nil {
+		if _, err := eng.Launch(ctx, project(ns), render(), launch.Options{NoWait: true}); err != nil {
 			b.Fatal(err)
 		}
 		for b.Loop() {
 			b.StopTimer()
 			objs := render()
 			b.StartTimer()
-			rep, err := eng.Launch(ctx, objs, launch.Options{Namespace: ns, Project: ns, NoWait: true})
+			rep, err := eng.Launch(ctx, project(ns), objs, launch.Options{NoWait: true})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -23,8 +23,8 @@ import (
 // ProjectFile is the optional file at a repository's root that says what to launch.
 const ProjectFile = "harmony.yaml"
 
-// Project is harmony.yaml.
-type Project struct {
+// Config is harmony.yaml.
+type Config struct {
 	// Manifests are paths (files, folders or kustomizations) relative to the repository root.
 	Manifests []string `json:"manifests,omitempty"`
 	// Namespace for objects that name none.
@@ -45,12 +45,9 @@ type Source struct {
 	Files []string
 	// Reason says how they were found, for --print-plan.
 	Reason string
-	// Project is harmony.yaml when present.
-	Project *Project
+	// Config is harmony.yaml when present.
+	Config *Config
 }
-
-// Name is the project's name: the root folder's name.
-func (s *Source) Name() string { return filepath.Base(s.Root) }
 
 // ErrAmbiguous means discovery found several candidates and will not guess.
 var ErrAmbiguous = errors.New("more than one thing could be launched")
@@ -108,21 +105,13 @@ func Discover(root string, files []string) (*Source, error) {
 		src.Reason = "files named with -f"
 		return src, nil
 	}
-	if raw, err := os.ReadFile(filepath.Join(abs, ProjectFile)); err == nil {
-		var p Project
-		if err := yaml.UnmarshalStrict(raw, &p); err != nil {
-			return nil, fmt.Errorf("%s: %w", filepath.Join(abs, ProjectFile), err)
-		}
-		if p.Timeout != "" {
-			if _, err := time.ParseDuration(p.Timeout); err != nil {
-				return nil, fmt.Errorf("%s: timeout: %w", ProjectFile, err)
-			}
-		}
-		src.Project = &p
-		if len(p.Manifests) == 0 {
-			return nil, fmt.Errorf("%s: manifests: list at least one path", ProjectFile)
-		}
-		for _, m := range p.Manifests {
+	cfg, err := loadConfig(abs)
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
+		src.Config = cfg
+		for _, m := range cfg.Manifests {
 			p := filepath.Join(abs, m)
 			st, err := os.Stat(p)
 			if err != nil {
@@ -203,24 +192,47 @@ func Discover(root string, files []string) (*Source, error) {
 	return src, nil
 }
 
-func ambiguous(root, what string, candidates []string) error {
-	hints := []string{"harmony applies nothing when the choice is not clear; pick one:"}
-	for _, c := range candidates {
-		hints = append(hints, "  harmony launch "+filepath.Join(relTo(root), c))
+// loadConfig reads root's harmony.yaml; it returns nil when there is none.
+func loadConfig(root string) (*Config, error) {
+	raw, err := os.ReadFile(filepath.Join(root, ProjectFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
 	}
-	hints = append(hints, "or write the choice into "+ProjectFile+" (manifests: [...])")
-	return hint.With(fmt.Errorf("%s: %s (%s): %w", root, what, strings.Join(candidates, ", "), ErrAmbiguous), hints...)
+	if err != nil {
+		return nil, err
+	}
+	var p Config
+	if err := yaml.UnmarshalStrict(raw, &p); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(root, ProjectFile), err)
+	}
+	if p.Timeout != "" {
+		if _, err := time.ParseDuration(p.Timeout); err != nil {
+			return nil, fmt.Errorf("%s: timeout: %w", ProjectFile, err)
+		}
+	}
+	if len(p.Manifests) == 0 {
+		return nil, fmt.Errorf("%s: manifests: list at least one path", ProjectFile)
+	}
+	return &p, nil
 }
 
-func relTo(root string) string {
-	wd, err := os.Getwd()
-	if err != nil {
-		return root
-	}
-	if rel, err := filepath.Rel(wd, root); err == nil && !strings.HasPrefix(rel, "..") {
-		return rel
-	}
-	return root
+// AmbiguousError says discovery found several candidates in a project and chose none.
+type AmbiguousError struct {
+	Root string
+	What string
+	// Candidates are paths relative to Root.
+	Candidates []string
+}
+
+func (e *AmbiguousError) Error() string {
+	return fmt.Sprintf("%s: %s (%s): %v", e.Root, e.What, strings.Join(e.Candidates, ", "), ErrAmbiguous)
+}
+
+// Is makes errors.Is(err, ErrAmbiguous) hold.
+func (e *AmbiguousError) Is(target error) bool { return target == ErrAmbiguous }
+
+func ambiguous(root, what string, candidates []string) error {
+	return &AmbiguousError{Root: root, What: what, Candidates: candidates}
 }
 
 // addDir adds a folder: itself when it is a kustomization; else its top-level kustomizations

@@ -48,13 +48,13 @@ func TestDiscover(t *testing.T) {
 		{"manifests folder", map[string]string{"manifests/a.yaml": cmDoc("a"), "manifests/b.yml": cmDoc("b"), "README.md": "hi"},
 			nil, []string{"manifests/a.yaml", "manifests/b.yml"}, nil, ""},
 		{"several usual folders are ambiguous", map[string]string{"manifests/a.yaml": cmDoc("a"), "k8s/b.yaml": cmDoc("b")},
-			nil, nil, launch.ErrAmbiguous, "harmony launch "},
+			nil, nil, launch.ErrAmbiguous, " -f k8s"},
 		{"base used by its only overlay", map[string]string{"deploy/base/kustomization.yaml": kust, "deploy/base/a.yaml": cmDoc("a"),
 			"deploy/overlays/dev/kustomization.yaml": "resources: [../../base]\n"},
 			[]string{"deploy/overlays/dev"}, nil, nil, ""},
 		{"two overlays are ambiguous", map[string]string{"deploy/base/kustomization.yaml": kust, "deploy/base/a.yaml": cmDoc("a"),
 			"deploy/overlays/dev/kustomization.yaml": "resources: [../../base]\n", "deploy/overlays/prod/kustomization.yaml": "resources: [../../base]\n"},
-			nil, nil, launch.ErrAmbiguous, "deploy/overlays/prod"},
+			nil, nil, launch.ErrAmbiguous, " -f deploy/overlays/prod"},
 		{"kustomization outside the usual folders", map[string]string{"ops/base/kustomization.yaml": kust, "ops/base/a.yaml": cmDoc("a"),
 			"ops/dev/kustomization.yaml": "resources: [../base]\n"},
 			[]string{"ops/dev"}, nil, nil, ""},
@@ -68,7 +68,11 @@ func TestDiscover(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			root := tree(t, tt.files)
-			src, err := launch.Discover(root, nil)
+			proj, err := launch.Resolve(launch.Selection{Dir: root})
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, err := proj.Discover()
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) || !strings.Contains(strings.Join(hint.Of(err), "\n"), tt.wantHint) {
 					t.Fatalf("error %v (hints %q), want %v with a hint saying %q", err, hint.Of(err), tt.wantErr, tt.wantHint)
@@ -124,8 +128,8 @@ func TestRender(t *testing.T) {
 	if objs[3].Origin != "manifests/multi.yaml:7" {
 		t.Fatalf("origin %q, want the document's first line", objs[3].Origin)
 	}
-	if launch.Namespace(src.Name()) != "my-project" {
-		t.Fatalf("namespace %q", launch.Namespace(src.Name()))
+	if proj, err := launch.Resolve(launch.Selection{Dir: root}); err != nil || proj.Namespace != "my-project" {
+		t.Fatalf("namespace of %s: %v %v", root, proj, err)
 	}
 }
 

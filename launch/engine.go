@@ -34,7 +34,8 @@ const (
 	OwningInventoryAnnotation = "config.k8s.io/owning-inventory"
 	// InventoryLabel identifies an inventory ConfigMap (cli-utils' key).
 	InventoryLabel = "cli-utils.sigs.k8s.io/inventory-id"
-	// CreatedNamespaceAnnotation marks a namespace harmony created (so down removes it).
+	// CreatedNamespaceAnnotation marks a namespace harmony created, with the inventory id of the
+	// project that created it: down deletes a namespace only when its own project created it.
 	CreatedNamespaceAnnotation = "harmony.dev/created-by-harmony"
 	managedByLabel             = "app.kubernetes.io/managed-by"
 )
@@ -64,6 +65,10 @@ type Step struct {
 	Action Action             `json:"action"`
 	Origin string             `json:"origin,omitempty"`
 	Note   string             `json:"note,omitempty"`
+
+	keep    bool // a prune that could not be decided: the inventory keeps the object
+	release bool // a namespace kept: down removes the project's mark from it
+	uid     types.UID
 }
 
 // Engine talks to one cluster.
@@ -122,8 +127,9 @@ func (e *Engine) resourceFor(id object.ObjMetadata) (dynamic.ResourceInterface, 
 	return e.dyn.Resource(m.Resource), nil
 }
 
-// apply sends one object with server-side apply, for real or as a dry run.
-func (e *Engine) apply(ctx context.Context, u *unstructured.Unstructured, dryRun bool) (*unstructured.Unstructured, error) {
+// apply sends one object with server-side apply, for real or as a dry run. force takes over
+// fields other managers set: only for objects the project owns (or adopts).
+func (e *Engine) apply(ctx context.Context, u *unstructured.Unstructured, dryRun, force bool) (*unstructured.Unstructured, error) {
 	ri, _, err := e.resource(u)
 	if err != nil {
 		return nil, err
@@ -132,7 +138,7 @@ func (e *Engine) apply(ctx context.Context, u *unstructured.Unstructured, dryRun
 	if err != nil {
 		return nil, err
 	}
-	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: new(true)}
+	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: &force}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
@@ -156,7 +162,8 @@ func same(live, result *unstructured.Unstructured) bool {
 
 // prepare maps every object, puts namespaced objects without a namespace into ns, marks them as
 // the project's, and orders Namespaces and CRDs first.
-func (e *Engine) prepare(objs []Object, ns, inventoryID string) ([]Object, error) {
+func (e *Engine) prepare(objs []Object, p *Project) ([]Object, error) {
+	ns, inventoryID := p.Namespace, p.InventoryID
 	var crds []*unstructured.Unstructured
 	for _, o := range objs {
 		if object.IsCRD(o.Unstructured) {
@@ -241,8 +248,10 @@ func conditionTrue(u *unstructured.Unstructured, typ string) bool {
 	return false
 }
 
-// ensureNamespace creates ns when missing and reports whether it did.
-func (e *Engine) ensureNamespace(ctx context.Context, ns string) (bool, error) {
+// ensureNamespace creates the project namespace when missing (from the project's own Namespace
+// object when it lists one, already marked) and reports whether it did.
+func (e *Engine) ensureNamespace(ctx context.Context, p *Project, listed *unstructured.Unstructured) (bool, error) {
+	ns := p.Namespace
 	_, err := e.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	if err == nil {
 		return false, nil
@@ -250,18 +259,76 @@ func (e *Engine) ensureNamespace(ctx context.Context, ns string) (bool, error) {
 	if !apierrors.IsNotFound(err) {
 		return false, fmt.Errorf("namespace %s: %w", ns, err)
 	}
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "v1", "kind": "Namespace",
-		"metadata": map[string]any{
-			"name":        ns,
-			"labels":      map[string]any{managedByLabel: "harmony"},
-			"annotations": map[string]any{CreatedNamespaceAnnotation: "true"},
-		},
-	}}
-	if _, err := e.apply(ctx, u, false); err != nil {
+	u := listed
+	if u == nil {
+		u = &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "v1", "kind": "Namespace",
+			"metadata": map[string]any{
+				"name":        ns,
+				"labels":      map[string]any{managedByLabel: "harmony"},
+				"annotations": map[string]any{CreatedNamespaceAnnotation: p.InventoryID},
+			},
+		}}
+	}
+	if _, err := e.apply(ctx, u, false, false); err != nil {
 		return false, fmt.Errorf("create namespace %s: %w", ns, err)
 	}
 	return true, nil
+}
+
+// createdBy reports whether project p created the namespace ns.
+func createdBy(ns *unstructured.Unstructured, p *Project) bool {
+	return ns.GetAnnotations()[CreatedNamespaceAnnotation] == p.InventoryID
+}
+
+// namespacesOf lists the namespaces a launch writes to: the project's, those its objects name,
+// and the Namespaces it lists.
+func namespacesOf(objs []Object, project string) []string {
+	seen := map[string]bool{project: true}
+	out := []string{project}
+	add := func(ns string) {
+		if ns != "" && !seen[ns] {
+			seen[ns] = true
+			out = append(out, ns)
+		}
+	}
+	for _, o := range objs {
+		add(o.GetNamespace())
+		if object.IsNamespace(o.Unstructured) {
+			add(o.GetName())
+		}
+	}
+	return out
+}
+
+// waitNamespacesGone waits until none of the namespaces is terminating (a failed launch's undo,
+// or a down, may have just deleted one), printing a line while it waits, at most o.Timeout.
+func (e *Engine) waitNamespacesGone(ctx context.Context, namespaces []string, o Options) error {
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	for _, ns := range namespaces {
+		said := false
+		for {
+			live, err := e.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) || (err == nil && live.DeletionTimestamp == nil) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("namespace %s: %w", ns, err)
+			}
+			if !said {
+				fmt.Fprintf(o.Out, "waiting for namespace %s to finish terminating (deleted %s ago)\n", ns, time.Since(live.DeletionTimestamp.Time).Round(time.Second))
+				said = true
+			}
+			select {
+			case <-ctx.Done():
+				return hint.With(fmt.Errorf("namespace %s is still terminating after %s: %w", ns, o.Timeout, ctx.Err()),
+					"something holds it (finalizers): kubectl get namespace "+ns+" -o yaml")
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 func (e *Engine) namespaceExists(ctx context.Context, ns string) bool {

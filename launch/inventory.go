@@ -12,9 +12,14 @@ import (
 )
 
 // InventoryName is the ConfigMap in the project's namespace that records what harmony applied
-// there, in cli-utils' inventory format (one data key per object, "<ns>_<name>_<group>_<kind>",
-// labelled cli-utils.sigs.k8s.io/inventory-id), so cli-utils-based tools can read it too.
-const InventoryName = "harmony-inventory"
+// for it, in cli-utils' inventory format (one data key per object, "<ns>_<name>_<group>_<kind>",
+// labelled cli-utils.sigs.k8s.io/inventory-id), so cli-utils-based tools can read it too. Each
+// project has its own, so projects sharing a namespace never prune each other.
+func (p *Project) InventoryName() string { return "harmony-inventory-" + p.InventoryID }
+
+// ProjectRootAnnotation on an inventory says which folder the project was launched from, so
+// harmony can name the project that owns an object.
+const ProjectRootAnnotation = "harmony.dev/project-root"
 
 // Inventory is the set of objects a project applied.
 type Inventory struct {
@@ -24,23 +29,24 @@ type Inventory struct {
 	data    map[string]string
 }
 
-func (e *Engine) loadInventory(ctx context.Context, ns, id string) (*Inventory, error) {
+func (e *Engine) loadInventory(ctx context.Context, p *Project) (*Inventory, error) {
+	ns, id, name := p.Namespace, p.InventoryID, p.InventoryName()
 	inv := &Inventory{ID: id}
-	cm, err := e.client.CoreV1().ConfigMaps(ns).Get(ctx, InventoryName, metav1.GetOptions{})
+	cm, err := e.client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return inv, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read inventory %s/%s: %w", ns, InventoryName, err)
+		return nil, fmt.Errorf("read inventory %s/%s: %w", ns, name, err)
 	}
 	if got := cm.Labels[InventoryLabel]; got != id {
-		return nil, fmt.Errorf("configmap %s/%s belongs to inventory %q, not %q: harmony leaves it alone", ns, InventoryName, got, id)
+		return nil, fmt.Errorf("configmap %s/%s belongs to inventory %q, not %q: harmony leaves it alone", ns, name, got, id)
 	}
 	inv.exists, inv.data = true, cm.Data
 	for k := range cm.Data {
 		o, err := object.ParseObjMetadata(k)
 		if err != nil {
-			return nil, fmt.Errorf("inventory %s/%s: %w", ns, InventoryName, err)
+			return nil, fmt.Errorf("inventory %s/%s: %w", ns, name, err)
 		}
 		inv.Objects = append(inv.Objects, o)
 	}
@@ -49,7 +55,8 @@ func (e *Engine) loadInventory(ctx context.Context, ns, id string) (*Inventory, 
 }
 
 // saveInventory records objs; it writes nothing when the inventory already says exactly that.
-func (e *Engine) saveInventory(ctx context.Context, ns string, inv *Inventory, objs object.ObjMetadataSet) error {
+func (e *Engine) saveInventory(ctx context.Context, p *Project, inv *Inventory, objs object.ObjMetadataSet) error {
+	ns, name := p.Namespace, p.InventoryName()
 	data := map[string]string{}
 	for _, o := range objs {
 		data[o.String()] = ""
@@ -59,8 +66,9 @@ func (e *Engine) saveInventory(ctx context.Context, ns string, inv *Inventory, o
 	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: InventoryName, Namespace: ns,
-			Labels: map[string]string{InventoryLabel: inv.ID, managedByLabel: "harmony"},
+			Name: name, Namespace: ns,
+			Labels:      map[string]string{InventoryLabel: inv.ID, managedByLabel: "harmony"},
+			Annotations: map[string]string{ProjectRootAnnotation: p.Root},
 		},
 		Data: data,
 	}
@@ -71,13 +79,13 @@ func (e *Engine) saveInventory(ctx context.Context, ns string, inv *Inventory, o
 		_, err = e.client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager})
 	}
 	if err != nil {
-		return fmt.Errorf("write inventory %s/%s: %w", ns, InventoryName, err)
+		return fmt.Errorf("write inventory %s/%s: %w", ns, name, err)
 	}
 	return nil
 }
 
-func (e *Engine) deleteInventory(ctx context.Context, ns string) error {
-	err := e.client.CoreV1().ConfigMaps(ns).Delete(ctx, InventoryName, metav1.DeleteOptions{})
+func (e *Engine) deleteInventory(ctx context.Context, p *Project) error {
+	err := e.client.CoreV1().ConfigMaps(p.Namespace).Delete(ctx, p.InventoryName(), metav1.DeleteOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/cli-utils/pkg/object"
 
@@ -20,15 +22,14 @@ import (
 
 // Options of one launch.
 type Options struct {
-	// Namespace for objects that name none; created when missing.
-	Namespace string
-	// Project names the inventory; the same project launched again updates and prunes it.
-	Project string
 	// DryRun plans (create/update/unchanged/prune) without changing anything.
 	DryRun bool
+	// Adopt takes over existing objects nobody owns (no inventory mark, no Helm release, no
+	// controller); without it such objects stop the launch.
+	Adopt bool
 	// NoWait returns right after applying.
 	NoWait bool
-	// Timeout bounds the readiness wait.
+	// Timeout bounds the readiness wait; zero means harmony.yaml's timeout, else DefaultTimeout.
 	Timeout time.Duration
 	// Out receives progress lines.
 	Out io.Writer
@@ -36,10 +37,14 @@ type Options struct {
 	Live bool
 }
 
+// DefaultTimeout bounds the readiness wait when neither the user nor harmony.yaml says.
+const DefaultTimeout = 5 * time.Minute
+
 // Report is what a launch did.
 type Report struct {
 	Namespace string     `json:"namespace"`
 	Plan      []Step     `json:"plan"`
+	Conflicts []Conflict `json:"conflicts,omitempty"`
 	Status    []ObjState `json:"status,omitempty"`
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
 	Ready     bool       `json:"ready"`
@@ -71,52 +76,80 @@ func Namespace(name string) string {
 
 // Launch plans objs with a server-side dry run, then (unless DryRun) applies what changed,
 // prunes what the project no longer has, and waits until everything is ready.
-func (e *Engine) Launch(ctx context.Context, objs []Object, o Options) (*Report, error) {
+//
+// It changes only objects that do not exist yet or carry the project's inventory mark (and,
+// with Adopt, objects nobody owns); any other existing object stops the launch before anything
+// is written. The inventory is written before the first object (the union of what it held and
+// what this launch applies) and shrunk after pruning, so a launch failing half-way leaves
+// nothing that down would not remove.
+func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Options) (*Report, error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-	objs, err := e.prepare(objs, o.Namespace, o.Project)
+	if o.Timeout == 0 {
+		o.Timeout = p.Timeout(DefaultTimeout)
+	}
+	objs, err := e.prepare(objs, p)
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Namespace: o.Namespace}
-	inv, err := e.loadInventory(ctx, o.Namespace, o.Project)
+	rep := &Report{Namespace: p.Namespace}
+	if err := e.waitNamespacesGone(ctx, namespacesOf(objs, p.Namespace), o); err != nil {
+		return nil, err
+	}
+	inv, err := e.loadInventory(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-
-	// The project namespace must exist for the server to check the objects that go there.
-	createdNS := false
-	if !o.DryRun {
-		if createdNS, err = e.ensureNamespace(ctx, o.Namespace); err != nil {
-			return nil, err
-		}
+	claims, conflicts, err := e.claims(ctx, objs, p, o.Adopt)
+	if err != nil {
+		return nil, err
 	}
-	undo := func() {
-		if createdNS {
-			_ = e.client.CoreV1().Namespaces().Delete(context.WithoutCancel(ctx), o.Namespace, metav1.DeleteOptions{})
-		}
+	if len(conflicts) > 0 {
+		rep.Conflicts = conflicts
+		return rep, conflictError(conflicts, o.Adopt)
 	}
+	markNamespaces(objs, claims, p)
 
-	// Namespaces and CRDs first: dry-run them, then everything whose kind and namespace exist.
-	var early, late []Object
+	current := object.ObjMetadataSet{}
+	var projectNS *unstructured.Unstructured // the project namespace, when the project lists it
+	var early, late []Object                 // Namespaces and CRDs first, then what may need them
 	for _, obj := range objs {
+		current = append(current, object.UnstructuredToObjMetadata(obj.Unstructured))
+		if object.IsNamespace(obj.Unstructured) && obj.GetName() == p.Namespace {
+			projectNS = obj.Unstructured
+		}
 		if phase(obj.Unstructured) < 2 {
 			early = append(early, obj)
 		} else {
 			late = append(late, obj)
 		}
 	}
-	planEarly, rejected := e.plan(ctx, early, o.DryRun)
+
+	planEarly, rejected := e.plan(ctx, early, claims, o.DryRun)
 	if len(rejected) > 0 {
-		undo()
 		return nil, rejectedError(rejected)
 	}
 	rep.Plan = append(rep.Plan, planEarly...)
+
+	// The project namespace holds the inventory and must exist for the server to check the
+	// objects that go there; then the inventory records everything this launch may create,
+	// before any of it is created.
+	createdNS := false
+	if !o.DryRun {
+		if createdNS, err = e.ensureNamespace(ctx, p, projectNS); err != nil {
+			return nil, err
+		}
+		if err := e.saveInventory(ctx, p, inv, union(inv.Objects, current)); err != nil {
+			if createdNS {
+				_ = e.client.CoreV1().Namespaces().Delete(context.WithoutCancel(ctx), p.Namespace, metav1.DeleteOptions{})
+			}
+			return nil, err
+		}
+	}
 	var appliedEarly []*unstructured.Unstructured
 	if !o.DryRun && len(early) > 0 {
-		if appliedEarly, err = e.applyChanged(ctx, early, planEarly); err != nil {
-			undo()
+		if appliedEarly, err = e.applyChanged(ctx, early, planEarly, claims); err != nil {
 			return nil, err
 		}
 		var crds []*unstructured.Unstructured
@@ -129,38 +162,36 @@ func (e *Engine) Launch(ctx context.Context, objs []Object, o Options) (*Report,
 			return nil, err
 		}
 	}
-	planLate, rejected := e.plan(ctx, late, o.DryRun)
+	planLate, rejected := e.plan(ctx, late, claims, o.DryRun)
 	if len(rejected) > 0 {
-		// Nothing of the project is applied: take back what this run created.
-		for _, u := range appliedEarly {
-			if ri, _, err := e.resource(u); err == nil {
-				_ = ri.Delete(context.WithoutCancel(ctx), u.GetName(), metav1.DeleteOptions{})
-			}
+		if !o.DryRun {
+			e.takeBack(ctx, p, inv, appliedEarly, createdNS)
 		}
-		undo()
 		return nil, rejectedError(rejected)
 	}
 	rep.Plan = append(rep.Plan, planLate...)
 
-	current := object.ObjMetadataSet{}
-	for _, obj := range objs {
-		current = append(current, object.UnstructuredToObjMetadata(obj.Unstructured))
-	}
 	for _, id := range inv.Objects {
 		if !current.Contains(id) {
-			rep.Plan = append(rep.Plan, e.planPrune(ctx, id, o.Project))
+			rep.Plan = append(rep.Plan, e.planPrune(ctx, id, p))
 		}
 	}
 	if o.DryRun {
 		return rep, nil
 	}
-	if _, err := e.applyChanged(ctx, late, planLate); err != nil {
+	if _, err := e.applyChanged(ctx, late, planLate, claims); err != nil {
 		return nil, err
 	}
 	if err := e.prune(ctx, rep.Plan); err != nil {
 		return nil, err
 	}
-	if err := e.saveInventory(ctx, o.Namespace, inv, current); err != nil {
+	keep := current
+	for _, s := range rep.Plan {
+		if s.keep {
+			keep = append(keep, s.ID)
+		}
+	}
+	if err := e.saveInventory(ctx, p, inv, keep); err != nil {
 		return nil, err
 	}
 	if o.NoWait {
@@ -170,7 +201,63 @@ func (e *Engine) Launch(ctx context.Context, objs []Object, o Options) (*Report,
 	rep.Status = states
 	rep.Ready = err == nil
 	rep.Endpoints = e.Endpoints(ctx, current)
+	if p.Config != nil && len(p.Config.Services) > 0 {
+		rep.Endpoints = OnlyServices(rep.Endpoints, p.Config.Services)
+	}
 	return rep, err
+}
+
+// takeBack undoes a launch that applied only its Namespaces and CRDs: it deletes what this run
+// created, then restores the inventory (or deletes the project namespace it created, inventory
+// included). When something cannot be deleted the inventory keeps it, for down.
+func (e *Engine) takeBack(ctx context.Context, p *Project, inv *Inventory, created []*unstructured.Unstructured, createdNS bool) {
+	ctx = context.WithoutCancel(ctx)
+	for _, u := range created {
+		if u.GetName() == p.Namespace && object.IsNamespace(u) {
+			continue // deleted last, below
+		}
+		ri, _, err := e.resource(u)
+		if err != nil {
+			return
+		}
+		if err := ri.Delete(ctx, u.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return
+		}
+	}
+	if createdNS {
+		_ = e.client.CoreV1().Namespaces().Delete(ctx, p.Namespace, metav1.DeleteOptions{})
+		return
+	}
+	_ = e.saveInventory(ctx, p, inv, inv.Objects)
+}
+
+// union is a followed by the members of b it lacks.
+func union(a, b object.ObjMetadataSet) object.ObjMetadataSet {
+	out := append(object.ObjMetadataSet{}, a...)
+	for _, id := range b {
+		if !out.Contains(id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// markNamespaces keeps, on the project's Namespace objects, the mark saying this project created
+// them: set on those it creates now, kept on those it created before (server-side apply would
+// drop a field harmony stops sending). down deletes only namespaces that carry it.
+func markNamespaces(objs []Object, claims map[object.ObjMetadata]claim, p *Project) {
+	for _, obj := range objs {
+		if !object.IsNamespace(obj.Unstructured) {
+			continue
+		}
+		c := claims[object.UnstructuredToObjMetadata(obj.Unstructured)]
+		if c.live != nil && c.live.GetAnnotations()[CreatedNamespaceAnnotation] != p.InventoryID {
+			continue
+		}
+		ann := obj.GetAnnotations()
+		ann[CreatedNamespaceAnnotation] = p.InventoryID
+		obj.SetAnnotations(ann)
+	}
 }
 
 // parallelism bounds the requests launch has in flight at once.
@@ -193,7 +280,7 @@ func forEach(n int, fn func(i int)) {
 
 // plan dry-runs every object and says what applying it would do. Objects whose namespace does
 // not exist yet (a dry run of the whole launch) are planned as creations without a server check.
-func (e *Engine) plan(ctx context.Context, objs []Object, dryRunOnly bool) ([]Step, []string) {
+func (e *Engine) plan(ctx context.Context, objs []Object, claims map[object.ObjMetadata]claim, dryRunOnly bool) ([]Step, []string) {
 	steps := make([]Step, len(objs))
 	problems := make([]string, len(objs))
 	nsOK := map[string]bool{}
@@ -209,7 +296,7 @@ func (e *Engine) plan(ctx context.Context, objs []Object, dryRunOnly bool) ([]St
 		id := object.UnstructuredToObjMetadata(obj.Unstructured)
 		step := Step{ID: id, Ref: ref(id), Origin: obj.Origin}
 		defer func() { steps[i] = step }()
-		ri, _, err := e.resource(obj.Unstructured)
+		_, _, err := e.resource(obj.Unstructured)
 		if err != nil {
 			if dryRunOnly {
 				step.Action, step.Note = Create, "its kind is defined by a CRD of this launch: checked when applied"
@@ -222,12 +309,9 @@ func (e *Engine) plan(ctx context.Context, objs []Object, dryRunOnly bool) ([]St
 			step.Action, step.Note = Create, "namespace "+ns+" does not exist yet: checked when applied"
 			return
 		}
-		live, err := ri.Get(ctx, obj.GetName(), metav1.GetOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			problems[i] = fmt.Sprintf("%s (%s): %v", step.Ref, obj.Origin, err)
-			return
-		}
-		result, err := e.apply(ctx, obj.Unstructured, true)
+		c := claims[id]
+		live := c.live
+		result, err := e.apply(ctx, obj.Unstructured, true, live != nil)
 		if err != nil {
 			problems[i] = fmt.Sprintf("%s (%s): %s", step.Ref, obj.Origin, reason(err))
 			return
@@ -239,6 +323,9 @@ func (e *Engine) plan(ctx context.Context, objs []Object, dryRunOnly bool) ([]St
 			step.Action = Unchanged
 		default:
 			step.Action = Update
+		}
+		if c.adopted {
+			step.Note = "adopted"
 		}
 	})
 	var rejected []string
@@ -265,7 +352,7 @@ func rejectedError(rejected []string) error {
 
 // applyChanged applies the objects whose plan step is create or update, in parallel within a
 // phase; it returns the objects it created.
-func (e *Engine) applyChanged(ctx context.Context, objs []Object, plan []Step) ([]*unstructured.Unstructured, error) {
+func (e *Engine) applyChanged(ctx context.Context, objs []Object, plan []Step, claims map[object.ObjMetadata]claim) ([]*unstructured.Unstructured, error) {
 	action := map[object.ObjMetadata]Action{}
 	for _, s := range plan {
 		action[s.ID] = s.Action
@@ -274,11 +361,14 @@ func (e *Engine) applyChanged(ctx context.Context, objs []Object, plan []Step) (
 	created := make([]bool, len(objs))
 	forEach(len(objs), func(i int) {
 		obj := objs[i]
-		a := action[object.UnstructuredToObjMetadata(obj.Unstructured)]
+		id := object.UnstructuredToObjMetadata(obj.Unstructured)
+		a := action[id]
 		if a != Create && a != Update {
 			return
 		}
-		if _, err := e.apply(ctx, obj.Unstructured, false); err != nil {
+		// Force only over objects the project owns (or adopts): a creation that meets an object
+		// someone made in the meantime conflicts instead of taking it.
+		if _, err := e.apply(ctx, obj.Unstructured, false, claims[id].live != nil); err != nil {
 			errs[i] = fmt.Errorf("apply %s (%s): %s", ref(object.UnstructuredToObjMetadata(obj.Unstructured)), obj.Origin, reason(err))
 			return
 		}
@@ -294,8 +384,9 @@ func (e *Engine) applyChanged(ctx context.Context, objs []Object, plan []Step) (
 }
 
 // planPrune decides about an object the project no longer has: prune it when it still carries
-// this project's mark; leave it alone otherwise (someone else took it over).
-func (e *Engine) planPrune(ctx context.Context, id object.ObjMetadata, project string) Step {
+// this project's mark; leave it alone otherwise (someone else took it over). A namespace is
+// deleted only when this project created it and it holds nothing of anyone else.
+func (e *Engine) planPrune(ctx context.Context, id object.ObjMetadata, p *Project) Step {
 	step := Step{ID: id, Ref: ref(id), Action: Prune}
 	ri, err := e.resourceFor(id)
 	if err != nil {
@@ -303,30 +394,56 @@ func (e *Engine) planPrune(ctx context.Context, id object.ObjMetadata, project s
 		return step
 	}
 	live, err := ri.Get(ctx, id.Name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
+	if apierrors.IsNotFound(err) {
 		step.Action, step.Note = Skip, "already gone"
-	case err != nil:
-		step.Action, step.Note = Skip, err.Error()
-	case live.GetAnnotations()[OwningInventoryAnnotation] != project:
-		step.Action, step.Note = Skip, "no longer marked as harmony's: not deleted"
+		return step
+	}
+	if err != nil {
+		step.Action, step.Note, step.keep = Skip, err.Error(), true
+		return step
+	}
+	step.uid = live.GetUID()
+	switch {
+	case live.GetAnnotations()[OwningInventoryAnnotation] != p.InventoryID:
+		step.Action, step.Note = Skip, "no longer marked as this project's: not deleted"
+	case object.IsNamespace(live) && !createdBy(live, p):
+		step.Action, step.Note, step.release = Skip, "harmony did not create it: not deleted", true
+	case object.IsNamespace(live):
+		if others := e.foreignObjects(ctx, id.Name, p); len(others) > 0 {
+			step.Action, step.Note, step.release = Skip, "it holds objects that are not this project's ("+strings.Join(others, ", ")+"): not deleted", true
+		}
 	}
 	return step
 }
 
+// prune deletes the objects planned for pruning, namespaces last, each only if it is still the
+// object that was checked (same UID); it removes the project's mark from namespaces it keeps.
 func (e *Engine) prune(ctx context.Context, plan []Step) error {
-	for _, s := range plan {
-		if s.Action != Prune {
-			continue
-		}
-		ri, err := e.resourceFor(s.ID)
-		if err != nil {
-			return err
-		}
-		policy := metav1.DeletePropagationBackground
-		if err := ri.Delete(ctx, s.ID.Name, metav1.DeleteOptions{PropagationPolicy: &policy}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("prune %s: %w", s.Ref, err)
+	for _, namespaces := range []bool{false, true} {
+		for _, s := range plan {
+			if (s.ID.GroupKind == nsKind) != namespaces {
+				continue
+			}
+			ri, err := e.resourceFor(s.ID)
+			if err != nil {
+				continue
+			}
+			switch {
+			case s.Action == Prune:
+				policy := metav1.DeletePropagationBackground
+				opts := metav1.DeleteOptions{PropagationPolicy: &policy, Preconditions: &metav1.Preconditions{UID: &s.uid}}
+				if err := ri.Delete(ctx, s.ID.Name, opts); err != nil && !apierrors.IsNotFound(err) {
+					return fmt.Errorf("prune %s: %w", s.Ref, err)
+				}
+			case s.release:
+				patch := []byte(`{"metadata":{"annotations":{"` + OwningInventoryAnnotation + `":null}}}`)
+				if _, err := ri.Patch(ctx, s.ID.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsNotFound(err) {
+					return fmt.Errorf("release %s: %w", s.Ref, err)
+				}
+			}
 		}
 	}
 	return nil
 }
+
+var nsKind = schema.GroupKind{Kind: "Namespace"}

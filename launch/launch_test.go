@@ -57,6 +57,7 @@ type project struct {
 	eng  *launch.Engine
 	out  bytes.Buffer
 	opts launch.Options
+	proj *launch.Project
 }
 
 func newProject(t *testing.T, example string) *project {
@@ -70,7 +71,10 @@ func newProject(t *testing.T, example string) *project {
 	if len(p.ns) > 50 {
 		p.ns = p.ns[:50]
 	}
-	p.opts = launch.Options{Namespace: p.ns, Project: p.ns, Timeout: 60 * time.Second, Out: &p.out}
+	p.opts = launch.Options{Timeout: 60 * time.Second, Out: &p.out}
+	if p.proj, err = launch.Resolve(launch.Selection{Dir: p.dir, Namespace: p.ns}); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		_ = c.Client.CoreV1().Namespaces().Delete(context.Background(), p.ns, metav1.DeleteOptions{})
 	})
@@ -92,7 +96,7 @@ func (p *project) edit(file, old, new string) {
 
 func (p *project) launch(mut ...func(*launch.Options)) (*launch.Report, error) {
 	p.t.Helper()
-	src, err := launch.Discover(p.dir, nil)
+	src, err := p.proj.Discover()
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +108,7 @@ func (p *project) launch(mut ...func(*launch.Options)) (*launch.Report, error) {
 	for _, m := range mut {
 		m(&o)
 	}
-	return p.eng.Launch(context.Background(), objs, o)
+	return p.eng.Launch(context.Background(), p.proj, objs, o)
 }
 
 func actions(rep *launch.Report) map[string]launch.Action {
@@ -165,13 +169,13 @@ func TestLaunchLifecycle(t *testing.T) {
 		t.Fatalf("endpoints %+v", rep.Endpoints)
 	}
 	ns, err := cluster.Client.CoreV1().Namespaces().Get(ctx, p.ns, metav1.GetOptions{})
-	if err != nil || ns.Annotations[launch.CreatedNamespaceAnnotation] != "true" {
+	if err != nil || ns.Annotations[launch.CreatedNamespaceAnnotation] != p.proj.InventoryID {
 		t.Fatalf("namespace not created by harmony: %v", err)
 	}
 
 	// A second launch with no change writes nothing.
 	before := p.versions()
-	inv, _ := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, launch.InventoryName, metav1.GetOptions{})
+	inv, _ := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, p.proj.InventoryName(), metav1.GetOptions{})
 	rep, err = p.launch()
 	if err != nil {
 		t.Fatal(err)
@@ -183,11 +187,11 @@ func TestLaunchLifecycle(t *testing.T) {
 	}
 	after := p.versions()
 	for k, v := range before {
-		if after[k] != v && k != "configmap/"+launch.InventoryName {
+		if after[k] != v && k != "configmap/"+p.proj.InventoryName() {
 			t.Errorf("%s changed (%s → %s) on a no-change launch", k, v, after[k])
 		}
 	}
-	if inv2, _ := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, launch.InventoryName, metav1.GetOptions{}); inv2.ResourceVersion != inv.ResourceVersion {
+	if inv2, _ := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, p.proj.InventoryName(), metav1.GetOptions{}); inv2.ResourceVersion != inv.ResourceVersion {
 		t.Error("the inventory was rewritten on a no-change launch")
 	}
 
@@ -229,7 +233,7 @@ func TestLaunchLifecycle(t *testing.T) {
 	}
 
 	// status shows each object's state.
-	states, err := p.eng.Status(ctx, p.ns, p.ns)
+	states, err := p.eng.Status(ctx, p.proj)
 	if err != nil || len(states) != 2 {
 		t.Fatalf("status %v %v", states, err)
 	}
@@ -241,7 +245,7 @@ func TestLaunchLifecycle(t *testing.T) {
 
 	// down removes exactly the inventory, and keeps a namespace that holds someone else's object.
 	var out bytes.Buffer
-	if _, err := p.eng.Down(ctx, p.ns, p.ns, time.Minute, &out); err != nil {
+	if _, err := p.eng.Down(ctx, p.proj, time.Minute, &out); err != nil {
 		t.Fatal(err)
 	}
 	for _, check := range []error{
@@ -254,7 +258,7 @@ func TestLaunchLifecycle(t *testing.T) {
 			return err
 		}(),
 		func() error {
-			_, err := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, launch.InventoryName, metav1.GetOptions{})
+			_, err := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, p.proj.InventoryName(), metav1.GetOptions{})
 			return err
 		}(),
 	} {
@@ -277,7 +281,7 @@ func TestDownRemovesTheNamespaceItCreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if _, err := p.eng.Down(context.Background(), p.ns, p.ns, time.Minute, &out); err != nil {
+	if _, err := p.eng.Down(context.Background(), p.proj, time.Minute, &out); err != nil {
 		t.Fatal(err)
 	}
 	ns, err := cluster.Client.CoreV1().Namespaces().Get(context.Background(), p.ns, metav1.GetOptions{})
@@ -374,7 +378,7 @@ spec:
 	}
 	gvr := schema.GroupVersionResource{Group: "launch.harmony.dev", Version: "v1", Resource: "gadgets"}
 	g, err := dynamic.NewForConfigOrDie(cluster.Config).Resource(gvr).Namespace(p.ns).Get(context.Background(), "g1", metav1.GetOptions{})
-	if err != nil || g.GetAnnotations()[launch.OwningInventoryAnnotation] != p.ns {
+	if err != nil || g.GetAnnotations()[launch.OwningInventoryAnnotation] != p.proj.InventoryID {
 		t.Fatalf("custom resource: %v", err)
 	}
 }

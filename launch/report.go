@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -126,69 +127,91 @@ func PrintSummary(w io.Writer, rep *Report) {
 	tw.Flush()
 }
 
-// Down deletes everything the project's inventory lists (and the namespace when harmony created
-// it), waiting until it is gone.
-func (e *Engine) Down(ctx context.Context, ns, project string, timeout time.Duration, out io.Writer) ([]Step, error) {
-	inv, err := e.loadInventory(ctx, ns, project)
+// Down deletes every object in the project's inventory that still carries the project's mark,
+// waiting until it is gone, then the inventory, then the project namespace when this project
+// created it and it holds nothing else. It never deletes a namespace harmony did not create.
+func (e *Engine) Down(ctx context.Context, p *Project, timeout time.Duration, out io.Writer) ([]Step, error) {
+	inv, err := e.loadInventory(ctx, p)
 	if err != nil {
 		return nil, err
 	}
 	if !inv.exists {
-		return nil, hint.With(fmt.Errorf("namespace %s has no harmony inventory for %q: nothing to remove", ns, project),
-			"harmony down removes only what harmony launch applied")
+		return nil, hint.With(fmt.Errorf("namespace %s has no harmony inventory for %s (%s): nothing to remove", p.Namespace, p.Root, p.InventoryID),
+			"harmony down removes only what harmony launch applied for this project")
 	}
-	var steps []Step
-	for _, id := range inv.Objects {
-		steps = append(steps, e.planPrune(ctx, id, project))
-	}
+	steps := make([]Step, len(inv.Objects))
+	forEach(len(inv.Objects), func(i int) { steps[i] = e.planPrune(ctx, inv.Objects[i], p) })
 	if err := e.prune(ctx, steps); err != nil {
 		return steps, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for _, s := range steps {
-		if s.Action != Prune {
-			continue
-		}
-		ri, _ := e.resourceFor(s.ID)
-		for {
-			_, err := ri.Get(wctx, s.ID.Name, metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
-				fmt.Fprintf(out, "  deleted %s\n", s.Ref)
-				break
+		switch {
+		case s.Action == Prune:
+			if err := e.waitGone(wctx, s, timeout); err != nil {
+				return steps, err
 			}
-			select {
-			case <-wctx.Done():
-				return steps, fmt.Errorf("%s still exists after %s (finalizers may hold it)", s.Ref, timeout)
-			case <-time.After(100 * time.Millisecond):
-			}
+			fmt.Fprintf(out, "  deleted %s\n", s.Ref)
+		case s.Note != "already gone":
+			fmt.Fprintf(out, "  kept %s: %s\n", s.Ref, s.Note)
 		}
 	}
-	if err := e.deleteInventory(ctx, ns); err != nil {
+	var kept []string
+	for _, s := range steps {
+		if s.keep {
+			kept = append(kept, s.Ref)
+		}
+	}
+	if len(kept) > 0 {
+		return steps, fmt.Errorf("could not check %s: the inventory keeps them; run harmony down again", strings.Join(kept, ", "))
+	}
+	if err := e.deleteInventory(ctx, p); err != nil {
 		return steps, err
 	}
-	nsObj, err := e.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-	if err == nil && nsObj.Annotations[CreatedNamespaceAnnotation] == "true" {
-		if others := e.foreignObjects(ctx, ns); len(others) > 0 {
-			fmt.Fprintf(out, "  kept namespace %s: it also holds objects harmony did not create (%s)\n", ns, strings.Join(others, ", "))
-			return steps, nil
-		}
-		if err := e.client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return steps, err
-		}
-		fmt.Fprintf(out, "  deleted namespace %s (harmony created it)\n", ns)
+	nsObj, err := e.dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Get(ctx, p.Namespace, metav1.GetOptions{})
+	if err != nil || !createdBy(nsObj, p) || nsObj.GetDeletionTimestamp() != nil {
+		return steps, nil
 	}
+	if others := e.foreignObjects(ctx, p.Namespace, p); len(others) > 0 {
+		fmt.Fprintf(out, "  kept namespace %s: it also holds objects that are not this project's (%s)\n", p.Namespace, strings.Join(others, ", "))
+		return steps, nil
+	}
+	uid := nsObj.GetUID()
+	if err := e.client.CoreV1().Namespaces().Delete(ctx, p.Namespace, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil && !apierrors.IsNotFound(err) {
+		return steps, err
+	}
+	fmt.Fprintf(out, "  deleted namespace %s (harmony created it)\n", p.Namespace)
 	return steps, nil
 }
 
+// waitGone waits until a pruned object no longer exists (a namespace: until it is terminating).
+func (e *Engine) waitGone(ctx context.Context, s Step, timeout time.Duration) error {
+	ri, err := e.resourceFor(s.ID)
+	if err != nil {
+		return nil
+	}
+	for {
+		live, err := ri.Get(ctx, s.ID.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || (err == nil && s.ID.GroupKind == nsKind && live.GetDeletionTimestamp() != nil) || (err == nil && live.GetUID() != s.uid) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s still exists after %s (finalizers may hold it)", s.Ref, timeout)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // Status returns the kstatus of every object in the project's inventory.
-func (e *Engine) Status(ctx context.Context, ns, project string) ([]ObjState, error) {
-	inv, err := e.loadInventory(ctx, ns, project)
+func (e *Engine) Status(ctx context.Context, p *Project) ([]ObjState, error) {
+	inv, err := e.loadInventory(ctx, p)
 	if err != nil {
 		return nil, err
 	}
 	if !inv.exists {
-		return nil, hint.With(fmt.Errorf("namespace %s has no harmony inventory for %q", ns, project), "launch it first: harmony launch")
+		return nil, hint.With(fmt.Errorf("namespace %s has no harmony inventory for %s (%s)", p.Namespace, p.Root, p.InventoryID), "launch it first: harmony launch")
 	}
 	var out []ObjState
 	for _, id := range inv.Objects {
@@ -197,30 +220,55 @@ func (e *Engine) Status(ctx context.Context, ns, project string) ([]ObjState, er
 	return out, nil
 }
 
-// foreignObjects lists common objects in ns that harmony did not apply (a namespace holding
-// them is not harmony's to delete).
-func (e *Engine) foreignObjects(ctx context.Context, ns string) []string {
-	var out []string
-	kinds := []struct{ group, version, resource string }{
-		{"", "v1", "configmaps"}, {"", "v1", "secrets"}, {"", "v1", "services"}, {"", "v1", "pods"},
-		{"", "v1", "persistentvolumeclaims"}, {"apps", "v1", "deployments"}, {"apps", "v1", "statefulsets"},
-		{"apps", "v1", "daemonsets"}, {"batch", "v1", "jobs"},
+// foreignObjects lists the objects in ns that are not project p's (a namespace holding them is
+// not p's to delete): every listable namespaced kind, leaving out objects another object
+// controls (pods of a ReplicaSet…), events, and what Kubernetes puts in every namespace.
+func (e *Engine) foreignObjects(ctx context.Context, ns string, p *Project) []string {
+	lists, err := e.client.Discovery().ServerPreferredNamespacedResources()
+	if err != nil && len(lists) == 0 {
+		return []string{"(cannot list the namespace: " + err.Error() + ")"}
 	}
-	for _, k := range kinds {
-		list, err := e.dyn.Resource(schema.GroupVersionResource{Group: k.group, Version: k.version, Resource: k.resource}).Namespace(ns).List(ctx, metav1.ListOptions{})
+	var gvrs []schema.GroupVersionResource
+	for _, l := range lists {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
 		if err != nil {
 			continue
 		}
-		for _, item := range list.Items {
-			if item.GetName() == "kube-root-ca.crt" || len(item.GetOwnerReferences()) > 0 ||
-				item.GetAnnotations()[OwningInventoryAnnotation] != "" || item.GetLabels()[InventoryLabel] != "" {
+		for _, r := range l.APIResources {
+			if strings.Contains(r.Name, "/") || r.Kind == "Event" || !hasVerb(r.Verbs, "list") || !hasVerb(r.Verbs, "delete") {
 				continue
 			}
-			if k.resource == "secrets" && strings.HasPrefix(item.GetName(), "default-token-") {
-				continue
-			}
-			out = append(out, k.resource+"/"+item.GetName())
+			gvrs = append(gvrs, gv.WithResource(r.Name))
 		}
 	}
+	found := make([][]string, len(gvrs))
+	forEach(len(gvrs), func(i int) {
+		list, err := e.dyn.Resource(gvrs[i]).Namespace(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return
+		}
+		for _, item := range list.Items {
+			if len(item.GetOwnerReferences()) > 0 || item.GetAnnotations()[OwningInventoryAnnotation] == p.InventoryID ||
+				(gvrs[i].Resource == "configmaps" && (item.GetName() == p.InventoryName() || item.GetName() == "kube-root-ca.crt")) ||
+				(gvrs[i].Resource == "serviceaccounts" && item.GetName() == "default") {
+				continue
+			}
+			found[i] = append(found[i], gvrs[i].Resource+"/"+item.GetName())
+		}
+	})
+	var out []string
+	for _, f := range found {
+		out = append(out, f...)
+	}
+	sort.Strings(out)
 	return out
+}
+
+func hasVerb(verbs []string, v string) bool {
+	for _, x := range verbs {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }

@@ -2,10 +2,8 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -31,7 +29,7 @@ func (c *clusterOptions) bind(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&c.Kubeconfig, "kubeconfig", "", "use this kubeconfig instead of harmony's runtime")
 	f.StringVar(&c.Context, "context", "", "use this kubeconfig context instead of harmony's runtime")
-	f.StringVarP(&c.Namespace, "namespace", "n", "", "namespace for objects that name none (default: harmony.yaml's, else the folder's name)")
+	f.StringVarP(&c.Namespace, "namespace", "n", "", "namespace for objects that name none (default: harmony.yaml's, else the project folder's name)")
 	f.StringVarP(&c.Output, "output", "o", "", "output format: json")
 }
 
@@ -99,6 +97,7 @@ type launchOptions struct {
 	clusterOptions
 	Files   []string
 	DryRun  bool
+	Adopt   bool
 	NoWait  bool
 	Timeout time.Duration
 }
@@ -108,26 +107,34 @@ func newLaunchCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "launch [DIR]",
 		Short: "Find a repository's manifests, apply them and wait until they run",
-		Long: `Find what to deploy in DIR (default: the current directory): harmony.yaml, else a root
-kustomization.yaml, else a manifests/ (deploy/, k8s/, …) folder, else a scan for Kubernetes YAML.
+		Long: `Launch the project DIR (default: the current directory) belongs to: its git repository, else
+the folder holding harmony.yaml, else DIR itself; from any folder inside it, the same project.
+Find what to deploy there: -f, else harmony.yaml, else a root kustomization.yaml, else a
+manifests/ (deploy/, k8s/, …) folder, else a scan for Kubernetes YAML.
 Make sure the runtime is up (bootstrapping it when needed), check every object with a
 server-side dry run, apply what changed with server-side apply, remove what was deleted since
-the last launch, wait until everything is ready, and print how to reach it.`,
+the last launch, wait until everything is ready, and print how to reach it.
+An object that already exists and is not this project's stops the launch before anything is
+written; --adopt takes over those nobody owns (never another project's or a Helm release's).`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.validate(); err != nil {
 				return err
 			}
-			return launchRun(cmd.Context(), g, opts, dirArg(args), cmd.Flags().Changed("timeout"))
+			if !cmd.Flags().Changed("timeout") {
+				opts.Timeout = 0 // harmony.yaml's, else the default
+			}
+			return launchRun(cmd.Context(), g, opts, dirArg(args))
 		},
 	}
 	opts.bind(cmd)
 	f := cmd.Flags()
-	f.StringArrayVarP(&opts.Files, "filename", "f", nil, "launch these files (or folders) instead of discovering")
+	f.StringArrayVarP(&opts.Files, "filename", "f", nil, "launch these files or folders of the project instead of discovering (relative to DIR, else to the project root)")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "show what was found and what would change (create/update/unchanged/prune); change nothing")
 	f.BoolVar(&opts.DryRun, "print-plan", false, "same as --dry-run")
+	f.BoolVar(&opts.Adopt, "adopt", false, "take over existing objects nobody owns (no inventory, no Helm release, no controller)")
 	f.BoolVar(&opts.NoWait, "no-wait", false, "do not wait for readiness")
-	f.DurationVar(&opts.Timeout, "timeout", 5*time.Minute, "how long to wait for readiness")
+	f.DurationVar(&opts.Timeout, "timeout", launch.DefaultTimeout, "how long to wait for readiness (default: harmony.yaml's timeout, else 5m)")
 	return cmd
 }
 
@@ -135,33 +142,21 @@ func dirArg(args []string) string {
 	if len(args) == 1 {
 		return args[0]
 	}
-	return "."
+	return ""
 }
 
-// project resolves the namespace and the inventory id.
-func project(src *launch.Source, flagNS string) string {
-	switch {
-	case flagNS != "":
-		return flagNS
-	case src.Project != nil && src.Project.Namespace != "":
-		return src.Project.Namespace
+func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir string) error {
+	proj, err := launch.Resolve(launch.Selection{Dir: dir, Manifests: opts.Files, Namespace: opts.Namespace})
+	if err != nil {
+		return err
 	}
-	return launch.Namespace(src.Name())
-}
-
-func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir string, timeoutSet bool) error {
-	src, err := launch.Discover(dir, opts.Files)
+	src, err := proj.Discover()
 	if err != nil {
 		return err
 	}
 	objs, err := launch.Render(src)
 	if err != nil {
 		return hint.With(err, "nothing was applied: fix the manifest and launch again")
-	}
-	ns := project(src, opts.Namespace)
-	timeout := opts.Timeout
-	if !timeoutSet && src.Project != nil && src.Project.Timeout != "" {
-		timeout, _ = time.ParseDuration(src.Project.Timeout)
 	}
 	out := g.out()
 	if opts.Output == "json" {
@@ -170,7 +165,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 			out = nopWriter{}
 		}
 	}
-	fmt.Fprintf(out, "launching %s: %s from %s, namespace %s\n", src.Root, plural(len(objs), "object"), src.Reason, ns)
+	fmt.Fprintf(out, "launching %s: %s from %s, namespace %s\n", proj.Root, plural(len(objs), "object"), src.Reason, proj.Namespace)
 	cfg, err := opts.cluster(ctx, g, !opts.DryRun)
 	if err != nil {
 		return err
@@ -183,12 +178,9 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if f, ok := g.Stderr.(*os.File); ok && opts.Output == "" && !g.Quiet {
 		live = term.IsTerminal(int(f.Fd()))
 	}
-	rep, err := eng.Launch(ctx, objs, launch.Options{
-		Namespace: ns, Project: ns, DryRun: opts.DryRun, NoWait: opts.NoWait, Timeout: timeout, Out: out, Live: live,
+	rep, err := eng.Launch(ctx, proj, objs, launch.Options{
+		DryRun: opts.DryRun, Adopt: opts.Adopt, NoWait: opts.NoWait, Timeout: opts.Timeout, Out: out, Live: live,
 	})
-	if rep != nil && src.Project != nil && len(src.Project.Services) > 0 {
-		rep.Endpoints = launch.OnlyServices(rep.Endpoints, src.Project.Services)
-	}
 	if rep != nil && opts.Output == "json" {
 		if jerr := printJSON(g.Stdout, rep); jerr != nil {
 			return jerr
@@ -225,18 +217,18 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 		Short: "Remove everything harmony launched for a repository",
 		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, eng, err := opts.project(cmd.Context(), g, args)
+			proj, eng, err := opts.project(cmd.Context(), g, args)
 			if err != nil {
 				return err
 			}
-			steps, err := eng.Down(cmd.Context(), ns, ns, opts.Timeout, g.out())
+			steps, err := eng.Down(cmd.Context(), proj, opts.Timeout, g.out())
 			if opts.Output == "json" && steps != nil {
 				_ = printJSON(g.Stdout, steps)
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.out(), "removed what harmony launched in namespace %s\n", ns)
+			fmt.Fprintf(g.out(), "removed what harmony launched for %s in namespace %s\n", proj.Root, proj.Namespace)
 			return nil
 		},
 	}
@@ -245,41 +237,22 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 	return cmd
 }
 
-// project resolves an already launched project (down, status): its namespace and an engine on
-// a reachable cluster. It never bootstraps.
-func (c *clusterOptions) project(ctx context.Context, g *globalOptions, args []string) (string, *launch.Engine, error) {
+// project resolves an already launched project (down, status) and an engine on a reachable
+// cluster. It never bootstraps.
+func (c *clusterOptions) project(ctx context.Context, g *globalOptions, args []string) (*launch.Project, *launch.Engine, error) {
 	if err := c.validate(); err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
-	ns, err := projectNamespace(dirArg(args), c.Namespace)
+	proj, err := launch.Resolve(launch.Selection{Dir: dirArg(args), Namespace: c.Namespace})
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	cfg, err := c.cluster(ctx, g, false)
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
 	eng, err := launch.NewEngine(cfg)
-	return ns, eng, err
-}
-
-// projectNamespace finds a project's namespace without rendering its manifests.
-func projectNamespace(dir, flagNS string) (string, error) {
-	if flagNS != "" {
-		return flagNS, nil
-	}
-	src, err := launch.Discover(dir, nil)
-	if err != nil && !errors.Is(err, launch.ErrAmbiguous) && !errors.Is(err, launch.ErrNothingFound) {
-		return "", err
-	}
-	if src == nil {
-		abs, aerr := filepath.Abs(dir)
-		if aerr != nil {
-			return "", aerr
-		}
-		src = &launch.Source{Root: abs}
-	}
-	return project(src, ""), nil
+	return proj, eng, err
 }
 
 type statusOptions struct{ clusterOptions }
@@ -291,11 +264,11 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 		Short: "Show the state of each object harmony launched for a repository",
 		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, eng, err := opts.project(cmd.Context(), g, args)
+			proj, eng, err := opts.project(cmd.Context(), g, args)
 			if err != nil {
 				return err
 			}
-			states, err := eng.Status(cmd.Context(), ns, ns)
+			states, err := eng.Status(cmd.Context(), proj)
 			if err != nil {
 				return err
 			}

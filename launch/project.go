@@ -1,0 +1,197 @@
+package launch
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
+)
+
+// Selection is what the user named: a folder inside the project and the flags that choose
+// within it. Resolve turns it into a Project.
+type Selection struct {
+	// Dir is the folder launch was pointed at ("" is the current directory).
+	Dir string
+	// Manifests are the -f paths: relative to Dir, else to the project root.
+	Manifests []string
+	// Namespace overrides the project's namespace (-n).
+	Namespace string
+}
+
+// Project is one repository launched as a unit. Whichever folder inside it harmony is pointed
+// at, it resolves to the same root, namespace and inventory id, so launching again updates the
+// same objects and down removes them.
+type Project struct {
+	// Root is the git top-level holding the folder given, else the nearest folder above it
+	// holding harmony.yaml, else the folder given.
+	Root string
+	// Name is the root folder's name.
+	Name string
+	// Namespace receives the objects that name none: -n, else harmony.yaml's, else the name.
+	Namespace string
+	// InventoryID marks every object the project applied (config.k8s.io/owning-inventory) and
+	// labels its inventory. It depends on the root's location and the namespace, so two
+	// repositories sharing a namespace, or one repository launched into two namespaces, never
+	// take each other's objects.
+	InventoryID string
+	// Config is the root's harmony.yaml, nil when there is none.
+	Config *Config
+	// Manifests are the absolute paths chosen with -f; empty means discover.
+	Manifests []string
+
+	dir    string // the folder given, absolute
+	dirArg string // the folder as typed ("" when none was)
+}
+
+// Resolve finds the project sel points into. It reads the root's harmony.yaml, and nothing else.
+func Resolve(sel Selection) (*Project, error) {
+	dirArg := sel.Dir
+	if sel.Dir == "" {
+		sel.Dir = "."
+	}
+	dir, err := filepath.Abs(sel.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return nil, hint.With(fmt.Errorf("%q is not a directory", sel.Dir),
+			"run harmony launch in a repository, or name one: harmony launch DIR")
+	}
+	p := &Project{Root: findRoot(dir), dir: dir, dirArg: dirArg}
+	p.Name = filepath.Base(p.Root)
+	if p.Config, err = loadConfig(p.Root); err != nil {
+		return nil, err
+	}
+	switch {
+	case sel.Namespace != "":
+		p.Namespace = sel.Namespace
+	case p.Config != nil && p.Config.Namespace != "":
+		p.Namespace = p.Config.Namespace
+	default:
+		p.Namespace = Namespace(p.Name)
+	}
+	if errs := validation.IsDNS1123Label(p.Namespace); len(errs) > 0 {
+		return nil, hint.With(fmt.Errorf("namespace %q: %s", p.Namespace, strings.Join(errs, "; ")),
+			"name a namespace of lowercase letters, digits and '-': harmony launch -n NAME")
+	}
+	p.InventoryID = inventoryID(p.Name, p.Root, p.Namespace)
+	for _, f := range sel.Manifests {
+		path, err := p.manifestPath(f)
+		if err != nil {
+			return nil, err
+		}
+		p.Manifests = append(p.Manifests, path)
+	}
+	return p, nil
+}
+
+// manifestPath resolves one -f path: relative to the folder given (like kubectl), else to the
+// project root, so `-f k8s/overlays/dev` works from anywhere in the project. It must stay
+// inside the project.
+func (p *Project) manifestPath(f string) (string, error) {
+	path := f
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(p.dir, f)
+		if _, err := os.Lstat(path); err != nil {
+			if _, rerr := os.Lstat(filepath.Join(p.Root, f)); rerr == nil {
+				path = filepath.Join(p.Root, f)
+			}
+		}
+	}
+	path = filepath.Clean(path)
+	if !within(p.Root, path) {
+		return "", hint.With(fmt.Errorf("-f %q is outside the project %q", f, p.Root),
+			"name manifests inside the project, or launch the other folder: harmony launch DIR")
+	}
+	return path, nil
+}
+
+// Discover finds what to launch: the -f choice, else the project's harmony.yaml, else what
+// discovery finds at the root. When the choice is ambiguous the hint prints the -f form.
+func (p *Project) Discover() (*Source, error) {
+	src, err := Discover(p.Root, p.Manifests)
+	var amb *AmbiguousError
+	if errors.As(err, &amb) {
+		hints := []string{"harmony applies nothing when the choice is not clear; pick one:"}
+		for _, c := range amb.Candidates {
+			hints = append(hints, "  "+p.selectCommand(filepath.Join(amb.Root, c)))
+		}
+		hints = append(hints, "or write the choice into "+ProjectFile+" (manifests: [...])")
+		return nil, hint.With(err, hints...)
+	}
+	return src, err
+}
+
+// selectCommand is the command that launches this project with path as its manifests.
+func (p *Project) selectCommand(path string) string {
+	cmd := "harmony launch"
+	if p.dirArg != "" {
+		cmd += " " + p.dirArg
+	}
+	rel, err := filepath.Rel(p.dir, path)
+	if err != nil {
+		rel = path
+	}
+	return cmd + " -f " + filepath.ToSlash(rel)
+}
+
+// Timeout is the readiness timeout: harmony.yaml's when set, else def.
+func (p *Project) Timeout(def time.Duration) time.Duration {
+	if p.Config != nil && p.Config.Timeout != "" {
+		if d, err := time.ParseDuration(p.Config.Timeout); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+// findRoot walks up from dir to the git top-level, else to the nearest folder holding
+// harmony.yaml; else dir is the root. Like git's safe.directory, a marker owned by another
+// user (a .git planted in /tmp) is ignored.
+func findRoot(dir string) string {
+	for _, marker := range []string{".git", ProjectFile} {
+		for d := dir; ; d = filepath.Dir(d) {
+			if st, err := os.Lstat(filepath.Join(d, marker)); err == nil && trusted(d, st) {
+				return d
+			}
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	return dir
+}
+
+// within reports whether path is root or inside it (lexically).
+func within(root, path string) bool {
+	rel, err := filepath.Rel(root, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+// inventoryID is a label value (at most 63 characters) naming the project: readable, and unique
+// to its root's location and namespace.
+func inventoryID(name, root, namespace string) string {
+	canon := root
+	if r, err := filepath.EvalSymlinks(root); err == nil {
+		canon = r
+	}
+	canon = filepath.ToSlash(canon)
+	if runtime.GOOS == "windows" || runtime.GOOS == "darwin" {
+		canon = strings.ToLower(canon) // case-insensitive file systems
+	}
+	sum := sha256.Sum256([]byte(canon + "\n" + namespace))
+	label := Namespace(name)
+	if len(label) > 40 {
+		label = strings.Trim(label[:40], "-")
+	}
+	return label + "-" + hex.EncodeToString(sum[:])[:12]
+}
