@@ -222,7 +222,7 @@ func (e *Engine) Status(ctx context.Context, p *Project) ([]ObjState, error) {
 
 // foreignObjects lists the objects in ns that are not project p's (a namespace holding them is
 // not p's to delete): every listable namespaced kind, leaving out objects another object
-// controls (pods of a ReplicaSet…), events, and what Kubernetes puts in every namespace.
+// controls (pods of a ReplicaSet…), derived kinds, and what Kubernetes puts in every namespace.
 func (e *Engine) foreignObjects(ctx context.Context, ns string, p *Project) []string {
 	lists, err := e.client.Discovery().ServerPreferredNamespacedResources()
 	if err != nil && len(lists) == 0 {
@@ -235,7 +235,7 @@ func (e *Engine) foreignObjects(ctx context.Context, ns string, p *Project) []st
 			continue
 		}
 		for _, r := range l.APIResources {
-			if strings.Contains(r.Name, "/") || r.Kind == "Event" || !hasVerb(r.Verbs, "list") || !hasVerb(r.Verbs, "delete") {
+			if strings.Contains(r.Name, "/") || derivedKinds[r.Kind] || !hasVerb(r.Verbs, "list") || !hasVerb(r.Verbs, "delete") {
 				continue
 			}
 			gvrs = append(gvrs, gv.WithResource(r.Name))
@@ -263,6 +263,10 @@ func (e *Engine) foreignObjects(ctx context.Context, ns string, p *Project) []st
 	sort.Strings(out)
 	return out
 }
+
+// derivedKinds are written by Kubernetes about other objects (events; endpoints of Services,
+// which core Endpoints do not link by ownerReferences): never someone's own objects.
+var derivedKinds = map[string]bool{"Event": true, "Endpoints": true, "EndpointSlice": true}
 
 func hasVerb(verbs []string, v string) bool {
 	for _, x := range verbs {
