@@ -70,7 +70,7 @@ func BenchmarkLaunch200(b *testing.B) {
 		return p
 	}
 	render := func() []launch.Object {
-		objs, err := launch.Render(src)
+		objs, err := launch.Render(context.Background(), src, launch.RenderOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}

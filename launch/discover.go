@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -60,14 +61,23 @@ var usualFolders = []string{"manifests", "deploy", "k8s", "kubernetes", "kuberne
 
 var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
 
-func isKustomization(dir string) bool {
+// kustomizationFile returns the kustomization file of a folder (root-relative), or "". A file
+// with that name counts even when it cannot be read (a FIFO, a link leaving the project):
+// reading it later refuses it, naming it.
+func (t *tree) kustomizationFile(dir string) string {
+	res, err := t.resolve(dir)
+	if err != nil {
+		return ""
+	}
 	for _, n := range kustomizationNames {
-		if st, err := os.Stat(filepath.Join(dir, n)); err == nil && st.Mode().IsRegular() {
-			return true
+		if st, err := t.root.Lstat(filepath.FromSlash(path.Join(res, n))); err == nil && !st.IsDir() {
+			return path.Join(dir, n)
 		}
 	}
-	return false
+	return ""
 }
+
+func (t *tree) isKustomization(dir string) bool { return t.kustomizationFile(dir) != "" }
 
 func isYAML(name string) bool {
 	ext := strings.ToLower(filepath.Ext(name))
@@ -76,7 +86,8 @@ func isYAML(name string) bool {
 
 // Discover finds what to launch in root: harmony.yaml, else a root kustomization, else one of
 // the usual folders, else a depth-limited scan for Kubernetes YAML. files, when given, are used
-// as they are.
+// as they are. Everything it reads is inside root (see tree): paths and links leading outside,
+// and files that are not regular, are refused, naming them.
 func Discover(root string, files []string) (*Source, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
@@ -85,63 +96,64 @@ func Discover(root string, files []string) (*Source, error) {
 	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
 		return nil, hint.With(fmt.Errorf("%q is not a directory", root), "run harmony launch in a repository, or name one: harmony launch DIR")
 	}
+	t, err := openTree(abs, DefaultMaxFileSize, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
 	src := &Source{Root: abs}
 	if len(files) > 0 {
 		for _, f := range files {
-			p, err := filepath.Abs(f)
+			name, err := t.rel(f)
 			if err != nil {
+				return nil, fmt.Errorf("-f %q: %w", f, err)
+			}
+			if err := src.add(t, name, "-f "+f); err != nil {
 				return nil, err
 			}
-			if st, err := os.Stat(p); err != nil {
-				return nil, fmt.Errorf("-f %q: %w", f, err)
-			} else if st.IsDir() {
-				if err := src.addDir(p); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			src.Files = append(src.Files, p)
 		}
 		src.Reason = "files named with -f"
 		return src, nil
 	}
-	cfg, err := loadConfig(abs)
+	cfg, err := t.loadConfig()
 	if err != nil {
 		return nil, err
 	}
 	if cfg != nil {
 		src.Config = cfg
 		for _, m := range cfg.Manifests {
-			p := filepath.Join(abs, m)
-			st, err := os.Stat(p)
-			if err != nil {
-				return nil, fmt.Errorf("%s: manifests: %w", ProjectFile, err)
+			name := path.Clean(filepath.ToSlash(m))
+			if filepath.IsAbs(m) || path.IsAbs(name) || filepath.VolumeName(m) != "" || name == ".." || strings.HasPrefix(name, "../") {
+				return nil, hint.With(fmt.Errorf("%s: manifests: %q is %w", ProjectFile, m, ErrOutside),
+					"list paths inside the project, relative to its root")
 			}
-			if st.IsDir() {
-				if err := src.addDir(p); err != nil {
-					return nil, err
-				}
-			} else {
-				src.Files = append(src.Files, p)
+			if err := src.add(t, name, ProjectFile+": manifests: "+m); err != nil {
+				return nil, err
 			}
 		}
 		src.Reason = "listed in " + ProjectFile
 		return src, nil
 	}
-	if isKustomization(abs) {
+	if t.isKustomization(".") {
 		src.Kustomizations = []string{abs}
 		src.Reason = "kustomization at the root"
 		return src, nil
 	}
 	var found []string
 	for _, f := range usualFolders {
-		if st, err := os.Stat(filepath.Join(abs, f)); err == nil && st.IsDir() && hasManifests(filepath.Join(abs, f)) {
-			found = append(found, f)
+		if t.isDir(f) {
+			ok, err := t.hasManifests(f)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				found = append(found, f)
+			}
 		}
 	}
 	switch len(found) {
 	case 1:
-		if err := src.addDir(filepath.Join(abs, found[0])); err != nil {
+		if err := src.addDir(t, found[0]); err != nil {
 			return nil, err
 		}
 		src.Reason = "the " + found[0] + "/ folder"
@@ -152,52 +164,83 @@ func Discover(root string, files []string) (*Source, error) {
 	}
 	// Kustomizations anywhere (depth-limited): the top one is the project; several are ambiguous.
 	var kdirs []string
-	_ = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() || p == abs {
+	_ = t.walk(".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() || p == "." {
 			return nil
 		}
-		rel, _ := filepath.Rel(abs, p)
-		if skipDirs[d.Name()] || strings.Count(rel, string(filepath.Separator)) >= 4 {
+		if skipDirs[d.Name()] || strings.Count(p, "/") >= 4 {
 			return filepath.SkipDir
 		}
-		if isKustomization(p) {
+		if t.isKustomization(p) {
 			kdirs = append(kdirs, p)
 		}
 		return nil
 	})
-	if tops := topKustomizations(kdirs); len(tops) == 1 {
-		src.Kustomizations = tops
-		r, _ := filepath.Rel(abs, tops[0])
-		src.Reason = "the kustomization " + r + "/ (the only one no other builds on)"
+	if tops := t.topKustomizations(kdirs); len(tops) == 1 {
+		src.Kustomizations = []string{t.abs(tops[0])}
+		src.Reason = "the kustomization " + filepath.FromSlash(tops[0]) + "/ (the only one no other builds on)"
 		return src, nil
 	} else if len(tops) > 1 {
-		var rels []string
-		for _, t := range tops {
-			r, _ := filepath.Rel(abs, t)
-			rels = append(rels, r)
-		}
-		return nil, ambiguous(abs, "several kustomizations", rels)
+		return nil, ambiguous(abs, "several kustomizations", fromSlash(tops))
 	}
-	files, err = scan(abs, 3)
+	names, err := t.scan(".", 3)
 	if err != nil {
 		return nil, err
 	}
-	if len(files) == 0 {
+	if len(names) == 0 {
 		return nil, hint.With(fmt.Errorf("%s: %w", abs, ErrNothingFound),
 			"put them in a manifests/ folder, add a kustomization.yaml, or list them in "+ProjectFile,
 			"or name them: harmony launch -f FILE")
 	}
-	src.Files = files
-	src.Reason = fmt.Sprintf("a scan of the repository found %d files with Kubernetes objects", len(files))
+	for _, n := range names {
+		src.Files = append(src.Files, t.abs(n))
+	}
+	src.Reason = fmt.Sprintf("a scan of the repository found %d files with Kubernetes objects", len(names))
 	return src, nil
 }
 
-// loadConfig reads root's harmony.yaml; it returns nil when there is none.
+func fromSlash(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = filepath.FromSlash(n)
+	}
+	return out
+}
+
+// add adds a file or a folder (root-relative) named by the user (what says where it comes from).
+func (s *Source) add(t *tree, name, what string) error {
+	res, st, err := t.stat(name)
+	switch {
+	case errors.Is(err, ErrOutside):
+		return fmt.Errorf("%s: %w", what, err)
+	case err != nil:
+		return fmt.Errorf("%s: %w", what, err)
+	case st.IsDir():
+		return s.addDir(t, res)
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("%s: %q is %w (%s)", what, name, ErrNotRegular, fileType(st.Mode()))
+	}
+	s.Files = append(s.Files, t.abs(name))
+	return nil
+}
+
+// loadConfig reads root's harmony.yaml; it returns nil when there is none. Like every read of
+// a project, it stays inside root and reads only a regular file (a FIFO must not hang it).
 func loadConfig(root string) (*Config, error) {
-	raw, err := os.ReadFile(filepath.Join(root, ProjectFile))
-	if errors.Is(err, fs.ErrNotExist) {
+	t, err := openTree(root, DefaultMaxFileSize, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	return t.loadConfig()
+}
+
+func (t *tree) loadConfig() (*Config, error) {
+	root := t.dir
+	if _, err := t.root.Lstat(ProjectFile); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	raw, err := t.readFile(ProjectFile)
 	if err != nil {
 		return nil, err
 	}
@@ -235,20 +278,20 @@ func ambiguous(root, what string, candidates []string) error {
 	return &AmbiguousError{Root: root, What: what, Candidates: candidates}
 }
 
-// addDir adds a folder: itself when it is a kustomization; else its top-level kustomizations
-// (those no other kustomization in it uses), or its plain YAML files. Several top-level
-// kustomizations (e.g. overlays) are ambiguous.
-func (s *Source) addDir(dir string) error {
-	if isKustomization(dir) {
-		s.Kustomizations = append(s.Kustomizations, dir)
+// addDir adds a folder (root-relative): itself when it is a kustomization; else its top-level
+// kustomizations (those no other kustomization in it uses), or its plain YAML files. Several
+// top-level kustomizations (e.g. overlays) are ambiguous.
+func (s *Source) addDir(t *tree, dir string) error {
+	if t.isKustomization(dir) {
+		s.Kustomizations = append(s.Kustomizations, t.abs(dir))
 		return nil
 	}
 	var kdirs []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err := t.walk(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && p != dir && isKustomization(p) {
+		if d.IsDir() && p != dir && t.isKustomization(p) {
 			kdirs = append(kdirs, p)
 		}
 		return nil
@@ -257,45 +300,44 @@ func (s *Source) addDir(dir string) error {
 		return err
 	}
 	if len(kdirs) > 0 {
-		tops := topKustomizations(kdirs)
+		tops := t.topKustomizations(kdirs)
 		if len(tops) > 1 {
-			var rel []string
-			for _, t := range tops {
-				r, _ := filepath.Rel(s.Root, t)
-				rel = append(rel, r)
-			}
-			return ambiguous(s.Root, "several kustomizations", rel)
+			return ambiguous(s.Root, "several kustomizations", fromSlash(tops))
 		}
-		s.Kustomizations = append(s.Kustomizations, tops...)
+		for _, k := range tops {
+			s.Kustomizations = append(s.Kustomizations, t.abs(k))
+		}
 		return nil
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err := t.readDir(dir)
 	if err != nil {
 		return err
 	}
+	n := 0
 	for _, e := range entries {
 		if !e.IsDir() && isYAML(e.Name()) {
-			s.Files = append(s.Files, filepath.Join(dir, e.Name()))
+			s.Files = append(s.Files, t.abs(path.Join(dir, e.Name())))
+			n++
 		}
 	}
-	if len(s.Files) == 0 {
-		return hint.With(fmt.Errorf("%s: %w", dir, ErrNothingFound), "the folder holds no .yaml, .yml or .json file")
+	if n == 0 {
+		return hint.With(fmt.Errorf("%s: %w", t.abs(dir), ErrNothingFound), "the folder holds no .yaml, .yml or .json file")
 	}
 	return nil
 }
 
 // topKustomizations drops every kustomization another one in the list builds on (its bases are
 // never applied a second time on their own).
-func topKustomizations(dirs []string) []string {
+func (t *tree) topKustomizations(dirs []string) []string {
 	used := map[string]bool{}
 	for _, d := range dirs {
-		for _, ref := range kustomizationRefs(d) {
-			used[filepath.Clean(filepath.Join(d, ref))] = true
+		for _, ref := range t.kustomizationRefs(d) {
+			used[path.Clean(path.Join(d, filepath.ToSlash(ref)))] = true
 		}
 	}
 	var tops []string
 	for _, d := range dirs {
-		if !used[filepath.Clean(d)] && !underAny(d, dirs) {
+		if !used[path.Clean(d)] && !underAny(d, dirs) {
 			tops = append(tops, d)
 		}
 	}
@@ -307,7 +349,7 @@ func topKustomizations(dirs []string) []string {
 // nested base it uses by path).
 func underAny(d string, dirs []string) bool {
 	for _, o := range dirs {
-		if o != d && strings.HasPrefix(d, o+string(filepath.Separator)) {
+		if o != d && (o == "." || strings.HasPrefix(d, o+"/")) {
 			return true
 		}
 	}
@@ -315,21 +357,22 @@ func underAny(d string, dirs []string) bool {
 }
 
 // kustomizationRefs lists the local directories a kustomization refers to.
-func kustomizationRefs(dir string) []string {
-	for _, n := range kustomizationNames {
-		raw, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			continue
-		}
-		var k struct {
-			Resources  []string `json:"resources"`
-			Bases      []string `json:"bases"`
-			Components []string `json:"components"`
-		}
-		_ = yaml.Unmarshal(raw, &k)
-		return append(append(k.Resources, k.Bases...), k.Components...)
+func (t *tree) kustomizationRefs(dir string) []string {
+	f := t.kustomizationFile(dir)
+	if f == "" {
+		return nil
 	}
-	return nil
+	raw, err := t.readFile(f)
+	if err != nil {
+		return nil
+	}
+	var k struct {
+		Resources  []string `json:"resources"`
+		Bases      []string `json:"bases"`
+		Components []string `json:"components"`
+	}
+	_ = yaml.Unmarshal(raw, &k)
+	return append(append(k.Resources, k.Bases...), k.Components...)
 }
 
 var skipDirs = map[string]bool{".git": true, "vendor": true, "node_modules": true, ".github": true, ".gitlab": true,
@@ -338,43 +381,49 @@ var skipDirs = map[string]bool{".git": true, "vendor": true, "node_modules": tru
 var k8sObject = regexp.MustCompile(`(?m)^\s*"?apiVersion"?\s*:\s*\S+`)
 var k8sKind = regexp.MustCompile(`(?m)^\s*"?kind"?\s*:\s*\S+`)
 
-// hasManifests reports whether a folder holds a kustomization or YAML with Kubernetes objects.
-func hasManifests(dir string) bool {
-	if isKustomization(dir) {
-		return true
+// hasManifests reports whether a folder (root-relative) holds a kustomization or YAML with
+// Kubernetes objects.
+func (t *tree) hasManifests(dir string) (bool, error) {
+	if t.isKustomization(dir) {
+		return true, nil
 	}
-	files, _ := scan(dir, 4)
-	if len(files) > 0 {
-		return true
+	files, err := t.scan(dir, 4)
+	if err != nil || len(files) > 0 {
+		return len(files) > 0, err
 	}
 	found := false
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() && isKustomization(p) {
+	_ = t.walk(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && t.isKustomization(p) {
 			found = true
 			return fs.SkipAll
 		}
 		return nil
 	})
-	return found
+	return found, nil
 }
 
-// scan walks root to depth, skipping VCS, dependency and CI folders and Helm chart templates,
-// and returns the YAML files that hold Kubernetes objects (apiVersion and kind).
-func scan(root string, depth int) ([]string, error) {
+// scanMax is the largest file the scan looks into: bigger YAML is data, not manifests.
+const scanMax = 4 << 20
+
+// scan walks dir (root-relative) to depth, skipping VCS, dependency and CI folders and Helm
+// chart templates, and returns the YAML files that hold Kubernetes objects (apiVersion and
+// kind). A YAML file it cannot read safely (not a regular file, a link leaving the project)
+// is an error naming it; one larger than scanMax is not a manifest.
+func (t *tree) scan(dir string, depth int) ([]string, error) {
 	var files []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err := t.walk(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}
-		rel, _ := filepath.Rel(root, p)
+		rel := strings.TrimPrefix(strings.TrimPrefix(p, dir), "/")
 		if d.IsDir() {
-			if p == root {
+			if p == dir {
 				return nil
 			}
-			if skipDirs[d.Name()] || strings.Count(rel, string(filepath.Separator)) >= depth {
+			if skipDirs[d.Name()] || strings.Count(rel, "/") >= depth {
 				return filepath.SkipDir
 			}
-			if d.Name() == "templates" && fileExistsAt(filepath.Join(filepath.Dir(p), "Chart.yaml")) {
+			if d.Name() == "templates" && t.isFile(path.Join(path.Dir(p), "Chart.yaml")) {
 				return filepath.SkipDir // Helm templates are not plain manifests
 			}
 			return nil
@@ -382,16 +431,17 @@ func scan(root string, depth int) ([]string, error) {
 		if !isYAML(d.Name()) || d.Name() == ProjectFile || strings.HasPrefix(strings.ToLower(d.Name()), "kustomization") {
 			return nil
 		}
-		b, err := os.ReadFile(p)
-		if err == nil && len(b) < 4<<20 && k8sObject.Match(b) && k8sKind.Match(b) {
+		if _, st, err := t.stat(p); err == nil && st.Mode().IsRegular() && st.Size() > scanMax {
+			return nil
+		}
+		b, err := t.readFileMax(p, scanMax)
+		if err != nil {
+			return err
+		}
+		if k8sObject.Match(b) && k8sKind.Match(b) {
 			files = append(files, p)
 		}
 		return nil
 	})
 	return files, err
-}
-
-func fileExistsAt(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

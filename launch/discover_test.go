@@ -114,7 +114,7 @@ func TestRender(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := launch.Render(src)
+	objs, err := launch.Render(t.Context(), src, launch.RenderOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestRenderRefusesBrokenDocuments(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = launch.Render(src)
+			_, err = launch.Render(t.Context(), src, launch.RenderOptions{})
 			if !errors.Is(err, launch.ErrBadManifest) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want ErrBadManifest naming %q", err, tt.want)
 			}

@@ -100,7 +100,7 @@ func (p *project) launch(mut ...func(*launch.Options)) (*launch.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	objs, err := launch.Render(src)
+	objs, err := launch.Render(context.Background(), src, launch.RenderOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func ready(t *testing.T, sel launch.Selection) func(launch.Options) (*launch.Pro
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := launch.Render(src)
+	objs, err := launch.Render(t.Context(), src, launch.RenderOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

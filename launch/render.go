@@ -1,17 +1,15 @@
 package launch
 
 import (
-	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 )
 
@@ -25,14 +23,53 @@ type Object struct {
 	Origin string
 }
 
+// RenderOptions bound what rendering reads and say whether it may fetch remote resources.
+type RenderOptions struct {
+	// MaxFileSize caps each file read (default DefaultMaxFileSize).
+	MaxFileSize int64
+	// MaxTotalSize caps everything read (default DefaultMaxTotalSize).
+	MaxTotalSize int64
+	// AllowRemote lets kustomizations use URL and git resources, bases and components.
+	AllowRemote bool
+}
+
 // Render reads every object of src: kustomizations are built with kustomize (krusty), files are
 // read as multi-document YAML or JSON, List kinds are expanded. Any unreadable document stops
-// everything, naming file, line and reason.
-func Render(src *Source) ([]Object, error) {
+// everything, naming file, line and reason. Every read stays inside the project root, reads
+// only regular files and is capped (see RenderOptions); kustomize reads through the same
+// confined view. Remote kustomize references are refused, all named, unless AllowRemote.
+func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error) {
+	maxTotal := o.MaxTotalSize
+	if maxTotal <= 0 {
+		maxTotal = DefaultMaxTotalSize
+	}
+	t, err := openTree(src.Root, o.MaxFileSize, maxTotal)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	var remote []remoteRef
+	for _, dir := range src.Kustomizations {
+		name, err := t.rel(dir)
+		if err != nil {
+			return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
+		}
+		refs, err := t.remoteRefs(name)
+		if err != nil {
+			return nil, fmt.Errorf("kustomize build %s: %w", rel(src.Root, dir), err)
+		}
+		remote = append(remote, refs...)
+	}
+	if len(remote) > 0 && !o.AllowRemote {
+		return nil, remoteError(remote)
+	}
 	var objs []Object
 	for _, dir := range src.Kustomizations {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-		rm, err := k.Run(filesys.MakeFsOnDisk(), dir)
+		rm, err := k.Run(kfs{t}, dir)
 		if err != nil {
 			return nil, fmt.Errorf("kustomize build %s: %v: %w", rel(src.Root, dir), err, ErrBadManifest)
 		}
@@ -49,7 +86,14 @@ func Render(src *Source) ([]Object, error) {
 		}
 	}
 	for _, f := range src.Files {
-		raw, err := os.ReadFile(f)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		name, err := t.rel(f)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := t.readFile(name)
 		if err != nil {
 			return nil, err
 		}
@@ -76,16 +120,19 @@ type document struct {
 }
 
 // splitDocuments splits multi-document YAML on "---" lines, keeping each document's first line.
+// Lines have no length limit: nothing is ever dropped.
 func splitDocuments(raw []byte) []document {
 	var docs []document
 	cur := document{line: 1}
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		if strings.HasPrefix(line, "---") && strings.TrimSpace(strings.TrimLeft(line, "-")) == "" {
+	for n := 1; len(raw) > 0; n++ {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if bytes.HasPrefix(line, []byte("---")) && len(bytes.TrimSpace(bytes.TrimLeft(line, "-"))) == 0 {
 			docs = append(docs, cur)
 			cur = document{line: n + 1}
 			continue

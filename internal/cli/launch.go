@@ -154,7 +154,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if err != nil {
 		return err
 	}
-	objs, err := launch.Render(src)
+	objs, err := launch.Render(ctx, src, launch.RenderOptions{})
 	if err != nil {
 		return hint.With(err, "nothing was applied: fix the manifest and launch again")
 	}

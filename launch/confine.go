@@ -1,0 +1,260 @@
+package launch
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// Size caps on what a launch reads from a repository, checked before reading.
+const (
+	// DefaultMaxFileSize caps one file (a manifest, a kustomization, a file a generator reads).
+	DefaultMaxFileSize = 32 << 20
+	// DefaultMaxTotalSize caps everything one launch reads.
+	DefaultMaxTotalSize = 256 << 20
+)
+
+var (
+	// ErrOutside means a path or a symbolic link leads outside the project: it is not read.
+	ErrOutside = errors.New("outside the project")
+	// ErrNotRegular means a path is not a regular file (a FIFO, a device, a socket): it is not read.
+	ErrNotRegular = errors.New("not a regular file")
+	// ErrTooLarge means a file, or everything a launch reads, is over its size cap.
+	ErrTooLarge = errors.New("too large")
+)
+
+// tree reads a project's files through os.Root: nothing outside the root is reached (paths with
+// .. and symbolic links that leave it are refused), only regular files are read (a FIFO would
+// block, a device never ends), each file is capped, and so is the total of one launch.
+type tree struct {
+	dir      string // the root as an absolute path
+	real     string // the same with symbolic links resolved
+	root     *os.Root
+	maxFile  int64
+	maxTotal int64 // 0: no total cap
+
+	mu   sync.Mutex
+	read int64 // bytes read so far
+}
+
+func openTree(dir string, maxFile, maxTotal int64) (*tree, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, err
+	}
+	if maxFile <= 0 {
+		maxFile = DefaultMaxFileSize
+	}
+	return &tree{dir: abs, real: real, root: root, maxFile: maxFile, maxTotal: maxTotal}, nil
+}
+
+func (t *tree) Close() error { return t.root.Close() }
+
+// rel turns a path (absolute, or relative to the working directory) into a slash-separated path
+// relative to the root; a path outside the root is refused.
+func (t *tree) rel(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	for _, base := range []string{t.dir, t.real} {
+		if r, err := filepath.Rel(base, abs); err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator)) && !filepath.IsAbs(r) {
+			return filepath.ToSlash(r), nil
+		}
+	}
+	return "", fmt.Errorf("%q is %w", p, ErrOutside)
+}
+
+// abs is the absolute path of a root-relative name.
+func (t *tree) abs(name string) string { return filepath.Join(t.dir, filepath.FromSlash(name)) }
+
+// resolve follows the symbolic links in name (root-relative) inside the root and returns the
+// path they lead to; a link that leaves the root (absolute, or with too many ..) is refused,
+// naming the link and where it points.
+func (t *tree) resolve(name string) (string, error) {
+	todo := strings.Split(path.Clean(name), "/")
+	var done []string
+	for links := 0; len(todo) > 0; {
+		part := todo[0]
+		todo = todo[1:]
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			if len(done) == 0 {
+				return "", fmt.Errorf("%q is %w", name, ErrOutside)
+			}
+			done = done[:len(done)-1]
+			continue
+		}
+		cur := path.Join(append(done, part)...)
+		st, err := t.root.Lstat(filepath.FromSlash(cur))
+		if err != nil {
+			return "", err
+		}
+		if st.Mode()&fs.ModeSymlink == 0 {
+			done = append(done, part)
+			continue
+		}
+		if links++; links > 40 {
+			return "", fmt.Errorf("%q: too many levels of symbolic links", name)
+		}
+		target, err := t.root.Readlink(filepath.FromSlash(cur))
+		if err != nil {
+			return "", err
+		}
+		target = filepath.ToSlash(target)
+		if filepath.IsAbs(target) || path.IsAbs(target) || filepath.VolumeName(target) != "" {
+			return "", fmt.Errorf("%q links to %q, %w", cur, target, ErrOutside)
+		}
+		// The link's target is relative to the folder holding the link.
+		depth := len(done)
+		for _, p := range strings.Split(target, "/") {
+			if p == ".." {
+				if depth--; depth < 0 {
+					return "", fmt.Errorf("%q links to %q, %w", cur, target, ErrOutside)
+				}
+			} else if p != "" && p != "." {
+				depth++
+			}
+		}
+		todo = append(strings.Split(target, "/"), todo...)
+	}
+	if len(done) == 0 {
+		return ".", nil
+	}
+	return path.Join(done...), nil
+}
+
+// stat resolves name (root-relative) and stats what it leads to.
+func (t *tree) stat(name string) (string, fs.FileInfo, error) {
+	res, err := t.resolve(name)
+	if err != nil {
+		return "", nil, err
+	}
+	st, err := t.root.Stat(filepath.FromSlash(res))
+	return res, st, err
+}
+
+func (t *tree) isDir(name string) bool {
+	_, st, err := t.stat(name)
+	return err == nil && st.IsDir()
+}
+
+func (t *tree) isFile(name string) bool {
+	_, st, err := t.stat(name)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// readFile reads a regular file (root-relative name), refusing anything else and anything over
+// the caps before reading it. Errors name the file as given.
+func (t *tree) readFile(name string) ([]byte, error) {
+	return t.readFileMax(name, t.maxFile)
+}
+
+func (t *tree) readFileMax(name string, max int64) ([]byte, error) {
+	res, err := t.resolve(name)
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", name, err)
+	}
+	// O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
+	f, err := t.root.OpenFile(filepath.FromSlash(res), os.O_RDONLY|openNonblock, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", name, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", name, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("read %q: %w (%s)", name, ErrNotRegular, fileType(st.Mode()))
+	}
+	if st.Size() > max {
+		return nil, fmt.Errorf("read %q: %d bytes, larger than the limit of %s per file: %w", name, st.Size(), size(max), ErrTooLarge)
+	}
+	if err := t.charge(name, st.Size()); err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", name, err)
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("read %q: it grew larger than the limit of %s per file while being read: %w", name, size(max), ErrTooLarge)
+	}
+	if extra := int64(len(b)) - st.Size(); extra > 0 {
+		if err := t.charge(name, extra); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// charge counts n bytes of name against the launch's total cap.
+func (t *tree) charge(name string, n int64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.read += n
+	if t.maxTotal > 0 && t.read > t.maxTotal {
+		return fmt.Errorf("read %q: the files read so far are larger than %s, the limit per launch: %w", name, size(t.maxTotal), ErrTooLarge)
+	}
+	return nil
+}
+
+// readDir lists a folder (root-relative) inside the root.
+func (t *tree) readDir(name string) ([]fs.DirEntry, error) {
+	res, err := t.resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	return fs.ReadDir(t.root.FS(), res)
+}
+
+// walk walks a folder (root-relative) without following symbolic links; fn receives
+// root-relative slash-separated paths.
+func (t *tree) walk(name string, fn fs.WalkDirFunc) error {
+	res, err := t.resolve(name)
+	if err != nil {
+		return err
+	}
+	return fs.WalkDir(t.root.FS(), res, fn)
+}
+
+func fileType(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m.IsDir():
+		return "a folder"
+	}
+	return "mode " + m.String()
+}
+
+func size(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

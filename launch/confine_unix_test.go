@@ -1,0 +1,158 @@
+//go:build unix
+
+package launch_test
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
+	"github.com/NationTech/harmony-agent/launch"
+)
+
+func TestOnlyRegularFilesInsideTheProjectAreRead(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		files     map[string]string
+		fifos     []string
+		links     map[string]string
+		file, why string
+	}{
+		{"FIFO in the manifests folder", map[string]string{"manifests/a.yaml": cmDoc("a")}, []string{"manifests/pipe.yaml"}, nil,
+			"manifests/pipe.yaml", "not a regular file"},
+		{"FIFO found by the scan", map[string]string{"app/a.yaml": cmDoc("a")}, []string{"app/pipe.yaml"}, nil,
+			"app/pipe.yaml", "not a regular file"},
+		{"harmony.yaml is a FIFO", map[string]string{"manifests/a.yaml": cmDoc("a")}, []string{"harmony.yaml"}, nil,
+			"harmony.yaml", "not a regular file"},
+		{"FIFO used by a kustomization", map[string]string{"kustomization.yaml": "resources: [pipe.yaml]\n"}, []string{"pipe.yaml"}, nil,
+			"pipe.yaml", "not a regular file"},
+		{"FIFO in a configMapGenerator", map[string]string{"kustomization.yaml": "configMapGenerator:\n- name: c\n  files: [pipe.txt]\n"}, []string{"pipe.txt"}, nil,
+			"pipe.txt", "not a regular file"},
+		{"symlink to /dev/zero", map[string]string{"manifests/a.yaml": cmDoc("a")}, nil, map[string]string{"manifests/zero.yaml": "/dev/zero"},
+			"manifests/zero.yaml", "outside the project"},
+		{"kustomize resource linked to /dev/zero", map[string]string{"kustomization.yaml": "resources: [zero.yaml]\n"}, nil, map[string]string{"zero.yaml": "/dev/zero"},
+			"zero.yaml", "outside the project"},
+		{"kustomization linked to /dev/zero", nil, nil, map[string]string{"kustomization.yaml": "/dev/zero"},
+			"kustomization.yaml", "outside the project"},
+		{"relative symlink leaving the project", map[string]string{"manifests/a.yaml": cmDoc("a")}, nil, map[string]string{"manifests/up.yaml": "../../outside.yaml"},
+			"manifests/up.yaml", "outside the project"},
+		{"harmony.yaml lists a linked folder outside", map[string]string{"harmony.yaml": "manifests: [etc]\n"}, nil, map[string]string{"etc": "/etc"},
+			"etc", "outside the project"},
+		{"kustomize base linked outside", map[string]string{"kustomization.yaml": "resources: [base]\n"}, nil, map[string]string{"base": "../elsewhere"},
+			"base", "outside the project"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			root := tree(t, tt.files)
+			if err := os.MkdirAll(root, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			outside := filepath.Dir(root)
+			if err := os.WriteFile(filepath.Join(outside, "outside.yaml"), []byte(cmDoc("secret")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Join(outside, "elsewhere"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(outside, "elsewhere", "kustomization.yaml"), []byte("resources: []\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range tt.fifos {
+				if err := syscall.Mkfifo(filepath.Join(root, f), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for l, target := range tt.links {
+				if err := os.Symlink(target, filepath.Join(root, l)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			objs, err := discoverAndRender(t, root, launch.RenderOptions{})
+			wantRefused(t, objs, err, tt.file, tt.why)
+		})
+	}
+}
+
+// gitRecorder puts a stand-in git first on PATH that records every run (and fails).
+func gitRecorder(t *testing.T) (record string) {
+	t.Helper()
+	bin := t.TempDir()
+	record = filepath.Join(bin, "runs")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %q\nexit 1\n", record)
+	if err := os.WriteFile(filepath.Join(bin, "git"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return record
+}
+
+func TestRemoteKustomizationsAreRefused(t *testing.T) {
+	// Not parallel: it puts a stand-in git first on PATH.
+	record := gitRecorder(t)
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		fmt.Fprint(w, cmDoc("remote"))
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	remote := []string{
+		srv.URL + "/cm.yaml",
+		"https://" + host + "/org/repo//deploy?ref=v1",
+		"git@" + host + ":org/base.git",
+		"ssh://git@" + host + "/org/comp.git",
+		srv.URL + "/patch.yaml",
+		srv.URL + "/data.txt",
+	}
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  []string
+	}{
+		{"resources, bases and components", map[string]string{
+			"kustomization.yaml": fmt.Sprintf("resources:\n- cm.yaml\n- %s\n- %s\nbases:\n- %s\ncomponents:\n- %s\n", remote[0], remote[1], remote[2], remote[3]),
+			"cm.yaml":            cmDoc("local"),
+		}, []string{"kustomization.yaml: " + remote[0], "kustomization.yaml: " + remote[1], "kustomization.yaml: " + remote[2], "kustomization.yaml: " + remote[3]}},
+		{"a local base's remote resource", map[string]string{
+			"deploy/dev/kustomization.yaml":  "resources: [../base]\n",
+			"deploy/base/kustomization.yaml": fmt.Sprintf("resources:\n- %s\n", remote[1]),
+		}, []string{"deploy/base/kustomization.yaml: " + remote[1]}},
+		{"patch and generator files", map[string]string{
+			"kustomization.yaml": fmt.Sprintf("resources: [cm.yaml]\npatches:\n- path: %s\nconfigMapGenerator:\n- name: g\n  files: [%s]\n", remote[4], remote[5]),
+			"cm.yaml":            cmDoc("local"),
+		}, []string{"kustomization.yaml: " + remote[4], "kustomization.yaml: " + remote[5]}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := tree(t, tt.files)
+			objs, err := discoverAndRender(t, root, launch.RenderOptions{})
+			if !errors.Is(err, launch.ErrRemote) {
+				t.Fatalf("rendered %d objects, error %v; want ErrRemote", len(objs), err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not name %q:\n%v", w, err)
+				}
+			}
+			if !strings.Contains(strings.Join(hint.Of(err), "\n"), "--allow-remote") {
+				t.Errorf("hints %q do not mention --allow-remote", hint.Of(err))
+			}
+		})
+	}
+	if n := requests.Load(); n != 0 {
+		t.Errorf("%d requests reached the server", n)
+	}
+	if runs, err := os.ReadFile(record); err == nil {
+		t.Errorf("git was run:\n%s", runs)
+	}
+}
