@@ -302,7 +302,7 @@ func (e *Engine) plan(ctx context.Context, objs []Object, claims map[object.ObjM
 				step.Action, step.Note = Create, "its kind is defined by a CRD of this launch: checked when applied"
 				return
 			}
-			problems[i] = fmt.Sprintf("%s (%s): %v", step.Ref, obj.Origin, err)
+			problems[i] = fmt.Sprintf("%s (%s): %s", step.Ref, obj.Origin, reason(err))
 			return
 		}
 		if ns := obj.GetNamespace(); ns != "" && dryRunOnly && !nsOK[ns] {
@@ -340,9 +340,9 @@ func (e *Engine) plan(ctx context.Context, objs []Object, claims map[object.ObjM
 func reason(err error) string {
 	var status apierrors.APIStatus
 	if errors.As(err, &status) {
-		return status.Status().Message
+		return Sanitize(status.Status().Message)
 	}
-	return err.Error()
+	return Sanitize(err.Error())
 }
 
 func rejectedError(rejected []string) error {
@@ -399,7 +399,7 @@ func (e *Engine) planPrune(ctx context.Context, id object.ObjMetadata, p *Projec
 		return step
 	}
 	if err != nil {
-		step.Action, step.Note, step.keep = Skip, err.Error(), true
+		step.Action, step.Note, step.keep = Skip, reason(err), true
 		return step
 	}
 	step.uid = live.GetUID()

@@ -404,3 +404,38 @@ func TestUnreadyDeploymentFailsWithTheReason(t *testing.T) {
 		t.Fatal("report says ready")
 	}
 }
+
+// Events, condition messages and logs are written by whatever a repository runs: the reasons a
+// failed launch prints must be inert on a terminal.
+func TestDiagnosisPrintsClusterTextInert(t *testing.T) {
+	t.Parallel()
+	p := newProject(t, "../examples/hello")
+	p.edit("deployment.yaml", "nginxinc/nginx-unprivileged:1.27-alpine", testcluster.FailingImage)
+	ctx := context.Background()
+	if _, err := cluster.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: p.ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	hostile := "\x1b]0;owned\x07\x1b[2J\x1b[1;1Hcluster says hi\r\n\u202eevil"
+	_, err := cluster.Client.CoreV1().Events(p.ns).Create(ctx, &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: "hostile", Namespace: p.ns},
+		InvolvedObject: corev1.ObjectReference{Kind: "Deployment", Namespace: p.ns, Name: "hello", APIVersion: "apps/v1"},
+		Type:           corev1.EventTypeWarning, Reason: "Hostile", Message: hostile,
+		FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(), Count: 1,
+		Source: corev1.EventSource{Component: "test"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.launch(func(o *launch.Options) { o.Timeout = 6 * time.Second })
+	if !errors.Is(err, launch.ErrNotReady) {
+		t.Fatalf("error %v, want ErrNotReady", err)
+	}
+	if !strings.Contains(err.Error(), "cluster says hi") {
+		t.Fatalf("the event is not among the reasons:\n%v", err)
+	}
+	for _, out := range []string{err.Error(), p.out.String()} {
+		if strings.ContainsAny(out, "\x1b\x07\r\u202e") {
+			t.Errorf("printed text keeps control characters: %q", out)
+		}
+	}
+}

@@ -169,7 +169,7 @@ func conflictError(cs []Conflict, adopt bool) error {
 	lines := make([]string, len(cs))
 	var adoptable []string
 	for i, c := range cs {
-		lines[i] = fmt.Sprintf("%s (%s): %s", c.Ref, c.Origin, c.Detail)
+		lines[i] = fmt.Sprintf("%s (%s): %s", c.Ref, c.Origin, Sanitize(c.Detail)) // annotations and manager names come from the cluster
 		if c.Adoptable() {
 			adoptable = append(adoptable, c.Ref)
 		}

@@ -67,7 +67,7 @@ func (e *Engine) Endpoints(ctx context.Context, ids object.ObjMetadataSet) []End
 				if host == "" {
 					host = "localhost"
 				}
-				out = append(out, Endpoint{Object: ref(id), URL: "http://" + host})
+				out = append(out, Endpoint{Object: ref(id), URL: "http://" + Sanitize(host)})
 			}
 		}
 	}
@@ -226,7 +226,7 @@ func (e *Engine) Status(ctx context.Context, p *Project) ([]ObjState, error) {
 func (e *Engine) foreignObjects(ctx context.Context, ns string, p *Project) []string {
 	lists, err := e.client.Discovery().ServerPreferredNamespacedResources()
 	if err != nil && len(lists) == 0 {
-		return []string{"(cannot list the namespace: " + err.Error() + ")"}
+		return []string{"(cannot list the namespace: " + reason(err) + ")"}
 	}
 	var gvrs []schema.GroupVersionResource
 	for _, l := range lists {

@@ -37,7 +37,7 @@ func (e *Engine) State(ctx context.Context, id object.ObjMetadata) ObjState {
 	st := ObjState{ID: id, Ref: ref(id)}
 	ri, err := e.resourceFor(id)
 	if err != nil {
-		st.Status, st.Message = status.UnknownStatus.String(), err.Error()
+		st.Status, st.Message = status.UnknownStatus.String(), Sanitize(err.Error())
 		return st
 	}
 	live, err := ri.Get(ctx, id.Name, metav1.GetOptions{})
@@ -46,15 +46,15 @@ func (e *Engine) State(ctx context.Context, id object.ObjMetadata) ObjState {
 		return st
 	}
 	if err != nil {
-		st.Status, st.Message = status.UnknownStatus.String(), err.Error()
+		st.Status, st.Message = status.UnknownStatus.String(), Sanitize(err.Error())
 		return st
 	}
 	res, err := status.Compute(live)
 	if err != nil {
-		st.Status, st.Message = status.UnknownStatus.String(), err.Error()
+		st.Status, st.Message = status.UnknownStatus.String(), Sanitize(err.Error())
 		return st
 	}
-	st.Status, st.Message = res.Status.String(), res.Message
+	st.Status, st.Message = res.Status.String(), Sanitize(res.Message)
 	if res.Status == status.CurrentStatus && id.GroupKind.Kind == "Service" && id.GroupKind.Group == "" {
 		if ok, msg := e.serviceHasEndpoints(ctx, live); !ok {
 			st.Status, st.Message = status.InProgressStatus.String(), msg
@@ -74,7 +74,7 @@ func (e *Engine) serviceHasEndpoints(ctx context.Context, svc *unstructured.Unst
 		LabelSelector: labels.Set{"kubernetes.io/service-name": svc.GetName()}.String(),
 	})
 	if err != nil {
-		return false, err.Error()
+		return false, Sanitize(err.Error())
 	}
 	for _, s := range slices.Items {
 		for _, ep := range s.Endpoints {
@@ -207,15 +207,15 @@ func podReasons(p corev1.Pod) []string {
 	for _, cs := range p.Status.ContainerStatuses {
 		switch {
 		case cs.State.Waiting != nil && cs.State.Waiting.Reason != "":
-			out = append(out, fmt.Sprintf("pod %s, container %s: %s: %s", p.Name, cs.Name, cs.State.Waiting.Reason, cs.State.Waiting.Message))
+			out = append(out, Sanitize(fmt.Sprintf("pod %s, container %s: %s: %s", p.Name, cs.Name, cs.State.Waiting.Reason, cs.State.Waiting.Message)))
 		case cs.State.Terminated != nil:
-			out = append(out, fmt.Sprintf("pod %s, container %s: terminated (%s, exit code %d)", p.Name, cs.Name, cs.State.Terminated.Reason, cs.State.Terminated.ExitCode))
+			out = append(out, Sanitize(fmt.Sprintf("pod %s, container %s: terminated (%s, exit code %d)", p.Name, cs.Name, cs.State.Terminated.Reason, cs.State.Terminated.ExitCode)))
 		}
 	}
 	if len(out) == 0 && p.Status.Phase == corev1.PodPending {
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
-				out = append(out, fmt.Sprintf("pod %s: not scheduled: %s", p.Name, c.Message))
+				out = append(out, Sanitize(fmt.Sprintf("pod %s: not scheduled: %s", p.Name, c.Message)))
 			}
 		}
 	}
@@ -233,7 +233,7 @@ func (e *Engine) events(ctx context.Context, ns, name string) []string {
 	var out []string
 	for _, ev := range evs.Items {
 		if ev.Type == corev1.EventTypeWarning {
-			out = append(out, fmt.Sprintf("event on %s/%s: %s: %s", strings.ToLower(ev.InvolvedObject.Kind), name, ev.Reason, ev.Message))
+			out = append(out, Sanitize(fmt.Sprintf("event on %s/%s: %s: %s", strings.ToLower(ev.InvolvedObject.Kind), name, ev.Reason, ev.Message)))
 		}
 	}
 	if len(out) > 3 {
@@ -248,9 +248,15 @@ func (e *Engine) logTail(ctx context.Context, p corev1.Pod, container string) []
 	if err != nil || len(raw) == 0 {
 		return nil
 	}
+	return logLines(p.Name, container, raw)
+}
+
+// logLines turns a container's log tail into reason lines: each line sanitized (the log is
+// written by the repository's image) and cut.
+func logLines(pod, container string, raw []byte) []string {
 	var out []string
-	for _, l := range strings.Split(strings.TrimRight(string(raw), "\n"), "\n") {
-		out = append(out, fmt.Sprintf("log %s/%s: %s", p.Name, container, l))
+	for _, l := range sanitizeLines(string(raw)) {
+		out = append(out, Sanitize(fmt.Sprintf("log %s/%s: %s", pod, container, l)))
 	}
 	return out
 }
