@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Size caps on what a launch reads from a repository, checked before reading.
@@ -33,14 +34,26 @@ var (
 // .. and symbolic links that leave it are refused), only regular files are read (a FIFO would
 // block, a device never ends), each file is capped, and so is the total of one launch.
 type tree struct {
-	dir      string // the root as an absolute path
-	real     string // the same with symbolic links resolved
-	root     *os.Root
-	maxFile  int64
-	maxTotal int64 // 0: no total cap
+	dir     string // the root as an absolute path
+	real    string // the same with symbolic links resolved
+	root    *os.Root
+	maxFile int64
+	budget  *budget
 
-	mu   sync.Mutex
-	read int64 // bytes read so far
+	// What --allow-remote fetched, seen at virtual paths inside the tree (root-relative,
+	// symbolic links resolved): folders (git checkouts, each its own confined tree) and
+	// files (HTTP resources, kustomizations rewritten to use local copies).
+	mounts  map[string]*tree
+	overlay map[string][]byte
+	label   string   // for a mount: the remote reference it holds
+	cleanup []func() // temporary folders to remove on Close
+}
+
+// budget is what one launch may still read, shared by the project and its fetched remotes.
+type budget struct {
+	mu       sync.Mutex
+	read     int64
+	maxTotal int64 // 0: no total cap
 }
 
 func openTree(dir string, maxFile, maxTotal int64) (*tree, error) {
@@ -59,10 +72,45 @@ func openTree(dir string, maxFile, maxTotal int64) (*tree, error) {
 	if maxFile <= 0 {
 		maxFile = DefaultMaxFileSize
 	}
-	return &tree{dir: abs, real: real, root: root, maxFile: maxFile, maxTotal: maxTotal}, nil
+	return &tree{dir: abs, real: real, root: root, maxFile: maxFile, budget: &budget{maxTotal: maxTotal}}, nil
 }
 
-func (t *tree) Close() error { return t.root.Close() }
+func (t *tree) Close() error {
+	for _, m := range t.mounts {
+		m.Close()
+	}
+	for _, f := range t.cleanup {
+		f()
+	}
+	return t.root.Close()
+}
+
+// route finds the tree holding a resolved root-relative name: the mount it is in, if any, and
+// the name inside that mount.
+func (t *tree) route(res string) (*tree, string) {
+	for key, m := range t.mounts {
+		if res == key {
+			return m.route(".")
+		}
+		if strings.HasPrefix(res, key+"/") {
+			return m.route(strings.TrimPrefix(res, key+"/"))
+		}
+	}
+	return t, res
+}
+
+// virtual is a fetched file's FileInfo.
+type virtual struct {
+	name string
+	size int64
+}
+
+func (v virtual) Name() string       { return v.name }
+func (v virtual) Size() int64        { return v.size }
+func (v virtual) Mode() fs.FileMode  { return 0o444 }
+func (v virtual) ModTime() time.Time { return time.Time{} }
+func (v virtual) IsDir() bool        { return false }
+func (v virtual) Sys() any           { return nil }
 
 // rel turns a path (absolute, or relative to the working directory) into a slash-separated path
 // relative to the root; a path outside the root is refused.
@@ -102,6 +150,17 @@ func (t *tree) resolve(name string) (string, error) {
 			continue
 		}
 		cur := path.Join(append(done, part)...)
+		if m, ok := t.mounts[cur]; ok {
+			sub, err := m.resolve(path.Join(append([]string{"."}, todo...)...))
+			if err != nil {
+				return "", fmt.Errorf("%s: %w", m.label, err)
+			}
+			return path.Join(cur, sub), nil
+		}
+		if _, ok := t.overlay[cur]; ok {
+			done = append(done, part)
+			continue
+		}
 		st, err := t.root.Lstat(filepath.FromSlash(cur))
 		if err != nil {
 			return "", err
@@ -146,7 +205,11 @@ func (t *tree) stat(name string) (string, fs.FileInfo, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	st, err := t.root.Stat(filepath.FromSlash(res))
+	m, sub := t.route(res)
+	if b, ok := m.overlay[sub]; ok {
+		return res, virtual{path.Base(sub), int64(len(b))}, nil
+	}
+	st, err := m.root.Stat(filepath.FromSlash(sub))
 	return res, st, err
 }
 
@@ -170,6 +233,16 @@ func (t *tree) readFileMax(name string, max int64) ([]byte, error) {
 	res, err := t.resolve(name)
 	if err != nil {
 		return nil, fmt.Errorf("read %q: %w", name, err)
+	}
+	if m, sub := t.route(res); m != t {
+		b, err := m.readFileMax(sub, max)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.label, err)
+		}
+		return b, nil
+	}
+	if b, ok := t.overlay[res]; ok {
+		return b, t.charge(name, int64(len(b)))
 	}
 	// O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
 	f, err := t.root.OpenFile(filepath.FromSlash(res), os.O_RDONLY|openNonblock, 0)
@@ -207,11 +280,12 @@ func (t *tree) readFileMax(name string, max int64) ([]byte, error) {
 
 // charge counts n bytes of name against the launch's total cap.
 func (t *tree) charge(name string, n int64) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.read += n
-	if t.maxTotal > 0 && t.read > t.maxTotal {
-		return fmt.Errorf("read %q: the files read so far are larger than %s, the limit per launch: %w", name, size(t.maxTotal), ErrTooLarge)
+	b := t.budget
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.read += n
+	if b.maxTotal > 0 && b.read > b.maxTotal {
+		return fmt.Errorf("read %q: the files read so far are larger than %s, the limit per launch: %w", name, size(b.maxTotal), ErrTooLarge)
 	}
 	return nil
 }
@@ -222,7 +296,8 @@ func (t *tree) readDir(name string) ([]fs.DirEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fs.ReadDir(t.root.FS(), res)
+	m, sub := t.route(res)
+	return fs.ReadDir(m.root.FS(), sub)
 }
 
 // walk walks a folder (root-relative) without following symbolic links; fn receives
@@ -232,7 +307,17 @@ func (t *tree) walk(name string, fn fs.WalkDirFunc) error {
 	if err != nil {
 		return err
 	}
-	return fs.WalkDir(t.root.FS(), res, fn)
+	m, sub := t.route(res)
+	if m == t {
+		return fs.WalkDir(t.root.FS(), res, fn)
+	}
+	return fs.WalkDir(m.root.FS(), sub, func(p string, d fs.DirEntry, err error) error {
+		rel := strings.TrimPrefix(strings.TrimPrefix(p, sub), "/")
+		if sub == "." && p != "." {
+			rel = p
+		}
+		return fn(path.Join(res, rel), d, err)
+	})
 }
 
 func fileType(m fs.FileMode) string {
@@ -255,6 +340,8 @@ func size(n int64) string {
 		return fmt.Sprintf("%d MiB", n>>20)
 	case n >= 1<<20:
 		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
 }

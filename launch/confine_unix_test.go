@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/NationTech/harmony-agent/internal/hint"
 	"github.com/NationTech/harmony-agent/launch"
@@ -154,5 +156,109 @@ func TestRemoteKustomizationsAreRefused(t *testing.T) {
 	}
 	if runs, err := os.ReadFile(record); err == nil {
 		t.Errorf("git was run:\n%s", runs)
+	}
+}
+
+// gitRepo makes a repository with a kustomize base in deploy/, committed on branch main.
+func gitRepo(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "repo.git")
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."},
+		{"-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "base"}} {
+		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	return dir
+}
+
+func TestAllowRemote(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Fatalf("these tests need git: %v", err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/cm.yaml":
+			fmt.Fprint(w, cmDoc("from-http"))
+		case "/endless.yaml":
+			for ctx := r.Context(); ctx.Err() == nil; {
+				if _, err := w.Write(make([]byte, 64<<10)); err != nil {
+					return
+				}
+			}
+		case "/hang.yaml":
+			<-r.Context().Done()
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	repo := gitRepo(t, map[string]string{
+		"deploy/kustomization.yaml": "resources: [cm.yaml]\n",
+		"deploy/cm.yaml":            cmDoc("from-git"),
+		"comp/kustomization.yaml":   "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nlabels:\n- pairs: {via: component}\n",
+		"big/kustomization.yaml":    "resources: [cm.yaml]\n",
+		"big/cm.yaml":               cmDoc("big") + "data:\n  blob: " + strings.Repeat("x", 256<<10) + "\n",
+	})
+	gitBase := "file://" + repo + "//deploy?ref=main"
+	tests := []struct {
+		name      string
+		kust      string
+		o         launch.RenderOptions
+		wantNames string
+		wantErr   string
+	}{
+		{"an http resource, a git base and a git component",
+			fmt.Sprintf("resources:\n- cm.yaml\n- %s/cm.yaml\n- %s\ncomponents:\n- file://%s//comp\n", srv.URL, gitBase, repo),
+			launch.RenderOptions{}, "local,from-http,from-git", ""},
+		{"endless http body", fmt.Sprintf("resources:\n- %s/endless.yaml\n", srv.URL),
+			launch.RenderOptions{MaxRemoteSize: 1 << 20}, "", "larger than"},
+		{"http server that never answers", fmt.Sprintf("resources:\n- %s/hang.yaml\n", srv.URL),
+			launch.RenderOptions{RemoteTimeout: time.Second}, "", "not fetched within 1s"},
+		{"git checkout over the size cap", fmt.Sprintf("resources:\n- file://%s//big?ref=main\n", repo),
+			launch.RenderOptions{MaxRemoteSize: 64 << 10}, "", "larger than 64 KiB"},
+		{"remote patch stays refused", fmt.Sprintf("resources: [cm.yaml]\npatches:\n- path: %s/cm.yaml\n", srv.URL),
+			launch.RenderOptions{}, "", "fetches only resources, bases and components"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			root := tree(t, map[string]string{"kustomization.yaml": tt.kust, "cm.yaml": cmDoc("local")})
+			tt.o.AllowRemote = true
+			objs, err := discoverAndRender(t, root, tt.o)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, o := range objs {
+				names = append(names, o.GetName())
+				if o.GetLabels()["via"] != "component" {
+					t.Errorf("%s lacks the remote component's label: %v", o.GetName(), o.GetLabels())
+				}
+			}
+			if strings.Join(names, ",") != tt.wantNames {
+				t.Fatalf("rendered %v, want %s", names, tt.wantNames)
+			}
+			if b, err := os.ReadFile(filepath.Join(root, "kustomization.yaml")); err != nil || string(b) != tt.kust {
+				t.Fatalf("the repository's kustomization changed: %q", b)
+			}
+		})
 	}
 }

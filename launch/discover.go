@@ -69,8 +69,12 @@ func (t *tree) kustomizationFile(dir string) string {
 	if err != nil {
 		return ""
 	}
+	m, sub := t.route(res)
 	for _, n := range kustomizationNames {
-		if st, err := t.root.Lstat(filepath.FromSlash(path.Join(res, n))); err == nil && !st.IsDir() {
+		if _, ok := m.overlay[path.Join(sub, n)]; ok {
+			return path.Join(dir, n)
+		}
+		if st, err := m.root.Lstat(filepath.FromSlash(path.Join(sub, n))); err == nil && !st.IsDir() {
 			return path.Join(dir, n)
 		}
 	}

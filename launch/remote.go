@@ -20,9 +20,10 @@ var ErrRemote = errors.New("kustomization refers to remote resources")
 
 // remoteRef is one reference to something remote, and the kustomization file that makes it.
 type remoteRef struct {
-	file string // root-relative path of the kustomization file
-	ref  string
-	git  bool // a repository kustomize would clone (else an HTTP GET)
+	file  string // root-relative path of the kustomization file
+	field string // the kustomization field naming it
+	ref   string
+	git   bool // a repository kustomize would clone (else only an HTTP GET)
 }
 
 func (r remoteRef) String() string { return r.file + ": " + r.ref }
@@ -81,45 +82,49 @@ func (t *tree) remoteRefs(dir string) ([]remoteRef, error) {
 		}
 		k.FixKustomization()
 		var local []string
-		check := func(refs ...string) {
+		check := func(field string, refs ...string) {
 			for _, r := range refs {
 				if remote, git := isRemote(r); remote {
-					out = append(out, remoteRef{file: file, ref: r, git: git})
+					out = append(out, remoteRef{file: file, field: field, ref: r, git: git})
 				} else if r != "" && !strings.Contains(r, "\n") {
 					local = append(local, r)
 				}
 			}
 		}
-		check(k.Resources...)
-		check(k.Components...)
-		check(k.Crds...)
-		check(k.Configurations...)
-		for _, list := range [][]string{k.Generators, k.Transformers, k.Validators} {
-			for _, g := range list {
+		check("resources", k.Resources...) // bases too: FixKustomization moved them here
+		check("components", k.Components...)
+		check("crds", k.Crds...)
+		check("configurations", k.Configurations...)
+		for _, f := range []struct {
+			field string
+			list  []string
+		}{{"generators", k.Generators}, {"transformers", k.Transformers}, {"validators", k.Validators}} {
+			field := f.field
+			for _, g := range f.list {
 				if strings.Contains(g, "\n") {
-					out = append(out, inlineRemoteRefs(file, g)...)
+					out = append(out, inlineRemoteRefs(file, field, g)...)
 				} else {
-					check(g)
+					check(field, g)
 				}
 			}
 		}
 		for _, p := range append(k.Patches, k.PatchesJson6902...) {
-			check(p.Path)
+			check("patches", p.Path)
 		}
 		for _, p := range k.PatchesStrategicMerge {
-			check(string(p))
+			check("patchesStrategicMerge", string(p))
 		}
 		for _, r := range k.Replacements {
-			check(r.Path)
+			check("replacements", r.Path)
 		}
-		check(k.OpenAPI["path"])
+		check("openapi", k.OpenAPI["path"])
 		for _, g := range k.ConfigMapGenerator {
-			check(fileSources(g.FileSources)...)
-			check(g.EnvSources...)
+			check("configMapGenerator", fileSources(g.FileSources)...)
+			check("configMapGenerator", g.EnvSources...)
 		}
 		for _, g := range k.SecretGenerator {
-			check(fileSources(g.FileSources)...)
-			check(g.EnvSources...)
+			check("secretGenerator", fileSources(g.FileSources)...)
+			check("secretGenerator", g.EnvSources...)
 		}
 		for _, l := range local {
 			sub := path.Clean(path.Join(dir, l))
@@ -151,7 +156,7 @@ func fileSources(srcs []string) []string {
 
 // inlineRemoteRefs lists the remote references in an inline generator or transformer
 // configuration: any string in it kustomize could fetch.
-func inlineRemoteRefs(file, config string) []remoteRef {
+func inlineRemoteRefs(file, field, config string) []remoteRef {
 	var v any
 	if err := yaml.Unmarshal([]byte(config), &v); err != nil {
 		return nil
@@ -170,7 +175,7 @@ func inlineRemoteRefs(file, config string) []remoteRef {
 			}
 		case string:
 			if remote, git := isRemote(v); remote {
-				out = append(out, remoteRef{file: file, ref: v, git: git})
+				out = append(out, remoteRef{file: file, field: field, ref: v, git: git})
 			}
 		}
 	}

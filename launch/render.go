@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -29,8 +30,13 @@ type RenderOptions struct {
 	MaxFileSize int64
 	// MaxTotalSize caps everything read (default DefaultMaxTotalSize).
 	MaxTotalSize int64
-	// AllowRemote lets kustomizations use URL and git resources, bases and components.
+	// AllowRemote lets kustomizations use URL and git resources, bases and components:
+	// harmony fetches them (see fetchRemotes) within RemoteTimeout and MaxRemoteSize.
 	AllowRemote bool
+	// RemoteTimeout bounds fetching them all (default DefaultRemoteTimeout).
+	RemoteTimeout time.Duration
+	// MaxRemoteSize caps each one (default DefaultMaxRemoteSize).
+	MaxRemoteSize int64
 }
 
 // Render reads every object of src: kustomizations are built with kustomize (krusty), files are
@@ -49,6 +55,7 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 	}
 	defer t.Close()
 	var remote []remoteRef
+	var kdirs []string
 	for _, dir := range src.Kustomizations {
 		name, err := t.rel(dir)
 		if err != nil {
@@ -59,9 +66,15 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 			return nil, fmt.Errorf("kustomize build %s: %w", rel(src.Root, dir), err)
 		}
 		remote = append(remote, refs...)
+		kdirs = append(kdirs, name)
 	}
-	if len(remote) > 0 && !o.AllowRemote {
-		return nil, remoteError(remote)
+	if len(remote) > 0 {
+		if !o.AllowRemote {
+			return nil, remoteError(remote)
+		}
+		if err := t.fetchRemotes(ctx, kdirs, o); err != nil {
+			return nil, err
+		}
 	}
 	var objs []Object
 	for _, dir := range src.Kustomizations {

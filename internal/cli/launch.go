@@ -95,11 +95,12 @@ func (c *clusterOptions) cluster(ctx context.Context, g *globalOptions, mayBoots
 
 type launchOptions struct {
 	clusterOptions
-	Files   []string
-	DryRun  bool
-	Adopt   bool
-	NoWait  bool
-	Timeout time.Duration
+	Files       []string
+	DryRun      bool
+	Adopt       bool
+	NoWait      bool
+	Timeout     time.Duration
+	AllowRemote bool
 }
 
 func newLaunchCmd(g *globalOptions) *cobra.Command {
@@ -135,6 +136,7 @@ written; --adopt takes over those nobody owns (never another project's or a Helm
 	f.BoolVar(&opts.Adopt, "adopt", false, "take over existing objects nobody owns (no inventory, no Helm release, no controller)")
 	f.BoolVar(&opts.NoWait, "no-wait", false, "do not wait for readiness")
 	f.DurationVar(&opts.Timeout, "timeout", launch.DefaultTimeout, "how long to wait for readiness (default: harmony.yaml's timeout, else 5m)")
+	f.BoolVar(&opts.AllowRemote, "allow-remote", false, "let kustomizations use URL and git resources, bases and components (fetched with a time and size limit)")
 	return cmd
 }
 
@@ -154,7 +156,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if err != nil {
 		return err
 	}
-	objs, err := launch.Render(ctx, src, launch.RenderOptions{})
+	objs, err := launch.Render(ctx, src, launch.RenderOptions{AllowRemote: opts.AllowRemote})
 	if err != nil {
 		return hint.With(err, "nothing was applied: fix the manifest and launch again")
 	}
