@@ -18,7 +18,9 @@ import (
 
 type entry struct {
 	name, body, link string
-	dir              bool
+	// hard names the earlier entry a hard link points to (tar only).
+	hard string
+	dir  bool
 }
 
 func writeTar(t *testing.T, path string, entries []entry) {
@@ -32,6 +34,8 @@ func writeTar(t *testing.T, path string, entries []entry) {
 			hdr.Typeflag, hdr.Size = tar.TypeDir, 0
 		case e.link != "":
 			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeSymlink, e.link, 0
+		case e.hard != "":
+			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, e.hard, 0
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			t.Fatal(err)
@@ -134,6 +138,58 @@ func TestExtract(t *testing.T) {
 						t.Fatal("an entry escaped the target")
 					}
 				})
+			}
+		})
+	}
+}
+
+// TestExtractSlipThroughLinkChains is the "slip" threat with links: each link's text looks
+// harmless ("." and "s/.."), but resolved one after the other they lead out of the destination.
+// A hard link through such a chain would link a file outside (here a stand-in for /etc/shadow)
+// into the tree, and a symlink would leave a door out for whoever reads the tree later.
+func TestExtractSlipThroughLinkChains(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		entries []entry
+		zip     bool
+	}{
+		"symlink chain out (tar)":            {entries: []entry{{name: "s", link: "."}, {name: "t", link: "s/.."}}},
+		"symlink chain out (zip)":            {entries: []entry{{name: "s", link: "."}, {name: "t", link: "s/.."}}, zip: true},
+		"chain built in reverse order (tar)": {entries: []entry{{name: "t", link: "s/.."}, {name: "s", link: "."}}},
+		"chain built in reverse order (zip)": {entries: []entry{{name: "t", link: "s/.."}, {name: "s", link: "."}}, zip: true},
+		"deeper chain (tar)":                 {entries: []entry{{name: "a", dir: true}, {name: "a/s", link: ".."}, {name: "t", link: "a/s/.."}}},
+		"hard link through the chain":        {entries: []entry{{name: "s", link: "."}, {name: "t", link: "s/.."}, {name: "h", hard: "t/victim"}}},
+		"hard link to a symlink's target":    {entries: []entry{{name: "s", link: "."}, {name: "t", link: "s/.."}, {name: "h", hard: "t"}}},
+		"dangling link (zip)":                {entries: []entry{{name: "d", link: "nowhere/.."}}, zip: true},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			outside := t.TempDir()
+			victim := filepath.Join(outside, "victim")
+			if err := os.WriteFile(victim, []byte("secret outside the destination"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ext, write := ".tar.gz", writeTar
+			if tt.zip {
+				ext, write = ".zip", writeZip
+			}
+			archive := filepath.Join(t.TempDir(), "bad"+ext)
+			write(t, archive, tt.entries)
+			// The destination sits right in the directory holding the victim, so "s/.." from
+			// the temporary extraction directory is that directory.
+			dest := filepath.Join(outside, "out")
+			err := installer.Extract(archive, dest)
+			var st syscallStat
+			if !errors.Is(err, installer.ErrUnsafeArchive) {
+				t.Fatalf("error %v, want ErrUnsafeArchive", err)
+			}
+			left, _ := os.ReadDir(outside)
+			if len(left) != 1 || left[0].Name() != "victim" {
+				t.Fatalf("a refused archive left %v behind", left)
+			}
+			if links := st.nlink(t, victim); links != 1 {
+				t.Fatalf("the outside file has %d links: it was linked into the archive", links)
 			}
 		})
 	}
