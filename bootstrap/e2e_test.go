@@ -335,6 +335,78 @@ func TestBootstrapFailuresLeaveNothingRunning(t *testing.T) {
 	}
 }
 
+// tree lists every path under dir with its mode, to compare before and after.
+func tree(t *testing.T, dir string) map[string]os.FileMode {
+	t.Helper()
+	out := map[string]os.FileMode{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out[p] = info.Mode()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Privilege confusion: harmony runs as root (as after sudo) with the invoking user's
+// HARMONY_HOME in its environment. The user planted in their cache a file under the pinned
+// digest and a link in place of the partial download. Root uses neither: it downloads into its
+// own cache under HARMONY_ROOT, installs the verified bytes, and creates nothing in the user's
+// data directory (no state, no lock, no root-owned directory).
+func TestBootstrapPrivilegeConfusionRootIgnoresTheUsersHome(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("this test needs root, and CI runs as root")
+		}
+		t.Skip("needs root: only root ignores HARMONY_HOME")
+	}
+	t.Parallel()
+	m := newMachine(t)
+	userHome := filepath.Join(m.home, "harmony")
+	digest := releasetest.Digest(standin)
+	cache := filepath.Join(userHome, "cache", "sha256")
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cache, digest), []byte("#!/bin/sh\necho planted by the user\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(m.home, "victim")
+	if err := os.WriteFile(victim, []byte("a root-owned file the user wants overwritten"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, filepath.Join(cache, digest+".partial")); err != nil {
+		t.Fatal(err)
+	}
+	before := tree(t, userHome)
+
+	m.mustHarmony("bootstrap")
+	if b, err := os.ReadFile(m.path("/var/lib/harmony/k3s/" + k3sTag + "/k3s")); err != nil || !bytes.Equal(b, standin) {
+		t.Fatalf("root installed something other than the verified k3s (%v)", err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "a root-owned file the user wants overwritten" {
+		t.Fatal("root wrote through the planted link")
+	}
+	after := tree(t, userHome)
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("root changed the user's data directory:\nbefore %v\nafter  %v", before, after)
+	}
+	if b, err := os.ReadFile(m.path("/var/lib/harmony/cache/sha256/" + digest)); err != nil || !bytes.Equal(b, standin) {
+		t.Fatalf("root's own cache lacks the verified k3s: %v", err)
+	}
+	if _, err := os.Stat(m.path("/var/lib/harmony/state.json")); err != nil {
+		t.Fatalf("root's state is not in its own data directory: %v", err)
+	}
+}
+
 // BenchmarkIdempotentBootstrap measures `harmony bootstrap` on a healthy runtime, process start
 // included (the goal is under 0.2 s, with no network).
 func BenchmarkIdempotentBootstrap(b *testing.B) {

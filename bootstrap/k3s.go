@@ -211,7 +211,7 @@ func (k *K3s) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 			fmt.Fprintf(k.Out, "k3s %s: sha256 %s matches the pinned digest\n", v, bin.SHA256)
 			return nil
 		}},
-		{Name: "install", Run: func(context.Context) error { return k.place(v, cached) }, Undo: func(context.Context) error { return k.unplace(v) }},
+		{Name: "install", Run: func(context.Context) error { return k.place(v, cached, bin.SHA256) }, Undo: func(context.Context) error { return k.unplace(v) }},
 	}
 	if opts.Airgap {
 		steps = append(steps, Step{Name: "air-gap images", Run: func(ctx context.Context) error {
@@ -219,7 +219,7 @@ func (k *K3s) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 			if err != nil {
 				return err
 			}
-			return installer.InstallFile(res.Path, filepath.Join(k.Paths.AirgapDir(), filepath.Base(images.URL)), 0o644)
+			return installer.InstallVerified(res.Path, images.SHA256, filepath.Join(k.Paths.AirgapDir(), filepath.Base(images.URL)), 0o644)
 		}})
 	}
 	steps = append(steps, Step{Name: "service", Run: k.supervisor().Install, Undo: k.supervisor().Remove})
@@ -301,10 +301,11 @@ func (k *K3s) run(ctx context.Context, version string, steps []Step, opts Instal
 	return Result{Version: version, Kubeconfig: target}, nil
 }
 
-// place installs the verified binary in the versioned layout and switches the links to it.
-func (k *K3s) place(version, cached string) error {
+// place installs the verified binary in the versioned layout and switches the links to it. The
+// bytes are hashed again as they are copied out of the cache.
+func (k *K3s) place(version, cached, sha256 string) error {
 	dir := k.Paths.VersionDir(version)
-	if err := installer.InstallFile(cached, filepath.Join(dir, "k3s"), 0o755); err != nil {
+	if err := installer.InstallVerified(cached, sha256, filepath.Join(dir, "k3s"), 0o755); err != nil {
 		return err
 	}
 	if err := writeFile(k.Paths.Marker(), "k3s under this directory was installed by harmony\n", 0o644); err != nil {

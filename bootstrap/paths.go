@@ -3,11 +3,13 @@ package bootstrap
 import (
 	"os"
 	"path/filepath"
+
+	"github.com/NationTech/harmony-agent/installer"
 )
 
 // RootEnv names the variable that prefixes every system path (like DESTDIR), so packaging and
 // tests can run the whole flow without touching the real system.
-const RootEnv = "HARMONY_ROOT"
+const RootEnv = installer.RootEnv
 
 // Paths are the system locations of the k3s runtime. Each field is the real path under Root;
 // the System* methods give the path as the running system sees it (for unit files).

@@ -1,6 +1,7 @@
 package installer
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,6 +31,11 @@ type Artifact struct {
 	URL string
 	// SHA256 is the pinned, trusted digest (lowercase hex).
 	SHA256 string
+	// MaxSize is the most bytes harmony accepts for the artifact: its pinned size, or the bound
+	// pinned in its place. A larger Content-Length is refused before the body is read, a body
+	// that goes on is cut off there and its partial file deleted. Required: every download is
+	// bounded.
+	MaxSize int64
 }
 
 // Result tells where a fetched artifact is and how it got there.
@@ -41,8 +48,15 @@ type Result struct {
 	Transferred int64
 }
 
-// ErrHTTPStatus marks a download refused by the server with a non-retryable status.
-var ErrHTTPStatus = errors.New("unexpected HTTP status")
+var (
+	// ErrHTTPStatus marks a download refused by the server with a non-retryable status.
+	ErrHTTPStatus = errors.New("unexpected HTTP status")
+	// ErrTooLarge means the server sent, or announced, more bytes than the artifact's pinned size.
+	ErrTooLarge = errors.New("larger than its pinned size")
+	// ErrInsecureTransport refuses a plain-http address other than a loopback one, and any
+	// redirect from https to http.
+	ErrInsecureTransport = errors.New("insecure transport")
+)
 
 // Fetcher downloads artifacts into a content-addressed cache. The zero value is not usable:
 // set Cache (see NewFetcher).
@@ -87,12 +101,65 @@ func NewHTTPClient() *http.Client {
 	}}
 }
 
+// client returns the HTTP client with harmony's redirect rule added to whatever the caller set:
+// every hop must pass CheckURL, and none may go from https down to http.
 func (f *Fetcher) client() *http.Client {
-	if f.Client != nil {
-		return f.Client
+	c := f.Client
+	if c == nil {
+		c = NewHTTPClient()
 	}
-	return NewHTTPClient()
+	cc := *c
+	next := c.CheckRedirect
+	cc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) > 0 && via[len(via)-1].URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return fmt.Errorf("redirect from %q to %q: https must not lead to plain http: %w", redact(via[len(via)-1].URL), redact(req.URL), ErrInsecureTransport)
+		}
+		if err := checkURL(req.URL); err != nil {
+			return fmt.Errorf("redirect: %w", err)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &cc
 }
+
+// CheckURL accepts an https address, and a plain-http one only when its host is a loopback
+// address (a test server on this machine); anything else is ErrInsecureTransport.
+func CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("address %q: %w", raw, err)
+	}
+	return checkURL(u)
+}
+
+func checkURL(u *url.URL) error {
+	switch {
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+		return nil
+	case u.Scheme == "http":
+		return fmt.Errorf("plain-http address %q: harmony downloads over https only (plain http only from this machine's loopback address): %w", redact(u), ErrInsecureTransport)
+	}
+	return fmt.Errorf("address %q: want an https URL: %w", redact(u), ErrInsecureTransport)
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// redact drops any user:password from an address before it goes into a message.
+func redact(u *url.URL) string { return u.Redacted() }
 
 // transientError is a failure worth retrying.
 type transientError struct{ err error }
@@ -111,8 +178,14 @@ func (f *Fetcher) Fetch(ctx context.Context, a Artifact) (Result, error) {
 	if !ValidDigest(want) {
 		return Result{}, fmt.Errorf("fetch %s: pinned digest %q is not a SHA-256 hex digest", a.Name, a.SHA256)
 	}
+	if a.MaxSize <= 0 {
+		return Result{}, fmt.Errorf("fetch %s: no pinned size: every download must be bounded", a.Name)
+	}
+	if err := CheckURL(a.URL); err != nil {
+		return Result{}, f.explain(a, fmt.Errorf("fetch %s: %w", a.Name, err))
+	}
 	final := filepath.Join(f.Cache, want)
-	if fileExists(final) {
+	if cachedOK(final, want, a.MaxSize) {
 		return Result{Path: final, Cached: true}, nil
 	}
 	if err := os.MkdirAll(f.Cache, 0o755); err != nil {
@@ -123,8 +196,12 @@ func (f *Fetcher) Fetch(ctx context.Context, a Artifact) (Result, error) {
 		return Result{}, err
 	}
 	defer unlock()
-	if fileExists(final) { // another fetch finished while we waited for the lock
+	if cachedOK(final, want, a.MaxSize) { // another fetch finished while we waited for the lock
 		return Result{Path: final, Cached: true}, nil
+	}
+	// Whatever else sits under the digest (altered bytes, a link) is not ours: download anew.
+	if err := os.Remove(final); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Result{}, fmt.Errorf("fetch %s: remove the unverified cache entry %q: %w", a.Name, final, err)
 	}
 
 	var res Result
@@ -155,9 +232,20 @@ func (f *Fetcher) Fetch(ctx context.Context, a Artifact) (Result, error) {
 	}
 }
 
+// cachedOK hashes the cache entry again: only a regular file (never a link, which is not
+// followed) of at most max bytes whose bytes hash to want counts as a hit.
+func cachedOK(path, want string, max int64) bool {
+	got, err := hashFile(path, max)
+	return err == nil && got == want
+}
+
 func (f *Fetcher) explain(a Artifact, err error) error {
 	mirror := fmt.Sprintf("HARMONY_MIRROR (now %q)", Mirror())
 	switch {
+	case errors.Is(err, ErrInsecureTransport):
+		return hint.With(err, "set HARMONY_MIRROR to an https address, for example HARMONY_MIRROR=https://artifacts.example.com/github (plain http is accepted only for 127.0.0.1, ::1 or localhost)")
+	case errors.Is(err, ErrTooLarge):
+		return hint.With(err, "the server sends more than the file harmony pinned: check "+mirror+"; if it persists the mirror serves altered files: report it")
 	case errors.Is(err, ErrChecksumMismatch):
 		return hint.With(err, "check "+mirror+" or retry; if it persists the mirror serves altered files: report it")
 	case errors.Is(err, ErrHTTPStatus):
@@ -181,15 +269,28 @@ type partialMeta struct {
 // download makes one attempt. It returns the body bytes received and whether it resumed.
 func (f *Fetcher) download(ctx context.Context, a Artifact, want, final string) (int64, bool, error) {
 	partial, metaPath := final+".partial", final+".partial.json"
-	file, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o644)
+	for _, p := range []string{partial, metaPath} {
+		if err := removeIfNotRegular(p); err != nil {
+			return 0, false, fmt.Errorf("download %s: %w", a.Name, err)
+		}
+	}
+	file, err := openNoFollow(partial, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return 0, false, fmt.Errorf("download %s: %w", a.Name, err)
 	}
 	defer file.Close()
+	// tooLarge ends a download that went beyond the pinned size: nothing of it is kept.
+	tooLarge := func(n int64, format string, args ...any) (int64, bool, error) {
+		file.Close()
+		_ = os.Remove(partial)
+		_ = os.Remove(metaPath)
+		return n, false, fmt.Errorf("download %s: %s, more than the pinned %d bytes: %w; stopped, and the partial file was deleted",
+			a.Name, fmt.Sprintf(format, args...), a.MaxSize, ErrTooLarge)
+	}
 
 	h := sha256.New()
 	meta := readMeta(metaPath)
-	have, err := f.prefix(file, h, meta, a.URL)
+	have, err := f.prefix(file, h, meta, a.URL, a.MaxSize)
 	if err != nil {
 		return 0, false, fmt.Errorf("download %s: resume: %w", a.Name, err)
 	}
@@ -209,7 +310,11 @@ func (f *Fetcher) download(ctx context.Context, a Artifact, want, final string) 
 	}
 	resp, err := f.client().Do(req)
 	if err != nil {
-		return 0, false, transient(fmt.Errorf("download %s from %q: %w", a.Name, a.URL, err))
+		err = fmt.Errorf("download %s from %q: %w", a.Name, a.URL, err)
+		if errors.Is(err, ErrInsecureTransport) {
+			return 0, false, err
+		}
+		return 0, false, transient(err)
 	}
 	defer resp.Body.Close()
 
@@ -223,6 +328,9 @@ func (f *Fetcher) download(ctx context.Context, a Artifact, want, final string) 
 			}
 			_ = os.Remove(metaPath)
 			return 0, false, transient(fmt.Errorf("download %s: server answered an unexpected range %q; starting over", a.Name, resp.Header.Get("Content-Range")))
+		}
+		if total > a.MaxSize {
+			return tooLarge(0, "the server announces %d bytes", total)
 		}
 		resumed = true
 	case resp.StatusCode == http.StatusOK:
@@ -251,6 +359,9 @@ func (f *Fetcher) download(ctx context.Context, a Artifact, want, final string) 
 	total := int64(-1)
 	if resp.ContentLength >= 0 {
 		total = have + resp.ContentLength
+		if total > a.MaxSize {
+			return tooLarge(0, "the server announces %d bytes", total)
+		}
 	}
 	var sink io.Writer = io.Discard
 	if f.Progress != nil {
@@ -258,8 +369,12 @@ func (f *Fetcher) download(ctx context.Context, a Artifact, want, final string) 
 		defer bar.Finish()
 		sink = bar
 	}
-	body := newStallReader(resp.Body, f.StallTimeout, cancel)
+	// One byte past the pinned size is enough to know the file is not the pinned one.
+	body := io.LimitReader(newStallReader(resp.Body, f.StallTimeout, cancel), a.MaxSize-have+1)
 	n, err := io.Copy(io.MultiWriter(file, h, sink), body)
+	if have+n > a.MaxSize {
+		return tooLarge(n, "the server sent more than %d bytes", a.MaxSize)
+	}
 	if err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
 			err = cause
@@ -292,13 +407,13 @@ func (f *Fetcher) download(ctx context.Context, a Artifact, want, final string) 
 
 // prefix hashes the bytes a previous attempt left in file and positions it at their end. It
 // empties the file when they cannot be trusted to belong to url.
-func (f *Fetcher) prefix(file *os.File, h hash.Hash, meta partialMeta, url string) (int64, error) {
+func (f *Fetcher) prefix(file *os.File, h hash.Hash, meta partialMeta, url string, max int64) (int64, error) {
 	st, err := file.Stat()
 	if err != nil {
 		return 0, err
 	}
 	have := st.Size()
-	if have > 0 && (meta.URL != url || validator(meta) == "" || (meta.Total > 0 && have >= meta.Total)) {
+	if have > 0 && (meta.URL != url || validator(meta) == "" || (meta.Total > 0 && have >= meta.Total) || have >= max) {
 		return 0, restart(file, h)
 	}
 	if have == 0 {
@@ -331,18 +446,25 @@ func validator(m partialMeta) string {
 
 func readMeta(path string) partialMeta {
 	var m partialMeta
-	if b, err := os.ReadFile(path); err == nil {
+	f, err := openNoFollow(path, os.O_RDONLY, 0)
+	if err != nil {
+		return m
+	}
+	defer f.Close()
+	if b, err := io.ReadAll(io.LimitReader(f, 64<<10)); err == nil {
 		_ = json.Unmarshal(b, &m)
 	}
 	return m
 }
 
+// writeMeta replaces the metadata file by rename, so a link planted in its place is replaced,
+// never written through.
 func writeMeta(path string, m partialMeta) error {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, b, 0o644)
+	return WriteFileAtomic(path, bytes.NewReader(b), 0o644)
 }
 
 // parseContentRange parses "bytes START-END/TOTAL" (TOTAL may be "*", returned as -1).
@@ -422,6 +544,9 @@ func (f *Fetcher) Get(ctx context.Context, url string, max int64) ([]byte, error
 }
 
 func (f *Fetcher) get(ctx context.Context, url string, max int64) ([]byte, error) {
+	if err := CheckURL(url); err != nil {
+		return nil, fmt.Errorf("get: %w", err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("get %q: %w", url, err)
@@ -429,7 +554,11 @@ func (f *Fetcher) get(ctx context.Context, url string, max int64) ([]byte, error
 	req.Header.Set("User-Agent", "harmony")
 	resp, err := f.client().Do(req)
 	if err != nil {
-		return nil, transient(fmt.Errorf("get %q: %w", url, err))
+		err = fmt.Errorf("get %q: %w", url, err)
+		if errors.Is(err, ErrInsecureTransport) {
+			return nil, err
+		}
+		return nil, transient(err)
 	}
 	defer resp.Body.Close()
 	switch {
@@ -444,15 +573,10 @@ func (f *Fetcher) get(ctx context.Context, url string, max int64) ([]byte, error
 		return nil, transient(fmt.Errorf("get %q: %w", url, err))
 	}
 	if int64(len(b)) > max {
-		return nil, fmt.Errorf("get %q: larger than %d bytes", url, max)
+		return nil, fmt.Errorf("get %q: more than %d bytes: %w", url, max, ErrTooLarge)
 	}
 	if resp.ContentLength >= 0 && int64(len(b)) != resp.ContentLength {
 		return nil, transient(fmt.Errorf("get %q: truncated: got %d of %d bytes", url, len(b), resp.ContentLength))
 	}
 	return b, nil
-}
-
-func fileExists(path string) bool {
-	st, err := os.Stat(path)
-	return err == nil && st.Mode().IsRegular()
 }

@@ -39,9 +39,10 @@ func newFetcher(t testing.TB) *installer.Fetcher {
 
 func artifact(srv *releasetest.Server, asset string, data []byte) installer.Artifact {
 	return installer.Artifact{
-		Name:   "k3s " + tag + " (linux/amd64)",
-		URL:    srv.URL + "/" + releasetest.Path(repo, tag, asset),
-		SHA256: releasetest.Digest(data),
+		Name:    "k3s " + tag + " (linux/amd64)",
+		URL:     srv.URL + "/" + releasetest.Path(repo, tag, asset),
+		SHA256:  releasetest.Digest(data),
+		MaxSize: int64(len(data)),
 	}
 }
 

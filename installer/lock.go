@@ -17,7 +17,12 @@ func LockFile(ctx context.Context, path string) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("lock %q: %w", path, err)
 	}
-	l := flock.New(path)
+	// A link planted in place of the lock file is removed, and the file is opened without
+	// following one, so taking a lock never creates or opens a file elsewhere.
+	if err := removeIfNotRegular(path); err != nil {
+		return nil, fmt.Errorf("lock %q: %w", path, err)
+	}
+	l := flock.New(path, flock.SetFlag(os.O_CREATE|os.O_RDONLY|oNoFollow))
 	ok, err := l.TryLockContext(ctx, 50*time.Millisecond)
 	if err != nil {
 		return nil, fmt.Errorf("lock %q: %w", path, err)

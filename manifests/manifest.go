@@ -41,11 +41,24 @@ var (
 	ErrDigestUnknown = errors.New("digest not pinned")
 )
 
-// Asset is one upstream file with its pinned SHA-256, or the reason no digest is pinned.
+// Asset is one upstream file with its pinned SHA-256 and size, or the reason no digest is pinned.
 type Asset struct {
-	Name    string `json:"name"`
-	SHA256  string `json:"sha256,omitempty"`
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256,omitempty"`
+	// Size is the file's exact size in bytes, as scripts/pin-runtime measured it on the verified
+	// download.
+	Size int64 `json:"size,omitempty"`
+	// MaxSize bounds the file's size where the exact size was not measured.
+	MaxSize int64  `json:"maxSize,omitempty"`
 	Unknown string `json:"unknown,omitempty"`
+}
+
+// Bound is the most bytes harmony downloads for the asset: its size, else its pinned bound.
+func (a Asset) Bound() int64 {
+	if a.Size > 0 {
+		return a.Size
+	}
+	return a.MaxSize
 }
 
 // Image is a container image reference pinned by digest, or the reason it is not.
@@ -220,6 +233,14 @@ func validateAssets(bad func(string, string, ...any), field string, assets map[s
 			bad(f, "has both sha256 and unknown")
 		case a.SHA256 != "" && !installer.ValidDigest(a.SHA256):
 			bad(f+".sha256", "%q is not a lowercase SHA-256 hex digest", a.SHA256)
+		case a.Size < 0 || a.MaxSize < 0:
+			bad(f, "size and maxSize must be positive")
+		case a.SHA256 != "" && a.Size == 0 && a.MaxSize == 0:
+			bad(f, "needs size (measured by scripts/pin-runtime) or maxSize: every download is bounded")
+		case a.Size > 0 && a.MaxSize > 0:
+			bad(f, "has both size and maxSize")
+		case a.SHA256 == "" && (a.Size > 0 || a.MaxSize > 0):
+			bad(f, "a size without a digest")
 		}
 	}
 }
@@ -266,9 +287,10 @@ func artifact(what, repo, tag, platform, mirror string, assets map[string]Asset)
 		return installer.Artifact{}, fmt.Errorf("%s for %s (%s): %w: %s", what, platform, a.Name, ErrDigestUnknown, a.Unknown)
 	}
 	return installer.Artifact{
-		Name:   fmt.Sprintf("%s (%s)", what, platform),
-		URL:    installer.ReleaseURL(mirror, repo, tag, a.Name),
-		SHA256: a.SHA256,
+		Name:    fmt.Sprintf("%s (%s)", what, platform),
+		URL:     installer.ReleaseURL(mirror, repo, tag, a.Name),
+		SHA256:  a.SHA256,
+		MaxSize: a.Bound(),
 	}, nil
 }
 
@@ -318,9 +340,12 @@ func (m *Manifest) Marshal() ([]byte, error) {
 func writeAssets(b *strings.Builder, indent string, assets map[string]Asset, order []string) {
 	for _, p := range order {
 		a := assets[p]
-		if a.SHA256 != "" {
-			fmt.Fprintf(b, "%s%s: {name: %s, sha256: %s}\n", indent, p, a.Name, a.SHA256)
-		} else {
+		switch {
+		case a.SHA256 != "" && a.Size > 0:
+			fmt.Fprintf(b, "%s%s: {name: %s, sha256: %s, size: %d}\n", indent, p, a.Name, a.SHA256, a.Size)
+		case a.SHA256 != "":
+			fmt.Fprintf(b, "%s%s: {name: %s, sha256: %s, maxSize: %d}\n", indent, p, a.Name, a.SHA256, a.MaxSize)
+		default:
 			fmt.Fprintf(b, "%s%s: {name: %s, unknown: %s}\n", indent, p, a.Name, quote(a.Unknown))
 		}
 	}
@@ -332,8 +357,10 @@ func quote(s string) string {
 }
 
 const header = `# harmony's pinned runtime manifest: every runtime harmony installs is named here with the
-# SHA-256 of each artifact. Embedded in the binary (the offline trust root); a newer one is
-# published with each release as runtimes.yaml + runtimes.yaml.minisig. Maintained by
-# scripts/pin-runtime, which takes digests only from the upstream checksum files. An entry
-# whose digest could not be verified says "unknown: <why>", and harmony refuses to use it.
+# SHA-256 and size of each artifact. Embedded in the binary (the offline trust root); a newer one
+# is published with each release as runtimes.yaml + runtimes.yaml.minisig. Maintained by
+# scripts/pin-runtime, which takes digests only from the upstream checksum files and measures
+# "size" on the verified download. Where the size was not measured, "maxSize" bounds it (a
+# download stops there). An entry whose digest could not be verified says "unknown: <why>", and
+# harmony refuses to use it.
 `

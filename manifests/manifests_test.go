@@ -94,6 +94,9 @@ func TestEmbeddedManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if a.MaxSize != 256<<20 {
+		t.Fatalf("artifact bound %d, want the pinned maxSize", a.MaxSize)
+	}
 	if a.SHA256 != "835873f37245fc615f547a2fe2af9402a347875f13fa64a1f136de644955ea3f" ||
 		a.URL != "https://mirror.example/k3s-io/k3s/releases/download/v1.36.4+k3s1/k3s" {
 		t.Fatalf("artifact %+v", a)
@@ -130,13 +133,17 @@ func TestValidationNamesTheField(t *testing.T) {
 		name, old, new, want string
 	}{
 		{"unknown platform", "linux/arm: {name: k3s-armhf", "linux/s390x: {name: k3s-s390x", `unknown platform "linux/s390x"`},
-		{"missing asset", "      linux/arm64: {name: k3s-arm64, sha256: c920706346d5ad4e5cd3c7bf1bb09ce71ebe07fec829e513e40f1caf98aed8bb}\n", "", `k3s.releases[0].assets: missing platform "linux/arm64"`},
+		{"missing asset", "      linux/arm64: {name: k3s-arm64, sha256: c920706346d5ad4e5cd3c7bf1bb09ce71ebe07fec829e513e40f1caf98aed8bb, maxSize: 268435456}\n", "", `k3s.releases[0].assets: missing platform "linux/arm64"`},
 		{"malformed digest", "835873f37245fc615f547a2fe2af9402a347875f13fa64a1f136de644955ea3f", "835873f3", `k3s.releases[0].assets["linux/amd64"].sha256`},
 		{"duplicate version", "version: v1.36.2+k3s1", "version: v1.36.3+k3s1", "duplicate version v1.36.3+k3s1"},
 		{"bad tag", "version: v1.36.2+k3s1", "version: v1.36.2", "k3s revision"},
 		{"default not pinned", "default: v1.36.4+k3s1", "default: v1.36.9+k3s1", "k3s.default: v1.36.9+k3s1 is not one of k3s.releases"},
 		{"placeholder digest", "sha256: 06d8f25bc3a971c4eb29e0ff08429b180402db0f4dec838c9eac427e296800a0", "unknown: \"\"", `k3d.assets["linux/amd64"]: needs sha256 or an explicit unknown`},
 		{"unknown field", "serial: 1", "serial: 1\nchannel: latest", "unknown field"},
+		// Endless data: every pinned artifact carries its size or a bound.
+		{"digest without a size", "835873f37245fc615f547a2fe2af9402a347875f13fa64a1f136de644955ea3f, maxSize: 268435456}", "835873f37245fc615f547a2fe2af9402a347875f13fa64a1f136de644955ea3f}", `k3s.releases[0].assets["linux/amd64"]: needs size`},
+		{"size and bound", "maxSize: 268435456}", "maxSize: 268435456, size: 70000000}", "has both size and maxSize"},
+		{"negative size", "maxSize: 268435456}", "maxSize: -1}", "must be positive"},
 		{"image mismatch", "ref: rancher/k3s:v1.36.4-k3s1", "ref: rancher/k3s:latest", "k3s.releases[0].image.ref"},
 	}
 	for _, tt := range tests {

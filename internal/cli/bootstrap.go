@@ -146,12 +146,7 @@ func rerunWithSudo(ctx context.Context, g *globalOptions, why string, args []str
 	}
 	fmt.Fprintf(g.Stderr, "harmony needs root to %s.\nRunning: sudo %s %s\n", why, self, strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, sudo, sudoArgs(self, args)...)
-	cmd.Env = append(os.Environ(), bootstrap.UserKubeconfigEnv+"="+target)
-	if os.Getenv(installer.HomeEnv) == "" {
-		if home, err := installer.Home(); err == nil {
-			cmd.Env = append(cmd.Env, installer.HomeEnv+"="+home)
-		}
-	}
+	cmd.Env = append(os.Environ(), bootstrap.UserKubeconfigEnv+"="+target) // root keeps its own cache and state (installer.Home)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, g.Stdout, g.Stderr
 	if err := cmd.Run(); err != nil {
 		return &silentError{err}

@@ -22,6 +22,7 @@ func TestScripts(t *testing.T) {
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("HARMONY_HOME", env.WorkDir+"/home")
+			env.Setenv("HARMONY_ROOT", env.WorkDir+"/root") // root's data directory is under it, never the machine's
 			env.Setenv("NO_COLOR", "1")
 			return nil
 		},

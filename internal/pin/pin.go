@@ -1,7 +1,8 @@
 // Package pin maintains manifests/runtimes.yaml: it reads the upstream release checksum files of
-// a k3s (and optionally a k3d) release from the mirror, writes the release's entry with the
-// digests found there, and bumps the manifest's serial. A digest that is not in a checksum file
-// it could read is never written: the entry says "unknown" and why.
+// a k3s (and optionally a k3d) release from the mirror, downloads each listed artifact to check
+// it against that digest and measure its size, writes the release's entry with both, and bumps
+// the manifest's serial. A digest that is not in a checksum file it could read, or whose file
+// could not be downloaded and verified, is never written: the entry says "unknown" and why.
 package pin
 
 import (
@@ -85,8 +86,8 @@ func Run(ctx context.Context, o Options) error {
 		arch := k3sArch[platform]
 		file := "sha256sum-" + arch.sums + ".txt"
 		sums, why := o.checksums(ctx, manifests.K3sRepo, o.K3s, file)
-		rel.Assets[platform] = asset(arch.binary, sums, why, file)
-		rel.Airgap[platform] = asset(arch.airgap, sums, why, file)
+		rel.Assets[platform] = o.asset(ctx, manifests.K3sRepo, o.K3s, arch.binary, sums, why, file)
+		rel.Airgap[platform] = o.asset(ctx, manifests.K3sRepo, o.K3s, arch.airgap, sums, why, file)
 		if rel.Assets[platform].SHA256 != "" {
 			verified++
 		}
@@ -115,7 +116,7 @@ func Run(ctx context.Context, o Options) error {
 			if strings.HasPrefix(platform, "windows/") {
 				name += ".exe"
 			}
-			k3d.Assets[platform] = asset(name, sums, why, "checksums.txt")
+			k3d.Assets[platform] = o.asset(ctx, manifests.K3dRepo, o.K3d, name, sums, why, "checksums.txt")
 		}
 		m.K3d = k3d
 	}
@@ -151,7 +152,13 @@ func (o *Options) checksums(ctx context.Context, repo, tag, file string) (map[st
 	return sums, ""
 }
 
-func asset(name string, sums map[string]string, why, file string) manifests.Asset {
+// maxMeasured bounds the downloads pin-runtime makes to measure an artifact (the largest, the
+// uncompressed air-gap image tarballs, are under 1 GiB).
+const maxMeasured = 4 << 30
+
+// asset pins one artifact: its digest from the checksum file, and its size measured on a
+// download verified against that digest.
+func (o *Options) asset(ctx context.Context, repo, tag, name string, sums map[string]string, why, file string) manifests.Asset {
 	if sums == nil {
 		return manifests.Asset{Name: name, Unknown: why}
 	}
@@ -159,5 +166,13 @@ func asset(name string, sums map[string]string, why, file string) manifests.Asse
 	if err != nil {
 		return manifests.Asset{Name: name, Unknown: "not listed in the release's " + file}
 	}
-	return manifests.Asset{Name: name, SHA256: d}
+	res, err := o.Fetcher.Fetch(ctx, installer.Artifact{Name: name, URL: installer.ReleaseURL(o.Mirror, repo, tag, name), SHA256: d, MaxSize: maxMeasured})
+	if err != nil {
+		return manifests.Asset{Name: name, Unknown: fmt.Sprintf("size not measured: %v", err)}
+	}
+	st, err := os.Stat(res.Path)
+	if err != nil {
+		return manifests.Asset{Name: name, Unknown: fmt.Sprintf("size not measured: %v", err)}
+	}
+	return manifests.Asset{Name: name, SHA256: d, Size: st.Size()}
 }

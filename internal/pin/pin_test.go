@@ -40,6 +40,9 @@ func upstream(t *testing.T) (*releasetest.Server, map[string]string) {
 	for _, name := range []string{"k3d-linux-amd64", "k3d-linux-arm64", "k3d-darwin-amd64", "k3d-darwin-arm64", "k3d-windows-amd64.exe"} {
 		k3d[name] = []byte(name)
 		digests[name] = releasetest.Digest(k3d[name])
+		if name != "k3d-darwin-amd64" { // a file the mirror lacks: its size cannot be measured
+			srv.Add(manifests.K3dRepo, "v5.9.1", name, k3d[name])
+		}
 	}
 	srv.Add(manifests.K3dRepo, "v5.9.1", "checksums.txt", releasetest.Checksums(k3d))
 	return srv, digests
@@ -82,6 +85,13 @@ func TestPinWritesVerifiedDigestsAndBumpsSerial(t *testing.T) {
 		if rel.Assets[platform].SHA256 != digests[name] {
 			t.Errorf("%s: %q, want the digest from the checksum file", platform, rel.Assets[platform].SHA256)
 		}
+		// Endless data: the size is measured on the verified download and pinned with the digest.
+		if a := rel.Assets[platform]; a.Size != int64(len("k3s binary for "+strings.TrimPrefix(platform, "linux/"))) || a.MaxSize != 0 {
+			t.Errorf("%s: size %d, maxSize %d, want the measured size", platform, a.Size, a.MaxSize)
+		}
+	}
+	if a := rel.Airgap["linux/arm64"]; a.Size != int64(len("images for arm64")) {
+		t.Errorf("air-gap bundle size %d, want the measured size", a.Size)
 	}
 	if a := rel.Assets["linux/arm"]; a.SHA256 != "" || !strings.Contains(a.Unknown, "sha256sum-arm.txt could not be read") {
 		t.Errorf("armhf without a checksum file: %+v, want unknown with the reason", a)
@@ -89,8 +99,11 @@ func TestPinWritesVerifiedDigestsAndBumpsSerial(t *testing.T) {
 	if rel.Image.Digest != "" || rel.Image.Unknown == "" {
 		t.Errorf("image digest invented: %+v", rel.Image)
 	}
-	if m.K3d.Assets["darwin/arm64"].SHA256 != digests["k3d-darwin-arm64"] {
-		t.Errorf("k3d darwin/arm64: %+v", m.K3d.Assets["darwin/arm64"])
+	if a := m.K3d.Assets["darwin/arm64"]; a.SHA256 != digests["k3d-darwin-arm64"] || a.Size != int64(len("k3d-darwin-arm64")) {
+		t.Errorf("k3d darwin/arm64: %+v", a)
+	}
+	if a := m.K3d.Assets["darwin/amd64"]; a.SHA256 != "" || !strings.Contains(a.Unknown, "size not measured") {
+		t.Errorf("k3d darwin/amd64, missing from the mirror: %+v, want unknown with the reason", a)
 	}
 	// Older pins are kept.
 	if _, err := m.Release("v1.36.4+k3s1"); err != nil {

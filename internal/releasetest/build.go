@@ -111,7 +111,7 @@ func (s *Server) K3sReleases(tag string, sign func([]byte) []byte, serial int, s
 		assets := map[string]manifests.Asset{}
 		for p, a := range m.K3s.Releases[i].Assets {
 			if p == "linux/"+runtime.GOARCH {
-				a = manifests.Asset{Name: a.Name, SHA256: Digest(bin)}
+				a = manifests.Asset{Name: a.Name, SHA256: Digest(bin), Size: int64(len(bin))}
 				s.Add(manifests.K3sRepo, version, a.Name, bin)
 			}
 			assets[p] = a

@@ -9,10 +9,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +32,14 @@ type Fault struct {
 	IgnoreRange bool
 	// Delay pauses before every 32 KiB of body.
 	Delay time.Duration
+	// Extra, when > 0, appends that many more bytes after the file (a server that sends more
+	// than the pinned artifact: the "endless data" threat), announced in Content-Length unless
+	// HideLength is set.
+	Extra int64
+	// HideLength sends the body without a Content-Length (chunked), as a stream of unknown end.
+	HideLength bool
+	// RedirectTo, when set, answers with a redirect to that URL instead of the file.
+	RedirectTo string
 	// Times limits the fault to the next Times requests; 0 means every request.
 	Times int
 }
@@ -54,6 +64,16 @@ type Server struct {
 
 // New starts a server that stops when the test ends.
 func New(t testing.TB) *Server {
+	return start(t, httptest.NewServer)
+}
+
+// NewTLS starts a server that speaks https (with a certificate only its Client() trusts), for
+// tests of what harmony does between https and plain http.
+func NewTLS(t testing.TB) *Server {
+	return start(t, httptest.NewTLSServer)
+}
+
+func start(t testing.TB, listen func(http.Handler) *httptest.Server) *Server {
 	s := &Server{
 		files:  map[string]*file{},
 		latest: map[string]string{},
@@ -61,7 +81,7 @@ func New(t testing.TB) *Server {
 		served: map[string]int64{},
 		ranges: map[string][]string{},
 	}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.Server = listen(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
 }
@@ -238,12 +258,32 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(fault.Status), fault.Status)
 		return
 	}
+	if fault.RedirectTo != "" {
+		http.Redirect(w, r, fault.RedirectTo, http.StatusFound)
+		return
+	}
+	cw := &countingWriter{ResponseWriter: w, s: s, path: p, limit: fault.CutAfter, delay: fault.Delay}
+	if fault.Extra > 0 {
+		if !fault.HideLength {
+			w.Header().Set("Content-Length", strconv.FormatInt(int64(len(data))+fault.Extra, 10))
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.Copy(cw, io.MultiReader(bytes.NewReader(data), io.LimitReader(zeros{}, fault.Extra)))
+		return
+	}
 	if fault.IgnoreRange {
 		r.Header.Del("Range")
 	}
 	w.Header().Set("ETag", `"`+Digest(data)[:16]+`"`)
-	cw := &countingWriter{ResponseWriter: w, s: s, path: p, limit: fault.CutAfter, delay: fault.Delay}
 	http.ServeContent(cw, r, filepath.Base(p), mod, bytes.NewReader(data))
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 // countingWriter counts body bytes and applies CutAfter and Delay.
