@@ -335,6 +335,25 @@ func TestBootstrapFailuresLeaveNothingRunning(t *testing.T) {
 	}
 }
 
+// Freeze: a mirror without the runtime manifest is not silently ignored. bootstrap warns that it
+// has no current manifest (before the fix a 404 was skipped without a word), and runtime status
+// says a remote manifest was never seen.
+func TestBootstrapFreezeWarnsWhenTheMirrorHasNoManifest(t *testing.T) {
+	t.Parallel()
+	m := newMachine(t)
+	m.srv.Remove(releasetest.HarmonyRepo, "v0.0.0-test", manifests.RemoteName)
+	r := m.harmony("bootstrap")
+	if !strings.Contains(r.stderr, "warning: no current runtime manifest from "+m.srv.URL) || !strings.Contains(r.stderr, "404") {
+		t.Fatalf("bootstrap said nothing about the missing manifest:\n%s", r.stderr)
+	}
+	if st := m.status(); !st.ManifestLastSeen.IsZero() {
+		t.Fatalf("status: a remote manifest was last seen %v", st.ManifestLastSeen)
+	}
+	if r := m.mustHarmony("runtime", "status"); !strings.Contains(r.stdout, "remote last seen never") {
+		t.Fatalf("status does not say the remote manifest was never seen:\n%s", r.stdout)
+	}
+}
+
 // tree lists every path under dir with its mode, to compare before and after.
 func tree(t *testing.T, dir string) map[string]os.FileMode {
 	t.Helper()

@@ -181,7 +181,10 @@ func (k *K3s) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 	} else if err := kc.Check(); err != nil {
 		return Result{}, err
 	}
-	m := k.manifest(ctx)
+	m, err := k.manifest(ctx)
+	if err != nil {
+		return Result{}, err
+	}
 	rel := m.DefaultRelease()
 	if opts.Version != "" {
 		if rel, err = m.Release(opts.Version); err != nil {
@@ -256,22 +259,27 @@ func (k *K3s) availablePatch(installed string) string {
 	return rel.Version.String()
 }
 
-// manifest returns the newest trusted manifest, first fetching a newer signed one unless told not to.
-func (k *K3s) manifest(ctx context.Context) *manifests.Manifest {
+// manifest returns the newest trusted manifest, first fetching a newer signed one unless told
+// not to. A manifest that cannot be fetched (missing on the mirror included) is reported, never
+// silently skipped, and so is a manifest in use past its expiry (a freeze).
+func (k *K3s) manifest(ctx context.Context) (*manifests.Manifest, error) {
 	if !k.NoUpdateCheck && k.Trust.Verifier != nil && len(k.Trust.Verifier.KeyIDs()) > 0 {
 		fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
 		f := *k.Fetcher
 		f.Retries = 0
-		if _, err := k.Trust.Fetch(fctx, &f, k.Mirror); err != nil && !errors.Is(err, installer.ErrHTTPStatus) {
-			fmt.Fprintf(k.Out, "note: could not check for a newer runtime manifest (%v); using the pinned one\n", err)
+		if _, err := k.Trust.Fetch(fctx, &f, k.Mirror); err != nil {
+			fmt.Fprintf(k.Out, "warning: no current runtime manifest from %s (%v); using the newest one harmony has\n", k.Mirror, err)
 		}
 	}
 	m, err := k.Trust.Current()
 	if err != nil {
-		m, _ = manifests.Load()
+		return nil, err
 	}
-	return m
+	if w := k.Trust.FreezeWarning(m); w != "" {
+		fmt.Fprintf(k.Out, "warning: %s\n", w)
+	}
+	return m, nil
 }
 
 func (k *K3s) startSteps(opts InstallOptions) []Step {
@@ -469,7 +477,11 @@ func (k *K3s) Status(ctx context.Context) (Status, error) {
 		return Status{}, err
 	}
 	st := Status{Runtime: "k3s", Installed: inst.Installed, Version: inst.Version, ForeignInstall: inst.Foreign,
-		Policy: "patch upgrades within " + m.K3s.Line, Supervisor: k.supervisor().Name()}
+		Policy: "patch upgrades within " + m.K3s.Line, Supervisor: k.supervisor().Name(),
+		ManifestSerial: m.Serial, ManifestExpires: m.Expires, ManifestLastSeen: k.Trust.LastSeen()}
+	if w := k.Trust.FreezeWarning(m); w != "" {
+		st.Warnings = append(st.Warnings, w)
+	}
 	if !inst.Installed {
 		return st, nil
 	}

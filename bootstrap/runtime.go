@@ -124,6 +124,13 @@ type Status struct {
 	PendingSwitch *Journal `json:"pendingSwitch,omitempty"`
 	// Agent is the unattended agent's settings and last run.
 	Agent *AgentStatus `json:"agent,omitempty"`
+	// ManifestSerial and ManifestExpires describe the runtime manifest in use; ManifestLastSeen
+	// is when a signed remote manifest was last fetched and accepted (zero: never).
+	ManifestSerial   int64     `json:"manifestSerial"`
+	ManifestExpires  time.Time `json:"manifestExpires"`
+	ManifestLastSeen time.Time `json:"manifestLastSeen,omitzero"`
+	// Warnings are things the user should know, such as an expired manifest (a freeze).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 var (

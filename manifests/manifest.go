@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -101,9 +102,19 @@ type K3d struct {
 type Manifest struct {
 	Schema int   `json:"schema"`
 	Serial int64 `json:"serial"`
-	K3s    K3s   `json:"k3s"`
-	K3d    K3d   `json:"k3d"`
+	// Expires is the signed date after which this manifest no longer vouches for being current:
+	// past it harmony warns that it cannot see current runtime releases (a frozen mirror, or no
+	// release for too long). scripts/pin-runtime and scripts/sign-manifest set it.
+	Expires time.Time `json:"expires"`
+	K3s     K3s       `json:"k3s"`
+	K3d     K3d       `json:"k3d"`
 }
+
+// Validity is how long a freshly pinned or signed manifest stays current (its Expires).
+const Validity = 180 * 24 * time.Hour
+
+// Expired reports whether now is past the manifest's expiry.
+func (m *Manifest) Expired(now time.Time) bool { return now.After(m.Expires) }
 
 // Platforms each runtime must list (with a digest or an explicit "unknown").
 var (
@@ -157,6 +168,9 @@ func (m *Manifest) Validate() error {
 	}
 	if m.Serial < 1 {
 		bad("serial", "must be a positive integer, got %d", m.Serial)
+	}
+	if m.Expires.IsZero() {
+		bad("expires", "missing: the date after which harmony warns that it cannot see current runtime releases (RFC 3339, e.g. 2027-05-27T00:00:00Z)")
 	}
 	major, minor, err := ParseLine(m.K3s.Line)
 	if err != nil {
@@ -317,7 +331,8 @@ func (m *Manifest) Marshal() ([]byte, error) {
 	}
 	var b strings.Builder
 	b.WriteString(header)
-	fmt.Fprintf(&b, "schema: %d\nserial: %d\nk3s:\n  line: %s\n  default: %s\n  releases:\n", m.Schema, m.Serial, m.K3s.Line, m.K3s.Default)
+	fmt.Fprintf(&b, "schema: %d\nserial: %d\nexpires: %s\nk3s:\n  line: %s\n  default: %s\n  releases:\n",
+		m.Schema, m.Serial, m.Expires.UTC().Format(time.RFC3339), m.K3s.Line, m.K3s.Default)
 	rs := append([]Release(nil), m.K3s.Releases...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].Version.Compare(rs[j].Version) > 0 })
 	for _, r := range rs {
@@ -362,5 +377,6 @@ const header = `# harmony's pinned runtime manifest: every runtime harmony insta
 # scripts/pin-runtime, which takes digests only from the upstream checksum files and measures
 # "size" on the verified download. Where the size was not measured, "maxSize" bounds it (a
 # download stops there). An entry whose digest could not be verified says "unknown: <why>", and
-# harmony refuses to use it.
+# harmony refuses to use it. Past "expires" harmony warns that it cannot see current runtime
+# releases; "serial" never goes down.
 `

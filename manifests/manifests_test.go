@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/NationTech/harmony-agent/installer"
 	"github.com/NationTech/harmony-agent/internal/releasetest"
@@ -144,6 +146,8 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"digest without a size", "835873f37245fc615f547a2fe2af9402a347875f13fa64a1f136de644955ea3f, maxSize: 268435456}", "835873f37245fc615f547a2fe2af9402a347875f13fa64a1f136de644955ea3f}", `k3s.releases[0].assets["linux/amd64"]: needs size`},
 		{"size and bound", "maxSize: 268435456}", "maxSize: 268435456, size: 70000000}", "has both size and maxSize"},
 		{"negative size", "maxSize: 268435456}", "maxSize: -1}", "must be positive"},
+		// Freeze: every manifest says until when it vouches for being current.
+		{"no expiry", "expires: 2027-05-27T00:00:00Z\n", "", "expires: missing"},
 		{"image mismatch", "ref: rancher/k3s:v1.36.4-k3s1", "ref: rancher/k3s:latest", "k3s.releases[0].image.ref"},
 	}
 	for _, tt := range tests {
@@ -165,15 +169,58 @@ func withSerial(t *testing.T, serial string) []byte {
 	return []byte(strings.Replace(string(manifests.Embedded()), "serial: 1\n", "serial: "+serial+"\n", 1))
 }
 
-func TestTrustAcceptsOnlySignedNewerManifests(t *testing.T) {
-	t.Parallel()
-	key, stranger := releasetest.NewKey(t), releasetest.NewKey(t)
-	verifier, err := installer.NewVerifier([]string{key.Public})
+// withExpiry returns the manifest data with another expiry date.
+func withExpiry(t *testing.T, data []byte, expires time.Time) []byte {
+	t.Helper()
+	m, err := manifests.Parse(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	home := t.TempDir()
-	trust := manifests.Trust{Home: home, Verifier: verifier}
+	m.Expires = expires
+	out, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// serialOf prints a manifest's serial, or "none".
+func serialOf(m *manifests.Manifest) string {
+	if m == nil {
+		return "none"
+	}
+	return fmt.Sprint(m.Serial)
+}
+
+func newTrust(t *testing.T, keys ...*releasetest.Key) manifests.Trust {
+	t.Helper()
+	var pubs []string
+	for _, k := range keys {
+		pubs = append(pubs, k.Public)
+	}
+	v, err := installer.NewVerifier(pubs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return manifests.Trust{Home: t.TempDir(), Verifier: v}
+}
+
+// store puts a signed manifest in dir as harmony keeps an accepted one.
+func store(t *testing.T, dir string, data, sig []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, manifests.RemoteName), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, manifests.RemoteSignature), sig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTrustAcceptsOnlySignedNewerManifests(t *testing.T) {
+	t.Parallel()
+	key, stranger := releasetest.NewKey(t), releasetest.NewKey(t)
+	trust := newTrust(t, key)
+	home := trust.Home
 	ctx := context.Background()
 
 	m5 := withSerial(t, "5")
@@ -187,9 +234,9 @@ func TestTrustAcceptsOnlySignedNewerManifests(t *testing.T) {
 		sig     []byte
 		wantErr error
 	}{
-		{"replayed older serial", m3, key.Sign(m3), manifests.ErrRollback},
-		{"bad signature", withSerial(t, "6"), key.Sign(m5), installer.ErrBadSignature},
-		{"untrusted key", withSerial(t, "7"), stranger.Sign(withSerial(t, "7")), installer.ErrBadSignature},
+		{"rollback: replayed older serial", m3, key.Sign(m3), manifests.ErrRollback},
+		{"mix-and-match: the signature of another manifest", withSerial(t, "6"), key.Sign(m5), installer.ErrBadSignature},
+		{"arbitrary software: untrusted key", withSerial(t, "7"), stranger.Sign(withSerial(t, "7")), installer.ErrBadSignature},
 		{"missing signature", withSerial(t, "8"), nil, installer.ErrBadSignature},
 	}
 	for _, tt := range tests {
@@ -202,28 +249,160 @@ func TestTrustAcceptsOnlySignedNewerManifests(t *testing.T) {
 	}
 	cur, err := trust.Current()
 	if err != nil || cur.Serial != 5 {
-		t.Fatalf("current manifest serial %v, %v; want the accepted 5", cur, err)
+		t.Fatalf("current manifest serial %s, %v; want the accepted 5", serialOf(cur), err)
 	}
-	// A tampered stored copy is ignored, falling back to the embedded manifest.
+	// A tampered stored copy is not used, and the embedded manifest (serial 1) does not stand
+	// in for the serial 5 harmony accepted: that would be a rollback too.
 	if err := os.WriteFile(filepath.Join(home, manifests.RemoteName), withSerial(t, "9"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if cur, _ := trust.Current(); cur.Serial != 1 {
-		t.Fatalf("a tampered stored manifest was used (serial %d)", cur.Serial)
+	if cur, err := trust.Current(); !errors.Is(err, manifests.ErrRollback) {
+		t.Fatalf("current with a tampered stored manifest: serial %s, %v; want ErrRollback", serialOf(cur), err)
+	}
+}
+
+// Rollback: deleting state.json does not lower the highest serial, since the stored manifest
+// carries it too. Before the fix, deleting state.json (which an error hint suggested) let a
+// replayed older manifest in.
+func TestTrustRollbackSurvivesDeletingTheState(t *testing.T) {
+	t.Parallel()
+	key := releasetest.NewKey(t)
+	trust := newTrust(t, key)
+	ctx := context.Background()
+	m5, m3 := withSerial(t, "5"), withSerial(t, "3")
+	if _, err := trust.Accept(ctx, m5, key.Sign(m5)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(trust.Home, "state.json")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trust.Accept(ctx, m3, key.Sign(m3)); !errors.Is(err, manifests.ErrRollback) {
+		t.Fatalf("older manifest after deleting state.json: %v, want ErrRollback", err)
+	}
+	if cur, err := trust.Current(); err != nil || cur.Serial != 5 {
+		t.Fatalf("current: serial %s, %v; want serial 5", serialOf(cur), err)
+	}
+}
+
+// Rollback: an older signed manifest put back on disk in place of the accepted one is refused
+// by Current, as is the accepted one going missing. Before the fix Current never compared the
+// stored manifest with the state and used it.
+func TestTrustRollbackCurrentRefusesAnOlderStoredManifest(t *testing.T) {
+	t.Parallel()
+	key := releasetest.NewKey(t)
+	trust := newTrust(t, key)
+	m5, m3 := withSerial(t, "5"), withSerial(t, "3")
+	if _, err := trust.Accept(context.Background(), m5, key.Sign(m5)); err != nil {
+		t.Fatal(err)
+	}
+	store(t, trust.Home, m3, key.Sign(m3))
+	if cur, err := trust.Current(); !errors.Is(err, manifests.ErrRollback) {
+		t.Fatalf("current with serial 3 put back: serial %s, %v; want ErrRollback", serialOf(cur), err)
+	}
+	for _, name := range []string{manifests.RemoteName, manifests.RemoteSignature} {
+		if err := os.Remove(filepath.Join(trust.Home, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cur, err := trust.Current(); !errors.Is(err, manifests.ErrRollback) {
+		t.Fatalf("current with the accepted manifest gone: serial %s, %v; want ErrRollback", serialOf(cur), err)
+	}
+	// Fetching the newest signed manifest again is the way back.
+	if _, err := trust.Accept(context.Background(), m5, key.Sign(m5)); err != nil {
+		t.Fatal(err)
+	}
+	if cur, err := trust.Current(); err != nil || cur.Serial != 5 {
+		t.Fatalf("current after fetching again: serial %s, %v", serialOf(cur), err)
+	}
+}
+
+// Privilege confusion, the safe direction: a user reads (never writes) what root accepted while
+// installing k3s, so the user's commands see the same newest manifest and the same highest
+// serial, and root reads nothing of the user's.
+func TestTrustUserSeesWhatRootAccepted(t *testing.T) {
+	t.Parallel()
+	key := releasetest.NewKey(t)
+	root := newTrust(t, key)
+	user := newTrust(t, key)
+	user.System = root.Home
+	seenAt := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
+	root.Now = func() time.Time { return seenAt }
+	m5, m3 := withSerial(t, "5"), withSerial(t, "3")
+	if _, err := root.Accept(context.Background(), m5, key.Sign(m5)); err != nil {
+		t.Fatal(err)
+	}
+	if cur, err := user.Current(); err != nil || cur.Serial != 5 {
+		t.Fatalf("user's current: serial %s, %v; want root's serial 5", serialOf(cur), err)
+	}
+	if got := user.LastSeen(); !got.Equal(seenAt) {
+		t.Fatalf("user's last seen %v, want root's %v", got, seenAt)
+	}
+	if _, err := user.Accept(context.Background(), m3, key.Sign(m3)); !errors.Is(err, manifests.ErrRollback) {
+		t.Fatalf("user accepting serial 3 below root's 5: %v", err)
+	}
+	if entries, _ := os.ReadDir(root.Home); len(entries) != 4 { // runtimes.yaml, .minisig, state.json, lock
+		t.Fatalf("root's directory changed: %v", entries)
+	}
+}
+
+// Freeze: a manifest carries a signed expiry. An expired one from the mirror is refused and
+// changes nothing; the manifest in use past its expiry yields a warning that harmony cannot see
+// current runtime releases, saying when a remote manifest was last seen.
+func TestTrustFreeze(t *testing.T) {
+	t.Parallel()
+	key := releasetest.NewKey(t)
+	trust := newTrust(t, key)
+	builtin, err := manifests.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := builtin.Expires.Add(-24 * time.Hour)
+	after := builtin.Expires.Add(24 * time.Hour)
+	trust.Now = func() time.Time { return after }
+
+	frozen := withExpiry(t, withSerial(t, "7"), builtin.Expires)
+	if _, err := trust.Accept(context.Background(), frozen, key.Sign(frozen)); !errors.Is(err, manifests.ErrExpired) {
+		t.Fatalf("expired manifest: %v, want ErrExpired", err)
+	}
+	if st, _ := state.Load(trust.Home); st.HighestManifestSerial != 0 || !st.ManifestLastSeen.IsZero() {
+		t.Fatalf("a refused manifest changed the state: %+v", st)
+	}
+	cur, err := trust.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := trust.FreezeWarning(cur)
+	if !strings.Contains(w, "cannot see current runtime releases") || !strings.Contains(w, "last seen: never") {
+		t.Fatalf("freeze warning %q", w)
+	}
+	trust.Now = func() time.Time { return before }
+	if w := trust.FreezeWarning(cur); w != "" {
+		t.Fatalf("warning before the expiry: %q", w)
+	}
+	// A fresh manifest is accepted and recorded as seen.
+	fresh := withSerial(t, "8")
+	if _, err := trust.Accept(context.Background(), fresh, key.Sign(fresh)); err != nil {
+		t.Fatal(err)
+	}
+	if got := trust.LastSeen(); !got.Equal(before) {
+		t.Fatalf("last seen %v, want %v", got, before)
+	}
+	trust.Now = func() time.Time { return after }
+	if w := trust.FreezeWarning(cur); !strings.Contains(w, "last seen: "+before.Format(time.DateOnly)) {
+		t.Fatalf("freeze warning %q does not say when a manifest was last seen", w)
 	}
 }
 
 func TestTrustFetchOverHTTP(t *testing.T) {
 	t.Parallel()
 	key := releasetest.NewKey(t)
-	verifier, _ := installer.NewVerifier([]string{key.Public})
 	srv := releasetest.New(t)
 	data := withSerial(t, "2")
 	srv.Add(installer.ReleaseRepo, "v1.0.0", manifests.RemoteName, data)
 	srv.Add(installer.ReleaseRepo, "v1.0.0", manifests.RemoteSignature, key.Sign(data))
 	srv.SetLatest(installer.ReleaseRepo, "v1.0.0")
 	f := installer.NewFetcher(t.TempDir())
-	trust := manifests.Trust{Home: t.TempDir(), Verifier: verifier}
+	trust := newTrust(t, key)
 	m, err := trust.Fetch(context.Background(), f, srv.URL)
 	if err != nil || m.Serial != 2 {
 		t.Fatalf("fetch: %v", err)
@@ -231,5 +410,12 @@ func TestTrustFetchOverHTTP(t *testing.T) {
 	srv.Corrupt(installer.ReleaseRepo, "v1.0.0", manifests.RemoteName)
 	if _, err := trust.Fetch(context.Background(), f, srv.URL); !errors.Is(err, installer.ErrBadSignature) {
 		t.Fatalf("tampered manifest: %v", err)
+	}
+	// Freeze: the mirror keeps serving a manifest past its expiry.
+	expired := withExpiry(t, withSerial(t, "3"), time.Now().Add(-time.Hour).Truncate(time.Second))
+	srv.Replace(installer.ReleaseRepo, "v1.0.0", manifests.RemoteName, expired)
+	srv.Replace(installer.ReleaseRepo, "v1.0.0", manifests.RemoteSignature, key.Sign(expired))
+	if _, err := trust.Fetch(context.Background(), f, srv.URL); !errors.Is(err, manifests.ErrExpired) {
+		t.Fatalf("expired manifest: %v, want ErrExpired", err)
 	}
 }

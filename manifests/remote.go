@@ -5,17 +5,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/NationTech/harmony-agent/installer"
 	"github.com/NationTech/harmony-agent/internal/hint"
 	"github.com/NationTech/harmony-agent/internal/state"
 )
 
-// ErrRollback refuses a manifest whose serial is lower than one already seen: a replayed old
-// manifest must not roll users back to older (possibly vulnerable) runtimes.
-var ErrRollback = errors.New("manifest serial is older than one already seen")
+var (
+	// ErrRollback refuses a manifest whose serial is lower than one already seen: a replayed old
+	// manifest must not roll users back to older (possibly vulnerable) runtimes.
+	ErrRollback = errors.New("manifest serial is older than one already seen")
+	// ErrExpired refuses a remote manifest past its expiry: a mirror serving it cannot show
+	// current runtime releases (a freeze).
+	ErrExpired = errors.New("manifest expired")
+)
 
 // Remote names of the signed manifest published with every harmony release.
 const (
@@ -24,17 +31,132 @@ const (
 	maxManifestSize = 1 << 20
 )
 
-// Trust accepts signed manifests for one user.
+// Trust accepts signed manifests for the user harmony runs as.
+//
+// The highest serial ever seen is the maximum of the state files, the stored (verified)
+// manifests and the embedded one, so deleting state.json or putting an older signed
+// runtimes.yaml back on disk does not lower it; a manifest below it is refused wherever it is
+// read (Accept, Current).
 type Trust struct {
-	// Home is HARMONY_HOME, where the highest serial and the accepted manifest are kept.
+	// Home is the data directory of the user harmony runs as (installer.Home): the accepted
+	// manifest, its signature and the state are written there.
 	Home string
+	// System, for users other than root, is root's data directory (installer.SystemHome): read,
+	// never written, so that what root accepted while installing k3s counts for the user too.
+	System string
 	// Verifier holds the keys fixed into the binary at build time.
 	Verifier *installer.Verifier
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
-// Accept verifies a manifest and its minisign signature, checks that its serial is not lower
-// than the highest seen (the embedded manifest's serial counts as seen), then records it as the
-// newest accepted manifest. A refused manifest changes nothing.
+// NewTrust returns the trust of the user harmony runs as.
+func NewTrust(v *installer.Verifier) (Trust, error) {
+	home, err := installer.Home()
+	if err != nil {
+		return Trust{}, err
+	}
+	t := Trust{Home: home, Verifier: v}
+	if sys := installer.SystemHome(); sys != home {
+		t.System = sys
+	}
+	return t, nil
+}
+
+func (t Trust) now() time.Time {
+	if t.Now != nil {
+		return t.Now()
+	}
+	return time.Now()
+}
+
+func (t Trust) dirs() []string {
+	if t.System == "" {
+		return []string{t.Home}
+	}
+	return []string{t.Home, t.System}
+}
+
+// stored returns the manifest accepted in dir when its signature still verifies, else nil.
+func (t Trust) stored(dir string) *Manifest {
+	if t.Verifier == nil {
+		return nil
+	}
+	data, err1 := readSmall(filepath.Join(dir, RemoteName))
+	sig, err2 := readSmall(filepath.Join(dir, RemoteSignature))
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	if _, err := t.Verifier.Verify(RemoteName, data, sig); err != nil {
+		return nil
+	}
+	m, err := Parse(data)
+	if err != nil {
+		return nil
+	}
+	return m
+}
+
+// readSmall reads a file of at most maxManifestSize bytes.
+func readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxManifestSize))
+}
+
+// seen gathers what the data directories record: the highest serial of their state files and
+// stored manifests, when a remote manifest was last seen, and the newest stored manifest.
+type seen struct {
+	highest  int64
+	lastSeen time.Time
+	newest   *Manifest
+}
+
+func (t Trust) seen(home state.State) (seen, error) {
+	var s seen
+	add := func(st state.State) {
+		s.highest = max(s.highest, st.HighestManifestSerial)
+		if st.ManifestLastSeen.After(s.lastSeen) {
+			s.lastSeen = st.ManifestLastSeen
+		}
+	}
+	add(home)
+	if t.System != "" {
+		st, err := state.Load(t.System)
+		if err != nil {
+			return s, err
+		}
+		add(st)
+	}
+	for _, dir := range t.dirs() {
+		if m := t.stored(dir); m != nil {
+			s.highest = max(s.highest, m.Serial)
+			if s.newest == nil || newer(m, s.newest) {
+				s.newest = m
+			}
+		}
+	}
+	return s, nil
+}
+
+// newer orders manifests by serial, then by expiry (the same serial re-signed later).
+func newer(a, b *Manifest) bool {
+	if a.Serial != b.Serial {
+		return a.Serial > b.Serial
+	}
+	return a.Expires.After(b.Expires)
+}
+
+func rollback(serial, highest int64) error {
+	return fmt.Errorf("runtime manifest serial %d is older than serial %d harmony already accepted: %w", serial, highest, ErrRollback)
+}
+
+// Accept verifies a manifest and its minisign signature, checks that it has not expired and
+// that its serial is not lower than the highest seen, then records it as the newest accepted
+// manifest and notes when it was seen. A refused manifest changes nothing.
 func (t Trust) Accept(ctx context.Context, data, sig []byte) (*Manifest, error) {
 	if _, err := t.Verifier.Verify(RemoteName, data, sig); err != nil {
 		return nil, hint.With(err, "the runtime manifest was not signed by a key this harmony trusts: either the mirror serves altered files or you need a newer harmony; the pinned runtimes built into harmony stay in use")
@@ -47,10 +169,19 @@ func (t Trust) Accept(ctx context.Context, data, sig []byte) (*Manifest, error) 
 	if err != nil {
 		return nil, err
 	}
+	now := t.now()
+	if m.Expired(now) {
+		return nil, hint.With(fmt.Errorf("runtime manifest serial %d expired on %s: %w", m.Serial, m.Expires.Format(time.DateOnly), ErrExpired),
+			"the mirror serves an outdated manifest, so harmony cannot see current runtime releases: check HARMONY_MIRROR (now "+fmt.Sprintf("%q", installer.Mirror())+"); the manifest harmony has stays in use")
+	}
 	err = state.Update(ctx, t.Home, func(s *state.State) error {
-		highest := max(s.HighestManifestSerial, builtin.Serial)
+		seen, err := t.seen(*s)
+		if err != nil {
+			return err
+		}
+		highest := max(seen.highest, builtin.Serial)
 		if m.Serial < highest {
-			return fmt.Errorf("runtime manifest serial %d < %d: %w", m.Serial, highest, ErrRollback)
+			return rollback(m.Serial, highest)
 		}
 		if err := installer.WriteFileAtomic(filepath.Join(t.Home, RemoteName), bytes.NewReader(data), 0o644); err != nil {
 			return err
@@ -59,6 +190,7 @@ func (t Trust) Accept(ctx context.Context, data, sig []byte) (*Manifest, error) 
 			return err
 		}
 		s.HighestManifestSerial = m.Serial
+		s.ManifestLastSeen = now
 		return nil
 	})
 	if errors.Is(err, ErrRollback) {
@@ -83,24 +215,52 @@ func (t Trust) Fetch(ctx context.Context, f *installer.Fetcher, mirror string) (
 	return t.Accept(ctx, data, sig)
 }
 
-// Current returns the newest manifest this user trusts: the last accepted remote one when it
-// still verifies and is not older than the embedded one, else the embedded one.
+// Current returns the newest manifest this user trusts: the newest accepted remote one that
+// still verifies, else the embedded one. It refuses (ErrRollback) when that manifest is older
+// than the highest serial recorded: an older signed runtimes.yaml put back on disk, or the
+// accepted one removed, must not roll the runtimes back.
 func (t Trust) Current() (*Manifest, error) {
 	builtin, err := Load()
 	if err != nil {
 		return nil, err
 	}
-	data, err1 := os.ReadFile(filepath.Join(t.Home, RemoteName))
-	sig, err2 := os.ReadFile(filepath.Join(t.Home, RemoteSignature))
-	if err1 != nil || err2 != nil || t.Verifier == nil {
-		return builtin, nil
+	home, err := state.Load(t.Home)
+	if err != nil {
+		return nil, err
 	}
-	if _, err := t.Verifier.Verify(RemoteName, data, sig); err != nil {
-		return builtin, nil
+	seen, err := t.seen(home)
+	if err != nil {
+		return nil, err
 	}
-	m, err := Parse(data)
-	if err != nil || m.Serial < builtin.Serial {
-		return builtin, nil
+	m := builtin
+	if seen.newest != nil && newer(seen.newest, builtin) {
+		m = seen.newest
+	}
+	if m.Serial < seen.highest {
+		return nil, hint.With(rollback(m.Serial, seen.highest),
+			fmt.Sprintf("the runtime manifest harmony accepted is gone or was replaced by an older one in %s; harmony refuses to go back to older runtimes", t.Home),
+			"harmony fetches the newest signed manifest before it installs (harmony bootstrap), or put back the newer runtimes.yaml and runtimes.yaml.minisig")
 	}
 	return m, nil
+}
+
+// LastSeen returns when a signed remote manifest was last fetched and accepted (zero: never).
+func (t Trust) LastSeen() time.Time {
+	home, _ := state.Load(t.Home)
+	seen, _ := t.seen(home)
+	return seen.lastSeen
+}
+
+// FreezeWarning returns, when m has expired, the warning that harmony cannot see current
+// runtime releases, saying when a remote manifest was last seen; else "".
+func (t Trust) FreezeWarning(m *Manifest) string {
+	if !m.Expired(t.now()) {
+		return ""
+	}
+	seen := "never"
+	if last := t.LastSeen(); !last.IsZero() {
+		seen = last.UTC().Format(time.DateOnly)
+	}
+	return fmt.Sprintf("the runtime manifest (serial %d) expired on %s and no newer one was seen (last seen: %s): harmony cannot see current runtime releases, so newer patches may exist; check HARMONY_MIRROR and update harmony",
+		m.Serial, m.Expires.UTC().Format(time.DateOnly), seen)
 }

@@ -61,15 +61,11 @@ Running it again on a healthy runtime does nothing.`,
 
 // trust returns the manifest trust of this user with the keys built into the binary.
 func trust() (manifests.Trust, error) {
-	home, err := installer.Home()
-	if err != nil {
-		return manifests.Trust{}, err
-	}
 	v, err := installer.NewVerifier(buildinfo.Keys())
 	if err != nil {
 		return manifests.Trust{}, err
 	}
-	return manifests.Trust{Home: home, Verifier: v}, nil
+	return manifests.NewTrust(v)
 }
 
 // newRuntime returns the runtime bootstrap chooses for --runtime.
@@ -217,6 +213,14 @@ func newRuntimeStatusCmd(g *globalOptions) *cobra.Command {
 			}
 			if st.Agent != nil {
 				printAgentStatus(w, *st.Agent)
+			}
+			lastSeen := "never"
+			if !st.ManifestLastSeen.IsZero() {
+				lastSeen = st.ManifestLastSeen.Local().Format(time.DateTime)
+			}
+			row("manifest", fmt.Sprintf("serial %d, expires %s, remote last seen %s", st.ManifestSerial, st.ManifestExpires.Format(time.DateOnly), lastSeen))
+			for _, w := range st.Warnings {
+				row("warning", w)
 			}
 			return w.Flush()
 		},

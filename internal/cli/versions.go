@@ -7,8 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/NationTech/harmony-agent/installer"
-	"github.com/NationTech/harmony-agent/internal/buildinfo"
 	"github.com/NationTech/harmony-agent/manifests"
 )
 
@@ -50,15 +48,11 @@ type versionsReport struct {
 
 // currentManifest returns the newest runtime manifest this user trusts.
 func currentManifest() (*manifests.Manifest, error) {
-	home, err := installer.Home()
+	t, err := trust()
 	if err != nil {
 		return nil, err
 	}
-	v, err := installer.NewVerifier(buildinfo.Keys())
-	if err != nil {
-		return nil, err
-	}
-	return manifests.Trust{Home: home, Verifier: v}.Current()
+	return t.Current()
 }
 
 func runtimeVersionsRun(g *globalOptions, opts *runtimeVersionsOptions) error {

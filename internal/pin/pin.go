@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/NationTech/harmony-agent/installer"
 	"github.com/NationTech/harmony-agent/manifests"
@@ -33,6 +34,8 @@ type Options struct {
 	Fetcher *installer.Fetcher
 	// Out receives a summary of what changed.
 	Out io.Writer
+	// Now is the clock (nil: time.Now); the manifest expires manifests.Validity after it.
+	Now func() time.Time
 }
 
 func (o *Options) validate() error {
@@ -121,6 +124,11 @@ func Run(ctx context.Context, o Options) error {
 		m.K3d = k3d
 	}
 	m.Serial++
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	m.Expires = now().UTC().Add(manifests.Validity).Truncate(24 * time.Hour)
 	out, err := m.Marshal()
 	if err != nil {
 		return fmt.Errorf("pin: the updated manifest is invalid: %w", err)
@@ -128,7 +136,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := installer.WriteFileAtomic(o.Manifest, strings.NewReader(string(out)), 0o644); err != nil {
 		return fmt.Errorf("pin: %w", err)
 	}
-	fmt.Fprintf(o.Out, "pinned k3s %s (default %s), k3d %s; serial %d\n", version, m.K3s.Default, m.K3d.Version, m.Serial)
+	fmt.Fprintf(o.Out, "pinned k3s %s (default %s), k3d %s; serial %d, expires %s\n", version, m.K3s.Default, m.K3d.Version, m.Serial, m.Expires.Format(time.DateOnly))
 	for _, p := range manifests.K3sPlatforms {
 		for _, a := range []manifests.Asset{rel.Assets[p], rel.Airgap[p]} {
 			if a.SHA256 == "" {

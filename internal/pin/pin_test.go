@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/NationTech/harmony-agent/installer"
 	"github.com/NationTech/harmony-agent/internal/pin"
@@ -64,6 +65,7 @@ func TestPinWritesVerifiedDigestsAndBumpsSerial(t *testing.T) {
 	err := pin.Run(context.Background(), pin.Options{
 		Manifest: path, K3s: newTag, K3d: "v5.9.1", Mirror: srv.URL,
 		Fetcher: installer.NewFetcher(t.TempDir()), Out: &out,
+		Now: func() time.Time { return time.Date(2027, 3, 1, 15, 4, 5, 0, time.UTC) },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -76,6 +78,10 @@ func TestPinWritesVerifiedDigestsAndBumpsSerial(t *testing.T) {
 	before, _ := manifests.Load()
 	if m.Serial != before.Serial+1 || m.K3s.Default.String() != newTag || m.K3d.Version != "v5.9.1" {
 		t.Fatalf("serial %d, default %s, k3d %s", m.Serial, m.K3s.Default, m.K3d.Version)
+	}
+	// Freeze: a new pin vouches for being current for manifests.Validity from the pin.
+	if want := time.Date(2027, 8, 28, 0, 0, 0, 0, time.UTC); !m.Expires.Equal(want) {
+		t.Fatalf("expires %v, want %v", m.Expires, want)
 	}
 	rel, err := m.Release(newTag)
 	if err != nil {

@@ -1,7 +1,7 @@
-// Package state keeps harmony's per-user state file ($HARMONY_HOME/state.json): the highest
-// runtime-manifest serial seen (so a replayed old manifest cannot roll users back) and when
-// updates were last checked. Every change happens under the HARMONY_HOME lock and is written
-// atomically.
+// Package state keeps harmony's state file (state.json in harmony's data directory, see
+// installer.Home): the highest runtime-manifest serial seen (so a replayed old manifest cannot
+// roll users back), when a remote manifest was last seen and when updates were last checked.
+// Every change happens under the data directory's lock and is written atomically.
 package state
 
 import (
@@ -15,12 +15,15 @@ import (
 	"time"
 
 	"github.com/NationTech/harmony-agent/installer"
+	"github.com/NationTech/harmony-agent/internal/hint"
 )
 
 // State is state.json.
 type State struct {
-	HighestManifestSerial int64     `json:"highestManifestSerial"`
-	LastUpdateCheck       time.Time `json:"lastUpdateCheck,omitzero"`
+	HighestManifestSerial int64 `json:"highestManifestSerial"`
+	// ManifestLastSeen is when a signed remote runtime manifest was last fetched and accepted.
+	ManifestLastSeen time.Time `json:"manifestLastSeen,omitzero"`
+	LastUpdateCheck  time.Time `json:"lastUpdateCheck,omitzero"`
 }
 
 func path(home string) string { return filepath.Join(home, "state.json") }
@@ -36,12 +39,13 @@ func Load(home string) (State, error) {
 		return s, fmt.Errorf("read state: %w", err)
 	}
 	if err := json.Unmarshal(b, &s); err != nil {
-		return s, fmt.Errorf("read state %q: %w (delete it to start afresh)", path(home), err)
+		return s, hint.With(fmt.Errorf("read state %q: not valid JSON: %w", path(home), err),
+			"harmony does not overwrite it: fix the JSON or restore it from a backup (it records the highest runtime manifest serial seen, harmony's guard against rollbacks)")
 	}
 	return s, nil
 }
 
-// Update applies fn to the state under the HARMONY_HOME lock and saves the result atomically.
+// Update applies fn to the state under the data directory's lock and saves the result atomically.
 // When fn fails nothing is written.
 func Update(ctx context.Context, home string, fn func(*State) error) error {
 	unlock, err := installer.LockHome(ctx, home)
