@@ -115,7 +115,7 @@ type seen struct {
 	newest   *Manifest
 }
 
-func (t Trust) seen(home state.State) (seen, error) {
+func (t Trust) seen(home state.State) seen {
 	var s seen
 	add := func(st state.State) {
 		s.highest = max(s.highest, st.HighestManifestSerial)
@@ -125,11 +125,10 @@ func (t Trust) seen(home state.State) (seen, error) {
 	}
 	add(home)
 	if t.System != "" {
-		st, err := state.Load(t.System)
-		if err != nil {
-			return s, err
+		// Root's directory is read as far as this user may; root's own commands check it fully.
+		if st, err := state.Load(t.System); err == nil {
+			add(st)
 		}
-		add(st)
 	}
 	for _, dir := range t.dirs() {
 		if m := t.stored(dir); m != nil {
@@ -139,7 +138,7 @@ func (t Trust) seen(home state.State) (seen, error) {
 			}
 		}
 	}
-	return s, nil
+	return s
 }
 
 // newer orders manifests by serial, then by expiry (the same serial re-signed later).
@@ -175,10 +174,7 @@ func (t Trust) Accept(ctx context.Context, data, sig []byte) (*Manifest, error) 
 			"the mirror serves an outdated manifest, so harmony cannot see current runtime releases: check HARMONY_MIRROR (now "+fmt.Sprintf("%q", installer.Mirror())+"); the manifest harmony has stays in use")
 	}
 	err = state.Update(ctx, t.Home, func(s *state.State) error {
-		seen, err := t.seen(*s)
-		if err != nil {
-			return err
-		}
+		seen := t.seen(*s)
 		highest := max(seen.highest, builtin.Serial)
 		if m.Serial < highest {
 			return rollback(m.Serial, highest)
@@ -228,10 +224,7 @@ func (t Trust) Current() (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	seen, err := t.seen(home)
-	if err != nil {
-		return nil, err
-	}
+	seen := t.seen(home)
 	m := builtin
 	if seen.newest != nil && newer(seen.newest, builtin) {
 		m = seen.newest
@@ -247,8 +240,7 @@ func (t Trust) Current() (*Manifest, error) {
 // LastSeen returns when a signed remote manifest was last fetched and accepted (zero: never).
 func (t Trust) LastSeen() time.Time {
 	home, _ := state.Load(t.Home)
-	seen, _ := t.seen(home)
-	return seen.lastSeen
+	return t.seen(home).lastSeen
 }
 
 // FreezeWarning returns, when m has expired, the warning that harmony cannot see current
