@@ -31,7 +31,7 @@ func TestStatusFreezeWarnsPastTheManifestExpiry(t *testing.T) {
 		want string
 	}{
 		{"before the expiry", builtin.Expires.Add(-time.Hour), ""},
-		{"after the expiry", builtin.Expires.Add(time.Hour), "cannot see current runtime releases (last seen: never)"},
+		{"after the expiry", builtin.Expires.Add(time.Hour), "(last seen: never): harmony cannot see current runtime releases"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
