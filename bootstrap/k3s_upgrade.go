@@ -127,6 +127,9 @@ func (k *K3s) refreshManifest(ctx context.Context) (*manifests.Manifest, []strin
 	if err != nil {
 		return nil, nil, err
 	}
+	if w := k.Trust.FreezeWarning(m); w != "" {
+		warnings = append(warnings, w)
+	}
 	return m, warnings, nil
 }
 
@@ -194,7 +197,7 @@ func (k *K3s) Upgrade(ctx context.Context, opts UpgradeOptions) (UpgradeResult, 
 			return nil
 		}},
 		{Name: "install", Run: func(context.Context) error {
-			return installer.InstallFile(cached, filepath.Join(k.Paths.VersionDir(to), "k3s"), 0o755)
+			return installer.InstallVerified(cached, bin.SHA256, filepath.Join(k.Paths.VersionDir(to), "k3s"), 0o755)
 		}, Undo: func(context.Context) error {
 			if existed {
 				return nil
