@@ -346,3 +346,22 @@ func TestGetSmallFiles(t *testing.T) {
 		t.Fatalf("Get through latest = %q, %v", b, err)
 	}
 }
+
+// BenchmarkFetchCacheHit measures a cache hit, which hashes the cached file again (64 MiB, about
+// the size of a k3s binary).
+func BenchmarkFetchCacheHit(b *testing.B) {
+	srv := releasetest.New(b)
+	data := randomBytes(b, 64<<20)
+	srv.Add(repo, tag, "k3s", data)
+	f := newFetcher(b)
+	a := artifact(srv, "k3s", data)
+	if _, err := f.Fetch(context.Background(), a); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if res, err := f.Fetch(context.Background(), a); err != nil || !res.Cached {
+			b.Fatalf("cached=%v, %v", res.Cached, err)
+		}
+	}
+}
