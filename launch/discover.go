@@ -34,6 +34,12 @@ type Config struct {
 	Timeout string `json:"timeout,omitempty"`
 	// Services to show in the final table (default: all).
 	Services []string `json:"services,omitempty"`
+	// Chart is a Helm chart's folder to launch (with Values files and Set values).
+	Chart string `json:"chart,omitempty"`
+	// Values are values files for the chart, merged in order over its values.yaml.
+	Values []string `json:"values,omitempty"`
+	// Set values are merged over the values files.
+	Set map[string]any `json:"set,omitempty"`
 }
 
 // Source is what discovery chose to deploy, and why.
@@ -44,6 +50,8 @@ type Source struct {
 	Kustomizations []string
 	// Files are plain manifest files.
 	Files []string
+	// Chart is a Helm chart to render.
+	Chart *Chart
 	// Reason says how they were found, for --print-plan.
 	Reason string
 	// Config is harmony.yaml when present.
@@ -125,6 +133,11 @@ func Discover(root string, files []string) (*Source, error) {
 	}
 	if cfg != nil {
 		src.Config = cfg
+		if cfg.Chart != "" {
+			if src.Chart, err = chartFromConfig(t, cfg); err != nil {
+				return nil, err
+			}
+		}
 		for _, m := range cfg.Manifests {
 			name := path.Clean(filepath.ToSlash(m))
 			if filepath.IsAbs(m) || path.IsAbs(name) || filepath.VolumeName(m) != "" || name == ".." || strings.HasPrefix(name, "../") {
@@ -138,9 +151,20 @@ func Discover(root string, files []string) (*Source, error) {
 		src.Reason = "listed in " + ProjectFile
 		return src, nil
 	}
+	if t.isKustomization(".") && t.isChart(".") {
+		return nil, hint.With(fmt.Errorf("%s: a kustomization and a Helm chart at the root: %w", abs, ErrAmbiguous),
+			"harmony applies nothing when the choice is not clear; write it into "+ProjectFile+":",
+			"  chart: .          (the Helm chart)",
+			"  manifests: [.]    (the kustomization)")
+	}
 	if t.isKustomization(".") {
 		src.Kustomizations = []string{abs}
 		src.Reason = "kustomization at the root"
+		return src, nil
+	}
+	if t.isChart(".") {
+		src.Chart = &Chart{Dir: abs}
+		src.Reason = "the Helm chart at the root"
 		return src, nil
 	}
 	var found []string
@@ -155,6 +179,30 @@ func Discover(root string, files []string) (*Source, error) {
 			}
 		}
 	}
+	if charts := t.findCharts(); len(charts) > 0 {
+		// A chart is one candidate; other manifests (a usual folder, else kustomizations,
+		// else what a scan finds) are others: several candidates launch nothing.
+		others := found
+		if len(others) == 0 {
+			others = t.topKustomizations(t.kustomizationsUnder())
+		}
+		if len(others) == 0 {
+			names, _ := t.scan(".", 3)
+			seen := map[string]bool{}
+			for _, n := range names {
+				if d := path.Dir(n); !seen[d] {
+					seen[d] = true
+					others = append(others, d)
+				}
+			}
+		}
+		if len(others) > 0 || len(charts) > 1 {
+			return nil, ambiguous(abs, chartsAnd(len(charts), len(others)), fromSlash(append(charts, others...)))
+		}
+		src.Chart = &Chart{Dir: t.abs(charts[0])}
+		src.Reason = "the Helm chart " + charts[0] + "/ (the only chart; no other manifests)"
+		return src, nil
+	}
 	switch len(found) {
 	case 1:
 		if err := src.addDir(t, found[0]); err != nil {
@@ -167,19 +215,7 @@ func Discover(root string, files []string) (*Source, error) {
 		return nil, ambiguous(abs, "several manifest folders", found)
 	}
 	// Kustomizations anywhere (depth-limited): the top one is the project; several are ambiguous.
-	var kdirs []string
-	_ = t.walk(".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.IsDir() || p == "." {
-			return nil
-		}
-		if skipDirs[d.Name()] || strings.Count(p, "/") >= 4 {
-			return filepath.SkipDir
-		}
-		if t.isKustomization(p) {
-			kdirs = append(kdirs, p)
-		}
-		return nil
-	})
+	kdirs := t.kustomizationsUnder()
 	if tops := t.topKustomizations(kdirs); len(tops) == 1 {
 		src.Kustomizations = []string{t.abs(tops[0])}
 		src.Reason = "the kustomization " + filepath.FromSlash(tops[0]) + "/ (the only one no other builds on)"
@@ -257,8 +293,11 @@ func (t *tree) loadConfig() (*Config, error) {
 			return nil, fmt.Errorf("%s: timeout: %w", ProjectFile, err)
 		}
 	}
-	if len(p.Manifests) == 0 {
-		return nil, fmt.Errorf("%s: manifests: list at least one path", ProjectFile)
+	if p.Chart == "" && (len(p.Values) > 0 || len(p.Set) > 0) {
+		return nil, fmt.Errorf("%s: values and set need a chart: name it (chart: PATH)", ProjectFile)
+	}
+	if len(p.Manifests) == 0 && p.Chart == "" {
+		return nil, fmt.Errorf("%s: manifests: list at least one path (or name a chart)", ProjectFile)
 	}
 	return &p, nil
 }
@@ -278,6 +317,34 @@ func (e *AmbiguousError) Error() string {
 // Is makes errors.Is(err, ErrAmbiguous) hold.
 func (e *AmbiguousError) Is(target error) bool { return target == ErrAmbiguous }
 
+// kustomizationsUnder lists the kustomizations below the root (depth-limited, outside charts).
+func (t *tree) kustomizationsUnder() []string {
+	var kdirs []string
+	_ = t.walk(".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() || p == "." {
+			return nil
+		}
+		if skipDirs[d.Name()] || strings.Count(p, "/") >= 4 || t.isChart(p) {
+			return filepath.SkipDir
+		}
+		if t.isKustomization(p) {
+			kdirs = append(kdirs, p)
+		}
+		return nil
+	})
+	return kdirs
+}
+
+func chartsAnd(charts, folders int) string {
+	switch {
+	case folders == 0:
+		return "several Helm charts"
+	case charts == 1:
+		return "a Helm chart and other manifests"
+	}
+	return "Helm charts and other manifests"
+}
+
 func ambiguous(root, what string, candidates []string) error {
 	return &AmbiguousError{Root: root, What: what, Candidates: candidates}
 }
@@ -286,6 +353,13 @@ func ambiguous(root, what string, candidates []string) error {
 // kustomizations (those no other kustomization in it uses), or its plain YAML files. Several
 // top-level kustomizations (e.g. overlays) are ambiguous.
 func (s *Source) addDir(t *tree, dir string) error {
+	if t.isChart(dir) && !t.isKustomization(dir) {
+		if s.Chart != nil {
+			return ambiguous(s.Root, "several Helm charts", []string{rel(s.Root, s.Chart.Dir), filepath.FromSlash(dir)})
+		}
+		s.Chart = &Chart{Dir: t.abs(dir)}
+		return nil
+	}
 	if t.isKustomization(dir) {
 		s.Kustomizations = append(s.Kustomizations, t.abs(dir))
 		return nil
@@ -397,6 +471,9 @@ func (t *tree) hasManifests(dir string) (bool, error) {
 	}
 	found := false
 	_ = t.walk(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && t.isChart(p) {
+			return filepath.SkipDir
+		}
 		if err == nil && d.IsDir() && t.isKustomization(p) {
 			found = true
 			return fs.SkipAll
@@ -427,8 +504,8 @@ func (t *tree) scan(dir string, depth int) ([]string, error) {
 			if skipDirs[d.Name()] || strings.Count(rel, "/") >= depth {
 				return filepath.SkipDir
 			}
-			if d.Name() == "templates" && t.isFile(path.Join(path.Dir(p), "Chart.yaml")) {
-				return filepath.SkipDir // Helm templates are not plain manifests
+			if t.isChart(p) {
+				return filepath.SkipDir // a Helm chart (templates, crds) is not plain manifests
 			}
 			return nil
 		}

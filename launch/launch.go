@@ -35,6 +35,10 @@ type Options struct {
 	Out io.Writer
 	// Live redraws progress in place (a terminal).
 	Live bool
+	// Hooks are a chart's Helm hooks: pre-install/pre-upgrade run before the objects are
+	// applied, post-install/post-upgrade after they are ready (upgrade when the project was
+	// launched before).
+	Hooks []Hook
 }
 
 // DefaultTimeout bounds the readiness wait when neither the user nor harmony.yaml says.
@@ -48,6 +52,8 @@ type Report struct {
 	Status    []ObjState `json:"status,omitempty"`
 	Endpoints []Endpoint `json:"endpoints,omitempty"`
 	Ready     bool       `json:"ready"`
+	// Chart is the Helm chart launched, when there is one.
+	Chart *ChartInfo `json:"chart,omitempty"`
 }
 
 // Namespace derives a namespace from a folder name: a valid DNS label.
@@ -98,6 +104,11 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 		return nil, err
 	}
 	inv, err := e.loadInventory(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	preHook, postHook := hookEvents(inv.exists)
+	hooks, err := e.prepareHooks(o.Hooks, p, inv.exists)
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +174,8 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 		}
 	}
 	planLate, rejected := e.plan(ctx, late, claims, o.DryRun)
+	planHooks, rejectedHooks := e.planHooks(ctx, hooks, p)
+	rejected = append(rejected, rejectedHooks...)
 	if len(rejected) > 0 {
 		if !o.DryRun {
 			e.takeBack(ctx, p, inv, appliedEarly, createdNS)
@@ -170,6 +183,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 		return nil, rejectedError(rejected)
 	}
 	rep.Plan = append(rep.Plan, planLate...)
+	rep.Plan = append(rep.Plan, planHooks...)
 
 	for _, id := range inv.Objects {
 		if !current.Contains(id) {
@@ -178,6 +192,9 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 	}
 	if o.DryRun {
 		return rep, nil
+	}
+	if err := e.runHooks(ctx, hooks, preHook, p, o.Timeout, o.Out); err != nil {
+		return nil, err
 	}
 	if _, err := e.applyChanged(ctx, late, planLate, claims); err != nil {
 		return nil, err
@@ -195,7 +212,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 		return nil, err
 	}
 	if o.NoWait {
-		return rep, nil
+		return rep, e.runHooks(ctx, hooks, postHook, p, o.Timeout, o.Out)
 	}
 	states, err := e.Wait(ctx, current, o)
 	rep.Status = states
@@ -204,7 +221,10 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 	if p.Config != nil && len(p.Config.Services) > 0 {
 		rep.Endpoints = OnlyServices(rep.Endpoints, p.Config.Services)
 	}
-	return rep, err
+	if err != nil {
+		return rep, err
+	}
+	return rep, e.runHooks(ctx, hooks, postHook, p, o.Timeout, o.Out)
 }
 
 // takeBack undoes a launch that applied only its Namespaces and CRDs: it deletes what this run

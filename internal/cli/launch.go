@@ -2,8 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -13,8 +16,10 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/NationTech/harmony-agent/bootstrap"
+	"github.com/NationTech/harmony-agent/installer"
 	"github.com/NationTech/harmony-agent/internal/hint"
 	"github.com/NationTech/harmony-agent/launch"
+	"github.com/NationTech/harmony-agent/manifests"
 )
 
 // clusterOptions pick the cluster: harmony's own runtime unless --kubeconfig/--context say otherwise.
@@ -95,11 +100,13 @@ func (c *clusterOptions) cluster(ctx context.Context, g *globalOptions, mayBoots
 
 type launchOptions struct {
 	clusterOptions
-	Files       []string
-	DryRun      bool
-	Adopt       bool
-	NoWait      bool
-	Timeout     time.Duration
+	Files   []string
+	DryRun  bool
+	Adopt   bool
+	NoWait  bool
+	Timeout time.Duration
+	// AllowRemote lets launch fetch what the repository refers to remotely (kustomize remote
+	// resources; a chart's dependencies that are not vendored).
 	AllowRemote bool
 }
 
@@ -136,7 +143,7 @@ written; --adopt takes over those nobody owns (never another project's or a Helm
 	f.BoolVar(&opts.Adopt, "adopt", false, "take over existing objects nobody owns (no inventory, no Helm release, no controller)")
 	f.BoolVar(&opts.NoWait, "no-wait", false, "do not wait for readiness")
 	f.DurationVar(&opts.Timeout, "timeout", launch.DefaultTimeout, "how long to wait for readiness (default: harmony.yaml's timeout, else 5m)")
-	f.BoolVar(&opts.AllowRemote, "allow-remote", false, "let kustomizations use URL and git resources, bases and components (fetched with a time and size limit)")
+	f.BoolVar(&opts.AllowRemote, "allow-remote", false, "let kustomizations use URL and git resources, bases and components (fetched with a time and size limit), and fetch a chart's dependencies that are not vendored (the versions Chart.lock pins)")
 	return cmd
 }
 
@@ -160,6 +167,14 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if err != nil {
 		return hint.With(err, "nothing was applied: fix the manifest and launch again")
 	}
+	// A chart is rendered first for the pinned runtime's Kubernetes version (template errors
+	// stop here, before any cluster is touched), then again with the cluster's Capabilities.
+	chartOpts := launch.ChartOptions{Release: proj.ReleaseName(), Namespace: proj.Namespace, KubeVersion: pinnedKubeVersion(),
+		AllowRemote: opts.AllowRemote, CacheDir: chartCache(), Out: g.Stderr}
+	chart, err := renderChart(ctx, src, chartOpts)
+	if err != nil {
+		return err
+	}
 	out := g.out()
 	if opts.Output == "json" {
 		out = g.Stderr
@@ -167,8 +182,22 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 			out = nopWriter{}
 		}
 	}
-	fmt.Fprintf(out, "launching %s: %s from %s, namespace %s\n", proj.Root, plural(len(objs), "object"), src.Reason, proj.Namespace)
+	all := objs
+	if chart != nil {
+		all = append(append([]launch.Object{}, objs...), chart.Objects...)
+	}
+	fmt.Fprintf(out, "launching %s: %s from %s, namespace %s\n", proj.Root, plural(len(all), "object"), src.Reason, proj.Namespace)
+	if chart != nil {
+		fmt.Fprintf(out, "chart %s %s (%s), release %s\n", chart.Chart.Name, chart.Chart.Version, chart.Chart.Path, chartOpts.Release)
+		for _, h := range chart.Chart.SkippedHooks {
+			fmt.Fprintf(out, "  skipped hook %s\n", h)
+		}
+	}
 	cfg, err := opts.cluster(ctx, g, !opts.DryRun)
+	if err != nil && opts.DryRun && !opts.explicit() {
+		// No cluster to check against: list what would be applied, unchecked.
+		return printUnchecked(g, opts, out, proj.Namespace, all, chart)
+	}
 	if err != nil {
 		return err
 	}
@@ -176,13 +205,28 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if err != nil {
 		return err
 	}
+	var hooks []launch.Hook
+	if chart != nil {
+		chartOpts.Cluster = cfg
+		if chartOpts.Upgrade, err = eng.Launched(ctx, proj); err != nil {
+			return err
+		}
+		if chart, err = renderChart(ctx, src, chartOpts); err != nil {
+			return err
+		}
+		objs = append(objs, chart.Objects...)
+		hooks = chart.Hooks
+	}
 	live := false
 	if f, ok := g.Stderr.(*os.File); ok && opts.Output == "" && !g.Quiet {
 		live = term.IsTerminal(int(f.Fd()))
 	}
 	rep, err := eng.Launch(ctx, proj, objs, launch.Options{
-		DryRun: opts.DryRun, Adopt: opts.Adopt, NoWait: opts.NoWait, Timeout: opts.Timeout, Out: out, Live: live,
+		DryRun: opts.DryRun, Adopt: opts.Adopt, NoWait: opts.NoWait, Timeout: opts.Timeout, Out: out, Live: live, Hooks: hooks,
 	})
+	if rep != nil && chart != nil {
+		rep.Chart = chart.Chart
+	}
 	if rep != nil && opts.Output == "json" {
 		if jerr := printJSON(g.Stdout, rep); jerr != nil {
 			return jerr
@@ -200,6 +244,55 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		return nil
 	}
 	launch.PrintSummary(out, rep)
+	if chart != nil && chart.Chart.Notes != "" {
+		fmt.Fprintf(out, "\nNOTES:\n%s\n", chart.Chart.Notes)
+	}
+	return nil
+}
+
+// renderChart renders src's chart when it has one.
+func renderChart(ctx context.Context, src *launch.Source, o launch.ChartOptions) (*launch.Rendered, error) {
+	if src.Chart == nil {
+		return nil, nil
+	}
+	r, err := launch.RenderChart(ctx, src, o)
+	if err != nil && errors.Is(err, launch.ErrBadManifest) {
+		return nil, hint.With(err, "nothing was applied: fix the chart and launch again")
+	}
+	return r, err
+}
+
+// chartCache is where fetched chart dependencies are cached: in HARMONY_HOME's cache.
+func chartCache() string {
+	home, err := installer.Home()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, "cache", "helm")
+}
+
+// pinnedKubeVersion is the Kubernetes version of the runtime harmony installs by default.
+func pinnedKubeVersion() string {
+	m, err := manifests.Load()
+	if err != nil {
+		return ""
+	}
+	return m.DefaultRelease().Version.String()
+}
+
+// printUnchecked is a dry run without a cluster: the objects that would be applied, which no
+// server has checked.
+func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, ns string, objs []launch.Object, chart *launch.Rendered) error {
+	rep := launch.Unchecked(ns, objs)
+	if chart != nil {
+		rep.Chart = chart.Chart
+	}
+	if opts.Output == "json" {
+		return printJSON(g.Stdout, rep)
+	}
+	fmt.Fprintln(out, "no cluster is running: listing what would be applied, not checked by a server (start one for a full check: harmony runtime start)")
+	launch.PrintPlan(out, rep.Plan)
+	fmt.Fprintln(out, "dry run: nothing was changed")
 	return nil
 }
 

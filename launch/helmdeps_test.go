@@ -1,0 +1,143 @@
+package launch_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"helm.sh/helm/v4/pkg/chart/common"
+	chart "helm.sh/helm/v4/pkg/chart/v2"
+	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
+	"helm.sh/helm/v4/pkg/provenance"
+	helmrepo "helm.sh/helm/v4/pkg/repo/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/NationTech/harmony-agent/launch"
+)
+
+// chartRepo serves a Helm chart repository (index.yaml and one packaged chart, both built
+// here) from a local HTTP server, counting requests.
+func chartRepo(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	db := &chart.Chart{
+		Metadata:  &chart.Metadata{APIVersion: chart.APIVersionV2, Name: "db", Version: "1.2.3"},
+		Values:    map[string]any{"port": 5432},
+		Templates: []*common.File{{Name: "templates/db.yaml", Data: []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Release.Name }}-db}\ndata: {port: {{ .Values.port | quote }}}\n")}},
+	}
+	dir := t.TempDir()
+	pkg, err := chartutil.Save(db, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgz, err := os.ReadFile(pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var requests atomic.Int64
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	digest, _ := provenance.Digest(bytes.NewReader(tgz))
+	idx := helmrepo.NewIndexFile()
+	if err := idx.MustAdd(db.Metadata, "db-1.2.3.tgz", srv.URL+"/charts", "sha256:"+digest); err != nil {
+		t.Fatal(err)
+	}
+	index, err := yaml.Marshal(idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.HandleFunc("/charts/index.yaml", func(w http.ResponseWriter, r *http.Request) { requests.Add(1); w.Write(index) })
+	mux.HandleFunc("/charts/db-1.2.3.tgz", func(w http.ResponseWriter, r *http.Request) { requests.Add(1); w.Write(tgz) })
+	return srv, &requests
+}
+
+// lockFor writes Chart.lock the way helm dependency update does (its digest covers Chart.yaml's
+// dependencies and the locked ones).
+func lockFor(t *testing.T, req, locked []*chart.Dependency) string {
+	t.Helper()
+	data, err := json.Marshal([2][]*chart.Dependency{req, locked})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, _ := provenance.Digest(bytes.NewReader(data))
+	out, err := yaml.Marshal(&chart.Lock{Digest: "sha256:" + sum, Dependencies: locked})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func TestChartRemoteDependencies(t *testing.T) {
+	t.Parallel()
+	srv, requests := chartRepo(t)
+	url := srv.URL + "/charts"
+	req := []*chart.Dependency{{Name: "db", Version: "~1.2.0", Repository: url}}
+	locked := []*chart.Dependency{{Name: "db", Version: "1.2.3", Repository: url}}
+	chartYAML := "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n- name: db\n  version: ~1.2.0\n  repository: " + url + "\n"
+	files := map[string]string{
+		"chart/Chart.yaml":        chartYAML,
+		"chart/Chart.lock":        lockFor(t, req, locked),
+		"chart/values.yaml":       "db:\n  port: 6000\n",
+		"chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
+	}
+	render := func(root string, allow bool) (*launch.Rendered, error) {
+		src, err := launch.Discover(root, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return launch.RenderChart(context.Background(), src, launch.ChartOptions{Release: "shop", Namespace: "shop",
+			KubeVersion: "v1.36.4+k3s1", AllowRemote: allow, CacheDir: filepath.Join(t.TempDir(), "cache")})
+	}
+
+	// Without --allow-remote nothing is fetched.
+	root := tree(t, files)
+	if _, err := render(root, false); !errors.Is(err, launch.ErrChartDependencies) {
+		t.Fatalf("error %v, want ErrChartDependencies", err)
+	}
+	if n := requests.Load(); n != 0 {
+		t.Fatalf("%d requests without --allow-remote", n)
+	}
+
+	// With it, the locked version is fetched and rendered; the repository is not written to.
+	r, err := render(root, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, o := range r.Objects {
+		names = append(names, o.GetName())
+		if o.GetName() == "shop-db" && o.Object["data"].(map[string]any)["port"] != "6000" {
+			t.Errorf("dependency values %v", o.Object["data"])
+		}
+	}
+	if strings.Join(names, ",") != "shop-db,app" && strings.Join(names, ",") != "app,shop-db" {
+		t.Fatalf("rendered %v", names)
+	}
+	if requests.Load() == 0 {
+		t.Fatal("nothing was fetched")
+	}
+	if _, err := os.Stat(filepath.Join(root, "chart", "charts")); !os.IsNotExist(err) {
+		t.Fatalf("fetching wrote into the repository: %v", err)
+	}
+
+	// A Chart.lock that does not match Chart.yaml is refused.
+	files["chart/Chart.yaml"] = strings.Replace(chartYAML, "~1.2.0", "~1.3.0", 1)
+	if _, err := render(tree(t, files), true); err == nil || !strings.Contains(err.Error(), "out of sync") {
+		t.Fatalf("error %v, want Chart.lock out of sync", err)
+	}
+
+	// No Chart.lock: harmony does not pick versions itself.
+	files["chart/Chart.yaml"] = chartYAML
+	delete(files, "chart/Chart.lock")
+	if _, err := render(tree(t, files), true); !errors.Is(err, launch.ErrChartDependencies) || !strings.Contains(err.Error(), "no Chart.lock") {
+		t.Fatalf("error %v, want a refusal without Chart.lock", err)
+	}
+}
