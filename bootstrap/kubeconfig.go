@@ -190,16 +190,23 @@ func (k UserKubeconfig) Remove() error {
 }
 
 // invokingUserFor returns the user a kubeconfig at path is written for: the user who ran sudo,
-// unless path lies in root's own home (after "sudo -i"), which that user cannot touch.
+// unless path lies in root's own home (after "sudo -i").
 func invokingUserFor(path string) (*User, error) {
 	u, err := InvokingUser()
 	if u == nil || err != nil {
 		return u, err
 	}
-	if home := ownHome(); home != "" && within(home, path) {
-		return nil, nil
+	return actingFor(u, ownHome(), path), nil
+}
+
+// actingFor returns u, or nil (harmony writes as root, for root) when path lies in root's home
+// rootHome, which the user cannot touch. Root's home counts only when it is a home of its own:
+// not "/" (as in some containers), not above the user's home.
+func actingFor(u *User, rootHome, path string) *User {
+	if rootHome != "" && filepath.Clean(rootHome) != "/" && within(rootHome, path) && !within(rootHome, u.Home) {
+		return nil
 	}
-	return u, nil
+	return u
 }
 
 // within reports whether path lies inside dir (lexically).
