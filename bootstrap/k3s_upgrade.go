@@ -18,8 +18,17 @@ import (
 // k3sSwitcher lets the shared switch engine move k3s between versions of the versioned layout.
 type k3sSwitcher struct{ k *K3s }
 
-func (s k3sSwitcher) Stop(ctx context.Context) error  { return s.k.supervisor().Stop(ctx) }
-func (s k3sSwitcher) Start(ctx context.Context) error { return s.k.supervisor().Start(ctx) }
+func (s k3sSwitcher) Stop(ctx context.Context) error { return s.k.supervisor().Stop(ctx) }
+
+// Start starts the active version. k3s writes its kubeconfig each time it starts, so the one
+// left by the previous process is removed first: the health check then talks to what the new
+// process wrote, never to a stale file.
+func (s k3sSwitcher) Start(ctx context.Context) error {
+	if err := removeIfExists(s.k.Paths.KubeconfigFile()); err != nil {
+		return err
+	}
+	return s.k.supervisor().Start(ctx)
+}
 
 func (s k3sSwitcher) Activate(_ context.Context, version string) error {
 	if !fileExists(filepath.Join(s.k.Paths.VersionDir(version), "k3s")) {
