@@ -26,13 +26,16 @@ const (
 
 // publish serves a signed runtime manifest with the given serial pinning the installed default
 // (the plain stand-in) and each of tags (stand-ins made distinct per version).
-func (m *machine) publish(serial int, tags ...string) {
+func (m *machine) publish(serial int, tags ...string) { m.publishExpiring(serial, time.Time{}, tags...) }
+
+// publishExpiring is publish with the manifest's signed expiry (zero: the embedded one's).
+func (m *machine) publishExpiring(serial int, expires time.Time, tags ...string) {
 	m.t.Helper()
 	bins := map[string][]byte{k3sTag: standin}
 	for _, tag := range tags {
 		bins[tag] = releasetest.StandinVersion(standin, tag)
 	}
-	if _, err := m.srv.K3sReleases("v0.0.0-test", testKey.Sign, serial, bins); err != nil {
+	if _, err := m.srv.K3sReleasesExpiring("v0.0.0-test", testKey.Sign, serial, expires, bins); err != nil {
 		m.t.Fatal(err)
 	}
 }
@@ -214,12 +217,37 @@ func TestUpgradeRefusesAReplayedManifest(t *testing.T) {
 	m.mustHarmony("runtime", "upgrade", "--dry-run")
 	m.publish(3, patchTag) // an older signed manifest naming a version, replayed as the latest
 	r := m.harmony("runtime", "upgrade")
-	if r.code != 1 || !strings.Contains(r.stderr, "runtime manifest serial 3 < 5") || !strings.Contains(r.stderr, "replay") {
+	if r.code != 1 || !strings.Contains(r.stderr, "runtime manifest serial 3 is older than serial 5") || !strings.Contains(r.stderr, "replay") {
 		t.Fatalf("replayed manifest: exit %d\n%s", r.code, r.stderr)
+	}
+	// The agent refuses it the same way, and logs it.
+	r = m.harmony("agent", "--once")
+	if r.code != 1 || !strings.Contains(r.stdout, "decided: nothing: the runtime manifest was refused") || !strings.Contains(r.stderr, "serial 3 is older than serial 5") {
+		t.Fatalf("agent with a replayed manifest: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	m.healthyAt(k3sTag)
 	if _, err := os.Stat(m.path("/var/lib/harmony/k3s/" + patchTag)); !os.IsNotExist(err) {
 		t.Error("a version named only by the replayed manifest was installed")
+	}
+}
+
+func TestUpgradeFlagsAnExpiredManifest(t *testing.T) {
+	t.Parallel()
+	m := newMachine(t)
+	m.mustHarmony("bootstrap")
+	m.publishExpiring(7, time.Now().Add(-48*time.Hour), patchTag) // signed, newer serial, but frozen in the past
+	r := m.mustHarmony("runtime", "upgrade")
+	if !strings.Contains(r.stderr, "note: could not refresh the runtime manifest") || !strings.Contains(r.stderr, "expired") ||
+		!strings.Contains(r.stdout, k3sTag+" is the newest version the policy allows") {
+		t.Fatalf("expired manifest:\n%s%s", r.stdout, r.stderr)
+	}
+	r = m.mustHarmony("agent", "--once")
+	if !strings.Contains(r.stdout, "checked: could not refresh the runtime manifest") || !strings.Contains(r.stdout, "expired") {
+		t.Fatalf("the agent does not flag the expired manifest:\n%s", r.stdout)
+	}
+	m.healthyAt(k3sTag)
+	if _, err := os.Stat(m.path("/var/lib/harmony/k3s/" + patchTag)); !os.IsNotExist(err) {
+		t.Error("a version named only by the expired manifest was installed")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"time"
 	"strings"
 
 	"github.com/NationTech/harmony-agent/manifests"
@@ -88,11 +89,20 @@ func StandinVersion(standin []byte, version string) []byte {
 // default release. The manifest goes in harmony's release tag, which becomes the latest; the
 // manifest's bytes are returned.
 func (s *Server) K3sReleases(tag string, sign func([]byte) []byte, serial int, standins map[string][]byte) ([]byte, error) {
+	return s.K3sReleasesExpiring(tag, sign, serial, time.Time{}, standins)
+}
+
+// K3sReleasesExpiring is K3sReleases with the manifest's signed expiry set to expires (zero
+// keeps the embedded manifest's), e.g. in the past to serve a frozen manifest.
+func (s *Server) K3sReleasesExpiring(tag string, sign func([]byte) []byte, serial int, expires time.Time, standins map[string][]byte) ([]byte, error) {
 	m, err := manifests.Load()
 	if err != nil {
 		return nil, err
 	}
 	m.Serial = int64(serial)
+	if !expires.IsZero() {
+		m.Expires = expires
+	}
 	model := m.DefaultRelease()
 	for version, bin := range standins {
 		v, err := manifests.ParseVersion(version)
