@@ -26,7 +26,9 @@ const (
 
 // publish serves a signed runtime manifest with the given serial pinning the installed default
 // (the plain stand-in) and each of tags (stand-ins made distinct per version).
-func (m *machine) publish(serial int, tags ...string) { m.publishExpiring(serial, time.Time{}, tags...) }
+func (m *machine) publish(serial int, tags ...string) {
+	m.publishExpiring(serial, time.Time{}, tags...)
+}
 
 // publishExpiring is publish with the manifest's signed expiry (zero: the embedded one's).
 func (m *machine) publishExpiring(serial int, expires time.Time, tags ...string) {

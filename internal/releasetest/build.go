@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"time"
 	"strings"
+	"time"
 
 	"github.com/NationTech/harmony-agent/manifests"
 )
