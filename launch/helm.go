@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -201,36 +200,32 @@ func inRoot(p string) (string, error) {
 	return path.Clean(filepath.ToSlash(p)), nil
 }
 
-// maxChartBytes caps one chart file and maxChartTotal a whole chart, read before parsing.
-const (
-	maxChartBytes = 5 << 20
-	maxChartTotal = 64 << 20
-)
-
-// readChartFiles reads a chart directory through a root confined to the project, honouring
-// .helmignore, and refusing anything that is not a regular file.
+// readChartFiles reads a chart directory through the project's confined tree (the same reads
+// as every other launch file: inside the root, regular files only, capped), honouring
+// .helmignore.
 func readChartFiles(projectRoot, dir string) ([]*archive.BufferedFile, error) {
-	relDir, err := filepath.Rel(projectRoot, dir)
-	if err != nil || !filepath.IsLocal(relDir) && relDir != "." {
-		return nil, fmt.Errorf("chart %q is outside the project %q", dir, projectRoot)
-	}
-	root, err := os.OpenRoot(projectRoot)
+	t, err := openTree(projectRoot, DefaultMaxFileSize, DefaultMaxTotalSize)
 	if err != nil {
 		return nil, err
 	}
-	defer root.Close()
-	fsys := root.FS()
-	base := filepath.ToSlash(relDir)
+	defer t.Close()
+	base, err := t.rel(dir)
+	if err != nil {
+		return nil, err
+	}
 	rules := ignore.Empty()
-	if raw, err := root.ReadFile(path.Join(base, ignore.HelmIgnore)); err == nil {
+	if t.isFile(path.Join(base, ignore.HelmIgnore)) {
+		raw, err := t.readFile(path.Join(base, ignore.HelmIgnore))
+		if err != nil {
+			return nil, err
+		}
 		if rules, err = ignore.Parse(bytes.NewReader(raw)); err != nil {
 			return nil, fmt.Errorf("%s: %w", path.Join(base, ignore.HelmIgnore), err)
 		}
 	}
 	rules.AddDefaults()
 	var files []*archive.BufferedFile
-	total := int64(0)
-	err = fs.WalkDir(fsys, base, func(p string, d fs.DirEntry, err error) error {
+	err = t.walk(base, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -241,32 +236,23 @@ func readChartFiles(projectRoot, dir string) ([]*archive.BufferedFile, error) {
 		if base == "." {
 			n = p
 		}
-		fi, err := fs.Stat(fsys, p) // follows links, only inside the root
+		_, fi, err := t.stat(p) // follows links, only inside the root
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		if fi.IsDir() {
-			if d.IsDir() && rules.Ignore(n, fi) {
-				return fs.SkipDir
-			}
 			if !d.IsDir() {
 				return fmt.Errorf("%s: a link to a folder: copy the folder into the chart", p)
+			}
+			if rules.Ignore(n, fi) {
+				return fs.SkipDir
 			}
 			return nil
 		}
 		if rules.Ignore(n, fi) {
 			return nil
 		}
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s: not a regular file", p)
-		}
-		if fi.Size() > maxChartBytes {
-			return fmt.Errorf("%s: %d bytes, more than a chart file may hold (%d)", p, fi.Size(), maxChartBytes)
-		}
-		if total += fi.Size(); total > maxChartTotal {
-			return fmt.Errorf("%s: the chart is larger than %d bytes", base, maxChartTotal)
-		}
-		data, err := fs.ReadFile(fsys, p)
+		data, err := t.readFile(p)
 		if err != nil {
 			return err
 		}
@@ -307,39 +293,35 @@ func missingDependencies(ch *chart.Chart) []*chart.Dependency {
 	return missing
 }
 
-// chartValues merges the values files in order, then set.
+// chartValues merges the values files in order, then set; files are read through the
+// project's confined tree.
 func chartValues(projectRoot string, c *Chart) (map[string]any, error) {
 	vals := map[string]any{}
-	var root *os.Root
 	if len(c.Values) > 0 {
-		r, err := os.OpenRoot(projectRoot)
+		t, err := openTree(projectRoot, DefaultMaxFileSize, DefaultMaxTotalSize)
 		if err != nil {
 			return nil, err
 		}
-		defer r.Close()
-		root = r
-	}
-	for _, f := range c.Values {
-		name := rel(projectRoot, f)
-		st, err := root.Stat(filepath.ToSlash(name))
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
+		defer t.Close()
+		for _, f := range c.Values {
+			name := rel(projectRoot, f)
+			n, err := t.rel(f)
+			if err != nil {
+				return nil, fmt.Errorf("values file %q: %w", name, err)
+			}
+			if _, _, err := t.stat(n); errors.Is(err, fs.ErrNotExist) {
 				return nil, hint.With(fmt.Errorf("values file %q does not exist", name), "fix the path in "+ProjectFile+" (values: [...]), relative to the project root")
 			}
-			return nil, fmt.Errorf("values file %q: %w", name, err)
+			raw, err := t.readFile(n)
+			if err != nil {
+				return nil, fmt.Errorf("values file %q: %w", name, err)
+			}
+			v, err := loader.LoadValues(bytes.NewReader(raw))
+			if err != nil {
+				return nil, fmt.Errorf("values file %q: %s: %w", name, cleanYAMLError(err), ErrBadManifest)
+			}
+			vals = loader.MergeMaps(vals, v)
 		}
-		if !st.Mode().IsRegular() || st.Size() > maxChartBytes {
-			return nil, fmt.Errorf("values file %q: not a regular file of at most %d bytes", name, maxChartBytes)
-		}
-		raw, err := root.ReadFile(filepath.ToSlash(name))
-		if err != nil {
-			return nil, fmt.Errorf("values file %q: %w", name, err)
-		}
-		v, err := loader.LoadValues(bytes.NewReader(raw))
-		if err != nil {
-			return nil, fmt.Errorf("values file %q: %s: %w", name, cleanYAMLError(err), ErrBadManifest)
-		}
-		vals = loader.MergeMaps(vals, v)
 	}
 	if len(c.Set) > 0 {
 		vals = loader.MergeMaps(vals, c.Set)

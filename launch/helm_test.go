@@ -597,3 +597,23 @@ func TestHelmOwnedObjectIsNeverTakenOver(t *testing.T) {
 		t.Fatalf("the rest of the chart was applied: %v", err)
 	}
 }
+
+func TestChartReadsStayInsideTheProject(t *testing.T) {
+	t.Parallel()
+	root := tree(t, webFiles("chart/"))
+	outside := filepath.Join(filepath.Dir(root), "secret.yaml")
+	if err := os.WriteFile(outside, []byte("apiVersion: v1\nkind: Secret\nmetadata: {name: leaked}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../secret.yaml", filepath.Join(root, "chart", "templates", "leak.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	src, err := launch.Discover(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = launch.RenderChart(context.Background(), src, launch.ChartOptions{Release: "x", Namespace: "x", KubeVersion: "v1.36.4+k3s1"})
+	if !errors.Is(err, launch.ErrOutside) || !strings.Contains(err.Error(), "leak.yaml") {
+		t.Fatalf("error %v, want the link leaving the project refused and named", err)
+	}
+}
