@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -38,12 +39,69 @@ type usageError struct{ err error }
 func (u *usageError) Error() string { return u.err.Error() }
 func (u *usageError) Unwrap() error { return u.err }
 
+// usageArgs makes check's failure a usage error. A command that groups others (root, runtime,
+// agent) answers an unknown word with cobra's suggestions, as kubectl and gh do.
 func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := check(cmd, args); err != nil {
+			if cmd.HasSubCommands() && len(args) > 0 {
+				return unknownCommand(cmd, args[0])
+			}
 			return &usageError{err}
 		}
 		return nil
+	}
+}
+
+// unknownCommandError is a name that is not a subcommand, with the names it is close to.
+type unknownCommandError struct {
+	name, parent string
+	suggestions  []string
+}
+
+func (e *unknownCommandError) Error() string {
+	return fmt.Sprintf("unknown command %q for %q", e.name, e.parent)
+}
+
+// unknownCommand is the usage error for a name that is not a subcommand of cmd.
+func unknownCommand(cmd *cobra.Command, name string) error {
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's own default, set only on its own path
+	}
+	return &usageError{&unknownCommandError{name: name, parent: cmd.CommandPath(), suggestions: cmd.SuggestionsFor(name)}}
+}
+
+// newHelpCmd replaces cobra's help command, which prints the root's help (exit 0) for a topic
+// that does not exist: here an unknown topic is a usage error with suggestions.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Help prints the full help of any command: 'harmony help runtime status' is 'harmony runtime status --help'.",
+		ValidArgsFunction: func(c *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			cmd, _, err := c.Root().Find(args)
+			if err != nil || cmd == nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			var names []cobra.Completion
+			for _, sub := range cmd.Commands() {
+				if sub.IsAvailableCommand() && strings.HasPrefix(sub.Name(), toComplete) {
+					names = append(names, cobra.CompletionWithDesc(sub.Name(), sub.Short))
+				}
+			}
+			return names, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil {
+				return &usageError{err}
+			}
+			if len(rest) > 0 {
+				return unknownCommand(cmd, rest[0])
+			}
+			cmd.InitDefaultHelpFlag()
+			return cmd.Help()
+		},
 	}
 }
 
@@ -78,12 +136,24 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailure // already reported by the process that failed
 	}
 	fmt.Fprintf(stderr, "harmony: error: %v\n", err)
+	var unknown *unknownCommandError
+	if errors.As(err, &unknown) && len(unknown.suggestions) > 0 {
+		fmt.Fprintln(stderr, "\nDid you mean this?")
+		for _, s := range unknown.suggestions {
+			fmt.Fprintf(stderr, "\t%s\n", s)
+		}
+		fmt.Fprintln(stderr)
+	}
 	for _, h := range hint.Of(err) {
 		fmt.Fprintf(stderr, "harmony: hint: %s\n", h)
 	}
 	var u *usageError
 	if errors.As(err, &u) {
-		fmt.Fprintf(stderr, "harmony: hint: run '%s --help' for usage\n", commandPath(root, args))
+		path := commandPath(root, args)
+		if unknown != nil {
+			path = unknown.parent // 'harmony help lauch' is about harmony, not about help
+		}
+		fmt.Fprintf(stderr, "harmony: hint: run '%s --help' for usage\n", path)
 		return exitUsage
 	}
 	return exitFailure
@@ -113,6 +183,7 @@ repository's manifests on it: clone a repo, run 'harmony launch', and the projec
 	}
 	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "print nothing but errors")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.SetHelpCommand(newHelpCmd())
 	root.AddCommand(
 		newVersionCmd(g),
 		newBootstrapCmd(g),
