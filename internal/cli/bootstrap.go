@@ -28,10 +28,10 @@ type bootstrapOptions struct {
 }
 
 func (o *bootstrapOptions) validate() error {
-	if o.Timeout <= 0 {
-		return &usageError{fmt.Errorf("--timeout must be positive, got %s", o.Timeout)}
+	if err := checkK3sVersion("version", &o.Version, true); err != nil {
+		return err
 	}
-	return nil
+	return checkTimeout(o.Timeout)
 }
 
 func newBootstrapCmd(g *globalOptions) *cobra.Command {

@@ -42,7 +42,7 @@ func (c *clusterOptions) validate() error {
 	if c.Output != "" && c.Output != "json" {
 		return &usageError{fmt.Errorf("--output %q: only json is supported", c.Output)}
 	}
-	return nil
+	return checkNamespace(c.Namespace)
 }
 
 func (c *clusterOptions) explicit() bool { return c.Kubeconfig != "" || c.Context != "" }
@@ -131,6 +131,8 @@ written; --adopt takes over those nobody owns (never another project's or a Helm
 			}
 			if !cmd.Flags().Changed("timeout") {
 				opts.Timeout = 0 // harmony.yaml's, else the default
+			} else if err := checkTimeout(opts.Timeout); err != nil {
+				return err
 			}
 			return launchRun(cmd.Context(), g, opts, dirArg(args))
 		},
@@ -312,6 +314,9 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 		Short: "Remove everything harmony launched for a repository",
 		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkTimeout(opts.Timeout); err != nil {
+				return err
+			}
 			proj, eng, err := opts.project(cmd.Context(), g, args)
 			if err != nil {
 				return err

@@ -194,6 +194,7 @@ repository's manifests on it: clone a repo, run 'harmony launch', and the projec
 		newStatusCmd(g),
 		newAgentCmd(g),
 	)
+	completionArgs(root)
 	return root
 }
 

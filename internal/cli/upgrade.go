@@ -21,8 +21,11 @@ type runtimeUpgradeOptions struct {
 }
 
 func (o *runtimeUpgradeOptions) validate() error {
-	if o.Timeout <= 0 {
-		return &usageError{fmt.Errorf("--timeout must be positive, got %s", o.Timeout)}
+	if err := checkK3sVersion("to", &o.To, false); err != nil {
+		return err
+	}
+	if err := checkTimeout(o.Timeout); err != nil {
+		return err
 	}
 	if o.Output != "" && o.Output != "json" {
 		return &usageError{fmt.Errorf("--output %q: only json is supported", o.Output)}
