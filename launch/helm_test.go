@@ -617,3 +617,28 @@ func TestChartReadsStayInsideTheProject(t *testing.T) {
 		t.Fatalf("error %v, want the link leaving the project refused and named", err)
 	}
 }
+
+// BenchmarkRenderChart renders the web chart (helpers, values, four templates, NOTES) without a
+// cluster, as launch --dry-run does.
+func BenchmarkRenderChart(b *testing.B) {
+	root := filepath.Join(b.TempDir(), "web")
+	for name, body := range webFiles("") {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	src, err := launch.Discover(root, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := launch.ChartOptions{Release: "web", Namespace: "web", KubeVersion: "v1.36.4+k3s1"}
+	for b.Loop() {
+		if _, err := launch.RenderChart(context.Background(), src, o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
