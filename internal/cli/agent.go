@@ -114,7 +114,7 @@ func agentShowRun(g *globalOptions, opts *agentOptions) error {
 	if opts.Output == "json" {
 		return printJSON(g.Stdout, st)
 	}
-	w := tabwriter.NewWriter(g.out(), 0, 0, 2, ' ', 0)
+	w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
 	printAgentStatus(w, st)
 	return w.Flush()
 }
@@ -260,7 +260,7 @@ func newAgentLogCmd(g *globalOptions) *cobra.Command {
 				return printJSON(g.Stdout, entries)
 			}
 			if len(entries) == 0 {
-				fmt.Fprintln(g.out(), "the agent has not run yet (harmony agent --once runs it now)")
+				fmt.Fprintln(g.Stdout, "the agent has not run yet (harmony agent --once runs it now)")
 				return nil
 			}
 			for _, e := range entries {
@@ -271,7 +271,7 @@ func newAgentLogCmd(g *globalOptions) *cobra.Command {
 				if e.Error != "" {
 					line += ": " + e.Error
 				}
-				fmt.Fprintln(g.out(), line)
+				fmt.Fprintln(g.Stdout, line)
 			}
 			return nil
 		},

@@ -193,7 +193,7 @@ func newRuntimeStatusCmd(g *globalOptions) *cobra.Command {
 			if opts.JSON {
 				return printJSON(g.Stdout, st)
 			}
-			w := tabwriter.NewWriter(g.out(), 0, 0, 2, ' ', 0)
+			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
 			row := func(k, v string) { fmt.Fprintf(w, "%s\t%s\n", k, v) }
 			yes := map[bool]string{true: "yes", false: "no"}
 			row("runtime", st.Runtime)

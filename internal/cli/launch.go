@@ -375,7 +375,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 			if opts.Output == "json" {
 				return printJSON(g.Stdout, states)
 			}
-			w := tabwriter.NewWriter(g.out(), 0, 0, 2, ' ', 0)
+			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(w, "OBJECT\tSTATUS\tMESSAGE")
 			for _, s := range states {
 				fmt.Fprintf(w, "%s\t%s\t%s\n", s.Ref, s.Status, s.Message)

@@ -181,7 +181,7 @@ repository's manifests on it: clone a repo, run 'harmony launch', and the projec
 		},
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return recoverInterrupted(cmd, g) },
 	}
-	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "print nothing but errors")
+	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "hide progress and chatter (errors and the answer of read-only commands still print)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.SetHelpCommand(newHelpCmd())
 	root.AddCommand(
@@ -198,7 +198,9 @@ repository's manifests on it: clone a repo, run 'harmony launch', and the projec
 	return root
 }
 
-// out is where a command writes its normal output: nowhere under --quiet.
+// out is where a command writes progress and chatter: nowhere under --quiet. The answer of a
+// read-only command (version, runtime versions, runtime status, status, agent status/log) goes
+// to g.Stdout: quiet never hides the result asked for.
 func (g *globalOptions) out() io.Writer {
 	if g.Quiet {
 		return io.Discard

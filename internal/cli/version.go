@@ -31,7 +31,7 @@ func versionRun(g *globalOptions, opts *versionOptions) error {
 	if opts.JSON {
 		return printJSON(g.Stdout, info)
 	}
-	_, err := fmt.Fprintf(g.out(), "harmony %s\n  commit:   %s\n  built:    %s\n  go:       %s\n  platform: %s/%s\n",
+	_, err := fmt.Fprintf(g.Stdout, "harmony %s\n  commit:   %s\n  built:    %s\n  go:       %s\n  platform: %s/%s\n",
 		info.Version, info.Commit, info.Date, info.GoVersion, info.OS, info.Arch)
 	return err
 }

@@ -82,7 +82,7 @@ func runtimeVersionsRun(g *globalOptions, opts *runtimeVersionsOptions) error {
 	if opts.JSON {
 		return printJSON(g.Stdout, rep)
 	}
-	w := tabwriter.NewWriter(g.out(), 0, 0, 2, ' ', 0)
+	w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "k3s line %s (manifest serial %d), k3d %s\n", rep.Line, rep.Serial, rep.K3d)
 	fmt.Fprintf(w, "VERSION\tDEFAULT\tBINARY (%s)\tAIR-GAP IMAGES\tNODE IMAGE\n", platform)
 	for _, r := range rep.Releases {
