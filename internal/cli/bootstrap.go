@@ -193,6 +193,9 @@ func newRuntimeStatusCmd(g *globalOptions) *cobra.Command {
 			if opts.JSON {
 				return printJSON(g.Stdout, st)
 			}
+			if !st.Installed && st.ForeignInstall == "" {
+				fmt.Fprintf(g.Stdout, "%s is not installed — run: harmony bootstrap\n", st.Runtime)
+			}
 			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
 			row := func(k, v string) { fmt.Fprintf(w, "%s\t%s\n", k, v) }
 			yes := map[bool]string{true: "yes", false: "no"}
@@ -239,6 +242,12 @@ func newRuntimeLifecycleCmd(g *globalOptions, name, short string, run func(ctx c
 			if err != nil {
 				return err
 			}
+			if name == "stop" {
+				if inst, err := rt.Detect(cmd.Context()); err == nil && !inst.Installed && inst.Foreign == "" {
+					fmt.Fprintf(g.out(), "%s is not installed: nothing to stop\n", rt.Name())
+					return nil
+				}
+			}
 			if why := rt.NeedsRoot(name); why != "" {
 				return rerunWithSudo(cmd.Context(), g, why, []string{"runtime", name})
 			}
@@ -266,6 +275,10 @@ func newRuntimeUninstallCmd(g *globalOptions) *cobra.Command {
 			rt, err := newRuntime(g, "auto")
 			if err != nil {
 				return err
+			}
+			if inst, err := rt.Detect(cmd.Context()); err == nil && !inst.Installed && inst.Foreign == "" {
+				fmt.Fprintf(g.out(), "%s is not installed: nothing to uninstall\n", rt.Name())
+				return nil
 			}
 			if why := rt.NeedsRoot("uninstall"); why != "" {
 				args := []string{"runtime", "uninstall"}
