@@ -148,7 +148,7 @@ func Discover(root string, files []string) (*Source, error) {
 				return nil, err
 			}
 		}
-		src.Reason = "listed in " + ProjectFile
+		src.Reason = "the files listed in " + ProjectFile
 		return src, nil
 	}
 	if t.isKustomization(".") && t.isChart(".") {
@@ -159,7 +159,7 @@ func Discover(root string, files []string) (*Source, error) {
 	}
 	if t.isKustomization(".") {
 		src.Kustomizations = []string{abs}
-		src.Reason = "kustomization at the root"
+		src.Reason = "the kustomization at the root"
 		return src, nil
 	}
 	if t.isChart(".") {
@@ -235,7 +235,10 @@ func Discover(root string, files []string) (*Source, error) {
 	for _, n := range names {
 		src.Files = append(src.Files, t.abs(n))
 	}
-	src.Reason = fmt.Sprintf("a scan of the repository found %d files with Kubernetes objects", len(names))
+	src.Reason = "a scan of the repository (1 file with Kubernetes objects)"
+	if len(names) != 1 {
+		src.Reason = fmt.Sprintf("a scan of the repository (%d files with Kubernetes objects)", len(names))
+	}
 	return src, nil
 }
 
