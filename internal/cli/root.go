@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/NationTech/harmony-agent/internal/buildinfo"
 	"github.com/NationTech/harmony-agent/internal/hint"
 )
 
@@ -184,6 +185,8 @@ repository's manifests on it: clone a repo, run 'harmony launch', and the projec
 	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "hide progress and chatter (errors and the answer of read-only commands still print)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.SetHelpCommand(newHelpCmd())
+	root.Version = buildinfo.Get().Version // harmony --version, as other CLIs answer it
+	root.SetVersionTemplate("harmony {{.Version}}\n")
 	root.AddCommand(
 		newVersionCmd(g),
 		newBootstrapCmd(g),
