@@ -123,6 +123,13 @@ func Main() int {
 
 // Run runs harmony with the given arguments and streams and returns the exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	n := startUpdateNotice(ctx, args, stderr)
+	code := execute(ctx, args, stdout, stderr)
+	n.finish(stderr)
+	return code
+}
+
+func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	g := &globalOptions{Stdout: stdout, Stderr: stderr}
 	root := newRootCmd(g)
 	root.SetArgs(args)
@@ -196,6 +203,7 @@ repository's manifests on it: clone a repo, run 'harmony launch', and the projec
 		newDownCmd(g),
 		newStatusCmd(g),
 		newAgentCmd(g),
+		newSelfUpdateCmd(g),
 	)
 	completionArgs(root)
 	return root

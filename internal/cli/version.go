@@ -9,7 +9,7 @@ import (
 )
 
 type versionOptions struct {
-	JSON bool
+	Output outputFlag
 }
 
 func newVersionCmd(g *globalOptions) *cobra.Command {
@@ -19,16 +19,19 @@ func newVersionCmd(g *globalOptions) *cobra.Command {
 		Short: "Print harmony's version, commit, build date, Go version and platform",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(_ *cobra.Command, _ []string) error {
+			if err := opts.Output.validate(); err != nil {
+				return err
+			}
 			return versionRun(g, opts)
 		},
 	}
-	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print as JSON")
+	opts.Output.bind(cmd, true)
 	return cmd
 }
 
 func versionRun(g *globalOptions, opts *versionOptions) error {
 	info := buildinfo.Get()
-	if opts.JSON {
+	if opts.Output.json() {
 		return printJSON(g.Stdout, info)
 	}
 	_, err := fmt.Fprintf(g.Stdout, "harmony %s\n  commit:   %s\n  built:    %s\n  go:       %s\n  platform: %s/%s\n",

@@ -24,6 +24,10 @@ type State struct {
 	// ManifestLastSeen is when a signed remote runtime manifest was last fetched and accepted.
 	ManifestLastSeen time.Time `json:"manifestLastSeen,omitzero"`
 	LastUpdateCheck  time.Time `json:"lastUpdateCheck,omitzero"`
+	// LatestHarmony is the newest harmony release the last update check found (signed).
+	LatestHarmony string `json:"latestHarmony,omitempty"`
+	// LastUpdateNotice is when the "newer harmony" notice was last printed.
+	LastUpdateNotice time.Time `json:"lastUpdateNotice,omitzero"`
 }
 
 func path(home string) string { return filepath.Join(home, "state.json") }

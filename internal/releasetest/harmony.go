@@ -1,0 +1,77 @@
+package releasetest
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"aead.dev/minisign"
+)
+
+// BuildHarmonyVersion builds a harmony binary that reports version and trusts only the given
+// keys, as the release pipeline stamps them, and returns its path.
+func BuildHarmonyVersion(dir, version string, trustedKeys ...string) (string, error) {
+	out := filepath.Join(dir, "harmony-"+version)
+	pkg := "github.com/NationTech/harmony-agent/internal/buildinfo"
+	ldflags := "-s -w -X " + pkg + ".Version=" + version + " -X " + pkg + ".TrustedKeys=" + strings.Join(trustedKeys, ",")
+	return out, goBuild(out, "./cmd/harmony", ldflags)
+}
+
+// HarmonyRelease is a harmony release a test publishes: the archive for this platform holding
+// binary, checksums.txt, and its minisign signature whose trusted comment names the version, as
+// the release pipeline makes them.
+type HarmonyRelease struct {
+	Version   string
+	Archive   string
+	Checksums []byte
+	Signature []byte
+}
+
+// Archive returns a .tar.gz holding file under name (mode 0755), as a release archive does.
+func Archive(name string, file []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(file)), Typeflag: tar.TypeReg}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(file); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := gz.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// PublishHarmony publishes binary as harmony release version (tag "v"+version) on s, signed
+// with key for comment version signedAs (normally version itself), and returns what it served.
+func (s *Server) PublishHarmony(key *Key, version, signedAs string, binary []byte) (HarmonyRelease, error) {
+	if runtime.GOOS == "windows" {
+		return HarmonyRelease{}, fmt.Errorf("PublishHarmony: zip archives are not built by tests")
+	}
+	arch, err := Archive("harmony", binary)
+	if err != nil {
+		return HarmonyRelease{}, err
+	}
+	name := fmt.Sprintf("harmony_%s_%s_%s.tar.gz", version, runtime.GOOS, runtime.GOARCH)
+	sums := Checksums(map[string][]byte{name: arch})
+	sig := key.SignComment(sums, "harmony "+signedAs+" checksums")
+	tag := "v" + version
+	s.Add(HarmonyRepo, tag, name, arch)
+	s.Add(HarmonyRepo, tag, "checksums.txt", sums)
+	s.Add(HarmonyRepo, tag, "checksums.txt.minisig", sig)
+	return HarmonyRelease{Version: version, Archive: name, Checksums: sums, Signature: sig}, nil
+}
+
+// SignComment returns a minisign signature of data with the given trusted comment.
+func (k *Key) SignComment(data []byte, trusted string) []byte {
+	return minisign.SignWithComments(k.priv, data, trusted, "signature from a throwaway test key")
+}
