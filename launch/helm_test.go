@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -329,6 +330,7 @@ func TestChartHooks(t *testing.T) {
 		"chart/templates/old-crd.yaml":               "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old\n  annotations: {helm.sh/hook: crd-install}\n",
 	}
 	p := newChartProject(t, files)
+	p.opts.Timeout = 4 * time.Minute // each hook Job goes through the Job controller and kwok
 	ctx := context.Background()
 	rep, r, err := p.launchChart()
 	if err != nil {

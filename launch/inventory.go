@@ -81,6 +81,7 @@ func (e *Engine) saveInventory(ctx context.Context, p *Project, inv *Inventory, 
 	if err != nil {
 		return fmt.Errorf("write inventory %s/%s: %w", ns, name, err)
 	}
+	inv.exists, inv.data = true, data // the next save in this launch updates what was written
 	return nil
 }
 
