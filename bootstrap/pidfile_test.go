@@ -9,7 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/NationTech/harmony-agent/bootstrap"
 )
@@ -32,10 +34,10 @@ func procStart(t *testing.T, pid int) string {
 	return fields[19]
 }
 
-// TestNoInitPidFileNamingAnotherProcess: after a reboot the pid in harmony's pid file can belong
+// TestNoInitPidFilePrivilegeConfusion: after a reboot the pid in harmony's pid file can belong
 // to any process. harmony (as root: privilege confusion) must neither report that process as
 // k3s nor signal it, and `runtime start` must really start k3s.
-func TestNoInitPidFileNamingAnotherProcess(t *testing.T) {
+func TestNoInitPidFilePrivilegeConfusion(t *testing.T) {
 	paths := bootstrap.Paths{Root: t.TempDir()}
 	must(t, os.MkdirAll(filepath.Dir(paths.Binary()), 0o755))
 	must(t, os.WriteFile(paths.Binary(), standin, 0o755))
@@ -94,5 +96,47 @@ func TestNoInitPidFileNamingAnotherProcess(t *testing.T) {
 				t.Error("the unrelated process died")
 			}
 		})
+	}
+}
+
+// TestRuntimeAfterRebootPrivilegeConfusion runs the real CLI through a simulated reboot: k3s is
+// gone, its pid file stays, and the pid now belongs to an unrelated process. runtime status must
+// not report it, runtime start must really start k3s, runtime stop must leave it alone.
+func TestRuntimeAfterRebootPrivilegeConfusion(t *testing.T) {
+	t.Parallel()
+	m := newMachine(t)
+	m.mustHarmony("bootstrap")
+	pidFile := m.path("/var/lib/harmony/k3s/k3s.pid")
+	recorded, err := os.ReadFile(pidFile)
+	must(t, err)
+	k3s := m.pid()
+	must(t, syscall.Kill(k3s, syscall.SIGKILL)) // the reboot
+	for alive(k3s) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	sleep := unrelated(t)
+	lines := strings.SplitN(string(recorded), "\n", 2)
+	must(t, os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n%s", sleep.Process.Pid, lines[1])), 0o644))
+
+	if st := m.status(); st.Running || st.PID == sleep.Process.Pid {
+		t.Fatalf("status reports the unrelated process as k3s: %+v", st)
+	}
+	m.mustHarmony("runtime", "start")
+	if pid := m.pid(); pid == sleep.Process.Pid || !alive(pid) || !m.status().APIHealthy {
+		t.Fatalf("runtime start did not start k3s (pid file names %d, sleep is %d)", pid, sleep.Process.Pid)
+	}
+	k3s = m.pid()
+	m.mustHarmony("runtime", "stop")
+	if alive(k3s) {
+		t.Error("runtime stop left k3s running")
+	}
+	if !alive(sleep.Process.Pid) {
+		t.Fatal("the unrelated process was killed")
+	}
+	// Once more with k3s stopped and only the unrelated process named: stop kills nothing.
+	must(t, os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n%s", sleep.Process.Pid, lines[1])), 0o644))
+	m.mustHarmony("runtime", "stop")
+	if !alive(sleep.Process.Pid) {
+		t.Fatal("runtime stop killed the unrelated process")
 	}
 }
