@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"runtime"
 	"time"
 
@@ -67,6 +68,15 @@ func New(name string, cfg Config) (Runtime, error) {
 	case "k3s":
 		k := NewK3s(cfg.Home, cfg.Trust, cfg.Out, cfg.Quiet)
 		k.NoUpdateCheck = cfg.NoUpdateCheck
+		if (name == "" || name == "auto") && preferK3d(k) {
+			d := NewK3d(cfg.Home, cfg.Trust, cfg.Out, cfg.Quiet)
+			d.NoUpdateCheck = cfg.NoUpdateCheck
+			return d, nil
+		}
+		return k, nil
+	case "k3d":
+		k := NewK3d(cfg.Home, cfg.Trust, cfg.Out, cfg.Quiet)
+		k.NoUpdateCheck = cfg.NoUpdateCheck
 		return k, nil
 	}
 	return nil, hint.With(fmt.Errorf("the %s runtime: %w", chosen, ErrNotImplemented),
@@ -94,6 +104,9 @@ type InstallOptions struct {
 	Timeout time.Duration
 	// SwitchContext makes "harmony" the current kubeconfig context even when another is set.
 	SwitchContext bool
+	// HTTPPort and HTTPSPort are the localhost ports of the cluster's HTTP and HTTPS (k3d
+	// only; empty means 80 and 443). k3s serves on the machine's own ports.
+	HTTPPort, HTTPSPort string
 }
 
 // Result says what an install did.
@@ -147,6 +160,29 @@ var (
 	// ErrNotImplemented means a runtime this harmony does not have yet.
 	ErrNotImplemented = errors.New("not implemented yet")
 )
+
+// preferK3d decides "auto" on Linux: k3s, unless harmony's k3s is not installed and either
+// harmony's k3d cluster exists, or k3s cannot be installed (no root, no sudo) while Docker can
+// run k3s.
+func preferK3d(k *K3s) bool {
+	if inst, err := k.Detect(context.Background()); err != nil || inst.Installed || inst.Foreign != "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	d := &K3d{Out: io.Discard}
+	if c, err := d.container(ctx, K3dNode); err == nil && c != nil && c.Config.Labels[labelRuntime] == "k3d" {
+		return true
+	}
+	if !k.NeedsPrivileges() {
+		return false
+	}
+	if _, err := exec.LookPath("sudo"); err == nil {
+		return false
+	}
+	_, err := d.docker(ctx)
+	return err == nil
+}
 
 // Choose returns the runtime name for "auto": k3s on Linux, k3d elsewhere.
 func Choose(name string) (string, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -25,11 +26,18 @@ type bootstrapOptions struct {
 	Airgap        bool
 	Timeout       time.Duration
 	SwitchContext bool
+	HTTPPort      int
+	HTTPSPort     int
 }
 
 func (o *bootstrapOptions) validate() error {
 	if err := checkK3sVersion("version", &o.Version, true); err != nil {
 		return err
+	}
+	for _, p := range []int{o.HTTPPort, o.HTTPSPort} {
+		if p < 0 || p > 65535 {
+			return &usageError{fmt.Errorf("port %d: want 1-65535", p)}
+		}
 	}
 	return checkTimeout(o.Timeout)
 }
@@ -38,10 +46,15 @@ func newBootstrapCmd(g *globalOptions) *cobra.Command {
 	opts := &bootstrapOptions{}
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
-		Short: "Install and start the local Kubernetes runtime (k3s)",
+		Short: "Install and start the local Kubernetes runtime (k3s, or k3s in Docker with k3d)",
 		Long: `Install the pinned k3s (verified against the digest built into harmony), start it and
 wait until its API and node are ready, then add a "harmony" context to your kubeconfig.
-Running it again on a healthy runtime does nothing.`,
+Running it again on a healthy runtime does nothing.
+
+With --runtime k3d (the default on macOS and Windows) k3s runs in Docker: one node container
+from the k3s image pinned by digest (set HARMONY_REGISTRY to pull it from your own registry),
+its data on the Docker volume k3d-harmony-data, the API on a free localhost port and the
+cluster's HTTP and HTTPS on localhost (--http-port, --https-port).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := opts.validate(); err != nil {
@@ -56,6 +69,8 @@ Running it again on a healthy runtime does nothing.`,
 	f.BoolVar(&opts.Airgap, "airgap", false, "also install the pinned air-gap image bundle, so the first start pulls nothing")
 	f.DurationVar(&opts.Timeout, "timeout", bootstrap.DefaultTimeout, "how long to wait for the API server and the node")
 	f.BoolVar(&opts.SwitchContext, "switch-context", false, "make harmony the current kubeconfig context even when another is set")
+	f.IntVar(&opts.HTTPPort, "http-port", 0, "k3d: the localhost port for the cluster's HTTP (default 80)")
+	f.IntVar(&opts.HTTPSPort, "https-port", 0, "k3d: the localhost port for the cluster's HTTPS (default 443)")
 	return cmd
 }
 
@@ -95,6 +110,7 @@ func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions)
 	}
 	res, err := rt.Install(ctx, bootstrap.InstallOptions{
 		Version: opts.Version, Airgap: opts.Airgap, Timeout: opts.Timeout, SwitchContext: opts.SwitchContext,
+		HTTPPort: portString(opts.HTTPPort), HTTPSPort: portString(opts.HTTPSPort),
 	})
 	if err != nil {
 		return err
@@ -110,6 +126,13 @@ func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions)
 	return nil
 }
 
+func portString(p int) string {
+	if p == 0 {
+		return ""
+	}
+	return strconv.Itoa(p)
+}
+
 func bootstrapExtraArgs(o *bootstrapOptions) []string {
 	var args []string
 	if o.Version != "" {
@@ -120,6 +143,12 @@ func bootstrapExtraArgs(o *bootstrapOptions) []string {
 	}
 	if o.SwitchContext {
 		args = append(args, "--switch-context")
+	}
+	if o.HTTPPort != 0 {
+		args = append(args, "--http-port", strconv.Itoa(o.HTTPPort))
+	}
+	if o.HTTPSPort != 0 {
+		args = append(args, "--https-port", strconv.Itoa(o.HTTPSPort))
 	}
 	return args
 }

@@ -32,6 +32,7 @@ func newRuntimeCmd(g *globalOptions) *cobra.Command {
 		newRuntimeUpgradeCmd(g),
 		newRuntimeRollbackCmd(g),
 		newRuntimeUninstallCmd(g),
+		newRuntimeInstallCLICmd(g),
 	)
 	return cmd
 }
