@@ -36,6 +36,7 @@ import (
 
 	"github.com/NationTech/harmony-agent/bootstrap"
 	"github.com/NationTech/harmony-agent/internal/releasetest"
+	"github.com/NationTech/harmony-agent/internal/testcluster"
 	"github.com/NationTech/harmony-agent/manifests"
 )
 
@@ -290,7 +291,7 @@ func tamperingRegistry(t *testing.T, registry, pinned, other string) string {
 // k3dMachine is a user with Docker: a home, a kubeconfig with a context of its own, a mirror
 // serving a signed runtime manifest that pins the stand-in node images.
 func k3dMachine(t *testing.T, registry string, digests map[string]string) *machine {
-	c := cluster
+	c := testcluster.Need(t, cluster)
 	m := &machine{t: t, root: t.TempDir(), home: t.TempDir(), srv: releasetest.New(t)}
 	man, err := manifests.Load()
 	if err != nil {
@@ -377,10 +378,7 @@ func bootCount(t *testing.T, dc *client.Client) string {
 
 func TestK3dRuntimeEndToEnd(t *testing.T) {
 	dc := needDocker(t)
-	testcluster := cluster
-	if testcluster == nil {
-		t.Skip("needs the test control plane")
-	}
+	tc := testcluster.Need(t, cluster)
 	registry := startRegistry(t)
 	cleanK3d(dc)
 	t.Cleanup(func() { cleanK3d(dc) })
@@ -396,7 +394,7 @@ func TestK3dRuntimeEndToEnd(t *testing.T) {
 		t.Fatalf("build the node stand-in: %v\n%s", err, out)
 	}
 	bin, _ := os.ReadFile(binPath)
-	apiURL, _ := url.Parse(testcluster.Config.Host)
+	apiURL, _ := url.Parse(tc.Config.Host)
 	target := forwardAPI(t, dc, apiURL.Host)
 	kc := standinKubeconfig(t)
 	const v1, v2, v3 = "v1.36.3+k3s1", "v1.36.4+k3s1", "v1.36.5+k3s1"
