@@ -25,6 +25,7 @@ import (
 	k3dclient "github.com/k3d-io/k3d/v5/pkg/client"
 	k3dlog "github.com/k3d-io/k3d/v5/pkg/logger"
 	k3drt "github.com/k3d-io/k3d/v5/pkg/runtimes"
+	k3ddocker "github.com/k3d-io/k3d/v5/pkg/runtimes/docker"
 	k3dtypes "github.com/k3d-io/k3d/v5/pkg/types"
 	"github.com/k3d-io/k3d/v5/pkg/types/fixes"
 	"github.com/sirupsen/logrus"
@@ -396,14 +397,46 @@ func (k *K3d) ensureVolume(ctx context.Context) error {
 	return err
 }
 
+// UnprivilegedNodesEnv is a test-only hook: machines whose Docker cannot run privileged
+// containers (CI sandboxes lacking a capability) create the node with CAP_SYS_ADMIN and
+// CAP_NET_ADMIN instead, which the stand-in node image needs; k3s itself needs privileged.
+const UnprivilegedNodesEnv = "HARMONY_TEST_K3D_UNPRIVILEGED"
+
 func (k *K3d) createNode(ctx context.Context, s spec) error {
-	if err := k3dclient.NodeCreate(ctx, k.rt, s.node(), k3dtypes.NodeCreateOpts{}); err != nil {
-		return portHint(err)
+	node := s.node()
+	if os.Getenv(UnprivilegedNodesEnv) != "1" {
+		if err := k3dclient.NodeCreate(ctx, k.rt, node, k3dtypes.NodeCreateOpts{}); err != nil {
+			return portHint(err)
+		}
+		return nil
 	}
-	return nil
+	// The same preparation as k3dclient.NodeCreate for a server node, then the container
+	// through k3d's own translation, with the privileges changed.
+	node.FillRuntimeLabels()
+	node.Env = append(node.Env, k3dtypes.DefaultNodeEnv...)
+	node.Cmd = []string{"server"}
+	node.RuntimeLabels[k3dtypes.LabelServerAPIHostIP] = node.ServerOpts.KubeAPI.Binding.HostIP
+	node.RuntimeLabels[k3dtypes.LabelServerAPIHost] = node.ServerOpts.KubeAPI.Host
+	node.RuntimeLabels[k3dtypes.LabelServerAPIPort] = node.ServerOpts.KubeAPI.Binding.HostPort
+	node.Args = append(node.Args, "--tls-san", node.ServerOpts.KubeAPI.Host)
+	if _, any := fixes.GetFixes(k.rt); any {
+		node.K3dEntrypoint = true
+	}
+	d, err := k3ddocker.TranslateNodeToContainer(node)
+	if err != nil {
+		return err
+	}
+	d.HostConfig.Privileged = false
+	d.HostConfig.CapAdd = []string{"SYS_ADMIN", "NET_ADMIN"}
+	d.HostConfig.SecurityOpt = []string{"apparmor=unconfined"}
+	_, err = k.engine.Client.ContainerCreate(ctx, &d.ContainerConfig, &d.HostConfig, &d.NetworkingConfig, nil, node.Name)
+	return portHint(err)
 }
 
 func portHint(err error) error {
+	if err == nil {
+		return nil
+	}
 	if strings.Contains(err.Error(), "address already in use") || strings.Contains(err.Error(), "port is already allocated") {
 		return hint.With(err, "another program uses that port: choose others with --http-port and --https-port")
 	}

@@ -145,8 +145,8 @@ func forwardAPI(t *testing.T, dc *client.Client, apiHost string) string {
 
 // standinKubeconfig is the test API server's kubeconfig as k3s writes it: everything named
 // "default", the server at https://127.0.0.1:6443.
-func standinKubeconfig(t *testing.T) []byte {
-	cfg, err := clientcmd.LoadFromFile(cluster.Kubeconfig)
+func standinKubeconfig(t *testing.T, apiKubeconfig string) []byte {
+	cfg, err := clientcmd.LoadFromFile(apiKubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,6 +244,7 @@ func buildNodeStandin(t *testing.T, dc *client.Client, bin []byte, registry, ver
 	if err != nil || digest == "" {
 		t.Fatalf("push %s: %v (digest %q)", ref, err, digest)
 	}
+	probePrivileged(t, dc, ref)
 	if _, err := dc.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -290,8 +291,7 @@ func tamperingRegistry(t *testing.T, registry, pinned, other string) string {
 
 // k3dMachine is a user with Docker: a home, a kubeconfig with a context of its own, a mirror
 // serving a signed runtime manifest that pins the stand-in node images.
-func k3dMachine(t *testing.T, registry string, digests map[string]string) *machine {
-	c := testcluster.Need(t, cluster)
+func k3dMachine(t *testing.T, registry string, digests map[string]string, apiKubeconfig string) *machine {
 	m := &machine{t: t, root: t.TempDir(), home: t.TempDir(), srv: releasetest.New(t)}
 	man, err := manifests.Load()
 	if err != nil {
@@ -330,13 +330,38 @@ func k3dMachine(t *testing.T, registry string, digests map[string]string) *machi
 	m.env = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + m.home, "KUBECONFIG=" + m.kubeconfig,
 		"HARMONY_ROOT=" + m.root, "HARMONY_HOME=" + filepath.Join(m.home, "harmony"), "HARMONY_MIRROR=" + m.srv.URL,
-		"HARMONY_REGISTRY=" + registry, "NO_COLOR=1", "HARMONY_TEST_APISERVER_KUBECONFIG=" + c.Kubeconfig,
+		"HARMONY_REGISTRY=" + registry, "NO_COLOR=1", bootstrap.UnprivilegedNodesEnv + "=" + unprivileged(), "HARMONY_TEST_APISERVER_KUBECONFIG=" + apiKubeconfig,
 	}
 	if h := os.Getenv("DOCKER_HOST"); h != "" {
 		m.env = append(m.env, "DOCKER_HOST="+h)
 	}
 	return m
 }
+
+// unprivilegedNodes says whether this engine cannot run privileged containers (CI sandboxes
+// that lack a capability): then harmony is told to create the node with the capabilities the
+// stand-in needs (bootstrap.UnprivilegedNodesEnv). Probed once with a stand-in image.
+var unprivilegedNodes = ""
+
+func probePrivileged(t *testing.T, dc *client.Client, ref string) {
+	if unprivilegedNodes != "" {
+		return
+	}
+	ctx := context.Background()
+	c, err := dc.ContainerCreate(ctx, &container.Config{Image: ref, Entrypoint: []string{"/bin/kubectl"}},
+		&container.HostConfig{Privileged: true, NetworkMode: "none"}, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+	unprivilegedNodes = "0"
+	if err := dc.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil && strings.Contains(err.Error(), "apply caps") {
+		unprivilegedNodes = "1"
+		t.Log("this Docker engine cannot run privileged containers: the node gets CAP_SYS_ADMIN and CAP_NET_ADMIN instead")
+	}
+}
+
+func unprivileged() string { return unprivilegedNodes }
 
 func (m *machine) setEnv(kv string) {
 	k, _, _ := strings.Cut(kv, "=")
@@ -396,14 +421,14 @@ func TestK3dRuntimeEndToEnd(t *testing.T) {
 	bin, _ := os.ReadFile(binPath)
 	apiURL, _ := url.Parse(tc.Config.Host)
 	target := forwardAPI(t, dc, apiURL.Host)
-	kc := standinKubeconfig(t)
+	kc := standinKubeconfig(t, tc.Kubeconfig)
 	const v1, v2, v3 = "v1.36.3+k3s1", "v1.36.4+k3s1", "v1.36.5+k3s1"
 	digests := map[string]string{
 		v1: buildNodeStandin(t, dc, bin, registry, v1, "ready", target, kc),
 		v2: buildNodeStandin(t, dc, bin, registry, v2, "ready", target, kc),
 		v3: buildNodeStandin(t, dc, bin, registry, v3, "never-ready", target, kc),
 	}
-	m := k3dMachine(t, registry, digests)
+	m := k3dMachine(t, registry, digests, tc.Kubeconfig)
 	httpPort, httpsPort := freePort(t), freePort(t)
 	ctx := context.Background()
 
@@ -564,9 +589,21 @@ func TestDockerDiagnosisRealEngine(t *testing.T) {
 	if st, err := os.Stat(sock); err != nil || st.Mode().Perm()&0o006 != 0 {
 		t.Skipf("the socket %s is missing or open to everyone", sock)
 	}
-	home := t.TempDir()
+	// A directory the other user can enter, with a copy of harmony it can run.
+	home, err := os.MkdirTemp("", "harmony-other-user-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
 	_ = os.Chmod(home, 0o777)
-	cmd := exec.Command(harmonyBin, "bootstrap", "--runtime", "k3d")
+	bin, err := os.ReadFile(harmonyBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "harmony"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(filepath.Join(home, "harmony"), "bootstrap", "--runtime", "k3d")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "HARMONY_HOME=" + filepath.Join(home, "h"), "NO_COLOR=1", "HARMONY_NO_UPDATE_CHECK=1", "DOCKER_HOST=unix://" + sock}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
