@@ -244,7 +244,7 @@ func randomToken() string {
 }
 
 // manifest returns the newest trusted manifest (see K3s.manifest).
-func (k *K3d) manifest(ctx context.Context) *manifests.Manifest {
+func (k *K3d) manifest(ctx context.Context) (*manifests.Manifest, error) {
 	ks := &K3s{Trust: k.Trust, Fetcher: k.Fetcher, Mirror: k.Mirror, Out: k.Out, NoUpdateCheck: k.NoUpdateCheck}
 	return ks.manifest(ctx)
 }
@@ -296,7 +296,10 @@ func (k *K3d) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 		return Result{Version: inst.Version, Kubeconfig: target}, err
 	}
 
-	m := k.manifest(ctx)
+	m, err := k.manifest(ctx)
+	if err != nil {
+		return Result{}, err
+	}
 	rel := m.DefaultRelease()
 	if opts.Version != "" {
 		if rel, err = m.Release(opts.Version); err != nil {

@@ -31,7 +31,10 @@ func DefaultCLIDir() (string, error) {
 func InstallK3dCLI(ctx context.Context, cfg Config, dir string) (string, string, error) {
 	k := NewK3d(cfg.Home, cfg.Trust, cfg.Out, cfg.Quiet)
 	k.NoUpdateCheck = cfg.NoUpdateCheck
-	m := k.manifest(ctx)
+	m, err := k.manifest(ctx)
+	if err != nil {
+		return "", "", err
+	}
 	platform := runtime.GOOS + "/" + runtime.GOARCH
 	art, err := m.K3d.Binary(k.Mirror, platform)
 	if err != nil {

@@ -198,7 +198,10 @@ func (k *K3d) Upgrade(ctx context.Context, opts UpgradeOptions) (UpgradeResult, 
 			res.From = inst.Version
 		}
 	}
-	m := k.manifest(ctx)
+	m, err := k.manifest(ctx)
+	if err != nil {
+		return res, err
+	}
 	res.ManifestSerial = m.Serial
 	from, err := manifests.ParseVersion(inst.Version)
 	if err != nil {
