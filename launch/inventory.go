@@ -25,7 +25,8 @@ const ProjectRootAnnotation = "harmony.dev/project-root"
 type Inventory struct {
 	ID      string
 	Objects object.ObjMetadataSet
-	exists  bool
+	exists  bool // in the cluster now
+	existed bool // in the cluster before this launch
 	data    map[string]string
 }
 
@@ -42,7 +43,7 @@ func (e *Engine) loadInventory(ctx context.Context, p *Project) (*Inventory, err
 	if got := cm.Labels[InventoryLabel]; got != id {
 		return nil, fmt.Errorf("configmap %s/%s belongs to inventory %q, not %q: harmony leaves it alone", ns, name, got, id)
 	}
-	inv.exists, inv.data = true, cm.Data
+	inv.exists, inv.existed, inv.data = true, true, cm.Data
 	for k := range cm.Data {
 		o, err := object.ParseObjMetadata(k)
 		if err != nil {

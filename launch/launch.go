@@ -244,11 +244,14 @@ func (e *Engine) takeBack(ctx context.Context, p *Project, inv *Inventory, creat
 			return
 		}
 	}
-	if createdNS {
+	switch {
+	case createdNS:
 		_ = e.client.CoreV1().Namespaces().Delete(ctx, p.Namespace, metav1.DeleteOptions{})
-		return
+	case !inv.existed:
+		_ = e.deleteInventory(ctx, p)
+	default:
+		_ = e.saveInventory(ctx, p, inv, inv.Objects)
 	}
-	_ = e.saveInventory(ctx, p, inv, inv.Objects)
 }
 
 // union is a followed by the members of b it lacks.
