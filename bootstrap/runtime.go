@@ -162,7 +162,7 @@ var (
 )
 
 // preferK3d decides "auto" on Linux: k3s, unless harmony's k3s is not installed and either
-// harmony's k3d cluster exists, or k3s cannot be installed (no root, no sudo) while Docker can
+// harmony's k3d cluster or its kept data volume exists, or k3s cannot be installed (no root, no sudo) while Docker can
 // run k3s.
 func preferK3d(k *K3s) bool {
 	if inst, err := k.Detect(context.Background()); err != nil || inst.Installed || inst.Foreign != "" {
@@ -173,6 +173,13 @@ func preferK3d(k *K3s) bool {
 	d := &K3d{Out: io.Discard}
 	if c, err := d.container(ctx, K3dNode); err == nil && c != nil && c.Config.Labels[labelRuntime] == "k3d" {
 		return true
+	}
+	// The data volume an uninstall without --purge kept: "runtime uninstall --purge" and the next
+	// bootstrap must find the k3d runtime it belongs to.
+	if e, err := d.docker(ctx); err == nil {
+		if v, err := e.Client.VolumeInspect(ctx, K3dVolume); err == nil && v.Labels[labelRuntime] == "k3d" {
+			return true
+		}
 	}
 	if !k.NeedsPrivileges() {
 		return false

@@ -86,6 +86,9 @@ func (e *Engine) serviceHasEndpoints(ctx context.Context, svc *unstructured.Unst
 	return false, "no ready endpoints yet"
 }
 
+// pollRoundTimeout bounds one round of status requests (and the diagnosis after a timeout).
+const pollRoundTimeout = 15 * time.Second
+
 // Wait polls every object until all are ready or the timeout passes, printing each change.
 // On timeout it explains every object that is not ready.
 func (e *Engine) Wait(ctx context.Context, ids object.ObjMetadataSet, o Options) ([]ObjState, error) {
@@ -93,14 +96,17 @@ func (e *Engine) Wait(ctx context.Context, ids object.ObjMetadataSet, o Options)
 	if timeout <= 0 {
 		timeout = 5 * time.Minute
 	}
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	start := time.Now()
+	deadline := start.Add(timeout)
 	last := map[object.ObjMetadata]string{}
 	var states []ObjState
 	for {
+		// Each round gets its own bound, not what is left of the timeout: the last round before
+		// the deadline must report the objects' real states, not requests cut short by it.
+		rctx, rcancel := context.WithTimeout(ctx, pollRoundTimeout)
 		states = make([]ObjState, len(ids))
-		forEach(len(ids), func(i int) { states[i] = e.State(wctx, ids[i]) })
+		forEach(len(ids), func(i int) { states[i] = e.State(rctx, ids[i]) })
+		rcancel()
 		ready := 0
 		for _, st := range states {
 			id := st.ID
@@ -130,16 +136,20 @@ func (e *Engine) Wait(ctx context.Context, ids object.ObjMetadataSet, o Options)
 		if o.Live {
 			fmt.Fprintf(o.Out, "\r\033[Kwaiting: %d/%d ready (%s)", ready, len(ids), time.Since(start).Round(time.Second))
 		}
-		select {
-		case <-wctx.Done():
+		if err := ctx.Err(); err != nil || !time.Now().Before(deadline) {
 			if o.Live {
 				fmt.Fprintln(o.Out)
 			}
-			if errors.Is(ctx.Err(), context.Canceled) {
-				return states, ctx.Err()
+			if errors.Is(err, context.Canceled) {
+				return states, err
 			}
-			return e.explain(ctx, states, timeout)
-		case <-time.After(250 * time.Millisecond):
+			dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), pollRoundTimeout)
+			defer dcancel()
+			return e.explain(dctx, states, timeout)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(250*time.Millisecond, time.Until(deadline))):
 		}
 	}
 }

@@ -305,7 +305,9 @@ func newRuntimeUninstallCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if inst, err := rt.Detect(cmd.Context()); err == nil && !inst.Installed && inst.Foreign == "" {
+			// With --purge, data an earlier uninstall kept (k3d's volume) is still to remove: the
+			// runtime itself says when there is nothing.
+			if inst, err := rt.Detect(cmd.Context()); err == nil && !inst.Installed && inst.Foreign == "" && !(opts.Purge && hasLeftovers(rt)) {
 				fmt.Fprintf(g.out(), "%s is not installed: nothing to uninstall\n", rt.Name())
 				return nil
 			}
@@ -316,7 +318,10 @@ func newRuntimeUninstallCmd(g *globalOptions) *cobra.Command {
 				}
 				return rerunWithSudo(cmd.Context(), g, why, args)
 			}
-			if err := rt.Uninstall(cmd.Context(), opts.Purge); err != nil {
+			if err := rt.Uninstall(cmd.Context(), opts.Purge); errors.Is(err, bootstrap.ErrNotInstalled) {
+				fmt.Fprintf(g.out(), "%s is not installed: nothing to uninstall\n", rt.Name())
+				return nil
+			} else if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out(), "%s uninstalled\n", rt.Name())
@@ -326,6 +331,21 @@ func newRuntimeUninstallCmd(g *globalOptions) *cobra.Command {
 	cmd.Flags().BoolVar(&opts.Purge, "purge", false, "also remove k3s's data and configuration")
 	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "do not ask for confirmation")
 	return cmd
+}
+
+// hasLeftovers reports data an uninstall without --purge kept: k3s's data and configuration
+// directories, or (k3d, checked by its Uninstall) the data volume.
+func hasLeftovers(rt bootstrap.Runtime) bool {
+	k, ok := rt.(*bootstrap.K3s)
+	if !ok {
+		return true
+	}
+	for _, dir := range []string{k.Paths.DataDir(), k.Paths.ConfigDir()} {
+		if _, err := os.Lstat(dir); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // confirm asks on the terminal; without one (CI, pipes) the answer is no.
