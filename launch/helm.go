@@ -83,7 +83,7 @@ type ChartOptions struct {
 	Revision int
 	// AllowRemote fetches dependencies that are not vendored (the versions Chart.lock pins).
 	AllowRemote bool
-	// CacheDir caches fetched repository indexes and charts (default: a folder in the temp dir).
+	// CacheDir caches fetched repository indexes and charts (default: none kept after the launch).
 	CacheDir string
 	// Out receives progress of fetching dependencies.
 	Out io.Writer

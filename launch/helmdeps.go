@@ -3,6 +3,7 @@ package launch
 import (
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"helm.sh/helm/v4/pkg/registry"
 	repo "helm.sh/helm/v4/pkg/repo/v1"
 
+	"github.com/NationTech/harmony-agent/installer"
 	"github.com/NationTech/harmony-agent/internal/hint"
 )
 
@@ -67,20 +69,24 @@ func fetchDependencies(files []*archive.BufferedFile, ch *chart.Chart, chartRel,
 		return nil, err
 	}
 	if cacheDir == "" {
-		cacheDir = filepath.Join(os.TempDir(), "harmony-helm-cache")
+		// Never a shared folder another user could have planted: this run's own.
+		cacheDir = filepath.Join(tmp, "cache")
 	}
 	// No credentials of the user's are read: an empty credentials file of this run's own.
 	creds := filepath.Join(tmp, "registry.json")
 	if err := os.WriteFile(creds, []byte("{}"), 0o600); err != nil {
 		return nil, err
 	}
-	rc, err := registry.NewClient(registry.ClientOptWriter(io.Discard), registry.ClientOptCredentialsFile(creds))
+	// Every response (index, chart, OCI blob) is capped: a repository cannot fill memory or disk.
+	transport := installer.CappedTransport(DefaultMaxRemoteSize)
+	rc, err := registry.NewClient(registry.ClientOptWriter(io.Discard), registry.ClientOptCredentialsFile(creds),
+		registry.ClientOptHTTPClient(&http.Client{Transport: transport, Timeout: remoteTimeout}))
 	if err != nil {
 		return nil, err
 	}
 	timeout := func(newGetter getter.Constructor) getter.Constructor {
 		return func(opts ...getter.Option) (getter.Getter, error) {
-			return newGetter(append([]getter.Option{getter.WithTimeout(remoteTimeout), getter.WithRegistryClient(rc)}, opts...)...)
+			return newGetter(append([]getter.Option{getter.WithTimeout(remoteTimeout), getter.WithRegistryClient(rc), getter.WithTransport(transport)}, opts...)...)
 		}
 	}
 	if out == nil {

@@ -141,3 +141,49 @@ func TestChartRemoteDependencies(t *testing.T) {
 		t.Fatalf("error %v, want a refusal without Chart.lock", err)
 	}
 }
+
+// A chart repository that answers with an endless body (a hostile or broken server) makes the
+// fetch fail at the remote size cap, with a clear error, instead of filling memory.
+func TestChartRemoteDependencyEndlessResponse(t *testing.T) {
+	t.Parallel()
+	srv, _ := chartRepo(t)
+	endless := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/index.yaml") {
+			// The real index, pointing at this server's endless chart.
+			resp, err := http.Get(srv.URL + "/charts/index.yaml")
+			if err != nil {
+				http.Error(w, err.Error(), 500)
+				return
+			}
+			defer resp.Body.Close()
+			var b bytes.Buffer
+			b.ReadFrom(resp.Body)
+			w.Write([]byte(strings.ReplaceAll(b.String(), srv.URL, "http://"+r.Host)))
+			return
+		}
+		chunk := bytes.Repeat([]byte{0}, 1<<20)
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(endless.Close)
+	url := endless.URL + "/charts"
+	req := []*chart.Dependency{{Name: "db", Version: "~1.2.0", Repository: url}}
+	locked := []*chart.Dependency{{Name: "db", Version: "1.2.3", Repository: url}}
+	root := tree(t, map[string]string{
+		"chart/Chart.yaml":        "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n- name: db\n  version: ~1.2.0\n  repository: " + url + "\n",
+		"chart/Chart.lock":        lockFor(t, req, locked),
+		"chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
+	})
+	src, err := launch.Discover(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = launch.RenderChart(context.Background(), src, launch.ChartOptions{Release: "shop", Namespace: "shop",
+		KubeVersion: "v1.36.4+k3s1", AllowRemote: true, CacheDir: filepath.Join(t.TempDir(), "cache")})
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("error %v, want the size cap", err)
+	}
+}

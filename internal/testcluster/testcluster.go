@@ -85,9 +85,11 @@ func Start() (c *Cluster, err error) {
 		return nil, err
 	}
 	c = &Cluster{dir: dir}
+	// A failed start stops what did start (the named result is nil by then: keep our own).
+	self := c
 	defer func() {
 		if err != nil {
-			c.Stop()
+			self.Stop()
 		}
 	}()
 	c.env = &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: time.Minute}
