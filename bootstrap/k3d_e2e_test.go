@@ -208,7 +208,7 @@ func buildNodeStandin(t *testing.T, dc *client.Client, bin []byte, registry, ver
 			link("rootfs/bin/"+a, "busybox")
 		}
 	}
-	for _, tool := range []string{"kubectl", "iptables-save", "iptables-restore"} {
+	for _, tool := range []string{"kubectl", "ctr", "iptables-save", "iptables-restore"} {
 		link("rootfs/bin/"+tool, "k3s")
 	}
 	add("rootfs/standin/mode", 0o644, []byte(mode))

@@ -11,7 +11,9 @@
 // from the node) and mode ("ready" or "never-ready": never logs the line and serves nothing).
 //
 // Called as kubectl, iptables-save or iptables-restore (the tools k3d's entrypoint scripts use
-// and the real image ships), it does nothing and says so.
+// and the real image ships), it does nothing and says so. Called as ctr, it is the ctr stand-in
+// (internal/ctrstandin): imported images are recorded in the k3s data directory (on the
+// volume, as containerd's content is), in /var/lib/rancher/k3s/standin-images.
 package main
 
 import (
@@ -24,7 +26,12 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/NationTech/harmony-agent/internal/ctrstandin"
 )
+
+// ImageStore is where the ctr stand-in keeps the node's images.
+const ImageStore = "/var/lib/rancher/k3s/standin-images"
 
 func main() {
 	switch filepath.Base(os.Args[0]) {
@@ -34,6 +41,8 @@ func main() {
 	case "iptables-restore":
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		return
+	case "ctr":
+		os.Exit(ctrstandin.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, func(string) string { return ImageStore }))
 	}
 	fmt.Printf("k3s-node-standin (test stand-in for the k3s node image) args: %s\n", strings.Join(os.Args[1:], " "))
 	if len(os.Args) < 2 || os.Args[1] != "server" {

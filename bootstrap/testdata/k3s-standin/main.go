@@ -10,6 +10,9 @@
 // "never-ready" writes a kubeconfig that points nowhere and logs a port clash; "exit" exits at
 // once with an error. "MODE@VERSION" applies the failure only to that version, so one stand-in
 // version can be broken while another works.
+//
+// `k3s ctr` is the ctr stand-in (internal/ctrstandin): harmony passes containerd's socket with
+// --address, and the images are recorded beside it, in <socket's folder>/standin-images.
 package main
 
 import (
@@ -19,6 +22,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/NationTech/harmony-agent/internal/ctrstandin"
 )
 
 func main() {
@@ -27,6 +32,15 @@ func main() {
 		if real, err := filepath.EvalSymlinks(exe); err == nil {
 			version = filepath.Base(filepath.Dir(real))
 		}
+	}
+	if len(os.Args) > 1 && os.Args[1] == "ctr" {
+		os.Exit(ctrstandin.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr, func(address string) string {
+			if address == "" {
+				fmt.Fprintln(os.Stderr, "ctr-standin: harmony must name containerd's socket with --address")
+				os.Exit(1)
+			}
+			return filepath.Join(filepath.Dir(address), "standin-images")
+		}))
 	}
 	fmt.Printf("k3s-standin (test stand-in for k3s) version %s args: %s\n", version, strings.Join(os.Args[1:], " "))
 	if len(os.Args) < 2 || os.Args[1] != "server" {
