@@ -197,7 +197,7 @@ type silentError struct{ err error }
 func (s *silentError) Error() string { return s.err.Error() }
 func (s *silentError) Unwrap() error { return s.err }
 
-type runtimeStatusOptions struct{ JSON bool }
+type runtimeStatusOptions struct{ Output outputFlag }
 
 type runtimeUninstallOptions struct {
 	Purge bool
@@ -211,6 +211,9 @@ func newRuntimeStatusCmd(g *globalOptions) *cobra.Command {
 		Short: "Show the installed runtime: version, policy, process, API and node health, newer patch",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.Output.validate(); err != nil {
+				return err
+			}
 			k, err := newRuntime(g, "auto")
 			if err != nil {
 				return err
@@ -219,7 +222,7 @@ func newRuntimeStatusCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if opts.JSON {
+			if opts.Output.json() {
 				return printJSON(g.Stdout, st)
 			}
 			if !st.Installed && st.ForeignInstall == "" {
@@ -257,7 +260,7 @@ func newRuntimeStatusCmd(g *globalOptions) *cobra.Command {
 			return w.Flush()
 		},
 	}
-	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print as JSON")
+	opts.Output.bind(cmd, true)
 	return cmd
 }
 

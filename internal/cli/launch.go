@@ -27,7 +27,7 @@ type clusterOptions struct {
 	Kubeconfig string
 	Context    string
 	Namespace  string
-	Output     string
+	Output     outputFlag
 }
 
 func (c *clusterOptions) bind(cmd *cobra.Command) {
@@ -35,12 +35,12 @@ func (c *clusterOptions) bind(cmd *cobra.Command) {
 	f.StringVar(&c.Kubeconfig, "kubeconfig", "", "use this kubeconfig instead of harmony's runtime")
 	f.StringVar(&c.Context, "context", "", "use this kubeconfig context instead of harmony's runtime")
 	f.StringVarP(&c.Namespace, "namespace", "n", "", "namespace for objects that name none (default: harmony.yaml's, else the project folder's name)")
-	f.StringVarP(&c.Output, "output", "o", "", "output format: json")
+	c.Output.bind(cmd, false)
 }
 
 func (c *clusterOptions) validate() error {
-	if c.Output != "" && c.Output != "json" {
-		return &usageError{fmt.Errorf("--output %q: only json is supported", c.Output)}
+	if err := c.Output.validate(); err != nil {
+		return err
 	}
 	return checkNamespace(c.Namespace)
 }
@@ -177,13 +177,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if err != nil {
 		return err
 	}
-	out := g.out()
-	if opts.Output == "json" {
-		out = g.Stderr
-		if g.Quiet {
-			out = nopWriter{}
-		}
-	}
+	out := opts.Output.chatter(g)
 	all := objs
 	if chart != nil {
 		all = append(append([]launch.Object{}, objs...), chart.Objects...)
@@ -220,7 +214,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		hooks = chart.Hooks
 	}
 	live := false
-	if f, ok := g.Stderr.(*os.File); ok && opts.Output == "" && !g.Quiet {
+	if f, ok := g.Stderr.(*os.File); ok && !opts.Output.json() && !g.Quiet {
 		live = term.IsTerminal(int(f.Fd()))
 	}
 	rep, err := eng.Launch(ctx, proj, objs, launch.Options{
@@ -229,7 +223,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if rep != nil && chart != nil {
 		rep.Chart = chart.Chart
 	}
-	if rep != nil && opts.Output == "json" {
+	if rep != nil && opts.Output.json() {
 		if jerr := printJSON(g.Stdout, rep); jerr != nil {
 			return jerr
 		}
@@ -237,7 +231,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if err != nil {
 		return err
 	}
-	if opts.Output == "json" {
+	if opts.Output.json() {
 		return nil
 	}
 	if opts.DryRun {
@@ -289,7 +283,7 @@ func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, ns str
 	if chart != nil {
 		rep.Chart = chart.Chart
 	}
-	if opts.Output == "json" {
+	if opts.Output.json() {
 		return printJSON(g.Stdout, rep)
 	}
 	fmt.Fprintln(out, "no cluster is running: listing what would be applied, not checked by a server (start one for a full check: harmony runtime start)")
@@ -297,10 +291,6 @@ func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, ns str
 	fmt.Fprintln(out, "dry run: nothing was changed")
 	return nil
 }
-
-type nopWriter struct{}
-
-func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 type downOptions struct {
 	clusterOptions
@@ -321,14 +311,15 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			steps, err := eng.Down(cmd.Context(), proj, opts.Timeout, g.out())
-			if opts.Output == "json" && steps != nil {
+			out := opts.Output.chatter(g)
+			steps, err := eng.Down(cmd.Context(), proj, opts.Timeout, out)
+			if opts.Output.json() && steps != nil {
 				_ = printJSON(g.Stdout, steps)
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.out(), "removed what harmony launched for %s in namespace %s\n", proj.Root, proj.Namespace)
+			fmt.Fprintf(out, "removed what harmony launched for %s in namespace %s\n", proj.Root, proj.Namespace)
 			return nil
 		},
 	}
@@ -372,7 +363,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if opts.Output == "json" {
+			if opts.Output.json() {
 				return printJSON(g.Stdout, states)
 			}
 			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 )
@@ -27,3 +28,15 @@ func (o *outputFlag) validate() error {
 }
 
 func (o *outputFlag) json() bool { return o.JSON || o.Format == "json" }
+
+// chatter is where a command writes progress and notes: stdout, except under -o json, where
+// stdout holds only the JSON document and chatter goes to stderr; nowhere under --quiet.
+func (o *outputFlag) chatter(g *globalOptions) io.Writer {
+	switch {
+	case g.Quiet:
+		return io.Discard
+	case o.json():
+		return g.Stderr
+	}
+	return g.Stdout
+}

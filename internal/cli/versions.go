@@ -11,7 +11,7 @@ import (
 )
 
 type runtimeVersionsOptions struct {
-	JSON bool
+	Output outputFlag
 }
 
 func newRuntimeVersionsCmd(g *globalOptions) *cobra.Command {
@@ -21,10 +21,13 @@ func newRuntimeVersionsCmd(g *globalOptions) *cobra.Command {
 		Short: "List the pinned runtime versions and the allowed upgrades",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
+			if err := opts.Output.validate(); err != nil {
+				return err
+			}
 			return runtimeVersionsRun(g, opts)
 		},
 	}
-	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print as JSON")
+	opts.Output.bind(cmd, true)
 	return cmd
 }
 
@@ -79,7 +82,7 @@ func runtimeVersionsRun(g *globalOptions, opts *runtimeVersionsOptions) error {
 		}
 		rep.Releases = append(rep.Releases, row)
 	}
-	if opts.JSON {
+	if opts.Output.json() {
 		return printJSON(g.Stdout, rep)
 	}
 	w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
