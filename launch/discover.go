@@ -40,6 +40,9 @@ type Config struct {
 	Values []string `json:"values,omitempty"`
 	// Set values are merged over the values files.
 	Set map[string]any `json:"set,omitempty"`
+	// Images are built from the repository (like Skaffold's build.artifacts) and replace the
+	// manifests' references to them.
+	Images []ImageArtifact `json:"images,omitempty"`
 }
 
 // Source is what discovery chose to deploy, and why.
@@ -56,6 +59,9 @@ type Source struct {
 	Reason string
 	// Config is harmony.yaml when present.
 	Config *Config
+	// Images are the images the repository builds itself (skaffold.yaml's build.artifacts or
+	// harmony.yaml's images), to build, load and substitute before anything is applied.
+	Images []ImageArtifact
 }
 
 // ErrAmbiguous means discovery found several candidates and will not guess.
