@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/NationTech/harmony-agent/bootstrap"
+	"github.com/NationTech/harmony-agent/installer"
+	"github.com/NationTech/harmony-agent/internal/buildinfo"
+	"github.com/NationTech/harmony-agent/internal/notice"
 )
 
 type agentOptions struct {
@@ -82,7 +86,7 @@ func agentOnceRun(ctx context.Context, g *globalOptions, opts *agentOptions) err
 		}
 		return rerunWithSudo(ctx, g, "patch k3s in /var/lib/harmony and write the agent's log", args)
 	}
-	a := &bootstrap.Agent{Runtime: rt, Paths: host.AgentPaths(), Timeout: opts.Timeout}
+	a := &bootstrap.Agent{Runtime: rt, Paths: host.AgentPaths(), Timeout: opts.Timeout, SelfUpdateNotice: agentSelfUpdateNotice()}
 	e, err := a.Once(ctx)
 	if opts.Output == "json" {
 		if perr := printJSON(g.Stdout, e); perr != nil {
@@ -279,4 +283,26 @@ func newAgentLogCmd(g *globalOptions) *cobra.Command {
 	cmd.Flags().IntVarP(&opts.Lines, "lines", "n", 20, "show the last N cycles (0: all)")
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: json")
 	return cmd
+}
+
+// agentSelfUpdateNotice is the agent's check for a newer harmony, for its log: the agent keeps
+// the runtime patched, never harmony itself (a package manager or the user does that). None for
+// development builds or with HARMONY_NO_UPDATE_CHECK set.
+func agentSelfUpdateNotice() func(context.Context) (string, error) {
+	if os.Getenv("HARMONY_NO_UPDATE_CHECK") != "" || notice.Newer("0.0.0", buildinfo.Version) == "" {
+		return nil
+	}
+	return func(ctx context.Context) (string, error) {
+		home, err := installer.Home()
+		if err != nil {
+			return "", err
+		}
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		latest, err := latestHarmony(ctx, home)
+		if err != nil {
+			return "", err
+		}
+		return notice.Newer(buildinfo.Version, latest), nil
+	}
 }

@@ -42,21 +42,9 @@ func startUpdateNotice(ctx context.Context, args []string, stderr io.Writer) *up
 	if err != nil {
 		return nil
 	}
-	v, err := installer.NewVerifier(buildinfo.Keys())
-	if err != nil {
-		return nil
-	}
-	fetch := installer.NewFetcher(home)
-	fetch.Retries = -1
 	n := &updateNotice{done: make(chan struct{}), checker: &notice.Checker{
 		Home: home, Current: buildinfo.Version,
-		Latest: func(ctx context.Context) (string, error) {
-			rel, err := fetch.FetchRelease(ctx, installer.Mirror(), "latest", v)
-			if err != nil {
-				return "", err
-			}
-			return rel.Version.String(), nil
-		},
+		Latest: func(ctx context.Context) (string, error) { return latestHarmony(ctx, home) },
 	}}
 	go func() {
 		defer close(n.done)
@@ -81,4 +69,20 @@ func (n *updateNotice) finish(stderr io.Writer) {
 	if msg, err := n.checker.Message(ctx); err == nil && msg != "" {
 		fmt.Fprintf(stderr, "\n%s\n", msg)
 	}
+}
+
+// latestHarmony returns the newest release's version from its signed checksums.txt (the mirror
+// honoured, no retries: a notice is never worth waiting for).
+func latestHarmony(ctx context.Context, home string) (string, error) {
+	v, err := installer.NewVerifier(buildinfo.Keys())
+	if err != nil {
+		return "", err
+	}
+	fetch := installer.NewFetcher(home)
+	fetch.Retries = -1
+	rel, err := fetch.FetchRelease(ctx, installer.Mirror(), "latest", v)
+	if err != nil {
+		return "", err
+	}
+	return rel.Version.String(), nil
 }

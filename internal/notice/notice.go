@@ -76,13 +76,23 @@ func (c *Checker) Message(ctx context.Context) (string, error) {
 	if err != nil || s.LatestHarmony == "" || c.now().Sub(s.LastUpdateNotice) < Interval {
 		return "", err
 	}
-	latest, err1 := semver.StrictNewVersion(strings.TrimPrefix(s.LatestHarmony, "v"))
-	cur, err2 := semver.StrictNewVersion(strings.TrimPrefix(c.Current, "v"))
-	if err1 != nil || err2 != nil || !latest.GreaterThan(cur) {
+	msg := Newer(c.Current, s.LatestHarmony)
+	if msg == "" {
 		return "", nil
 	}
 	if err := state.Update(ctx, c.Home, func(s *state.State) error { s.LastUpdateNotice = c.now(); return nil }); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("harmony v%s is available (you have v%s): harmony self-update", latest, cur), nil
+	return msg, nil
+}
+
+// Newer returns the notice for latest when it is a newer release than current ("" when it is
+// not, or when either is not a release version such as a development build's).
+func Newer(current, latest string) string {
+	l, err1 := semver.StrictNewVersion(strings.TrimPrefix(latest, "v"))
+	cur, err2 := semver.StrictNewVersion(strings.TrimPrefix(current, "v"))
+	if err1 != nil || err2 != nil || !l.GreaterThan(cur) {
+		return ""
+	}
+	return fmt.Sprintf("harmony v%s is available (you have v%s): harmony self-update", l, cur)
 }
