@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -25,6 +26,9 @@ type Selection struct {
 	Manifests []string
 	// Namespace overrides the project's namespace (-n).
 	Namespace string
+	// Command is the harmony command resolving it ("launch", "status", "down"): its hints name
+	// it. Empty means launch.
+	Command string
 }
 
 // Project is one repository launched as a unit. Whichever folder inside it harmony is pointed
@@ -62,9 +66,16 @@ func Resolve(sel Selection) (*Project, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+	cmd := "harmony " + sel.Command
+	if sel.Command == "" {
+		cmd = "harmony launch"
+	}
+	if st, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, hint.With(fmt.Errorf("%q does not exist: %w", sel.Dir, fs.ErrNotExist),
+			"name a folder of the project, or run it from inside the project: "+cmd+" [DIR]")
+	} else if err != nil || !st.IsDir() {
 		return nil, hint.With(fmt.Errorf("%q is not a directory", sel.Dir),
-			"run harmony launch in a repository, or name one: harmony launch DIR")
+			"name a folder of the project, or run it from inside the project: "+cmd+" [DIR]")
 	}
 	p := &Project{Root: findRoot(dir), dir: dir, dirArg: dirArg}
 	p.Name = filepath.Base(p.Root)
@@ -81,7 +92,7 @@ func Resolve(sel Selection) (*Project, error) {
 	}
 	if errs := validation.IsDNS1123Label(p.Namespace); len(errs) > 0 {
 		return nil, hint.With(fmt.Errorf("namespace %q: %s", p.Namespace, strings.Join(errs, "; ")),
-			"name a namespace of lowercase letters, digits and '-': harmony launch -n NAME")
+			"name a namespace of lowercase letters, digits and '-': "+cmd+" -n NAME")
 	}
 	p.InventoryID = inventoryID(p.Name, p.Root, p.Namespace)
 	for _, f := range sel.Manifests {

@@ -157,13 +157,20 @@ func dirArg(args []string) string {
 }
 
 func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir string) error {
-	proj, err := launch.Resolve(launch.Selection{Dir: dir, Manifests: opts.Files, Namespace: opts.Namespace})
+	sel, err := selection("launch", dir, opts.Files, opts.Namespace)
+	if err != nil {
+		return err
+	}
+	proj, err := launch.Resolve(sel)
 	if err != nil {
 		return err
 	}
 	src, err := proj.Discover()
 	if err != nil {
 		return err
+	}
+	if len(opts.Files) == 0 && len(sel.Manifests) == 1 {
+		src.Reason = "the file " + dir
 	}
 	objs, err := launch.Render(ctx, src, launch.RenderOptions{AllowRemote: opts.AllowRemote})
 	if err != nil {
@@ -307,7 +314,7 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 			if err := checkTimeout(opts.Timeout); err != nil {
 				return err
 			}
-			proj, eng, err := opts.project(cmd.Context(), g, args)
+			proj, eng, err := opts.project(cmd.Context(), g, cmd.Name(), args)
 			if err != nil {
 				return err
 			}
@@ -330,11 +337,15 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 
 // project resolves an already launched project (down, status) and an engine on a reachable
 // cluster. It never bootstraps.
-func (c *clusterOptions) project(ctx context.Context, g *globalOptions, args []string) (*launch.Project, *launch.Engine, error) {
+func (c *clusterOptions) project(ctx context.Context, g *globalOptions, command string, args []string) (*launch.Project, *launch.Engine, error) {
 	if err := c.validate(); err != nil {
 		return nil, nil, err
 	}
-	proj, err := launch.Resolve(launch.Selection{Dir: dirArg(args), Namespace: c.Namespace})
+	sel, err := selection(command, dirArg(args), nil, c.Namespace)
+	if err != nil {
+		return nil, nil, err
+	}
+	proj, err := launch.Resolve(sel)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -355,7 +366,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 		Short: "Show the state of each object harmony launched for a repository",
 		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			proj, eng, err := opts.project(cmd.Context(), g, args)
+			proj, eng, err := opts.project(cmd.Context(), g, cmd.Name(), args)
 			if err != nil {
 				return err
 			}
