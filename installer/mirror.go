@@ -1,9 +1,13 @@
 package installer
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
 )
 
 // ReleaseRepo is the one place that names harmony's release repository.
@@ -32,4 +36,52 @@ func ReleaseURL(mirror, repo, tag, asset string) string {
 		return base + "latest/download/" + url.PathEscape(asset)
 	}
 	return base + "download/" + url.PathEscape(tag) + "/" + url.PathEscape(asset)
+}
+
+// ErrBadMirror means HARMONY_MIRROR is not a base URL harmony can download from.
+var ErrBadMirror = errors.New("invalid " + MirrorEnv)
+
+// CheckMirror checks a HARMONY_MIRROR value before anything is fetched from it: an https URL
+// with a host (plain http only on this machine's loopback address), no query or fragment. The
+// error says what a valid value looks like.
+func CheckMirror(raw string) error {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return nil
+	}
+	if !strings.Contains(raw, "://") {
+		return hint.With(fmt.Errorf("%w %q: no scheme: a URL starts with https:// (http:// only for this machine)", ErrBadMirror, raw),
+			mirrorExample(raw))
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return hint.With(fmt.Errorf("%w %q: %w", ErrBadMirror, raw, errors.Unwrap(err)), mirrorExample(""))
+	case u.Scheme != "https" && u.Scheme != "http":
+		return hint.With(fmt.Errorf("%w %q: scheme %q: want https (http only for this machine)", ErrBadMirror, raw, u.Scheme),
+			mirrorExample(""))
+	case u.Host == "" || u.Hostname() == "":
+		return hint.With(fmt.Errorf("%w %q: no host", ErrBadMirror, raw), mirrorExample(""))
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return hint.With(fmt.Errorf("%w %q: a base URL has no query or fragment", ErrBadMirror, raw), mirrorExample(""))
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return hint.With(fmt.Errorf("%w %q: plain http is accepted only for this machine (127.0.0.1, ::1, localhost)", ErrBadMirror, raw),
+			"use the mirror's https address, e.g. "+MirrorEnv+"=https://"+u.Host+strings.TrimRight(u.EscapedPath(), "/"))
+	}
+	return nil
+}
+
+// mirrorExample is the hint after a malformed HARMONY_MIRROR: the value the user probably
+// meant when it is a host (and port) without a scheme, else the general shape.
+func mirrorExample(raw string) string {
+	if raw != "" && !strings.Contains(raw, "://") {
+		if u, err := url.Parse("//" + raw); err == nil && u.Host != "" && u.RawQuery == "" && u.Fragment == "" {
+			scheme := "https"
+			if isLoopback(u.Hostname()) {
+				scheme = "http"
+			}
+			return "add the scheme: " + MirrorEnv + "=" + scheme + "://" + u.Host + strings.TrimRight(u.EscapedPath(), "/")
+		}
+	}
+	return "a valid value: " + MirrorEnv + "=https://artifacts.example.com/github (the base of a GitHub-shaped release tree; http only for 127.0.0.1, ::1 or localhost)"
 }

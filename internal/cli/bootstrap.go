@@ -100,6 +100,9 @@ func newRuntime(g *globalOptions, name string) (bootstrap.Runtime, error) {
 }
 
 func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions) error {
+	if err := checkMirror(); err != nil {
+		return err
+	}
 	rt, err := newRuntime(g, opts.Runtime)
 	if err != nil {
 		return err

@@ -187,7 +187,12 @@ repository's manifests on it: clone a repo, run 'harmony launch', and the projec
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return cmd.Help()
 		},
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return recoverInterrupted(cmd, g) },
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkEnv(cmd); err != nil {
+				return err
+			}
+			return recoverInterrupted(cmd, g)
+		},
 	}
 	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "hide progress and chatter (errors and the answer of read-only commands still print)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
