@@ -94,6 +94,7 @@ type K3d struct {
 func NewK3d(home string, trust manifests.Trust, out io.Writer, quiet bool) *K3d {
 	f := installer.NewFetcher(home)
 	f.Progress = installer.NewProgress(os.Stderr, quiet)
+	f.OnRetry = installer.PrintRetries(os.Stderr, quiet)
 	if quiet {
 		out = io.Discard
 	}

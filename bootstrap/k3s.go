@@ -46,6 +46,7 @@ type K3s struct {
 func NewK3s(home string, trust manifests.Trust, out io.Writer, quiet bool) *K3s {
 	f := installer.NewFetcher(home)
 	f.Progress = installer.NewProgress(os.Stderr, quiet)
+	f.OnRetry = installer.PrintRetries(os.Stderr, quiet)
 	if quiet {
 		out = io.Discard
 	}

@@ -74,6 +74,33 @@ type Fetcher struct {
 	Backoff time.Duration
 	// StallTimeout aborts (and retries) a transfer that receives no byte for this long.
 	StallTimeout time.Duration
+	// OnRetry, when set, is told about every retry before its pause, as it happens.
+	OnRetry func(Retry)
+}
+
+// Retry describes a transient failure about to be retried.
+type Retry struct {
+	// Name is the artifact's label (or the address of a small file).
+	Name string
+	// Attempt counts the retries, from 1 to Of.
+	Attempt, Of int
+	// Wait is the pause before the retry.
+	Wait time.Duration
+	// Reason is what went wrong, without the name and address the final error carries.
+	Reason string
+}
+
+// retry tells OnRetry about a retry of name after err.
+func (f *Fetcher) retry(name string, attempt int, wait time.Duration, err error) {
+	if f.OnRetry == nil {
+		return
+	}
+	reason := err.Error()
+	var t *transientError
+	if errors.As(err, &t) && t.reason != "" {
+		reason = t.reason
+	}
+	f.OnRetry(Retry{Name: name, Attempt: attempt, Of: f.Retries, Wait: wait, Reason: reason})
 }
 
 // NewFetcher returns a Fetcher with harmony's defaults, caching under home.
@@ -161,13 +188,30 @@ func isLoopback(host string) bool {
 // redact drops any user:password from an address before it goes into a message.
 func redact(u *url.URL) string { return u.Redacted() }
 
-// transientError is a failure worth retrying.
-type transientError struct{ err error }
+// transientError is a failure worth retrying; reason is what went wrong in short, for the
+// retry notice (the error itself names the file and its address).
+type transientError struct {
+	err    error
+	reason string
+}
 
 func (t *transientError) Error() string { return t.err.Error() }
 func (t *transientError) Unwrap() error { return t.err }
 
-func transient(err error) error { return &transientError{err} }
+func transient(err error) error { return &transientError{err: err} }
+
+// transientWhy is transient with the short reason shown when it is retried.
+func transientWhy(err error, reason string) error { return &transientError{err: err, reason: reason} }
+
+// requestError is a failed request described by what (which names the address), naming the
+// address once: the *url.Error of net/http, which repeats it, is unwrapped.
+func requestError(what string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
 
 // Fetch returns the cached, verified file for a, downloading it first when the cache lacks it.
 // Bytes are hashed while they stream; a file whose digest differs from a.SHA256 is discarded
@@ -221,14 +265,27 @@ func (f *Fetcher) Fetch(ctx context.Context, a Artifact) (Result, error) {
 		}
 		var t *transientError
 		if !errors.As(err, &t) || attempt >= f.Retries || ctx.Err() != nil {
+			dropEmptyPartial(final)
 			return res, f.explain(a, err)
 		}
+		f.retry(a.Name, attempt+1, backoff, err)
 		select {
 		case <-ctx.Done():
+			dropEmptyPartial(final)
 			return res, ctx.Err()
 		case <-time.After(backoff):
 		}
 		backoff *= 2
+	}
+}
+
+// dropEmptyPartial removes the partial file of a failed download when it holds nothing to
+// resume from, with its metadata: a failure leaves no empty file behind.
+func dropEmptyPartial(final string) {
+	partial := final + ".partial"
+	if st, err := os.Lstat(partial); err == nil && st.Mode().IsRegular() && st.Size() == 0 {
+		_ = os.Remove(partial)
+		_ = os.Remove(partial + ".json")
 	}
 }
 
@@ -310,11 +367,11 @@ func (f *Fetcher) download(ctx context.Context, a Artifact, want, final string) 
 	}
 	resp, err := f.client().Do(req)
 	if err != nil {
-		err = fmt.Errorf("download %s from %q: %w", a.Name, a.URL, err)
+		err = requestError(fmt.Sprintf("download %s from %q", a.Name, a.URL), err)
 		if errors.Is(err, ErrInsecureTransport) {
 			return 0, false, err
 		}
-		return 0, false, transient(err)
+		return 0, false, transientWhy(err, errors.Unwrap(err).Error())
 	}
 	defer resp.Body.Close()
 
@@ -351,7 +408,7 @@ func (f *Fetcher) download(ctx context.Context, a Artifact, want, final string) 
 		_ = os.Remove(metaPath)
 		return 0, false, transient(fmt.Errorf("download %s: server refused to resume; starting over", a.Name))
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
-		return 0, false, transient(fmt.Errorf("download %s from %q: HTTP %s", a.Name, a.URL, resp.Status))
+		return 0, false, transientWhy(fmt.Errorf("download %s from %q: HTTP %s", a.Name, a.URL, resp.Status), "HTTP "+resp.Status)
 	default:
 		return 0, false, fmt.Errorf("download %s from %q: HTTP %s: %w", a.Name, a.URL, resp.Status, ErrHTTPStatus)
 	}
@@ -534,6 +591,7 @@ func (f *Fetcher) Get(ctx context.Context, url string, max int64) ([]byte, error
 		if !errors.As(err, &t) || attempt >= f.Retries || ctx.Err() != nil {
 			return nil, f.explain(Artifact{Name: url}, err)
 		}
+		f.retry(url, attempt+1, backoff, err)
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -554,17 +612,17 @@ func (f *Fetcher) get(ctx context.Context, url string, max int64) ([]byte, error
 	req.Header.Set("User-Agent", "harmony")
 	resp, err := f.client().Do(req)
 	if err != nil {
-		err = fmt.Errorf("get %q: %w", url, err)
+		err = requestError(fmt.Sprintf("get %q", url), err)
 		if errors.Is(err, ErrInsecureTransport) {
 			return nil, err
 		}
-		return nil, transient(err)
+		return nil, transientWhy(err, errors.Unwrap(err).Error())
 	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusOK:
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		return nil, transient(fmt.Errorf("get %q: HTTP %s", url, resp.Status))
+		return nil, transientWhy(fmt.Errorf("get %q: HTTP %s", url, resp.Status), "HTTP "+resp.Status)
 	default:
 		return nil, fmt.Errorf("get %q: HTTP %s: %w", url, resp.Status, ErrHTTPStatus)
 	}

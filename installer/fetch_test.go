@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,6 +178,36 @@ func TestFetchRetriesWithinOneCall(t *testing.T) {
 	}
 }
 
+// Each retry is told as it happens, with its number, its pause and a short reason.
+func TestFetchTellsEachRetry(t *testing.T) {
+	t.Parallel()
+	srv := releasetest.New(t)
+	data := randomBytes(t, 64<<10)
+	srv.Add(repo, tag, "k3s", data)
+	srv.SetFault(repo, tag, "k3s", releasetest.Fault{Status: 503, Times: 2})
+	f := newFetcher(t)
+	var got []installer.Retry
+	f.OnRetry = func(r installer.Retry) { got = append(got, r) }
+	if _, err := f.Fetch(context.Background(), artifact(srv, "k3s", data)); err != nil {
+		t.Fatal(err)
+	}
+	want := []installer.Retry{
+		{Name: "k3s " + tag + " (linux/amd64)", Attempt: 1, Of: 3, Wait: time.Millisecond, Reason: "HTTP 503 Service Unavailable"},
+		{Name: "k3s " + tag + " (linux/amd64)", Attempt: 2, Of: 3, Wait: 2 * time.Millisecond, Reason: "HTTP 503 Service Unavailable"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("retries told:\n%v\nwant:\n%v", got, want)
+	}
+	var b bytes.Buffer
+	installer.PrintRetries(&b, false)(want[1])
+	if line := "k3s " + tag + " (linux/amd64): retry 2/3 in 2ms: HTTP 503 Service Unavailable\n"; b.String() != line {
+		t.Fatalf("printed %q, want %q", b.String(), line)
+	}
+	if installer.PrintRetries(&b, true) != nil {
+		t.Fatal("--quiet shows retries")
+	}
+}
+
 func TestFetchRestartsWhenTheFileChanged(t *testing.T) {
 	t.Parallel()
 	srv := releasetest.New(t)
@@ -286,6 +317,15 @@ func TestFetchFailuresInstallNothing(t *testing.T) {
 			}
 			if errors.Is(err, installer.ErrChecksumMismatch) && len(cacheEntries(t, f.Cache)) != 0 {
 				t.Fatalf("bad bytes were kept: %v", cacheEntries(t, f.Cache))
+			}
+			// A failure keeps a partial file only when it holds bytes to resume from.
+			for _, name := range cacheEntries(t, f.Cache) {
+				if st, err := os.Stat(filepath.Join(f.Cache, name)); err == nil && st.Size() == 0 {
+					t.Fatalf("an empty %s was left behind", name)
+				}
+			}
+			if n := strings.Count(err.Error(), a.URL); n > 1 {
+				t.Fatalf("error names the address %d times: %v", n, err)
 			}
 			mustContent(t, dst, previous)
 		})

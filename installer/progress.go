@@ -101,3 +101,14 @@ func humanBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+// PrintRetries returns the OnRetry of a Fetcher that shows each retry on w as it happens
+// ("k3s v1.36.4+k3s1 (linux/amd64): retry 2/4 in 1s: connection refused"), or nil when quiet.
+func PrintRetries(w io.Writer, quiet bool) func(Retry) {
+	if quiet {
+		return nil
+	}
+	return func(r Retry) {
+		fmt.Fprintf(w, "%s: retry %d/%d in %s: %s\n", r.Name, r.Attempt, r.Of, r.Wait, r.Reason)
+	}
+}

@@ -73,6 +73,7 @@ func newSelfUpdate(g *globalOptions) (*installer.SelfUpdate, error) {
 	}
 	f := installer.NewFetcher(t.Home)
 	f.Progress = installer.NewProgress(g.Stderr, g.Quiet)
+	f.OnRetry = installer.PrintRetries(g.Stderr, g.Quiet)
 	return &installer.SelfUpdate{
 		Fetcher: f, Verifier: t.Verifier, Mirror: mirror, Exe: exe, Current: buildinfo.Version,
 		Root: os.Getenv(bootstrap.RootEnv),
