@@ -293,6 +293,9 @@ func (t *tree) loadConfig() (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if raw, err = normalizeConfig(raw); err != nil {
+		return nil, err
+	}
 	var p Config
 	if err := yaml.UnmarshalStrict(raw, &p); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(root, ProjectFile), err)
