@@ -1,5 +1,11 @@
 package launch_test
 
+// Threat (DESIGN.md's trust chain): hostile repos. The tests here and in confine_unix_test.go
+// check that a repository's files never make harmony read outside the repository (links,
+// "../" paths, kustomize bases), read forever (FIFOs, devices, endless files: size caps),
+// fetch anything unless --allow-remote (remote kustomize resources), or lose a line; terminal
+// escapes in cluster text are neutralised (sanitize_test.go, TestDiagnosisPrintsClusterTextInert).
+
 import (
 	"errors"
 	"os"

@@ -1,5 +1,10 @@
 package launch_test
 
+// Threat (DESIGN.md's trust chain): foreign-object deletion. The tests in this file check that
+// launch and down change or delete only what this project created or was told to adopt: a
+// shared namespace, another project's objects, a Helm release's objects, a project seen through
+// a subfolder, a failed launch's partial state.
+
 import (
 	"bytes"
 	"context"
