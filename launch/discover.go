@@ -107,6 +107,13 @@ func isYAML(name string) bool {
 // as they are. Everything it reads is inside root (see tree): paths and links leading outside,
 // and files that are not regular, are refused, naming them.
 func Discover(root string, files []string) (*Source, error) {
+	return discover(root, files, "")
+}
+
+// discover is Discover with a Skaffold profile active. The images to build come from
+// harmony.yaml's images, else from skaffold.yaml's build.artifacts; the manifests from -f, else
+// harmony.yaml's manifests or chart, else the manifests skaffold.yaml names, else discovery.
+func discover(root string, files []string, profile string) (*Source, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err
@@ -119,6 +126,44 @@ func Discover(root string, files []string) (*Source, error) {
 		return nil, err
 	}
 	defer t.Close()
+	cfg, err := t.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	var sk *skaffold
+	if cfg == nil || len(cfg.Images) == 0 || (len(cfg.Manifests) == 0 && cfg.Chart == "") || profile != "" {
+		if sk, err = t.readSkaffold(profile); err != nil {
+			return nil, err
+		}
+	}
+	src, err := t.discover(abs, files, cfg, sk)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg != nil && len(cfg.Images) > 0:
+		for i, a := range cfg.Images {
+			a.Context = path.Clean(filepathToSlash(a.Context))
+			if err := checkArtifact(t, fmt.Sprintf("%s: images[%d]", ProjectFile, i), a); err != nil {
+				return nil, err
+			}
+			src.Images = append(src.Images, a)
+		}
+		seen := map[string]bool{}
+		for _, a := range src.Images {
+			if seen[a.Image] {
+				return nil, fmt.Errorf("%s: images: %q is listed twice", ProjectFile, a.Image)
+			}
+			seen[a.Image] = true
+		}
+	case sk != nil:
+		src.Images = sk.Artifacts
+	}
+	return src, nil
+}
+
+func (t *tree) discover(abs string, files []string, cfg *Config, sk *skaffold) (*Source, error) {
+	var err error
 	src := &Source{Root: abs}
 	if len(files) > 0 {
 		for _, f := range files {
@@ -133,12 +178,8 @@ func Discover(root string, files []string) (*Source, error) {
 		src.Reason = "files named with -f"
 		return src, nil
 	}
-	cfg, err := t.loadConfig()
-	if err != nil {
-		return nil, err
-	}
-	if cfg != nil {
-		src.Config = cfg
+	src.Config = cfg
+	if cfg != nil && (len(cfg.Manifests) > 0 || cfg.Chart != "") {
 		if cfg.Chart != "" {
 			if src.Chart, err = chartFromConfig(t, cfg); err != nil {
 				return nil, err
@@ -155,6 +196,20 @@ func Discover(root string, files []string) (*Source, error) {
 			}
 		}
 		src.Reason = "the files listed in " + ProjectFile
+		return src, nil
+	}
+	if sk != nil && (len(sk.Files) > 0 || len(sk.Kustomizations) > 0 || sk.Chart != nil) {
+		for _, f := range sk.Files {
+			src.Files = append(src.Files, t.abs(f))
+		}
+		for _, k := range sk.Kustomizations {
+			src.Kustomizations = append(src.Kustomizations, t.abs(k))
+		}
+		src.Chart = sk.Chart
+		src.Reason = "the manifests " + SkaffoldFile + " names"
+		if sk.Profile != "" {
+			src.Reason += " (profile " + sk.Profile + ")"
+		}
 		return src, nil
 	}
 	if t.isKustomization(".") && t.isChart(".") {
@@ -308,8 +363,8 @@ func (t *tree) loadConfig() (*Config, error) {
 	if p.Chart == "" && (len(p.Values) > 0 || len(p.Set) > 0) {
 		return nil, fmt.Errorf("%s: values and set need a chart: name it (chart: PATH)", ProjectFile)
 	}
-	if len(p.Manifests) == 0 && p.Chart == "" {
-		return nil, fmt.Errorf("%s: manifests: list at least one path (or name a chart)", ProjectFile)
+	if len(p.Manifests) == 0 && p.Chart == "" && len(p.Images) == 0 {
+		return nil, fmt.Errorf("%s: manifests: list at least one path (or name a chart, or images to build)", ProjectFile)
 	}
 	return &p, nil
 }

@@ -29,6 +29,8 @@ type Selection struct {
 	// Command is the harmony command resolving it ("launch", "status", "down"): its hints name
 	// it. Empty means launch.
 	Command string
+	// Profile activates a skaffold.yaml profile (--profile).
+	Profile string
 }
 
 // Project is one repository launched as a unit. Whichever folder inside it harmony is pointed
@@ -51,6 +53,8 @@ type Project struct {
 	Config *Config
 	// Manifests are the absolute paths chosen with -f; empty means discover.
 	Manifests []string
+	// Profile is the skaffold.yaml profile to activate ("" for none).
+	Profile string
 
 	dir    string // the folder given, absolute
 	dirArg string // the folder as typed ("" when none was)
@@ -77,7 +81,7 @@ func Resolve(sel Selection) (*Project, error) {
 		return nil, hint.With(fmt.Errorf("%q is not a directory", sel.Dir),
 			"name a folder of the project, or run it from inside the project: "+cmd+" [DIR]")
 	}
-	p := &Project{Root: findRoot(dir), dir: dir, dirArg: dirArg}
+	p := &Project{Root: findRoot(dir), dir: dir, dirArg: dirArg, Profile: sel.Profile}
 	p.Name = filepath.Base(p.Root)
 	if p.Config, err = loadConfig(p.Root); err != nil {
 		return nil, err
@@ -129,7 +133,7 @@ func (p *Project) manifestPath(f string) (string, error) {
 // Discover finds what to launch: the -f choice, else the project's harmony.yaml, else what
 // discovery finds at the root. When the choice is ambiguous the hint prints the -f form.
 func (p *Project) Discover() (*Source, error) {
-	src, err := Discover(p.Root, p.Manifests)
+	src, err := discover(p.Root, p.Manifests, p.Profile)
 	var amb *AmbiguousError
 	if errors.As(err, &amb) {
 		hints := []string{"harmony applies nothing when the choice is not clear; pick one:"}

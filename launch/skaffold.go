@@ -1,0 +1,680 @@
+package launch
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/distribution/reference"
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	"sigs.k8s.io/yaml"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
+)
+
+// SkaffoldFile is the Skaffold configuration harmony reads at a project's root: the manifests
+// it names and the images it builds.
+const SkaffoldFile = "skaffold.yaml"
+
+// ErrUnsupported marks what harmony cannot do for a project (a Skaffold builder other than
+// Docker, a remote config): it is named, and nothing is applied.
+var ErrUnsupported = errors.New("not supported by harmony")
+
+// ErrUnknownProfile means --profile names a profile no config defines.
+var ErrUnknownProfile = errors.New("unknown profile")
+
+// Bounds on what one skaffold.yaml may pull in through requires.
+const (
+	maxSkaffoldConfigs = 256
+	maxSkaffoldDepth   = 16
+)
+
+// skaffold is what harmony takes from a project's skaffold.yaml (and the configs it requires).
+type skaffold struct {
+	Files          []string // root-relative manifest files (rawYaml, kubectl manifests)
+	Kustomizations []string // root-relative kustomization folders
+	Chart          *Chart
+	Artifacts      []ImageArtifact
+	Profile        string
+
+	profileSeen bool
+	configs     int
+	seen        map[string]bool
+	chartFrom   string
+}
+
+type skConfig struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+	Requires  []skRequire `json:"requires"`
+	Build     skBuild     `json:"build"`
+	Manifests skManifests `json:"manifests"`
+	Deploy    skDeploy    `json:"deploy"`
+}
+
+type skRequire struct {
+	Path           string   `json:"path"`
+	Configs        []string `json:"configs"`
+	Git            any      `json:"git"`
+	GCS            any      `json:"googleCloudStorage"`
+	ActiveProfiles []struct {
+		Name        string   `json:"name"`
+		ActivatedBy []string `json:"activatedBy"`
+	} `json:"activeProfiles"`
+}
+
+type skBuild struct {
+	Artifacts        []skArtifact `json:"artifacts"`
+	Cluster          any          `json:"cluster"`
+	GoogleCloudBuild any          `json:"googleCloudBuild"`
+}
+
+type skArtifact struct {
+	Image   string `json:"image"`
+	Context string `json:"context"`
+	Docker  *struct {
+		Dockerfile string             `json:"dockerfile"`
+		Target     string             `json:"target"`
+		BuildArgs  map[string]*string `json:"buildArgs"`
+	} `json:"docker"`
+	Requires []any `json:"requires"`
+	// Builders harmony does not run.
+	Jib        any `json:"jib"`
+	Kaniko     any `json:"kaniko"`
+	Bazel      any `json:"bazel"`
+	Ko         any `json:"ko"`
+	Buildpacks any `json:"buildpacks"`
+	Custom     any `json:"custom"`
+}
+
+type skKustomize struct {
+	Paths []string `json:"paths"`
+}
+
+type skHelm struct {
+	Releases []skRelease `json:"releases"`
+}
+
+type skRelease struct {
+	Name              string            `json:"name"`
+	ChartPath         string            `json:"chartPath"`
+	RemoteChart       string            `json:"remoteChart"`
+	ValuesFiles       []string          `json:"valuesFiles"`
+	SetValues         map[string]any    `json:"setValues"`
+	SetValueTemplates map[string]any    `json:"setValueTemplates"`
+	ArtifactOverrides map[string]string `json:"artifactOverrides"`
+}
+
+type skManifests struct {
+	RawYaml   []string     `json:"rawYaml"`
+	Kustomize *skKustomize `json:"kustomize"`
+	Helm      *skHelm      `json:"helm"`
+	Kpt       any          `json:"kpt"`
+}
+
+type skDeploy struct {
+	Kubectl *struct {
+		Manifests []string `json:"manifests"`
+	} `json:"kubectl"`
+	Kustomize *skKustomize `json:"kustomize"`
+	Helm      *skHelm      `json:"helm"`
+	Kpt       any          `json:"kpt"`
+	Docker    any          `json:"docker"`
+	CloudRun  any          `json:"cloudrun"`
+}
+
+// readSkaffold reads the project's skaffold.yaml (nil when there is none) with profile active
+// (""; none). Every file it names — required configs, manifests, charts, build contexts and
+// Dockerfiles — is inside the project: a path or a link leading out is refused, naming it.
+func (t *tree) readSkaffold(profile string) (*skaffold, error) {
+	if _, err := t.root.Lstat(SkaffoldFile); errors.Is(err, fs.ErrNotExist) {
+		if profile != "" {
+			return nil, hint.With(fmt.Errorf("--profile %q: the project has no %s: %w", profile, SkaffoldFile, ErrUnknownProfile),
+				"--profile names a Skaffold profile; drop it")
+		}
+		return nil, nil
+	}
+	sk := &skaffold{Profile: profile, seen: map[string]bool{}}
+	var active []string
+	if profile != "" {
+		active = []string{profile}
+	}
+	if err := sk.read(t, SkaffoldFile, nil, active, 0); err != nil {
+		return nil, err
+	}
+	if profile != "" && !sk.profileSeen {
+		names, _ := t.skaffoldProfiles(SkaffoldFile)
+		h := "this project's profiles: " + strings.Join(names, ", ")
+		if len(names) == 0 {
+			h = SkaffoldFile + " defines no profiles; drop --profile"
+		}
+		return nil, hint.With(fmt.Errorf("--profile %q: no config in %s defines it: %w", profile, SkaffoldFile, ErrUnknownProfile), h)
+	}
+	if err := sk.checkImages(); err != nil {
+		return nil, err
+	}
+	return sk, nil
+}
+
+// read reads one skaffold file (root-relative): the configs named in only (all when empty),
+// with the profiles in active applied.
+func (sk *skaffold) read(t *tree, file string, only, active []string, depth int) error {
+	if depth > maxSkaffoldDepth {
+		return fmt.Errorf("%s: requires nests deeper than %d files", file, maxSkaffoldDepth)
+	}
+	raw, err := t.readFile(file)
+	if err != nil {
+		return fmt.Errorf("%s: %w", SkaffoldFile, err)
+	}
+	docs, err := skaffoldDocs(file, raw)
+	if err != nil {
+		return err
+	}
+	dir := path.Dir(file)
+	found := map[string]bool{}
+	for i, doc := range docs {
+		name, _ := lookupString(doc.m, "metadata", "name")
+		found[name] = true
+		if len(only) > 0 && !contains(only, name) {
+			continue
+		}
+		key := fmt.Sprintf("%s#%d", file, i)
+		if sk.seen[key] {
+			continue
+		}
+		sk.seen[key] = true
+		if sk.configs++; sk.configs > maxSkaffoldConfigs {
+			return fmt.Errorf("%s: more than %d Skaffold configs", file, maxSkaffoldConfigs)
+		}
+		where := fmt.Sprintf("%s:%d", file, doc.line)
+		if name != "" {
+			where += " (config " + name + ")"
+		}
+		cfg, profiles, err := applyProfiles(doc.m, active)
+		if err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if profiles {
+			sk.profileSeen = true
+		}
+		if err := checkSkaffoldVersion(where, cfg.APIVersion, cfg.Kind); err != nil {
+			return err
+		}
+		for _, r := range cfg.Requires {
+			if r.Git != nil || r.GCS != nil {
+				return hint.With(fmt.Errorf("%s: requires a remote config: %w", where, ErrUnsupported),
+					"harmony reads only configs inside the project (requires: [{path: ...}]); nothing was applied")
+			}
+			if r.Path == "" {
+				return fmt.Errorf("%s: requires: an entry without a path", where)
+			}
+			next, err := t.skaffoldPath(dir, r.Path, "requires "+r.Path, where)
+			if err != nil {
+				return err
+			}
+			if t.isDir(next) {
+				next = path.Join(next, SkaffoldFile)
+			}
+			var sub []string
+			for _, ap := range r.ActiveProfiles {
+				if len(ap.ActivatedBy) == 0 || overlaps(ap.ActivatedBy, active) {
+					sub = append(sub, ap.Name)
+				}
+			}
+			if len(active) > 0 {
+				sub = append(sub, active...)
+			}
+			if err := sk.read(t, next, r.Configs, sub, depth+1); err != nil {
+				return err
+			}
+		}
+		if err := sk.addConfig(t, dir, where, cfg); err != nil {
+			return err
+		}
+	}
+	for _, n := range only {
+		if !found[n] {
+			return fmt.Errorf("%s: requires config %q, which it does not define", file, n)
+		}
+	}
+	return nil
+}
+
+type skDoc struct {
+	line int
+	m    map[string]any
+}
+
+func skaffoldDocs(file string, raw []byte) ([]skDoc, error) {
+	var docs []skDoc
+	for _, d := range splitDocuments(raw) {
+		if len(stripComments(d.body)) == 0 {
+			continue
+		}
+		var m map[string]any
+		if err := yaml.Unmarshal(d.body, &m); err != nil {
+			return nil, fmt.Errorf("%s:%d: %s", file, d.line+lineIn(err)-1, cleanYAMLError(err))
+		}
+		if m != nil {
+			docs = append(docs, skDoc{d.line, m})
+		}
+	}
+	return docs, nil
+}
+
+func checkSkaffoldVersion(where, apiVersion, kind string) error {
+	v := strings.TrimPrefix(apiVersion, "skaffold/")
+	ok := v != apiVersion && (strings.HasPrefix(v, "v2beta") || strings.HasPrefix(v, "v3") || strings.HasPrefix(v, "v4beta"))
+	if !ok {
+		return hint.With(fmt.Errorf("%s: apiVersion %q: %w", where, apiVersion, ErrUnsupported),
+			"harmony reads skaffold/v2beta*, skaffold/v3* and skaffold/v4beta* configs; upgrade it with: skaffold fix")
+	}
+	if kind != "Config" {
+		return fmt.Errorf("%s: kind %q: a Skaffold config is kind Config", where, kind)
+	}
+	return nil
+}
+
+// applyProfiles overlays the config's profiles named in active (Skaffold's rules: objects
+// merge field by field, a non-empty list or a value replaces the config's), then applies their
+// JSON patches. It says whether any of them was found.
+func applyProfiles(m map[string]any, active []string) (*skConfig, bool, error) {
+	found := false
+	if len(active) > 0 {
+		profiles, _ := m["profiles"].([]any)
+		for _, want := range active {
+			for _, p := range profiles {
+				pm, _ := p.(map[string]any)
+				if pm == nil || pm["name"] != want {
+					continue
+				}
+				found = true
+				for _, field := range []string{"build", "deploy", "manifests"} {
+					if v, ok := pm[field]; ok {
+						m[field] = overlay(m[field], v)
+					}
+				}
+				if patches, ok := pm["patches"]; ok {
+					patched, err := patch(m, patches)
+					if err != nil {
+						return nil, found, fmt.Errorf("profile %q: patches: %w", want, err)
+					}
+					m = patched
+				}
+			}
+		}
+	}
+	delete(m, "profiles")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, found, err
+	}
+	var cfg skConfig
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return nil, found, fmt.Errorf("%v", err)
+	}
+	return &cfg, found, nil
+}
+
+func overlay(base, over any) any {
+	bm, ok1 := base.(map[string]any)
+	om, ok2 := over.(map[string]any)
+	if !ok1 || !ok2 {
+		if l, ok := over.([]any); ok && len(l) == 0 {
+			return base
+		}
+		if over == nil {
+			return base
+		}
+		return over
+	}
+	out := map[string]any{}
+	for k, v := range bm {
+		out[k] = v
+	}
+	for k, v := range om {
+		out[k] = overlay(bm[k], v)
+	}
+	return out
+}
+
+func patch(m map[string]any, patches any) (map[string]any, error) {
+	doc, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	pb, err := json.Marshal(patches)
+	if err != nil {
+		return nil, err
+	}
+	p, err := jsonpatch.DecodePatch(pb)
+	if err != nil {
+		return nil, err
+	}
+	out, err := p.Apply(doc)
+	if err != nil {
+		return nil, err
+	}
+	var res map[string]any
+	return res, json.Unmarshal(out, &res)
+}
+
+// skaffoldProfiles lists the profiles defined in a skaffold file.
+func (t *tree) skaffoldProfiles(file string) ([]string, error) {
+	raw, err := t.readFile(file)
+	if err != nil {
+		return nil, err
+	}
+	docs, err := skaffoldDocs(file, raw)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	seen := map[string]bool{}
+	for _, d := range docs {
+		profiles, _ := d.m["profiles"].([]any)
+		for _, p := range profiles {
+			pm, _ := p.(map[string]any)
+			if n, ok := pm["name"].(string); ok && !seen[n] {
+				seen[n] = true
+				names = append(names, n)
+			}
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// skaffoldPath turns a path of a config in folder dir into a root-relative one, refusing one
+// that leaves the project, lexically or through a symbolic link.
+func (t *tree) skaffoldPath(dir, p, what, where string) (string, error) {
+	name := path.Clean(path.Join(dir, filepathToSlash(p)))
+	if isAbsPath(p) || name == ".." || strings.HasPrefix(name, "../") {
+		return "", hint.With(fmt.Errorf("%s: %s: %q is %w", where, what, p, ErrOutside),
+			"a Skaffold config may name only paths inside the project; nothing was applied")
+	}
+	if _, err := t.resolve(name); errors.Is(err, ErrOutside) {
+		return "", hint.With(fmt.Errorf("%s: %s: %w", where, what, err),
+			"a Skaffold config may name only paths inside the project; nothing was applied")
+	}
+	return name, nil
+}
+
+// addConfig takes one config's manifests and artifacts.
+func (sk *skaffold) addConfig(t *tree, dir, where string, cfg *skConfig) error {
+	for _, a := range cfg.Build.Artifacts {
+		art, err := sk.artifact(t, dir, where, a)
+		if err != nil {
+			return err
+		}
+		sk.Artifacts = append(sk.Artifacts, art)
+	}
+	if len(cfg.Build.Artifacts) > 0 {
+		switch {
+		case cfg.Build.Cluster != nil:
+			return unsupported(where, "build.cluster (builds in a cluster)")
+		case cfg.Build.GoogleCloudBuild != nil:
+			return unsupported(where, "build.googleCloudBuild (remote builds)")
+		}
+	}
+	m, d := cfg.Manifests, cfg.Deploy
+	switch {
+	case m.Kpt != nil || d.Kpt != nil:
+		return unsupported(where, "kpt")
+	case d.Docker != nil:
+		return unsupported(where, "deploy.docker")
+	case d.CloudRun != nil:
+		return unsupported(where, "deploy.cloudrun")
+	}
+	raw := m.RawYaml
+	if d.Kubectl != nil {
+		raw = append(raw, d.Kubectl.Manifests...)
+	}
+	for _, g := range raw {
+		if err := sk.addGlob(t, dir, where, g); err != nil {
+			return err
+		}
+	}
+	for _, k := range []*skKustomize{m.Kustomize, d.Kustomize} {
+		if k == nil {
+			continue
+		}
+		paths := k.Paths
+		if len(paths) == 0 {
+			paths = []string{"."}
+		}
+		for _, p := range paths {
+			name, err := t.skaffoldPath(dir, p, "kustomize path "+p, where)
+			if err != nil {
+				return err
+			}
+			if !t.isKustomization(name) {
+				return fmt.Errorf("%s: kustomize path %q has no kustomization.yaml", where, p)
+			}
+			sk.Kustomizations = append(sk.Kustomizations, name)
+		}
+	}
+	for _, h := range []*skHelm{m.Helm, d.Helm} {
+		if h == nil {
+			continue
+		}
+		for _, r := range h.Releases {
+			if err := sk.addRelease(t, dir, where, r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func unsupported(where, what string) error {
+	return hint.With(fmt.Errorf("%s: %s: %w", where, what, ErrUnsupported),
+		"harmony builds images with Docker and applies manifests, kustomizations and local Helm charts; nothing was applied")
+}
+
+func (sk *skaffold) artifact(t *tree, dir, where string, a skArtifact) (ImageArtifact, error) {
+	what := fmt.Sprintf("%s: artifact %q", where, a.Image)
+	for _, b := range []struct {
+		name string
+		v    any
+	}{{"jib", a.Jib}, {"kaniko", a.Kaniko}, {"bazel", a.Bazel}, {"ko", a.Ko}, {"buildpacks", a.Buildpacks}, {"custom", a.Custom}} {
+		if b.v != nil {
+			return ImageArtifact{}, hint.With(fmt.Errorf("%s: builder %s: %w", what, b.name, ErrUnsupported),
+				"harmony builds images with Docker (a Dockerfile) only; nothing was applied",
+				"build it yourself and use a published image, or add a Dockerfile and list it in "+ProjectFile+" (images: [{image: "+a.Image+", context: DIR}])")
+		}
+	}
+	if len(a.Requires) > 0 {
+		return ImageArtifact{}, unsupported(what, "requires (images built on other artifacts)")
+	}
+	ctx := a.Context
+	if ctx == "" {
+		ctx = "."
+	}
+	name, err := t.skaffoldPath(dir, ctx, "context "+ctx, what)
+	if err != nil {
+		return ImageArtifact{}, err
+	}
+	art := ImageArtifact{Image: a.Image, Context: name}
+	if a.Docker != nil {
+		art.Dockerfile, art.Target = a.Docker.Dockerfile, a.Docker.Target
+		for k, v := range a.Docker.BuildArgs {
+			val := ""
+			if v != nil {
+				val = *v
+			}
+			if strings.Contains(val, "{{") {
+				return ImageArtifact{}, unsupported(what, "buildArgs "+k+" is a template")
+			}
+			if art.BuildArgs == nil {
+				art.BuildArgs = map[string]string{}
+			}
+			art.BuildArgs[k] = val
+		}
+	}
+	return art, checkArtifact(t, what, art)
+}
+
+// checkArtifact checks one image: a valid name, a context and a Dockerfile inside the project
+// (a missing Dockerfile is left to the build, which says so).
+func checkArtifact(t *tree, what string, a ImageArtifact) error {
+	if a.Image == "" {
+		return fmt.Errorf("%s: image: give the name the manifests use", what)
+	}
+	if n, err := reference.ParseNormalizedNamed(a.Image); err != nil || !reference.IsNameOnly(n) {
+		return fmt.Errorf("%s: image %q: a repository name without tag or digest (e.g. frontend)", what, a.Image)
+	}
+	if _, err := t.skaffoldPath(".", a.Context, "context "+a.Context, what); err != nil {
+		return err
+	}
+	if !t.isDir(a.Context) {
+		return hint.With(fmt.Errorf("%s: context %q is not a folder of the project", what, a.Context), "name the folder the image is built from")
+	}
+	if _, err := t.skaffoldPath(a.Context, a.DockerfilePath(), "dockerfile "+a.DockerfilePath(), what); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (sk *skaffold) checkImages() error {
+	seen := map[string]bool{}
+	for _, a := range sk.Artifacts {
+		if seen[a.Image] {
+			return fmt.Errorf("%s: image %q is built by two artifacts", SkaffoldFile, a.Image)
+		}
+		seen[a.Image] = true
+	}
+	return nil
+}
+
+func (sk *skaffold) addGlob(t *tree, dir, where, g string) error {
+	if strings.Contains(g, "://") {
+		return hint.With(fmt.Errorf("%s: manifests %q: remote manifests: %w", where, g, ErrUnsupported),
+			"keep the manifests in the project; nothing was applied")
+	}
+	pattern, err := t.skaffoldPath(dir, g, "manifests "+g, where)
+	if err != nil {
+		return err
+	}
+	matches, err := fs.Glob(t.root.FS(), pattern)
+	if err != nil {
+		return fmt.Errorf("%s: manifests %q: %w", where, g, err)
+	}
+	n := 0
+	for _, f := range matches {
+		_, st, err := t.stat(f)
+		if err != nil {
+			return fmt.Errorf("%s: manifests %q: %w", where, g, err)
+		}
+		if st.IsDir() {
+			continue
+		}
+		sk.Files = append(sk.Files, f)
+		n++
+	}
+	if n == 0 {
+		if _, err := t.resolve(path.Dir(pattern)); errors.Is(err, ErrOutside) {
+			return fmt.Errorf("%s: manifests %q: %w", where, g, err)
+		}
+		return fmt.Errorf("%s: manifests %q: no file matches: %w", where, g, ErrNothingFound)
+	}
+	return nil
+}
+
+func (sk *skaffold) addRelease(t *tree, dir, where string, r skRelease) error {
+	what := fmt.Sprintf("%s: helm release %q", where, r.Name)
+	switch {
+	case r.RemoteChart != "" || r.ChartPath == "":
+		return hint.With(fmt.Errorf("%s: a remote chart: %w", what, ErrUnsupported),
+			"harmony launches charts kept in the project (chartPath); nothing was applied")
+	case len(r.SetValueTemplates) > 0:
+		return unsupported(what, "setValueTemplates")
+	case sk.Chart != nil:
+		return hint.With(fmt.Errorf("%s: a second chart (after %s): %w", what, sk.chartFrom, ErrUnsupported),
+			"harmony launches one chart per project; pick one with a profile (--profile NAME); nothing was applied")
+	}
+	name, err := t.skaffoldPath(dir, r.ChartPath, "chartPath "+r.ChartPath, what)
+	if err != nil {
+		return err
+	}
+	if !t.isChart(name) {
+		return fmt.Errorf("%s: chartPath %q has no %s", what, r.ChartPath, ChartFile)
+	}
+	c := &Chart{Dir: t.abs(name)}
+	for _, v := range r.ValuesFiles {
+		f, err := t.skaffoldPath(dir, v, "valuesFiles "+v, what)
+		if err != nil {
+			return err
+		}
+		c.Values = append(c.Values, t.abs(f))
+	}
+	set := map[string]any{}
+	for k, v := range r.ArtifactOverrides {
+		setDotted(set, k, v)
+	}
+	for k, v := range r.SetValues {
+		setDotted(set, k, v)
+	}
+	if len(set) > 0 {
+		c.Set = set
+	}
+	sk.Chart, sk.chartFrom = c, what
+	return nil
+}
+
+// setDotted sets a Helm --set style key ("image.tag") in nested maps.
+func setDotted(m map[string]any, key string, v any) {
+	parts := strings.Split(key, ".")
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := m[p].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			m[p] = next
+		}
+		m = next
+	}
+	m[parts[len(parts)-1]] = v
+}
+
+func lookupString(m map[string]any, keys ...string) (string, bool) {
+	for _, k := range keys[:len(keys)-1] {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			return "", false
+		}
+		m = next
+	}
+	s, ok := m[keys[len(keys)-1]].(string)
+	return s, ok
+}
+
+func contains(list []string, s string) bool {
+	for _, l := range list {
+		if l == s {
+			return true
+		}
+	}
+	return false
+}
+
+func overlaps(a, b []string) bool {
+	for _, x := range a {
+		if contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+func filepathToSlash(p string) string { return strings.ReplaceAll(p, "\\", "/") }
+
+func isAbsPath(p string) bool {
+	return strings.HasPrefix(p, "/") || strings.HasPrefix(p, "\\") || (len(p) > 1 && p[1] == ':')
+}

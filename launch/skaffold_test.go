@@ -1,0 +1,257 @@
+package launch_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
+	"github.com/NationTech/harmony-agent/launch"
+)
+
+const skaffoldV4 = `apiVersion: skaffold/v4beta11
+kind: Config
+metadata: {name: app}
+build:
+  artifacts:
+  - image: frontend
+    context: src/frontend
+  - image: backend
+    context: src/backend
+    docker:
+      dockerfile: build/Dockerfile
+      target: run
+      buildArgs: {MODE: prod}
+manifests:
+  kustomize:
+    paths: [kubernetes-manifests]
+deploy:
+  kubectl: {}
+profiles:
+- name: raw
+  manifests:
+    rawYaml: [extra/*]
+  patches:
+  - {op: remove, path: /manifests/kustomize}
+- name: debug
+  patches:
+  - {op: replace, path: /build/artifacts/0/context, value: src/frontend-debug}
+`
+
+const kustomization = "resources: [deploy.yaml]\n"
+
+func skaffoldRepo(t *testing.T, extra map[string]string) string {
+	files := map[string]string{
+		"skaffold.yaml":                           skaffoldV4,
+		"src/frontend/Dockerfile":                 "FROM scratch\n",
+		"src/frontend-debug/Dockerfile":           "FROM scratch\n",
+		"src/backend/build/Dockerfile":            "FROM scratch\n",
+		"kubernetes-manifests/kustomization.yaml": kustomization,
+		"kubernetes-manifests/deploy.yaml":        cmDoc("from-kustomize"),
+		"extra/one.yaml":                          cmDoc("one"),
+		"extra/two.yml":                           cmDoc("two"),
+		"k8s/unused.yaml":                         cmDoc("folder"),
+	}
+	for k, v := range extra {
+		if v == "" {
+			delete(files, k)
+		} else {
+			files[k] = v
+		}
+	}
+	return tree(t, files)
+}
+
+func TestSkaffoldManifestsAndArtifacts(t *testing.T) {
+	root := skaffoldRepo(t, nil)
+	src, err := launch.Discover(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{filepath.Join(root, "kubernetes-manifests")}; !reflect.DeepEqual(src.Kustomizations, want) || len(src.Files) != 0 {
+		t.Errorf("kustomizations %v files %v, want %v (skaffold.yaml preferred over the k8s/ folder)", src.Kustomizations, src.Files, want)
+	}
+	if !strings.Contains(src.Reason, "skaffold.yaml") {
+		t.Errorf("reason %q does not name skaffold.yaml", src.Reason)
+	}
+	want := []launch.ImageArtifact{
+		{Image: "frontend", Context: "src/frontend"},
+		{Image: "backend", Context: "src/backend", Dockerfile: "build/Dockerfile", Target: "run", BuildArgs: map[string]string{"MODE": "prod"}},
+	}
+	if !reflect.DeepEqual(src.Images, want) {
+		t.Errorf("images %+v, want %+v", src.Images, want)
+	}
+}
+
+func TestSkaffoldProfiles(t *testing.T) {
+	root := skaffoldRepo(t, nil)
+	p, err := launch.Resolve(launch.Selection{Dir: root, Profile: "raw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := p.Discover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{filepath.Join(root, "extra/one.yaml"), filepath.Join(root, "extra/two.yml")}; !reflect.DeepEqual(src.Files, want) || len(src.Kustomizations) != 0 {
+		t.Errorf("profile raw: files %v kustomizations %v, want %v and none", src.Files, src.Kustomizations, want)
+	}
+	if !strings.Contains(src.Reason, "profile raw") {
+		t.Errorf("reason %q does not name the profile", src.Reason)
+	}
+	p.Profile = "debug"
+	if src, err = p.Discover(); err != nil {
+		t.Fatal(err)
+	}
+	if src.Images[0].Context != "src/frontend-debug" {
+		t.Errorf("profile debug's patch: context %q", src.Images[0].Context)
+	}
+	p.Profile = "nope"
+	_, err = p.Discover()
+	if !errors.Is(err, launch.ErrUnknownProfile) || !strings.Contains(errText(err), "debug, raw") {
+		t.Errorf("unknown profile: %v (hints: %q), want ErrUnknownProfile naming debug, raw", err, errText(err))
+	}
+}
+
+func TestSkaffoldRequires(t *testing.T) {
+	root := tree(t, map[string]string{
+		"skaffold.yaml":              "apiVersion: skaffold/v4beta6\nkind: Config\nrequires:\n- path: services/api\n  configs: [api]\n---\napiVersion: skaffold/v4beta6\nkind: Config\nmetadata: {name: web}\nbuild: {artifacts: [{image: web, context: web}]}\nmanifests: {rawYaml: [web.yaml]}\n",
+		"services/api/skaffold.yaml": "apiVersion: skaffold/v2beta29\nkind: Config\nmetadata: {name: api}\nbuild: {artifacts: [{image: api}]}\ndeploy: {kubectl: {manifests: [k8s/*.yaml]}}\n---\napiVersion: skaffold/v2beta29\nkind: Config\nmetadata: {name: other}\nbuild: {artifacts: [{image: other, jib: {}}]}\n",
+		"services/api/Dockerfile":    "FROM scratch\n",
+		"services/api/k8s/api.yaml":  cmDoc("api"),
+		"web/Dockerfile":             "FROM scratch\n",
+		"web.yaml":                   cmDoc("web"),
+	})
+	src, err := launch.Discover(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{filepath.Join(root, "services/api/k8s/api.yaml"), filepath.Join(root, "web.yaml")}; !reflect.DeepEqual(src.Files, want) {
+		t.Errorf("files %v, want %v", src.Files, want)
+	}
+	if want := []launch.ImageArtifact{{Image: "api", Context: "services/api"}, {Image: "web", Context: "web"}}; !reflect.DeepEqual(src.Images, want) {
+		t.Errorf("images %+v, want %+v (config other, not required, is not read)", src.Images, want)
+	}
+}
+
+// A repository's skaffold.yaml never makes harmony read outside the repository.
+func TestSkaffoldStaysInsideTheProject(t *testing.T) {
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "skaffold.yaml"), []byte("apiVersion: skaffold/v4beta6\nkind: Config\nmanifests: {rawYaml: [secret.yaml]}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(outside, "secret.yaml"), []byte(cmDoc("secret")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(outside, "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	head := "apiVersion: skaffold/v4beta6\nkind: Config\n"
+	for name, c := range map[string]struct {
+		skaffold string
+		links    map[string]string
+	}{
+		"requires ../../etc":    {skaffold: head + "requires: [{path: ../../etc}]\n"},
+		"requires absolute":     {skaffold: head + "requires: [{path: " + outside + "}]\n"},
+		"requires through link": {skaffold: head + "requires: [{path: ext}]\n", links: map[string]string{"ext": outside}},
+		"rawYaml glob ..":       {skaffold: head + "manifests: {rawYaml: ['../*/secret.yaml']}\n"},
+		"rawYaml through link":  {skaffold: head + "manifests: {rawYaml: ['ext/*.yaml']}\n", links: map[string]string{"ext": outside}},
+		"rawYaml file link":     {skaffold: head + "manifests: {rawYaml: ['k8s/*.yaml']}\n", links: map[string]string{"k8s/s.yaml": filepath.Join(outside, "secret.yaml")}},
+		"context ..":            {skaffold: head + "build: {artifacts: [{image: a, context: ../..}]}\n"},
+		"context symlinked out": {skaffold: head + "build: {artifacts: [{image: a, context: src/a}]}\n", links: map[string]string{"src/a": outside}},
+		"dockerfile ..":         {skaffold: head + "build: {artifacts: [{image: a, context: src, docker: {dockerfile: ../../Dockerfile}}]}\n"},
+		"dockerfile link":       {skaffold: head + "build: {artifacts: [{image: a, context: src, docker: {dockerfile: D}}]}\n", links: map[string]string{"src/D": filepath.Join(outside, "Dockerfile")}},
+		"kustomize path ..":     {skaffold: head + "manifests: {kustomize: {paths: [../x]}}\n"},
+		"chartPath ..":          {skaffold: head + "manifests: {helm: {releases: [{name: r, chartPath: ../chart}]}}\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := tree(t, map[string]string{"skaffold.yaml": c.skaffold, "src/x": "", "k8s/ok.yaml": cmDoc("ok")})
+			for link, target := range c.links {
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(root, link)), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			src, err := launch.Discover(root, nil)
+			if !errors.Is(err, launch.ErrOutside) {
+				t.Fatalf("got %v (source %+v), want ErrOutside", err, src)
+			}
+		})
+	}
+}
+
+func TestSkaffoldUnsupported(t *testing.T) {
+	head := "apiVersion: skaffold/v4beta6\nkind: Config\nmanifests: {rawYaml: [k8s/*.yaml]}\n"
+	for name, c := range map[string]struct{ skaffold, names string }{
+		"jib":          {head + "build: {artifacts: [{image: a, context: src}, {image: java, jib: {}}]}\n", `artifact "java": builder jib`},
+		"ko":           {head + "build: {artifacts: [{image: gosvc, ko: {}}]}\n", `artifact "gosvc": builder ko`},
+		"bazel":        {head + "build: {artifacts: [{image: b, bazel: {target: //x}}]}\n", "builder bazel"},
+		"buildpacks":   {head + "build: {artifacts: [{image: b, buildpacks: {builder: x}}]}\n", "builder buildpacks"},
+		"custom":       {head + "build: {artifacts: [{image: b, custom: {buildCommand: ./b.sh}}]}\n", "builder custom"},
+		"kaniko":       {head + "build: {artifacts: [{image: b, kaniko: {}}]}\n", "builder kaniko"},
+		"cluster":      {head + "build: {artifacts: [{image: a, context: src}], cluster: {}}\n", "build.cluster"},
+		"remote chart": {head + "deploy: {helm: {releases: [{name: r, remoteChart: x/y}]}}\n", `helm release "r": a remote chart`},
+		"git requires": {head + "requires: [{git: {repo: x}}]\n", "remote config"},
+		"old schema":   {"apiVersion: skaffold/v1\nkind: Config\n", `apiVersion "skaffold/v1"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := tree(t, map[string]string{"skaffold.yaml": c.skaffold, "src/Dockerfile": "FROM scratch\n", "k8s/ok.yaml": cmDoc("ok")})
+			_, err := launch.Discover(root, nil)
+			if !errors.Is(err, launch.ErrUnsupported) || !strings.Contains(err.Error(), c.names) {
+				t.Fatalf("got %v, want ErrUnsupported naming %q", err, c.names)
+			}
+		})
+	}
+}
+
+func TestHarmonyYAMLImages(t *testing.T) {
+	root := tree(t, map[string]string{
+		"harmony.yaml":            "images:\n- image: frontend\n  context: src/frontend\n  buildArgs: {A: b}\n- {image: api, context: api, dockerfile: Dockerfile.prod, target: final}\n",
+		"src/frontend/Dockerfile": "FROM scratch\n",
+		"api/Dockerfile.prod":     "FROM scratch\n",
+		"manifests/app.yaml":      cmDoc("app"),
+		// harmony.yaml's images replace skaffold.yaml's artifacts; its manifests are still used.
+		"skaffold.yaml": "apiVersion: skaffold/v4beta6\nkind: Config\nbuild: {artifacts: [{image: other, context: api}]}\nmanifests: {rawYaml: [manifests/*.yaml]}\n",
+	})
+	src, err := launch.Discover(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []launch.ImageArtifact{
+		{Image: "frontend", Context: "src/frontend", BuildArgs: map[string]string{"A": "b"}},
+		{Image: "api", Context: "api", Dockerfile: "Dockerfile.prod", Target: "final"},
+	}
+	if !reflect.DeepEqual(src.Images, want) {
+		t.Errorf("images %+v, want %+v", src.Images, want)
+	}
+	if len(src.Files) != 1 || !strings.Contains(src.Reason, "skaffold.yaml") {
+		t.Errorf("files %v reason %q", src.Files, src.Reason)
+	}
+	for name, y := range map[string]string{
+		"tagged name":     "images: [{image: 'frontend:v1', context: src/frontend}]\n",
+		"missing context": "images: [{image: frontend, context: nowhere}]\n",
+		"outside":         "images: [{image: frontend, context: ../x}]\n",
+		"twice":           "images: [{image: frontend, context: src/frontend}, {image: frontend, context: api}]\n",
+		"unknown field":   "images: [{image: frontend, context: src/frontend, builder: jib}]\n",
+	} {
+		if err := os.WriteFile(filepath.Join(root, "harmony.yaml"), []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := launch.Discover(root, nil); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// errText is an error with its hints.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error() + "\n" + strings.Join(hint.Of(err), "\n")
+}
