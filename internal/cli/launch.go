@@ -108,6 +108,8 @@ type launchOptions struct {
 	// AllowRemote lets launch fetch what the repository refers to remotely (kustomize remote
 	// resources; a chart's dependencies that are not vendored).
 	AllowRemote bool
+	// Profile activates a skaffold.yaml profile.
+	Profile string
 }
 
 func newLaunchCmd(g *globalOptions) *cobra.Command {
@@ -117,8 +119,10 @@ func newLaunchCmd(g *globalOptions) *cobra.Command {
 		Short: "Find a repository's manifests, apply them and wait until they run",
 		Long: `Launch the project DIR (default: the current directory) belongs to: its git repository, else
 the folder holding harmony.yaml, else DIR itself; from any folder inside it, the same project.
-Find what to deploy there: -f, else harmony.yaml, else a root kustomization.yaml, else a
-manifests/ (deploy/, k8s/, …) folder, else a scan for Kubernetes YAML.
+Find what to deploy there: -f, else harmony.yaml, else what skaffold.yaml names, else a root
+kustomization.yaml, else a manifests/ (deploy/, k8s/, …) folder, else a scan for Kubernetes
+YAML. Images the project builds itself (skaffold.yaml's build.artifacts, harmony.yaml's
+images) are built with Docker, loaded into the runtime and substituted before anything is applied.
 Make sure the runtime is up (bootstrapping it when needed), check every object with a
 server-side dry run, apply what changed with server-side apply, remove what was deleted since
 the last launch, wait until everything is ready, and print how to reach it.
@@ -146,6 +150,7 @@ written; --adopt takes over those nobody owns (never another project's or a Helm
 	f.BoolVar(&opts.NoWait, "no-wait", false, "do not wait for readiness")
 	f.DurationVar(&opts.Timeout, "timeout", launch.DefaultTimeout, "how long to wait for readiness (default: harmony.yaml's timeout, else 5m)")
 	f.BoolVar(&opts.AllowRemote, "allow-remote", false, "let kustomizations use URL and git resources, bases and components (fetched with a time and size limit), and fetch a chart's dependencies that are not vendored (the versions Chart.lock pins)")
+	f.StringVar(&opts.Profile, "profile", "", "activate this profile of the project's skaffold.yaml")
 	return cmd
 }
 
@@ -161,6 +166,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if err != nil {
 		return err
 	}
+	sel.Profile = opts.Profile
 	proj, err := launch.Resolve(sel)
 	if err != nil {
 		return err
