@@ -22,10 +22,39 @@ type Progress interface {
 	End(i, n int, name string, d time.Duration, err error)
 }
 
+// StepError is the failure of one step of a list, after the steps before it were undone.
+type StepError struct {
+	// Step is the name of the step that failed.
+	Step string
+	// Err is its error.
+	Err error
+	// Undone names the completed steps whose Undo ran without error, last step first.
+	Undone []string
+	// UndoErr is what went wrong while undoing, nil when every Undo succeeded.
+	UndoErr error
+	// sayUndo puts UndoErr in the message (RunSteps; a switch reports its rollback itself).
+	sayUndo bool
+}
+
+func (e *StepError) Error() string {
+	if e.UndoErr != nil && e.sayUndo {
+		return fmt.Sprintf("%s: %v; undoing the steps before it failed too: %v", e.Step, e.Err, e.UndoErr)
+	}
+	return fmt.Sprintf("%s: %v", e.Step, e.Err)
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
 // RunSteps runs steps in order. When one fails, the Undo of every completed step runs in
-// reverse order, so the previous working state is restored, and the error names the step.
+// reverse order, so the previous working state is restored; the error is a *StepError naming
+// the step and what was undone. Cancelling ctx (Ctrl-C) fails the running step the same way:
+// the undo runs to the end, whatever ctx says.
 func RunSteps(ctx context.Context, steps []Step, p Progress) error {
 	err, _ := runStepsUndo(ctx, steps, p)
+	var se *StepError
+	if errors.As(err, &se) {
+		se.sayUndo = true
+	}
 	return err
 }
 
@@ -41,15 +70,19 @@ func runStepsUndo(ctx context.Context, steps []Step, p Progress) (error, error) 
 			p.End(i+1, len(steps), s.Name, time.Since(start), err)
 		}
 		if err != nil {
+			se := &StepError{Step: s.Name, Err: err}
 			var undoErrs []error
 			for j := i - 1; j >= 0; j-- {
 				if steps[j].Undo != nil {
 					if uerr := steps[j].Undo(context.WithoutCancel(ctx)); uerr != nil {
 						undoErrs = append(undoErrs, fmt.Errorf("undo %s: %w", steps[j].Name, uerr))
+					} else {
+						se.Undone = append(se.Undone, steps[j].Name)
 					}
 				}
 			}
-			return fmt.Errorf("%s: %w", s.Name, err), errors.Join(undoErrs...)
+			se.UndoErr = errors.Join(undoErrs...)
+			return se, se.UndoErr
 		}
 	}
 	return nil, nil
@@ -64,7 +97,10 @@ func (l LineProgress) Begin(int, int, string) {}
 // End prints the step's outcome.
 func (l LineProgress) End(i, n int, name string, d time.Duration, err error) {
 	status := "ok"
-	if err != nil {
+	switch {
+	case errors.Is(err, context.Canceled):
+		status = "interrupted"
+	case err != nil:
 		status = "failed"
 	}
 	fmt.Fprintf(l.W, "[%d/%d] %-12s %s (%s)\n", i, n, name, status, d.Round(10*time.Millisecond))

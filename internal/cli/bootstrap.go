@@ -174,6 +174,8 @@ func rerunWithSudo(ctx context.Context, g *globalOptions, why string, args []str
 	}
 	fmt.Fprintf(g.Stderr, "harmony needs root to %s.\nRunning: sudo %s %s\n", why, self, strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, sudo, sudoArgs(self, args)...)
+	// Ctrl-C reaches the re-run too: let it undo its steps and exit, never kill it half-way.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.Env = append(os.Environ(), bootstrap.UserKubeconfigEnv+"="+target) // root keeps its own cache and state (installer.Home)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, g.Stdout, g.Stderr
 	if err := cmd.Run(); err != nil {

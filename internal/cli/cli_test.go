@@ -2,8 +2,10 @@ package cli_test
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -24,6 +26,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("HARMONY_HOME", env.WorkDir+"/home")
 			env.Setenv("HARMONY_ROOT", env.WorkDir+"/root") // root's data directory is under it, never the machine's
 			env.Setenv("NO_COLOR", "1")
+			env.Values[hangKey{}] = &hangServer{}
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
@@ -32,5 +35,67 @@ func TestScripts(t *testing.T) {
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"hang-server":   cmdHangServer,
+			"await-request": cmdAwaitRequest,
+		},
 	})
+}
+
+type hangKey struct{}
+
+// hangServer is a mirror that accepts connections and never answers: a download waits on it
+// until it is interrupted.
+type hangServer struct {
+	requests chan struct{}
+}
+
+// cmdHangServer starts a hangServer and sets HANG_URL to its address.
+func cmdHangServer(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: hang-server")
+	}
+	h := ts.Value(hangKey{}).(*hangServer)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	h.requests = make(chan struct{}, 16)
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+			go func() {
+				buf := make([]byte, 4096)
+				if n, _ := c.Read(buf); n > 0 {
+					h.requests <- struct{}{}
+				}
+			}()
+		}
+	}()
+	ts.Defer(func() {
+		ln.Close()
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	ts.Setenv("HANG_URL", "http://"+ln.Addr().String())
+}
+
+// cmdAwaitRequest waits until the hangServer has received a request.
+func cmdAwaitRequest(ts *testscript.TestScript, neg bool, args []string) {
+	h := ts.Value(hangKey{}).(*hangServer)
+	if neg || len(args) != 0 || h.requests == nil {
+		ts.Fatalf("usage: await-request (after hang-server)")
+	}
+	select {
+	case <-h.requests:
+	case <-time.After(2 * time.Minute):
+		ts.Fatalf("no request reached the server in 2 minutes")
+	}
 }

@@ -25,6 +25,8 @@ const (
 	exitOK      = 0
 	exitFailure = 1
 	exitUsage   = 2
+	// exitInterrupted is a command stopped by Ctrl-C (or SIGTERM), as shells report 128+SIGINT.
+	exitInterrupted = 130
 )
 
 // globalOptions are the flags every command shares.
@@ -141,7 +143,13 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var silent *silentError
 	if errors.As(err, &silent) {
+		if ctx.Err() != nil {
+			return exitInterrupted // the privileged re-run was interrupted too, and said so
+		}
 		return exitFailure // already reported by the process that failed
+	}
+	if ctx.Err() != nil {
+		return interrupted(stderr, err)
 	}
 	fmt.Fprintf(stderr, "harmony: error: %v\n", err)
 	var unknown *unknownCommandError
