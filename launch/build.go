@@ -1,0 +1,698 @@
+package launch
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distribution/reference"
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+	"github.com/docker/docker/pkg/jsonmessage"
+	archive "github.com/moby/go-archive"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
+)
+
+// Limits of building a repository's images: what harmony sends to the engine and reads back.
+const (
+	// MaxContextSize caps one build context (the files sent to the engine).
+	MaxContextSize = 2 << 30
+	// MaxContextEntries caps the number of files and folders in one build context.
+	MaxContextEntries = 1 << 20
+	// MaxDockerfileSize caps a Dockerfile and a .dockerignore.
+	MaxDockerfileSize = 1 << 20
+	// MaxBuildOutput caps what one build may print; a build printing more is stopped.
+	MaxBuildOutput = 32 << 20
+	// BuildLogTail is how many of a failed build's last log lines its error carries.
+	BuildLogTail = 20
+)
+
+var (
+	// ErrBuild means an image could not be built.
+	ErrBuild = errors.New("image build failed")
+	// ErrNoBuilder means there is no Docker engine to build images with.
+	ErrNoBuilder = errors.New("no image builder")
+	// ErrContextChanged means a build context changed between planning and building.
+	ErrContextChanged = errors.New("the build context changed while harmony built it")
+)
+
+// BuiltImage is an artifact's content-addressed tag and whether work is needed.
+type BuiltImage struct {
+	Artifact ImageArtifact `json:"artifact"`
+	// Tag is "<image>:harmony-<first 16 hex digits of the context digest>".
+	Tag string `json:"tag"`
+	// Built: the engine already has Tag.
+	Built bool `json:"built"`
+	// Loaded: the runtime already has Tag.
+	Loaded bool `json:"loaded"`
+}
+
+// ImageLoader is the runtime side: bootstrap's k3d and k3s image stores have this shape.
+type ImageLoader interface {
+	HasImages(ctx context.Context, tags []string) (map[string]bool, error)
+	// LoadImages copies tags from the Docker engine into the runtime.
+	LoadImages(ctx context.Context, tags []string) error
+}
+
+// ContextDigest hashes an artifact's build context, read through the project's confined view
+// of root (nothing outside root is read, symbolic links are sent as links and never followed,
+// a Dockerfile or .dockerignore must be a regular file inside root), minus what .dockerignore
+// excludes, with its Dockerfile, target and build arguments. File contents, names, types, modes
+// and link targets count; modification times and owners do not. It returns hex SHA-256.
+func ContextDigest(root string, a ImageArtifact) (string, error) {
+	bc, err := openContext(root, a)
+	if err != nil {
+		return "", err
+	}
+	defer bc.close()
+	h := sha256.New()
+	if err := bc.write(nil, h); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ImageTag is the tag an artifact's image gets for a context digest.
+func ImageTag(a ImageArtifact, digest string) (string, error) {
+	n, err := reference.ParseNormalizedNamed(a.Image)
+	if err != nil {
+		return "", fmt.Errorf("image %q: %w", a.Image, err)
+	}
+	if len(digest) < 16 {
+		return "", fmt.Errorf("image %q: digest %q is too short", a.Image, digest)
+	}
+	return reference.FamiliarName(reference.TrimNamed(n)) + ":harmony-" + digest[:16], nil
+}
+
+// PlanImages computes each artifact's tag and whether the engine (Built) and the runtime
+// (Loaded) already have it. With docker nil both are false and nothing else is asked; with
+// loader nil Loaded is false.
+func PlanImages(ctx context.Context, root string, arts []ImageArtifact, docker client.APIClient, loader ImageLoader) ([]BuiltImage, error) {
+	imgs := make([]BuiltImage, len(arts))
+	errs := make([]error, len(arts))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.NumCPU())
+	for i, a := range arts {
+		imgs[i].Artifact = a
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			d, err := ContextDigest(root, a)
+			if err == nil {
+				imgs[i].Tag, err = ImageTag(a, d)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, hint.With(err, "nothing was applied: fix the image's build context and launch again")
+	}
+	if docker == nil {
+		return imgs, nil
+	}
+	var tags []string
+	for i := range imgs {
+		_, err := docker.ImageInspect(ctx, imgs[i].Tag)
+		switch {
+		case err == nil:
+			imgs[i].Built = true
+		case !errdefs.IsNotFound(err):
+			return nil, fmt.Errorf("ask the docker engine for %s: %w", imgs[i].Tag, err)
+		}
+		tags = append(tags, imgs[i].Tag)
+	}
+	if loader == nil {
+		return imgs, nil
+	}
+	have, err := loader.HasImages(ctx, tags)
+	if err != nil {
+		return nil, fmt.Errorf("ask the runtime which images it has: %w", err)
+	}
+	for i := range imgs {
+		// An image the engine no longer has is built again, and loaded again with it.
+		imgs[i].Loaded = have[imgs[i].Tag] && imgs[i].Built
+	}
+	return imgs, nil
+}
+
+// BuildImages builds the images not Built (in parallel, up to the number of CPUs; a progress
+// line per image on out; a failed build's error ends with its log's last lines), then loads
+// those not Loaded into the runtime (loader nil: they stay in the engine). It marks imgs
+// Built and Loaded as it goes. Images are built with the engine's classic builder, which every
+// engine harmony accepts has and which needs no session; each is tagged only once the context
+// it was built from is known to hash to its tag.
+func BuildImages(ctx context.Context, root string, imgs []BuiltImage, docker client.APIClient, loader ImageLoader, out io.Writer) error {
+	if out == nil {
+		out = io.Discard
+	}
+	w := &lockedWriter{w: out}
+	var todo []int
+	for i := range imgs {
+		if !imgs[i].Built {
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) > 0 && docker == nil {
+		return hint.With(fmt.Errorf("%w: %d images must be built and there is no docker engine", ErrNoBuilder, len(todo)),
+			"install Docker Engine (your distribution's docker.io or docker-ce package) or Docker Desktop, start it, and launch again")
+	}
+	errs := make([]error, len(imgs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.NumCPU())
+	for _, i := range todo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			a := imgs[i].Artifact
+			fmt.Fprintf(w, "building %s from %s\n", a.Image, contextName(a))
+			start := time.Now()
+			if err := buildImage(ctx, root, imgs[i], docker); err != nil {
+				fmt.Fprintf(w, "failed %s after %s\n", a.Image, since(start))
+				errs[i] = err
+				return
+			}
+			imgs[i].Built = true
+			fmt.Fprintf(w, "built %s in %s\n", imgs[i].Tag, since(start))
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return hint.With(err, "nothing was applied: fix the build and launch again")
+	}
+	if loader == nil {
+		return nil
+	}
+	var load []string
+	for i := range imgs {
+		if !imgs[i].Loaded {
+			load = append(load, imgs[i].Tag)
+		}
+	}
+	if len(load) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "loading %s into the runtime\n", strings.Join(load, ", "))
+	start := time.Now()
+	if err := loader.LoadImages(ctx, load); err != nil {
+		return hint.With(err, "nothing was applied: is the runtime running? harmony runtime status")
+	}
+	for i := range imgs {
+		imgs[i].Loaded = true
+	}
+	fmt.Fprintf(w, "loaded %d images in %s\n", len(load), since(start))
+	return nil
+}
+
+func since(t time.Time) string { return time.Since(t).Round(100 * time.Millisecond).String() }
+
+func contextName(a ImageArtifact) string {
+	if a.Context == "" || a.Context == "." {
+		return "the project root"
+	}
+	return a.Context
+}
+
+// buildImage builds one image: the context streams to the engine while it is hashed; the image
+// is tagged once the build succeeded and the hash matches the tag.
+func buildImage(ctx context.Context, root string, img BuiltImage, docker client.APIClient) error {
+	a := img.Artifact
+	bc, err := openContext(root, a)
+	if err != nil {
+		return err
+	}
+	defer bc.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	h := sha256.New()
+	written := make(chan error, 1)
+	go func() {
+		err := bc.write(pw, h)
+		pw.CloseWithError(err)
+		written <- err
+	}()
+	args := map[string]*string{}
+	for k, v := range a.BuildArgs {
+		args[k] = &v
+	}
+	resp, err := docker.ImageBuild(ctx, pr, build.ImageBuildOptions{
+		Dockerfile: bc.dockerfile, Target: a.Target, BuildArgs: args,
+		Remove: true, ForceRemove: true, Version: build.BuilderV1,
+		Labels: map[string]string{"dev.harmony.image": a.Image},
+	})
+	if err != nil {
+		pr.CloseWithError(err)
+		if werr := <-written; werr != nil && !errors.Is(werr, err) {
+			return fmt.Errorf("build %q: send the build context: %w", a.Image, werr)
+		}
+		return fmt.Errorf("build %q: %w: %w", a.Image, ErrBuild, err)
+	}
+	id, tail, err := readBuild(resp.Body)
+	resp.Body.Close()
+	pr.CloseWithError(io.ErrClosedPipe)
+	if werr := <-written; werr != nil && !errors.Is(werr, io.ErrClosedPipe) {
+		return fmt.Errorf("build %q: send the build context: %w", a.Image, werr)
+	}
+	if err != nil {
+		return fmt.Errorf("build %q: %w: %w%s", a.Image, ErrBuild, err, tailText(tail))
+	}
+	if id == "" {
+		return fmt.Errorf("build %q: %w: the engine named no image%s", a.Image, ErrBuild, tailText(tail))
+	}
+	if want, got := img.Tag, mustTag(a, hex.EncodeToString(h.Sum(nil))); got != want {
+		return hint.With(fmt.Errorf("build %q: %w (it hashes to %s now, not %s)", a.Image, ErrContextChanged, got, want), "launch again once the files stop changing")
+	}
+	if err := docker.ImageTag(ctx, id, img.Tag); err != nil {
+		return fmt.Errorf("build %q: tag %s: %w", a.Image, img.Tag, err)
+	}
+	return nil
+}
+
+func mustTag(a ImageArtifact, digest string) string {
+	t, _ := ImageTag(a, digest)
+	return t
+}
+
+func tailText(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	return "\nlast lines of the build log:\n  " + strings.Join(lines, "\n  ")
+}
+
+// readBuild reads a build's JSON message stream (at most MaxBuildOutput bytes: a build printing
+// more is stopped) and returns the built image's ID and the log's last lines, sanitized.
+func readBuild(body io.Reader) (string, []string, error) {
+	lr := &capReader{r: body, left: MaxBuildOutput}
+	dec := json.NewDecoder(lr)
+	var tail []string
+	partial := ""
+	add := func(s string) {
+		s = partial + s
+		lines := strings.Split(s, "\n")
+		partial = lines[len(lines)-1]
+		if len(partial) > 4096 {
+			partial = partial[:4096]
+		}
+		for _, l := range lines[:len(lines)-1] {
+			l = ansiCSI.ReplaceAllString(l, "")
+			if t := strings.TrimSpace(l); t == "" || strings.HasPrefix(t, "---> ") || strings.HasPrefix(t, "Removing intermediate container ") {
+				continue // the classic builder's bookkeeping
+			}
+			tail = append(tail, Sanitize(l))
+			if len(tail) > BuildLogTail {
+				tail = tail[1:]
+			}
+		}
+	}
+	flush := func() []string {
+		if strings.TrimSpace(partial) != "" {
+			add("\n")
+		}
+		return tail
+	}
+	var id string
+	for {
+		var m jsonmessage.JSONMessage
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			return id, flush(), nil
+		} else if err != nil {
+			if lr.over {
+				return "", flush(), fmt.Errorf("the build printed more than %s: stopped", size(MaxBuildOutput))
+			}
+			return "", flush(), fmt.Errorf("read the build's output: %w", err)
+		}
+		switch {
+		case m.Error != nil:
+			return "", flush(), errors.New(Sanitize(m.Error.Message))
+		case m.ErrorMessage != "":
+			return "", flush(), errors.New(Sanitize(m.ErrorMessage))
+		case m.Aux != nil:
+			var aux struct{ ID string }
+			if json.Unmarshal(*m.Aux, &aux) == nil && aux.ID != "" {
+				id = aux.ID
+			}
+		case m.Stream != "":
+			add(m.Stream)
+		case m.Status != "":
+			add(m.Status + "\n")
+		}
+	}
+}
+
+// ansiCSI matches a terminal control sequence (colours, cursor moves) in a build's log.
+var ansiCSI = regexp.MustCompile("\x1b\\[[0-9;?]*[ -/]*[@-~]")
+
+// capReader reads at most left bytes, then fails.
+type capReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		c.over = true
+		return 0, ErrTooLarge
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// buildContext is an artifact's build context, listed and checked, ready to be hashed and sent.
+type buildContext struct {
+	t       *tree
+	name    string // the artifact's image, for errors
+	dir     string // the context folder, root-relative with links resolved
+	entries []contextEntry
+	// dockerfile is the Dockerfile's name in the context sent; dockerfileData is set when the
+	// Dockerfile is outside the context folder and is added to it under that name.
+	dockerfile     string
+	dockerfileData []byte
+	digestHeader   string
+}
+
+type contextEntry struct {
+	rel  string // relative to the context, slash-separated
+	info fs.FileInfo
+	link string
+}
+
+// outsideDockerfile is the name a Dockerfile from outside the context is sent under.
+const outsideDockerfile = ".harmony.Dockerfile"
+
+// openContext lists an artifact's context: its folder and Dockerfile resolved inside root,
+// .dockerignore applied, sizes checked against the caps before anything is read.
+func openContext(root string, a ImageArtifact) (*buildContext, error) {
+	t, err := openTree(root, MaxDockerfileSize, 0)
+	if err != nil {
+		return nil, fmt.Errorf("image %q: %w", a.Image, err)
+	}
+	bc := &buildContext{t: t, name: a.Image}
+	if err := bc.list(a); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("image %q: %w", a.Image, err)
+	}
+	return bc, nil
+}
+
+func (bc *buildContext) close() { bc.t.Close() }
+
+func (bc *buildContext) list(a ImageArtifact) error {
+	t := bc.t
+	ctxName := path.Clean(filepath.ToSlash(a.Context))
+	if ctxName == "" {
+		ctxName = "."
+	}
+	if path.IsAbs(ctxName) || filepath.IsAbs(a.Context) {
+		return fmt.Errorf("context %q: %w (contexts are folders of the project, relative to its root)", a.Context, ErrOutside)
+	}
+	dir, st, err := t.stat(ctxName)
+	if err != nil {
+		return fmt.Errorf("context %q: %w", a.Context, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("context %q is not a folder", a.Context)
+	}
+	bc.dir = dir
+
+	// The Dockerfile: a regular file inside the project, read (and capped) here.
+	dfName := path.Join(ctxName, filepath.ToSlash(a.DockerfilePath()))
+	if path.IsAbs(filepath.ToSlash(a.DockerfilePath())) {
+		return fmt.Errorf("dockerfile %q: %w (a Dockerfile is named relative to its context)", a.DockerfilePath(), ErrOutside)
+	}
+	dfRes, err := t.resolve(dfName)
+	if errors.Is(err, fs.ErrNotExist) {
+		return hint.With(fmt.Errorf("no Dockerfile at %q: %w", dfName, err),
+			"write one there, or name another with dockerfile: (harmony.yaml images:) or docker.dockerfile (skaffold.yaml)")
+	}
+	if err != nil {
+		return fmt.Errorf("dockerfile %q: %w", dfName, err)
+	}
+	df, err := t.readFile(dfRes)
+	if err != nil {
+		return fmt.Errorf("dockerfile: %w", err)
+	}
+	bc.dockerfile = outsideDockerfile
+	if rel, ok := inside(dir, dfRes); ok {
+		bc.dockerfile = rel
+	} else {
+		bc.dockerfileData = df
+	}
+
+	// .dockerignore at the context's root, as Docker reads it; the Dockerfile and the
+	// .dockerignore are always sent, as Docker's CLI does.
+	var excludes []string
+	ignoreName := path.Join(dir, ".dockerignore")
+	if _, _, err := t.stat(ignoreName); err == nil {
+		b, err := t.readFile(ignoreName)
+		if err != nil {
+			return err
+		}
+		if excludes, err = ignorefile.ReadAll(strings.NewReader(string(b))); err != nil {
+			return fmt.Errorf("read %q: %w", ignoreName, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	pm, err := patternmatcher.New(excludes)
+	if err != nil {
+		return fmt.Errorf("%q: %w", ignoreName, err)
+	}
+	for _, keep := range []string{".dockerignore", bc.dockerfile} {
+		if m, _ := pm.MatchesOrParentMatches(keep); m {
+			excludes = append(excludes, "!"+keep)
+		}
+	}
+	if pm, err = patternmatcher.New(excludes); err != nil {
+		return fmt.Errorf("%q: %w", ignoreName, err)
+	}
+
+	var total int64
+	var parents []string
+	var parentInfo []patternmatcher.MatchInfo
+	err = fs.WalkDir(t.root.FS(), dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := inside(dir, p)
+		if rel == "." {
+			return nil
+		}
+		for len(parents) > 0 && !strings.HasPrefix(rel, parents[len(parents)-1]+"/") {
+			parents, parentInfo = parents[:len(parents)-1], parentInfo[:len(parentInfo)-1]
+		}
+		var parent patternmatcher.MatchInfo
+		if len(parentInfo) > 0 {
+			parent = parentInfo[len(parentInfo)-1]
+		}
+		skip, info, err := pm.MatchesUsingParentResults(filepath.FromSlash(rel), parent)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			parents, parentInfo = append(parents, rel), append(parentInfo, info)
+		}
+		if skip {
+			if d.IsDir() && !exclusionUnder(pm, rel) {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		e := contextEntry{rel: rel, info: fi}
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			// Sent as a link, never followed: the engine resolves it inside the context.
+			if e.link, err = t.root.Readlink(filepath.FromSlash(p)); err != nil {
+				return err
+			}
+		case fi.Mode()&fs.ModeSocket != 0:
+			return nil // as Docker: sockets are not sent
+		case fi.Mode().IsRegular():
+			total += fi.Size()
+		}
+		if total > MaxContextSize {
+			return fmt.Errorf("context %q: more than %s: %w", a.Context, size(MaxContextSize), ErrTooLarge)
+		}
+		if len(bc.entries) >= MaxContextEntries {
+			return fmt.Errorf("context %q: more than %d files and folders: %w", a.Context, MaxContextEntries, ErrTooLarge)
+		}
+		bc.entries = append(bc.entries, e)
+		return nil
+	})
+	if err != nil {
+		return hint.With(err, "exclude what the image does not need with a .dockerignore in the context folder")
+	}
+
+	args := make([]string, 0, len(a.BuildArgs))
+	for k, v := range a.BuildArgs {
+		args = append(args, k+"="+v)
+	}
+	sort.Strings(args)
+	hdr, _ := json.Marshal(struct {
+		V          int      `json:"v"`
+		Dockerfile string   `json:"dockerfile"`
+		Target     string   `json:"target"`
+		Args       []string `json:"args"`
+	}{1, bc.dockerfile, a.Target, args})
+	bc.digestHeader = string(hdr) + "\n"
+	return nil
+}
+
+// exclusionUnder says whether a "!…" pattern may re-include something under the folder rel.
+func exclusionUnder(pm *patternmatcher.PatternMatcher, rel string) bool {
+	if !pm.Exclusions() {
+		return false
+	}
+	for _, p := range pm.Patterns() {
+		if p.Exclusion() && strings.HasPrefix(filepath.ToSlash(p.String())+"/", rel+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// inside returns p relative to the folder dir (both root-relative), when p is in it.
+func inside(dir, p string) (string, bool) {
+	if dir == "." {
+		return p, !strings.HasPrefix(p, "../") && p != ".."
+	}
+	if p == dir {
+		return ".", true
+	}
+	if strings.HasPrefix(p, dir+"/") {
+		return strings.TrimPrefix(p, dir+"/"), true
+	}
+	return "", false
+}
+
+// write writes the context as a tar to out (nil: only hashed) and its canonical form to h: the
+// same entries with modification times and owners left out, after the digest header.
+func (bc *buildContext) write(out io.Writer, h io.Writer) error {
+	if _, err := io.WriteString(h, bc.digestHeader); err != nil {
+		return err
+	}
+	canon := tar.NewWriter(h)
+	var tw *tar.Writer
+	if out != nil {
+		tw = tar.NewWriter(out)
+	}
+	put := func(hdr *tar.Header, content io.Reader) error {
+		c := *hdr
+		c.ModTime, c.AccessTime, c.ChangeTime = time.Unix(0, 0), time.Time{}, time.Time{}
+		c.Uid, c.Gid, c.Uname, c.Gname = 0, 0, "", ""
+		c.Format = tar.FormatPAX
+		c.PAXRecords = nil
+		if err := canon.WriteHeader(&c); err != nil {
+			return err
+		}
+		dst := io.Writer(canon)
+		if tw != nil {
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+			dst = io.MultiWriter(canon, tw)
+		}
+		if content == nil || hdr.Size == 0 {
+			return nil
+		}
+		n, err := io.Copy(dst, io.LimitReader(content, hdr.Size))
+		if err == nil && n < hdr.Size {
+			err = fmt.Errorf("%q shrank while harmony read it", hdr.Name)
+		}
+		return err
+	}
+	for _, e := range bc.entries {
+		hdr, err := archive.FileInfoHeader(e.rel, e.info, e.link)
+		if err != nil {
+			return err
+		}
+		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = 0, 0, "", ""
+		if hdr.Typeflag != tar.TypeReg {
+			if err := put(hdr, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := bc.copyFile(e, hdr, put); err != nil {
+			return err
+		}
+	}
+	if bc.dockerfileData != nil {
+		hdr := &tar.Header{Name: outsideDockerfile, Mode: 0o644, Size: int64(len(bc.dockerfileData)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
+		if err := put(hdr, strings.NewReader(string(bc.dockerfileData))); err != nil {
+			return err
+		}
+	}
+	if tw != nil {
+		if err := tw.Close(); err != nil {
+			return err
+		}
+	}
+	return canon.Close()
+}
+
+// copyFile sends one regular file, opened through the root (O_NONBLOCK: a file swapped for a
+// FIFO does not block) and checked to be the regular file of the listing's size.
+func (bc *buildContext) copyFile(e contextEntry, hdr *tar.Header, put func(*tar.Header, io.Reader) error) error {
+	name := path.Join(bc.dir, e.rel)
+	f, err := bc.t.root.OpenFile(filepath.FromSlash(name), os.O_RDONLY|openNonblock, 0)
+	if err != nil {
+		return fmt.Errorf("read %q: %w", name, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("read %q: %w", name, err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("read %q: %w (%s)", name, ErrNotRegular, fileType(st.Mode()))
+	}
+	if st.Size() != hdr.Size {
+		return fmt.Errorf("read %q: it changed while harmony read the build context", name)
+	}
+	return put(hdr, f)
+}

@@ -1,0 +1,509 @@
+//go:build linux
+
+package launch_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/jsonmessage"
+
+	"github.com/NationTech/harmony-agent/bootstrap"
+	"github.com/NationTech/harmony-agent/internal/ctrstandin"
+	"github.com/NationTech/harmony-agent/internal/hint"
+	"github.com/NationTech/harmony-agent/internal/releasetest"
+	"github.com/NationTech/harmony-agent/launch"
+)
+
+// needDocker returns a client of the real Docker engine. Without one the test is skipped, except
+// in CI (CI=true), where a missing engine is a failure: scripts/test installs and starts it.
+func needDocker(t *testing.T) *client.Client {
+	t.Helper()
+	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err = c.Ping(ctx)
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no Docker engine (scripts/test starts one): %v", err)
+		}
+		t.Skipf("no Docker engine: %v (scripts/test starts one)", err)
+	}
+	return c
+}
+
+var payloadOnce struct {
+	sync.Once
+	bin []byte
+	err error
+}
+
+// payload is the static program the test images carry (launch/testdata/image-payload), built
+// with CGO_ENABLED=0 so that FROM scratch images run it and builds need no network.
+func payload(t *testing.T) []byte {
+	t.Helper()
+	payloadOnce.Do(func() {
+		root, err := releasetest.ModuleRoot()
+		if err != nil {
+			payloadOnce.err = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "image-payload-")
+		if err != nil {
+			payloadOnce.err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		out := filepath.Join(dir, "payload")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./launch/testdata/image-payload")
+		cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			payloadOnce.err = errors.New(err.Error() + "\n" + string(b))
+			return
+		}
+		payloadOnce.bin, payloadOnce.err = os.ReadFile(out)
+	})
+	if payloadOnce.err != nil {
+		t.Fatalf("build the image payload: %v", payloadOnce.err)
+	}
+	return payloadOnce.bin
+}
+
+func randomHex() string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// removeImages removes the images named like prefix when the test ends.
+func removeImages(t *testing.T, dc *client.Client, prefix string) {
+	t.Cleanup(func() {
+		ctx := context.Background()
+		list, _ := dc.ImageList(ctx, image.ListOptions{All: true})
+		for _, im := range list {
+			for _, tag := range im.RepoTags {
+				if strings.HasPrefix(tag, prefix) {
+					_, _ = dc.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
+				}
+			}
+		}
+	})
+}
+
+// twoImages writes a project with two images: web (its Dockerfile in its context) and api (a
+// Dockerfile outside its context, a target and a build argument).
+func twoImages(t *testing.T, prefix string) (string, []launch.ImageArtifact) {
+	t.Helper()
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"web/Dockerfile":          "FROM scratch\nCOPY payload /payload\nCOPY index.html /srv/index.html\nENTRYPOINT [\"/payload\"]\n",
+		"web/index.html":          "<h1>web</h1>",
+		"web/.dockerignore":       "*.tmp\n",
+		"web/scratch.tmp":         "ignored",
+		"services/api/main.txt":   "api",
+		"docker/api.Dockerfile":   "FROM scratch AS base\nCOPY payload /payload\nENTRYPOINT [\"/payload\"]\nFROM base AS debug\nLABEL stage=debug\nFROM base AS prod\nARG GREETING\nLABEL stage=prod greeting=$GREETING\n",
+		"docker/other.Dockerfile": "not sent",
+	})
+	for _, dir := range []string{"web", "services/api"} {
+		if err := os.WriteFile(filepath.Join(root, dir, "payload"), payload(t), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root, []launch.ImageArtifact{
+		{Image: prefix + "web", Context: "web"},
+		{Image: prefix + "api", Context: "services/api", Dockerfile: "../../docker/api.Dockerfile", Target: "prod", BuildArgs: map[string]string{"GREETING": "hello"}},
+	}
+}
+
+// standinNode runs a container of the stand-in k3s node image (bootstrap/testdata/k3s-node-standin,
+// whose ctr is the ctr stand-in) until the test ends, and returns its name.
+func standinNode(t *testing.T, dc *client.Client) string {
+	t.Helper()
+	root, err := releasetest.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "k3s")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./bootstrap/testdata/k3s-node-standin")
+	cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the node stand-in: %v\n%s", err, b)
+	}
+	bin, _ := os.ReadFile(out)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, data := range map[string]string{
+		"Dockerfile":             "FROM scratch\nCOPY rootfs/ /\nLABEL dev.harmony.test-standin=k3s-node\nENTRYPOINT [\"/bin/k3s\"]\n",
+		"rootfs/bin/k3s":         string(bin),
+		"rootfs/standin/mode":    "never-ready", // runs without serving: only its ctr is used
+		"rootfs/standin/version": "v1.36.4+k3s1",
+	} {
+		_ = tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		_, _ = tw.Write([]byte(data))
+	}
+	_ = tw.WriteHeader(&tar.Header{Name: "rootfs/bin/ctr", Linkname: "k3s", Typeflag: tar.TypeSymlink, Mode: 0o777})
+	_ = tw.Close()
+	ctx := context.Background()
+	ref := "harmony-test-node-standin:" + randomHex()
+	resp, err := dc.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{ref}, Remove: true, ForceRemove: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	removeImages(t, dc, ref)
+	name := "harmony-test-node-" + randomHex()
+	c, err := dc.ContainerCreate(ctx, &container.Config{Image: ref, Cmd: []string{"server"}}, &container.HostConfig{NetworkMode: "none"}, nil, nil, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dc.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) })
+	if err := dc.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// nodeImports is the ctr stand-in's record of the imports into node.
+func nodeImports(t *testing.T, dc *client.Client, node string) [][]string {
+	t.Helper()
+	rc, _, err := dc.CopyFromContainer(context.Background(), node, "/var/lib/rancher/k3s/standin-images/imports")
+	if err != nil {
+		return nil
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	if _, err := tr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(tr)
+	dir := t.TempDir()
+	_ = os.WriteFile(filepath.Join(dir, "imports"), b, 0o644)
+	return ctrstandin.Imports(dir)
+}
+
+// fileInImage reads one file out of an image (from a container created, never started).
+func fileInImage(t *testing.T, dc *client.Client, ref, name string) []byte {
+	t.Helper()
+	ctx := context.Background()
+	c, err := dc.ContainerCreate(ctx, &container.Config{Image: ref}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dc.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+	rc, _, err := dc.CopyFromContainer(ctx, c.ID, name)
+	if err != nil {
+		t.Fatalf("%s in %s: %v", name, ref, err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	if _, err := tr.Next(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(tr)
+	return b
+}
+
+func byImage(imgs []launch.BuiltImage) map[string]launch.BuiltImage {
+	m := map[string]launch.BuiltImage{}
+	for _, i := range imgs {
+		m[i.Artifact.Image] = i
+	}
+	return m
+}
+
+// TestBuildImagesIntoK3dNode builds two FROM scratch images through the real engine, loads them
+// into the stand-in k3d node, and then does nothing on a second run; an edit rebuilds one.
+func TestBuildImagesIntoK3dNode(t *testing.T) {
+	t.Parallel()
+	dc := needDocker(t)
+	prefix := "harmony-test-" + randomHex() + "-"
+	removeImages(t, dc, prefix)
+	root, arts := twoImages(t, prefix)
+	node := standinNode(t, dc)
+	loader := &bootstrap.K3dImages{Docker: dc, Node: node}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	plan, err := launch.PlanImages(ctx, root, arts, dc, loader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range plan {
+		if im.Built || im.Loaded || !strings.HasPrefix(im.Tag, im.Artifact.Image+":harmony-") {
+			t.Fatalf("first plan: %+v", im)
+		}
+	}
+	var out bytes.Buffer
+	if err := launch.BuildImages(ctx, root, plan, dc, loader, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"building " + prefix + "web from web", "building " + prefix + "api from services/api",
+		"built " + plan[0].Tag, "built " + plan[1].Tag, "loading ", "loaded 2 images"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("progress lacks %q:\n%s", want, out.String())
+		}
+	}
+	if got := fileInImage(t, dc, plan[0].Tag, "/payload"); !bytes.Equal(got, payload(t)) {
+		t.Error("the web image does not carry the payload")
+	}
+	if got := fileInImage(t, dc, plan[0].Tag, "/srv/index.html"); string(got) != "<h1>web</h1>" {
+		t.Errorf("index.html in the image: %q", got)
+	}
+	api, _, err := dc.ImageInspectWithRaw(ctx, plan[1].Tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := api.Config.Labels; l["stage"] != "prod" || l["greeting"] != "hello" {
+		t.Errorf("the api image was not built for target prod with GREETING=hello: %v", l)
+	}
+	imports := nodeImports(t, dc, node)
+	if len(imports) != 1 || len(imports[0]) != 2 {
+		t.Fatalf("imports into the node: %q, want one import of both images", imports)
+	}
+
+	// Nothing changed: both built and loaded, nothing done.
+	again, err := launch.PlanImages(ctx, root, arts, dc, loader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, im := range again {
+		if !im.Built || !im.Loaded || im.Tag != plan[i].Tag {
+			t.Fatalf("second plan: %+v (first tag %s)", im, plan[i].Tag)
+		}
+	}
+	out.Reset()
+	if err := launch.BuildImages(ctx, root, again, dc, loader, &out); err != nil || out.Len() != 0 {
+		t.Fatalf("a run with nothing to do: %v\n%s", err, out.String())
+	}
+	if n := len(nodeImports(t, dc, node)); n != 1 {
+		t.Fatalf("a run with nothing to do imported (%d imports)", n)
+	}
+
+	// An edit in one context rebuilds and reloads that image only.
+	writeTree(t, root, map[string]string{"web/index.html": "<h1>web v2</h1>", "web/other.tmp": "still ignored"})
+	edited, err := launch.PlanImages(ctx, root, arts, dc, loader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := byImage(edited)
+	if w, a := m[prefix+"web"], m[prefix+"api"]; w.Built || w.Loaded || w.Tag == plan[0].Tag || !a.Built || !a.Loaded {
+		t.Fatalf("after editing web: %+v", edited)
+	}
+	out.Reset()
+	if err := launch.BuildImages(ctx, root, edited, dc, loader, &out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "building "+prefix+"api") || !strings.Contains(out.String(), "building "+prefix+"web") {
+		t.Fatalf("after editing web:\n%s", out.String())
+	}
+	imports = nodeImports(t, dc, node)
+	if len(imports) != 2 || len(imports[1]) != 1 || !strings.HasSuffix(imports[1][0], m[prefix+"web"].Tag) {
+		t.Fatalf("imports after editing web: %q", imports)
+	}
+}
+
+// TestBuildImagesIntoK3s loads through the installed k3s's ctr (the k3s stand-in records it).
+func TestBuildImagesIntoK3s(t *testing.T) {
+	t.Parallel()
+	dc := needDocker(t)
+	prefix := "harmony-test-" + randomHex() + "-"
+	removeImages(t, dc, prefix)
+	root, arts := twoImages(t, prefix)
+
+	// harmony's layout of an installed k3s, the stand-in as the pinned binary.
+	paths := bootstrap.Paths{Root: t.TempDir()}
+	standin, err := releasetest.BuildK3sStandin(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const v = "v1.36.4+k3s1"
+	bin, _ := os.ReadFile(standin)
+	for _, d := range []string{paths.VersionDir(v), paths.BinDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(paths.VersionDir(v), "k3s"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(v, paths.CurrentLink()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../var/lib/harmony/k3s/current/k3s", paths.Binary()); err != nil {
+		t.Fatal(err)
+	}
+	k := &bootstrap.K3s{Paths: paths, Out: io.Discard}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	loader, err := k.Images(ctx, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := launch.PlanImages(ctx, root, arts, dc, loader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := launch.BuildImages(ctx, root, plan, dc, loader, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(filepath.Dir(paths.ContainerdSocket()), "standin-images")
+	if imports := ctrstandin.Imports(store); len(imports) != 1 || len(imports[0]) != 2 {
+		t.Fatalf("imports into k3s: %q", imports)
+	}
+	again, err := launch.PlanImages(ctx, root, arts, dc, loader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range again {
+		if !im.Built || !im.Loaded {
+			t.Fatalf("second plan: %+v", im)
+		}
+	}
+	if err := launch.BuildImages(ctx, root, again, dc, loader, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(ctrstandin.Imports(store)); n != 1 {
+		t.Fatalf("a run with nothing to do imported (%d imports)", n)
+	}
+}
+
+// buildOne plans and builds one artifact of a project written from files (plus the payload).
+func buildOne(t *testing.T, dc *client.Client, files map[string]string) ([]launch.BuiltImage, string, error) {
+	t.Helper()
+	prefix := "harmony-test-" + randomHex() + "-"
+	removeImages(t, dc, prefix)
+	root := t.TempDir()
+	writeTree(t, root, files)
+	if err := os.WriteFile(filepath.Join(root, "app", "payload"), payload(t), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	plan, err := launch.PlanImages(ctx, root, []launch.ImageArtifact{{Image: prefix + "app", Context: "app"}}, dc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err = launch.BuildImages(ctx, root, plan, dc, nil, &out)
+	return plan, out.String(), err
+}
+
+func tagged(t *testing.T, dc *client.Client, tag string) bool {
+	_, _, err := dc.ImageInspectWithRaw(context.Background(), tag)
+	return err == nil
+}
+
+func TestBuildImagesFailures(t *testing.T) {
+	t.Parallel()
+	dc := needDocker(t)
+
+	t.Run("failing RUN", func(t *testing.T) {
+		t.Parallel()
+		plan, out, err := buildOne(t, dc, map[string]string{"app/Dockerfile": "FROM scratch\nCOPY payload /payload\nRUN [\"/payload\", \"--fail\"]\n"})
+		if !errors.Is(err, launch.ErrBuild) {
+			t.Fatalf("a failing RUN: %v", err)
+		}
+		msg := err.Error()
+		for _, want := range []string{"non-zero code", "last lines of the build log", "step 40 of a failing build", "payload: fatal: this step fails on purpose"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("the error lacks %q:\n%s", want, msg)
+			}
+		}
+		if strings.Contains(msg, "step 1 of") || strings.Contains(msg, "\x1b") || strings.Contains(msg, "[31m") || strings.Contains(msg, "intermediate container") {
+			t.Errorf("the error carries more than the log's tail, or terminal escapes:\n%q", msg)
+		}
+		if len(hint.Of(err)) == 0 || !strings.Contains(out, "failed ") {
+			t.Errorf("no hint or no progress line: %v\n%s", hint.Of(err), out)
+		}
+		if tagged(t, dc, plan[0].Tag) {
+			t.Error("a failed build was tagged")
+		}
+	})
+
+	t.Run("missing Dockerfile", func(t *testing.T) {
+		t.Parallel()
+		root := t.TempDir()
+		writeTree(t, root, map[string]string{"app/main.txt": "x"})
+		_, err := launch.PlanImages(context.Background(), root, []launch.ImageArtifact{{Image: "harmony-test-nodockerfile", Context: "app"}}, dc, nil)
+		if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), `no Dockerfile at "app/Dockerfile"`) || len(hint.Of(err)) == 0 {
+			t.Fatalf("a missing Dockerfile: %v (hints %q)", err, hint.Of(err))
+		}
+	})
+
+	t.Run("endless output", func(t *testing.T) {
+		t.Parallel()
+		done := make(chan struct{})
+		var err error
+		go func() {
+			defer close(done)
+			_, _, err = buildOne(t, dc, map[string]string{"app/Dockerfile": "FROM scratch\nCOPY payload /payload\nRUN [\"/payload\", \"--spew\"]\n"})
+		}()
+		select {
+		case <-done:
+		case <-time.After(4 * time.Minute):
+			t.Fatal("a build printing without end was not stopped")
+		}
+		if !errors.Is(err, launch.ErrBuild) || !strings.Contains(err.Error(), "printed more than 32 MiB") {
+			t.Fatalf("endless output: %v", err)
+		}
+		if len(err.Error()) > 64<<10 {
+			t.Fatalf("the error is %d bytes long", len(err.Error()))
+		}
+	})
+
+	t.Run("context changed after the plan", func(t *testing.T) {
+		t.Parallel()
+		prefix := "harmony-test-" + randomHex() + "-"
+		removeImages(t, dc, prefix)
+		root := t.TempDir()
+		writeTree(t, root, map[string]string{"app/Dockerfile": "FROM scratch\nCOPY . /\n", "app/a.txt": "1"})
+		ctx := context.Background()
+		plan, err := launch.PlanImages(ctx, root, []launch.ImageArtifact{{Image: prefix + "app", Context: "app"}}, dc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeTree(t, root, map[string]string{"app/a.txt": "2"})
+		err = launch.BuildImages(ctx, root, plan, dc, nil, io.Discard)
+		if !errors.Is(err, launch.ErrContextChanged) {
+			t.Fatalf("a context changed after the plan: %v", err)
+		}
+		if tagged(t, dc, plan[0].Tag) {
+			t.Error("an image built from other files than its tag says was tagged")
+		}
+	})
+
+	t.Run("no docker", func(t *testing.T) {
+		t.Parallel()
+		root := t.TempDir()
+		writeTree(t, root, map[string]string{"app/Dockerfile": "FROM scratch\n"})
+		plan, err := launch.PlanImages(context.Background(), root, []launch.ImageArtifact{{Image: "harmony-test-nodocker", Context: "app"}}, nil, nil)
+		if err != nil || plan[0].Built || plan[0].Loaded || plan[0].Tag == "" {
+			t.Fatalf("a plan without docker: %+v %v", plan, err)
+		}
+		if err := launch.BuildImages(context.Background(), root, plan, nil, nil, io.Discard); !errors.Is(err, launch.ErrNoBuilder) {
+			t.Fatalf("building without docker: %v", err)
+		}
+	})
+}

@@ -1,0 +1,41 @@
+// Command image-payload is the program the image tests put in their FROM scratch images (built
+// with CGO_ENABLED=0, so builds need no network and no base image). Without arguments it says
+// hello and waits until stopped, as a service would; --fail prints numbered lines and exits 1
+// (a failing RUN); --spew prints without end (a build that floods its log).
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	arg := ""
+	if len(os.Args) > 1 {
+		arg = os.Args[1]
+	}
+	switch arg {
+	case "--fail":
+		for i := 1; i <= 40; i++ {
+			fmt.Printf("payload: step %d of a failing build\n", i)
+		}
+		fmt.Println("payload: \x1b[31mfatal\x1b[0m: this step fails on purpose")
+		os.Exit(1)
+	case "--spew":
+		w := bufio.NewWriterSize(os.Stdout, 64<<10)
+		line := strings.Repeat("y", 1023) + "\n"
+		for {
+			if _, err := w.WriteString(line); err != nil {
+				os.Exit(1)
+			}
+		}
+	}
+	fmt.Println("payload: hello")
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	<-sig
+}
