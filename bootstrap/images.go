@@ -37,6 +37,26 @@ type ImageStore interface {
 	LoadImages(ctx context.Context, tags []string) error
 }
 
+// ImageStoreOf returns the image store of rt (k3d or k3s); docker is the engine the images are
+// built in (k3d uses its own connection to the same engine).
+func ImageStoreOf(ctx context.Context, rt Runtime, docker client.APIClient) (ImageStore, error) {
+	switch r := rt.(type) {
+	case *K3d:
+		s, err := r.Images(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	case *K3s:
+		s, err := r.Images(ctx, docker)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("%w: the %s runtime has no image store", ErrImageLoad, rt.Name())
+}
+
 // K3dImages is the k3d runtime's image store: the node container's own ctr, through Docker
 // exec. Neither k3d's tools container nor a registry is involved.
 type K3dImages struct {

@@ -33,7 +33,7 @@ import (
 
 // needDocker returns a client of the real Docker engine. Without one the test is skipped, except
 // in CI (CI=true), where a missing engine is a failure: scripts/test installs and starts it.
-func needDocker(t *testing.T) *client.Client {
+func needDocker(t testing.TB) *client.Client {
 	t.Helper()
 	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 	if err == nil {
@@ -58,7 +58,7 @@ var payloadOnce struct {
 
 // payload is the static program the test images carry (launch/testdata/image-payload), built
 // with CGO_ENABLED=0 so that FROM scratch images run it and builds need no network.
-func payload(t *testing.T) []byte {
+func payload(t testing.TB) []byte {
 	t.Helper()
 	payloadOnce.Do(func() {
 		root, err := releasetest.ModuleRoot()
@@ -94,7 +94,7 @@ func randomHex() string {
 }
 
 // removeImages removes the images named like prefix when the test ends.
-func removeImages(t *testing.T, dc *client.Client, prefix string) {
+func removeImages(t testing.TB, dc *client.Client, prefix string) {
 	t.Cleanup(func() {
 		ctx := context.Background()
 		list, _ := dc.ImageList(ctx, image.ListOptions{All: true})
@@ -110,7 +110,7 @@ func removeImages(t *testing.T, dc *client.Client, prefix string) {
 
 // twoImages writes a project with two images: web (its Dockerfile in its context) and api (a
 // Dockerfile outside its context, a target and a build argument).
-func twoImages(t *testing.T, prefix string) (string, []launch.ImageArtifact) {
+func twoImages(t testing.TB, prefix string) (string, []launch.ImageArtifact) {
 	t.Helper()
 	root := t.TempDir()
 	writeTree(t, root, map[string]string{
@@ -135,7 +135,7 @@ func twoImages(t *testing.T, prefix string) (string, []launch.ImageArtifact) {
 
 // standinNode runs a container of the stand-in k3s node image (bootstrap/testdata/k3s-node-standin,
 // whose ctr is the ctr stand-in) until the test ends, and returns its name.
-func standinNode(t *testing.T, dc *client.Client) string {
+func standinNode(t testing.TB, dc *client.Client) string {
 	t.Helper()
 	root, err := releasetest.ModuleRoot()
 	if err != nil {
@@ -186,7 +186,7 @@ func standinNode(t *testing.T, dc *client.Client) string {
 }
 
 // nodeImports is the ctr stand-in's record of the imports into node.
-func nodeImports(t *testing.T, dc *client.Client, node string) [][]string {
+func nodeImports(t testing.TB, dc *client.Client, node string) [][]string {
 	t.Helper()
 	rc, _, err := dc.CopyFromContainer(context.Background(), node, "/var/lib/rancher/k3s/standin-images/imports")
 	if err != nil {
@@ -506,4 +506,37 @@ func TestBuildImagesFailures(t *testing.T) {
 			t.Fatalf("building without docker: %v", err)
 		}
 	})
+}
+
+// BenchmarkImagesNoChange measures the image step of a no-change re-launch of a two-image
+// project (the stand-in k3d node as the runtime): both contexts hashed, the engine and the
+// runtime asked, nothing built or loaded (scripts/bench images).
+func BenchmarkImagesNoChange(b *testing.B) {
+	dc := needDocker(b)
+	prefix := "harmony-bench-" + randomHex() + "-"
+	removeImages(b, dc, prefix)
+	root, arts := twoImages(b, prefix)
+	loader := &bootstrap.K3dImages{Docker: dc, Node: standinNode(b, dc)}
+	ctx := context.Background()
+	plan, err := launch.PlanImages(ctx, root, arts, dc, loader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := launch.BuildImages(ctx, root, plan, dc, loader, io.Discard); err != nil {
+		b.Fatal(err)
+	}
+	var out bytes.Buffer
+	for b.Loop() {
+		plan, err := launch.PlanImages(ctx, root, arts, dc, loader)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := launch.BuildImages(ctx, root, plan, dc, loader, &out); err != nil {
+			b.Fatal(err)
+		}
+		if out.Len() != 0 {
+			b.Fatalf("a no-change run did something:\n%s", out.String())
+		}
+	}
+	b.ReportMetric(float64(len(nodeImports(b, dc, loader.Node))-1), "imports-after-first")
 }
