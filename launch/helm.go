@@ -21,6 +21,7 @@ import (
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 	"helm.sh/helm/v4/pkg/engine"
 	"helm.sh/helm/v4/pkg/ignore"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/cli-utils/pkg/object"
@@ -520,12 +521,41 @@ func (e *Engine) Launched(ctx context.Context, p *Project) (bool, error) {
 }
 
 // Unchecked is the plan of a dry run without a cluster: every object would be created; no
-// server has checked it.
+// server has checked it. An object that names no namespace is shown in ns unless its kind is
+// one of Kubernetes' own cluster-scoped kinds (without a server, other kinds are taken as
+// namespaced, as most custom resources are).
 func Unchecked(ns string, objs []Object) *Report {
 	rep := &Report{Namespace: ns}
 	for _, o := range objs {
 		id := object.UnstructuredToObjMetadata(o.Unstructured)
+		if id.Namespace == "" && !clusterScopedKinds[id.GroupKind] {
+			id.Namespace = ns
+		}
 		rep.Plan = append(rep.Plan, Step{ID: id, Ref: ref(id), Action: Create, Origin: o.Origin, Note: "not checked: no cluster"})
 	}
 	return rep
+}
+
+// clusterScopedKinds are the cluster-scoped kinds Kubernetes itself serves.
+var clusterScopedKinds = map[schema.GroupKind]bool{}
+
+func init() {
+	for group, kinds := range map[string][]string{
+		"":                             {"Namespace", "Node", "PersistentVolume", "ComponentStatus"},
+		"rbac.authorization.k8s.io":    {"ClusterRole", "ClusterRoleBinding"},
+		"apiextensions.k8s.io":         {"CustomResourceDefinition"},
+		"storage.k8s.io":               {"StorageClass", "CSIDriver", "CSINode", "VolumeAttachment", "VolumeAttributesClass"},
+		"scheduling.k8s.io":            {"PriorityClass"},
+		"node.k8s.io":                  {"RuntimeClass"},
+		"networking.k8s.io":            {"IngressClass", "IPAddress", "ServiceCIDR"},
+		"admissionregistration.k8s.io": {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"},
+		"apiregistration.k8s.io":       {"APIService"},
+		"certificates.k8s.io":          {"CertificateSigningRequest", "ClusterTrustBundle"},
+		"flowcontrol.apiserver.k8s.io": {"FlowSchema", "PriorityLevelConfiguration"},
+		"resource.k8s.io":              {"DeviceClass"},
+	} {
+		for _, k := range kinds {
+			clusterScopedKinds[schema.GroupKind{Group: group, Kind: k}] = true
+		}
+	}
 }

@@ -161,8 +161,7 @@ func bootstrapExtraArgs(o *bootstrapOptions) []string {
 func rerunWithSudo(ctx context.Context, g *globalOptions, why string, args []string) error {
 	sudo, err := exec.LookPath("sudo")
 	if err != nil {
-		return hint.With(fmt.Errorf("installing k3s needs root, and sudo is not available"),
-			"run harmony as root", "or use k3s in Docker: harmony bootstrap --runtime k3d")
+		return noSudo(ctx, why, args)
 	}
 	self, err := os.Executable()
 	if err != nil {

@@ -18,10 +18,14 @@ func TestMain(m *testing.M) {
 	})
 }
 
+// scriptCmds are the scripts' own commands (nobody, on Linux: harmony as an unprivileged user).
+var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){}
+
 // TestScripts runs testdata/script/*.txtar: each reads like a user's terminal session.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+		Dir:  "testdata/script",
+		Cmds: scriptCmds,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("HARMONY_HOME", env.WorkDir+"/home")
 			env.Setenv("HARMONY_ROOT", env.WorkDir+"/root") // root's data directory is under it, never the machine's

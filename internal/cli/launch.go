@@ -28,9 +28,12 @@ type clusterOptions struct {
 	Context    string
 	Namespace  string
 	Output     outputFlag
+
+	command string // launch, status or down: the hints name it
 }
 
 func (c *clusterOptions) bind(cmd *cobra.Command) {
+	c.command = cmd.Name()
 	f := cmd.Flags()
 	f.StringVar(&c.Kubeconfig, "kubeconfig", "", "use this kubeconfig instead of harmony's runtime")
 	f.StringVar(&c.Context, "context", "", "use this kubeconfig context instead of harmony's runtime")
@@ -83,10 +86,10 @@ func (c *clusterOptions) cluster(ctx context.Context, g *globalOptions, mayBoots
 		}
 	}
 	if c.explicit() {
-		return nil, hint.With(fmt.Errorf("cluster unreachable: %w", err), "check --kubeconfig/--context, or drop them to use harmony's own runtime")
+		return nil, unreachable(c.command, c.Kubeconfig, c.Context, err)
 	}
 	if !mayBootstrap {
-		return nil, hint.With(fmt.Errorf("harmony's runtime is not running: %w", err), "start it: harmony runtime start (or harmony launch, which bootstraps it)")
+		return nil, notRunning(ctx, g, c.command, err)
 	}
 	fmt.Fprintln(g.Stderr, "harmony's runtime is not running: bootstrapping it first")
 	if err := bootstrapRun(ctx, g, &bootstrapOptions{Runtime: "auto", Timeout: bootstrap.DefaultTimeout}); err != nil {
@@ -205,7 +208,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	cfg, err := opts.cluster(ctx, g, !opts.DryRun)
 	if err != nil && opts.DryRun && !opts.explicit() {
 		// No cluster to check against: list what would be applied, unchecked.
-		return printUnchecked(g, opts, out, proj.Namespace, all, chart)
+		return printUnchecked(g, opts, out, proj.Namespace, all, chart, err)
 	}
 	if err != nil {
 		return err
@@ -289,19 +292,32 @@ func pinnedKubeVersion() string {
 	return m.DefaultRelease().Version.String()
 }
 
-// printUnchecked is a dry run without a cluster: the objects that would be applied, which no
-// server has checked.
-func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, ns string, objs []launch.Object, chart *launch.Rendered) error {
+// printUnchecked is a dry run without a cluster: what launch would do first (down says why no
+// cluster answers), then the objects that would be applied, which no server has checked.
+func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, ns string, objs []launch.Object, chart *launch.Rendered, down error) error {
 	rep := launch.Unchecked(ns, objs)
 	if chart != nil {
 		rep.Chart = chart.Chart
 	}
+	next := "harmony bootstrap"
+	var rd *runtimeDown
+	if errors.As(down, &rd) && rd.state != nil {
+		var what string
+		what, next = rd.state.firstStep()
+		fmt.Fprintf(out, "no cluster is running: launch would first %s\n", what)
+	} else {
+		fmt.Fprintf(out, "no cluster is running (%v)\n", down)
+	}
 	if opts.Output.json() {
 		return printJSON(g.Stdout, rep)
 	}
-	fmt.Fprintln(out, "no cluster is running: listing what would be applied, not checked by a server (start one for a full check: harmony runtime start)")
+	fmt.Fprintln(out, "what it would apply, not checked by a server:")
 	launch.PrintPlan(out, rep.Plan)
 	fmt.Fprintln(out, "dry run: nothing was changed")
+	fmt.Fprintf(out, "next: %s, then harmony launch --dry-run checks these against the cluster\n", next)
+	if h := contextHint("harmony launch --dry-run", ""); h != "" {
+		fmt.Fprintln(out, h)
+	}
 	return nil
 }
 
@@ -320,11 +336,19 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 			if err := checkTimeout(opts.Timeout); err != nil {
 				return err
 			}
-			proj, eng, err := opts.project(cmd.Context(), g, cmd.Name(), args)
+			proj, eng, err := opts.project(cmd.Context(), g, args)
+			out := opts.Output.chatter(g)
+			var rd *runtimeDown
+			if errors.As(err, &rd) && errors.Is(err, errNothingInstalled) {
+				fmt.Fprintf(out, "%s is not installed: nothing to take down\n", rd.state.name)
+				if opts.Output.json() {
+					return printJSON(g.Stdout, []launch.Step{})
+				}
+				return nil
+			}
 			if err != nil {
 				return err
 			}
-			out := opts.Output.chatter(g)
 			steps, err := eng.Down(cmd.Context(), proj, opts.Timeout, out)
 			if opts.Output.json() && steps != nil {
 				_ = printJSON(g.Stdout, steps)
@@ -343,11 +367,11 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 
 // project resolves an already launched project (down, status) and an engine on a reachable
 // cluster. It never bootstraps.
-func (c *clusterOptions) project(ctx context.Context, g *globalOptions, command string, args []string) (*launch.Project, *launch.Engine, error) {
+func (c *clusterOptions) project(ctx context.Context, g *globalOptions, args []string) (*launch.Project, *launch.Engine, error) {
 	if err := c.validate(); err != nil {
 		return nil, nil, err
 	}
-	sel, err := selection(command, dirArg(args), nil, c.Namespace)
+	sel, err := selection(c.command, dirArg(args), nil, c.Namespace)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -372,7 +396,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 		Short: "Show the state of each object harmony launched for a repository",
 		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			proj, eng, err := opts.project(cmd.Context(), g, cmd.Name(), args)
+			proj, eng, err := opts.project(cmd.Context(), g, args)
 			if err != nil {
 				return err
 			}
