@@ -18,8 +18,12 @@ func TestMain(m *testing.M) {
 	})
 }
 
-// scriptCmds are the scripts' own commands (nobody, on Linux: harmony as an unprivileged user).
-var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){}
+// scriptCmds are the scripts' own commands (and, on Linux, nobody: harmony as an unprivileged
+// user).
+var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	"hang-server":   cmdHangServer,
+	"await-request": cmdAwaitRequest,
+}
 
 // TestScripts runs testdata/script/*.txtar: each reads like a user's terminal session.
 func TestScripts(t *testing.T) {
@@ -38,10 +42,6 @@ func TestScripts(t *testing.T) {
 				return os.Geteuid() == 0, nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
-		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"hang-server":   cmdHangServer,
-			"await-request": cmdAwaitRequest,
 		},
 	})
 }
