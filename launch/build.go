@@ -233,7 +233,7 @@ func contextName(a ImageArtifact) string {
 	if a.Context == "" || a.Context == "." {
 		return "the project root"
 	}
-	return a.Context
+	return Sanitize(a.Context) // a repository's text: never terminal controls
 }
 
 // buildImage builds one image: the context streams to the engine while it is hashed; the image
