@@ -473,6 +473,34 @@ func TestBuildImagesFailures(t *testing.T) {
 		}
 	})
 
+	t.Run("a build that never ends", func(t *testing.T) {
+		t.Parallel()
+		prefix := "harmony-test-" + randomHex() + "-"
+		removeImages(t, dc, prefix)
+		root := t.TempDir()
+		writeTree(t, root, map[string]string{"app/Dockerfile": "FROM scratch\nCOPY payload /payload\nRUN [\"/payload\"]\n"})
+		if err := os.WriteFile(filepath.Join(root, "app", "payload"), payload(t), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		plan, err := launch.PlanImages(context.Background(), root, []launch.ImageArtifact{{Image: prefix + "app", Context: "app"}}, dc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The user's Ctrl-C (or a deadline) stops it.
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- launch.BuildImages(ctx, root, plan, dc, nil, io.Discard) }()
+		select {
+		case err = <-done:
+		case <-time.After(3 * time.Minute):
+			t.Fatal("a build that never ends was not stopped by its context")
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || tagged(t, dc, plan[0].Tag) {
+			t.Fatalf("a stopped build: %v", err)
+		}
+	})
+
 	t.Run("context changed after the plan", func(t *testing.T) {
 		t.Parallel()
 		prefix := "harmony-test-" + randomHex() + "-"
