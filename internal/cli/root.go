@@ -219,6 +219,7 @@ repository's manifests on it: clone a repo, run 'harmony launch', and the projec
 		newSelfUpdateCmd(g),
 	)
 	completionArgs(root)
+	registerCompletions(root)
 	return root
 }
 
