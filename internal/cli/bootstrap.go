@@ -111,6 +111,9 @@ func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions)
 		return rerunWithSudo(ctx, g, why,
 			append([]string{"bootstrap", "--runtime", opts.Runtime, "--timeout", opts.Timeout.String()}, bootstrapExtraArgs(opts)...))
 	}
+	if err := checkHome(); err != nil {
+		return err
+	}
 	res, err := rt.Install(ctx, bootstrap.InstallOptions{
 		Version: opts.Version, Airgap: opts.Airgap, Timeout: opts.Timeout, SwitchContext: opts.SwitchContext,
 		HTTPPort: portString(opts.HTTPPort), HTTPSPort: portString(opts.HTTPSPort),

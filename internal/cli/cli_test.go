@@ -14,7 +14,8 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"harmony": func() { os.Exit(cli.Main()) },
+		"harmony":   func() { os.Exit(cli.Main()) },
+		"as-nobody": func() { os.Exit(asNobody()) },
 	})
 }
 

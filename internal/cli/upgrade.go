@@ -113,6 +113,9 @@ func runtimeSwitchRun(ctx context.Context, g *globalOptions, op string, opts *ru
 	if why := rt.NeedsRoot(op); why != "" {
 		return rerunWithSudo(ctx, g, why, opts.args(op))
 	}
+	if err := checkHome(); err != nil {
+		return err
+	}
 	res, err := run(ctx, rt)
 	if err != nil {
 		return err
