@@ -39,7 +39,7 @@ func flagCompletions(cmd *cobra.Command) map[string]completeFunc {
 	m := map[string]completeFunc{
 		"output":  fixed("json\tone JSON document on stdout"),
 		"runtime": fixed("auto\tk3s on Linux, k3d elsewhere", "k3s\tk3s as a service on this Linux machine", "k3d\tk3s in Docker"),
-		"context": kubeContexts,
+		"context": completeContexts,
 	}
 	switch cmd.CommandPath() {
 	case "harmony bootstrap", "harmony runtime upgrade", "harmony runtime rollback":
@@ -72,9 +72,9 @@ func pinnedVersions(*cobra.Command, []string, string) ([]cobra.Completion, cobra
 	return out, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveKeepOrder
 }
 
-// kubeContexts are the contexts of the kubeconfig the command would read (--kubeconfig, else
+// completeContexts are the contexts of the kubeconfig the command would read (--kubeconfig, else
 // KUBECONFIG, else ~/.kube/config), each with its cluster.
-func kubeContexts(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+func completeContexts(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if f := cmd.Flags().Lookup("kubeconfig"); f != nil && f.Value.String() != "" {
 		rules.ExplicitPath = f.Value.String()
