@@ -14,8 +14,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"harmony":   func() { os.Exit(cli.Main()) },
-		"as-nobody": func() { os.Exit(asNobody()) },
+		"harmony": func() { os.Exit(cli.Main()) },
 	})
 }
 

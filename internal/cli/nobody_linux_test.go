@@ -23,7 +23,7 @@ const nobodyID = 65534
 //	nobody harmony ARGS...
 //
 // nobody's PATH is the folder holding harmony, then $NOBODY_PATH; its HOME (and HARMONY_HOME
-// inside it) is $WORK/nobody-home, owned by it; KUBECONFIG, HARMONY_MIRROR,
+// inside it, unless $NOBODY_HARMONY_HOME names another) is $WORK/nobody-home, owned by it; KUBECONFIG, HARMONY_MIRROR,
 // HARMONY_NO_UPDATE_CHECK, NO_COLOR and DOCKER_HOST are passed on, HARMONY_ROOT is not (a
 // user who is not root has the machine's system paths). Only root can run it (use [root]).
 func cmdNobody(ts *testscript.TestScript, neg bool, args []string) {
@@ -56,7 +56,11 @@ func cmdNobody(ts *testscript.TestScript, neg bool, args []string) {
 	if extra := ts.Getenv("NOBODY_PATH"); extra != "" {
 		path += string(filepath.ListSeparator) + extra
 	}
-	env := []string{"HOME=" + home, "HARMONY_HOME=" + filepath.Join(home, "harmony"), "PATH=" + path}
+	harmonyHome := filepath.Join(home, "harmony")
+	if h := ts.Getenv("NOBODY_HARMONY_HOME"); h != "" {
+		harmonyHome = h
+	}
+	env := []string{"HOME=" + home, "HARMONY_HOME=" + harmonyHome, "PATH=" + path}
 	for _, k := range []string{"KUBECONFIG", "HARMONY_MIRROR", "HARMONY_NO_UPDATE_CHECK", "NO_COLOR", "DOCKER_HOST"} {
 		if v := ts.Getenv(k); v != "" {
 			env = append(env, k+"="+v)
