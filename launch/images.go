@@ -1,10 +1,18 @@
 package launch
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"path"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/distribution/reference"
+	"github.com/docker/docker/client"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
 )
 
 // ImageArtifact is one image the repository builds itself.
@@ -44,17 +52,27 @@ var podSpecPaths = [][]string{
 // those containers only. It returns how many containers it changed. A pod spec whose
 // containers are not a list of objects is an error naming the object.
 func RewriteImages(objs []Object, tags map[string]string) (int, error) {
-	if len(tags) == 0 {
-		return 0, nil
+	counts, err := rewriteCounting(objs, tags)
+	n := 0
+	for _, c := range counts {
+		n += c
 	}
-	byName := map[string]string{}
-	for img, tag := range tags {
-		byName[img] = tag
+	return n, err
+}
+
+// rewriteCounting is RewriteImages counting the containers changed per image of tags.
+func rewriteCounting(objs []Object, tags map[string]string) (map[string]int, error) {
+	counts := map[string]int{}
+	if len(tags) == 0 {
+		return counts, nil
+	}
+	byName := map[string]string{} // a spelling of an image's name → the image
+	for img := range tags {
+		byName[img] = img
 		if n := normalName(img); n != "" {
-			byName[n] = tag
+			byName[n] = img
 		}
 	}
-	changed := 0
 	for _, obj := range objs {
 		specs := make([]map[string]any, 0, 1)
 		if obj.GetKind() == "Pod" && obj.GetAPIVersion() == "v1" {
@@ -69,45 +87,45 @@ func RewriteImages(objs []Object, tags map[string]string) (int, error) {
 		}
 		for _, spec := range specs {
 			for _, field := range []string{"initContainers", "containers"} {
-				n, err := rewriteContainers(spec, field, byName)
-				if err != nil {
-					return changed, fmt.Errorf("%s %s (%s): %s: %w", obj.GetKind(), obj.GetName(), obj.Origin, field, err)
+				if err := rewriteContainers(spec, field, byName, tags, counts); err != nil {
+					return counts, fmt.Errorf("%s %s (%s): %s: %w", obj.GetKind(), obj.GetName(), obj.Origin, field, err)
 				}
-				changed += n
 			}
 		}
 	}
-	return changed, nil
+	return counts, nil
 }
 
-func rewriteContainers(spec map[string]any, field string, byName map[string]string) (int, error) {
+func rewriteContainers(spec map[string]any, field string, byName, tags map[string]string, counts map[string]int) error {
 	raw, ok := spec[field]
 	if !ok || raw == nil {
-		return 0, nil
+		return nil
 	}
 	list, ok := raw.([]any)
 	if !ok {
-		return 0, fmt.Errorf("not a list: %w", ErrBadManifest)
+		return fmt.Errorf("not a list: %w", ErrBadManifest)
 	}
-	n := 0
 	for i, c := range list {
 		m, ok := c.(map[string]any)
 		if !ok {
-			return n, fmt.Errorf("item %d is not an object: %w", i, ErrBadManifest)
+			return fmt.Errorf("item %d is not an object: %w", i, ErrBadManifest)
 		}
 		img, _ := m["image"].(string)
-		tag, ok := byName[repository(img)]
-		if n := normalName(img); !ok && n != "" {
-			tag, ok = byName[n]
-		}
-		if !ok || img == "" {
+		if img == "" {
 			continue
 		}
-		m["image"] = tag
+		name, ok := byName[repository(img)]
+		if n := normalName(img); !ok && n != "" {
+			name, ok = byName[n]
+		}
+		if !ok {
+			continue
+		}
+		m["image"] = tags[name]
 		m["imagePullPolicy"] = "IfNotPresent"
-		n++
+		counts[name]++
 	}
-	return n, nil
+	return nil
 }
 
 // repository is an image reference without its tag and digest: "frontend:v1" → "frontend",
@@ -142,4 +160,145 @@ func lookupMap(obj map[string]any, path []string) (map[string]any, bool) {
 		cur = next
 	}
 	return cur, true
+}
+
+// ErrNoLoader means images must be loaded into a cluster harmony does not run.
+var ErrNoLoader = errors.New("no way to load images into this cluster")
+
+// ImageOptions say how a launch gets the images its project builds.
+type ImageOptions struct {
+	// Docker is the engine that builds them; nil when there is none (NoDocker says why).
+	Docker client.APIClient
+	// NoDocker is why there is no engine; its hints say what to install.
+	NoDocker error
+	// Loader loads them into the runtime; nil when there is none to load into (a dry run
+	// without a cluster, or a cluster that is not harmony's runtime).
+	Loader ImageLoader
+	// DryRun plans only: nothing is built or loaded; the manifests still get the planned tags.
+	DryRun bool
+	// Out receives a progress line per image.
+	Out io.Writer
+}
+
+// Image states, as a dry run and a report say them.
+const (
+	ImageCached     = "cached"
+	ImageBuilt      = "built"
+	ImageWouldBuild = "would build"
+	ImageWouldLoad  = "built, would load"
+	ImageNoBuilder  = "no builder: install Docker"
+)
+
+// ImageState is what a launch did (or would do) for one image the project builds.
+type ImageState struct {
+	Image      string `json:"image"`
+	Context    string `json:"context"`
+	Dockerfile string `json:"dockerfile"`
+	Tag        string `json:"tag"`
+	State      string `json:"state"`
+	// Built and Loaded say whether this launch built it and loaded it into the runtime.
+	Built  bool `json:"built"`
+	Loaded bool `json:"loaded"`
+	// Containers is how many containers of the manifests now use it.
+	Containers int `json:"containers"`
+}
+
+// PrepareImages gets the images src builds ready for objs: it plans them (a content hash of
+// each build context is its tag), builds those the engine lacks and loads those the runtime
+// lacks (not in a dry run), then rewrites objs to use them. Any failure (no engine, a build, a
+// load) returns an error before anything is applied. objs must be every object and hook
+// the launch applies.
+func PrepareImages(ctx context.Context, src *Source, objs []Object, o ImageOptions) ([]ImageState, error) {
+	if len(src.Images) == 0 {
+		return nil, nil
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	loader := o.Loader
+	plan, err := PlanImages(ctx, src.Root, src.Images, o.Docker, loader)
+	if err != nil {
+		return nil, err
+	}
+	states := make([]ImageState, len(plan))
+	tags := map[string]string{}
+	var missing []string
+	for i, b := range plan {
+		a := b.Artifact
+		states[i] = ImageState{Image: a.Image, Context: a.Context, Dockerfile: path.Join(a.Context, a.DockerfilePath()), Tag: b.Tag}
+		tags[a.Image] = b.Tag
+		switch {
+		case o.Docker == nil:
+			states[i].State = ImageNoBuilder
+		case !b.Built:
+			states[i].State = ImageWouldBuild
+		case !b.Loaded && o.Loader != nil:
+			states[i].State = ImageWouldLoad
+		default:
+			states[i].State = ImageCached
+		}
+		if !b.Built {
+			missing = append(missing, fmt.Sprintf("%s (from %s)", a.Image, a.Context))
+		}
+	}
+	if !o.DryRun {
+		switch {
+		case o.Docker == nil && len(missing) > 0:
+			hints := append([]string{"nothing was applied: these images are built from the repository with Docker"}, hint.Of(o.NoDocker)...)
+			if len(hints) == 1 {
+				hints = append(hints, "install Docker Engine (your distribution's docker.io or docker-ce package) or Docker Desktop, start it, and launch again")
+			}
+			why := ""
+			if o.NoDocker != nil {
+				why = " (" + o.NoDocker.Error() + ")"
+			}
+			return states, hint.With(fmt.Errorf("%w%s: %d to build: %s", ErrNoBuilder, why, len(missing), strings.Join(missing, ", ")), hints...)
+		case o.Loader == nil:
+			return states, hint.With(fmt.Errorf("%w: the project builds its images (%s) and harmony loads them only into its own runtime", ErrNoLoader, strings.Join(imageNames(plan), ", ")),
+				"launch on harmony's runtime (drop --kubeconfig/--context), or push the images to a registry the cluster pulls from and name them in the manifests; nothing was applied")
+		}
+		before := append([]BuiltImage(nil), plan...)
+		if err := BuildImages(ctx, src.Root, plan, o.Docker, loader, o.Out); err != nil {
+			return states, err
+		}
+		for i := range plan {
+			states[i].Built = !before[i].Built && plan[i].Built
+			states[i].Loaded = !before[i].Loaded && plan[i].Loaded
+			switch {
+			case states[i].Built:
+				states[i].State = ImageBuilt
+			default:
+				states[i].State = ImageCached
+			}
+		}
+	}
+	counts, err := rewriteCounting(objs, tags)
+	if err != nil {
+		return states, err
+	}
+	for i := range states {
+		states[i].Containers = counts[states[i].Image]
+	}
+	return states, nil
+}
+
+func imageNames(plan []BuiltImage) []string {
+	var out []string
+	for _, b := range plan {
+		out = append(out, b.Artifact.Image)
+	}
+	return out
+}
+
+// PrintImages writes one line per image: name, context, state and tag.
+func PrintImages(w io.Writer, imgs []ImageState) {
+	if len(imgs) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "IMAGE\tCONTEXT\tSTATE\tTAG")
+	for _, s := range imgs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", Sanitize(s.Image), Sanitize(s.Context), s.State, Sanitize(s.Tag))
+	}
+	_ = tw.Flush()
 }

@@ -54,6 +54,8 @@ type Report struct {
 	Ready     bool       `json:"ready"`
 	// Chart is the Helm chart launched, when there is one.
 	Chart *ChartInfo `json:"chart,omitempty"`
+	// Images are the images the project builds (see PrepareImages).
+	Images []ImageState `json:"images,omitempty"`
 }
 
 // Namespace derives a namespace from a folder name: a valid DNS label.

@@ -205,10 +205,20 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 			fmt.Fprintf(out, "  skipped hook %s\n", h)
 		}
 	}
+	// The engine that builds the project's images is found first: without one, nothing is
+	// applied and no runtime is bootstrapped.
+	imgOpts, err := imageOptions(ctx, opts, src, out)
+	if err != nil {
+		return err
+	}
 	cfg, err := opts.cluster(ctx, g, !opts.DryRun)
 	if err != nil && opts.DryRun && !opts.explicit() {
 		// No cluster to check against: list what would be applied, unchecked.
-		return printUnchecked(g, opts, out, proj.Namespace, all, chart, err)
+		imgs, ierr := launch.PrepareImages(ctx, src, withHooks(all, chart), imgOpts)
+		if ierr != nil {
+			return ierr
+		}
+		return printUnchecked(g, opts, out, proj.Namespace, all, chart, err, imgs)
 	}
 	if err != nil {
 		return err
@@ -229,6 +239,13 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		objs = append(objs, chart.Objects...)
 		hooks = chart.Hooks
 	}
+	if imgOpts.Loader, err = imageLoader(ctx, g, opts, src, imgOpts); err != nil {
+		return err
+	}
+	imgs, err := launch.PrepareImages(ctx, src, withHooks(objs, chart), imgOpts)
+	if err != nil {
+		return err
+	}
 	live := false
 	if f, ok := g.Stderr.(*os.File); ok && !opts.Output.json() && !g.Quiet {
 		live = term.IsTerminal(int(f.Fd()))
@@ -238,6 +255,9 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	})
 	if rep != nil && chart != nil {
 		rep.Chart = chart.Chart
+	}
+	if rep != nil {
+		rep.Images = imgs
 	}
 	if rep != nil && opts.Output.json() {
 		if jerr := printJSON(g.Stdout, rep); jerr != nil {
@@ -251,6 +271,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		return nil
 	}
 	if opts.DryRun {
+		launch.PrintImages(out, imgs)
 		launch.PrintPlan(out, rep.Plan)
 		fmt.Fprintln(out, "dry run: nothing was changed")
 		return nil
@@ -293,9 +314,11 @@ func pinnedKubeVersion() string {
 }
 
 // printUnchecked is a dry run without a cluster: what launch would do first (down says why no
-// cluster answers), then the objects that would be applied, which no server has checked.
-func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, ns string, objs []launch.Object, chart *launch.Rendered, down error) error {
+// cluster answers), then the images it would build and the objects that would be applied,
+// which no server has checked.
+func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, ns string, objs []launch.Object, chart *launch.Rendered, down error, imgs []launch.ImageState) error {
 	rep := launch.Unchecked(ns, objs)
+	rep.Images = imgs
 	if chart != nil {
 		rep.Chart = chart.Chart
 	}
@@ -312,6 +335,7 @@ func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, ns str
 		return printJSON(g.Stdout, rep)
 	}
 	fmt.Fprintln(out, "what it would apply, not checked by a server:")
+	launch.PrintImages(out, imgs)
 	launch.PrintPlan(out, rep.Plan)
 	fmt.Fprintln(out, "dry run: nothing was changed")
 	fmt.Fprintf(out, "next: %s, then harmony launch --dry-run checks these against the cluster\n", next)
@@ -424,4 +448,54 @@ func plural(n int, word string) string {
 		return "1 " + word
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// imageOptions finds the Docker engine that builds the project's images, when it has any. A
+// launch (not a dry run) without one stops here, naming the images and what to install.
+func imageOptions(ctx context.Context, opts *launchOptions, src *launch.Source, out io.Writer) (launch.ImageOptions, error) {
+	o := launch.ImageOptions{DryRun: opts.DryRun, Out: out}
+	if len(src.Images) == 0 {
+		return o, nil
+	}
+	if e, err := bootstrap.DiagnoseDocker(ctx); err != nil {
+		o.NoDocker = err
+	} else {
+		o.Docker = e.Client
+	}
+	if o.Docker == nil && !opts.DryRun {
+		_, err := launch.PrepareImages(ctx, src, nil, o)
+		return o, err
+	}
+	return o, nil
+}
+
+// imageLoader is the way into harmony's runtime for the images the project builds (none with
+// --kubeconfig/--context: harmony loads images only into its own runtime).
+func imageLoader(ctx context.Context, g *globalOptions, opts *launchOptions, src *launch.Source, o launch.ImageOptions) (launch.ImageLoader, error) {
+	if len(src.Images) == 0 || o.Docker == nil || opts.explicit() {
+		return nil, nil
+	}
+	rt, err := newRuntime(g, "auto")
+	if err != nil {
+		return nil, err
+	}
+	switch r := rt.(type) {
+	case *bootstrap.K3d:
+		return r.Images(ctx)
+	case *bootstrap.K3s:
+		return r.Images(ctx, o.Docker)
+	}
+	return nil, nil
+}
+
+// withHooks is every object a launch applies: objs and the chart's hooks.
+func withHooks(objs []launch.Object, chart *launch.Rendered) []launch.Object {
+	if chart == nil || len(chart.Hooks) == 0 {
+		return objs
+	}
+	all := append([]launch.Object{}, objs...)
+	for _, h := range chart.Hooks {
+		all = append(all, h.Object)
+	}
+	return all
 }
