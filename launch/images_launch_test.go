@@ -1,3 +1,7 @@
+//go:build linux
+
+// The image tests run the k3s node stand-in (a Linux program) in the Docker engine.
+
 package launch_test
 
 import (

@@ -479,13 +479,7 @@ func imageLoader(ctx context.Context, g *globalOptions, opts *launchOptions, src
 	if err != nil {
 		return nil, err
 	}
-	switch r := rt.(type) {
-	case *bootstrap.K3d:
-		return r.Images(ctx)
-	case *bootstrap.K3s:
-		return r.Images(ctx, o.Docker)
-	}
-	return nil, nil
+	return bootstrap.ImageStoreOf(ctx, rt, o.Docker)
 }
 
 // withHooks is every object a launch applies: objs and the chart's hooks.
