@@ -140,7 +140,7 @@ func (p *Project) Discover() (*Source, error) {
 		for _, c := range amb.Candidates {
 			hints = append(hints, "  "+p.selectCommand(filepath.Join(amb.Root, c)))
 		}
-		hints = append(hints, "or write the choice into "+ProjectFile+" (manifests: [...])")
+		hints = append(hints, "or write the choice into "+ProjectFile+" ("+choiceKeys(amb.What)+")")
 		return nil, hint.With(err, hints...)
 	}
 	return src, err
@@ -209,4 +209,15 @@ func inventoryID(name, root, namespace string) string {
 		label = strings.Trim(label[:40], "-")
 	}
 	return label + "-" + hex.EncodeToString(sum[:])[:12]
+}
+
+// choiceKeys names the harmony.yaml keys that record a choice between the candidates of what.
+func choiceKeys(what string) string {
+	switch {
+	case strings.Contains(what, "Helm chart") && strings.Contains(what, "other"):
+		return "chart: PATH for a chart, manifests: [...] for the others"
+	case strings.Contains(what, "Helm chart"):
+		return "chart: PATH"
+	}
+	return "manifests: [...]"
 }

@@ -232,3 +232,15 @@ func noSudo(ctx context.Context, why string, args []string) error {
 	}
 	return hint.With(fmt.Errorf("harmony needs root to %s, and sudo is not available", why), hints...)
 }
+
+// quoteArgs quotes the arguments a shell would split or expand, for a command line to copy.
+func quoteArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"$`\\*?[]{}()<>|&;#~!") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out[i] = a
+	}
+	return out
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -200,7 +201,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	}
 	fmt.Fprintf(out, "launching %s: %s from %s, namespace %s\n", proj.Root, plural(len(all), "object"), src.Reason, proj.Namespace)
 	if chart != nil {
-		fmt.Fprintf(out, "chart %s %s (%s), release %s\n", chart.Chart.Name, chart.Chart.Version, chart.Chart.Path, chartOpts.Release)
+		fmt.Fprintln(out, chartFound(chart.Chart, chartOpts.Release))
 		for _, h := range chart.Chart.SkippedHooks {
 			fmt.Fprintf(out, "  skipped hook %s\n", h)
 		}
@@ -283,6 +284,17 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	return nil
 }
 
+// chartFound is the line that says a Helm chart is what launch deploys: harmony renders it
+// with Helm's own engine and applies the result like any manifest (issue 16), so the next step
+// is the launch itself.
+func chartFound(c *launch.ChartInfo, release string) string {
+	where := "in " + filepath.ToSlash(c.Path)
+	if c.Path == "" || c.Path == "." {
+		where = "at the project root"
+	}
+	return fmt.Sprintf("found a Helm chart %s: %s %s, rendered by harmony as release %s (no helm needed)", where, c.Name, c.Version, release)
+}
+
 // renderChart renders src's chart when it has one.
 func renderChart(ctx context.Context, src *launch.Source, o launch.ChartOptions) (*launch.Rendered, error) {
 	if src.Chart == nil {
@@ -338,8 +350,9 @@ func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, ns str
 	launch.PrintImages(out, imgs)
 	launch.PrintPlan(out, rep.Plan)
 	fmt.Fprintln(out, "dry run: nothing was changed")
-	fmt.Fprintf(out, "next: %s, then harmony launch --dry-run checks these against the cluster\n", next)
-	if h := contextHint("harmony launch --dry-run", ""); h != "" {
+	again := "harmony " + strings.Join(quoteArgs(g.Args), " ")
+	fmt.Fprintf(out, "next: %s, then %s checks these against the cluster\n", next, again)
+	if h := contextHint(again, ""); h != "" {
 		fmt.Fprintln(out, h)
 	}
 	return nil

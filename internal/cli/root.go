@@ -34,6 +34,8 @@ type globalOptions struct {
 	Quiet  bool
 	Stdout io.Writer
 	Stderr io.Writer
+	// Args are harmony's arguments as given, for a message naming the same command again.
+	Args []string
 }
 
 // usageError marks a mistake in how harmony was called (exit code 2).
@@ -132,7 +134,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	g := &globalOptions{Stdout: stdout, Stderr: stderr}
+	g := &globalOptions{Stdout: stdout, Stderr: stderr, Args: args}
 	root := newRootCmd(g)
 	root.SetArgs(args)
 	root.SetOut(stdout)
