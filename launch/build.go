@@ -175,7 +175,7 @@ func BuildImages(ctx context.Context, root string, imgs []BuiltImage, docker cli
 		}
 	}
 	if len(todo) > 0 && docker == nil {
-		return hint.With(fmt.Errorf("%w: %d images must be built and there is no docker engine", ErrNoBuilder, len(todo)),
+		return hint.With(fmt.Errorf("%w: %s must be built and there is no docker engine", ErrNoBuilder, imageCount(len(todo))),
 			"install Docker Engine (your distribution's docker.io or docker-ce package) or Docker Desktop, start it, and launch again")
 	}
 	errs := make([]error, len(imgs))
@@ -223,8 +223,15 @@ func BuildImages(ctx context.Context, root string, imgs []BuiltImage, docker cli
 	for i := range imgs {
 		imgs[i].Loaded = true
 	}
-	fmt.Fprintf(w, "loaded %d images in %s\n", len(load), since(start))
+	fmt.Fprintf(w, "loaded %s in %s\n", imageCount(len(load)), since(start))
 	return nil
+}
+
+func imageCount(n int) string {
+	if n == 1 {
+		return "1 image"
+	}
+	return fmt.Sprintf("%d images", n)
 }
 
 func since(t time.Time) string { return time.Since(t).Round(100 * time.Millisecond).String() }
