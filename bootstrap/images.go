@@ -173,6 +173,8 @@ type K3sImages struct {
 	Out io.Writer
 	// binary is the installed k3s (in the versioned layout, owned by root).
 	binary string
+	// direct: harmony is root, or HARMONY_ROOT moves the system (tests): no sudo.
+	direct bool
 }
 
 // Images returns the image store of harmony's k3s, which must be installed. docker is the engine
@@ -185,7 +187,8 @@ func (k *K3s) Images(ctx context.Context, docker client.APIClient) (*K3sImages, 
 	if !inst.Installed {
 		return nil, hint.With(fmt.Errorf("k3s: %w", ErrNotInstalled), "install it with: harmony bootstrap")
 	}
-	return &K3sImages{Docker: docker, Paths: k.Paths, Out: k.Out, binary: filepath.Join(k.Paths.VersionDir(inst.Version), "k3s")}, nil
+	return &K3sImages{Docker: docker, Paths: k.Paths, Out: k.Out, binary: filepath.Join(k.Paths.VersionDir(inst.Version), "k3s"),
+		direct: k.Paths.Prefixed() || isRoot()}, nil
 }
 
 // ContainerdSocket is k3s's containerd socket.
@@ -195,7 +198,7 @@ func (p Paths) ContainerdSocket() string { return p.at("/run/k3s/containerd/cont
 // root is needed and harmony is not root, and whether sudo is used.
 func (i *K3sImages) command(ctx context.Context, args ...string) (*exec.Cmd, bool, error) {
 	argv := append([]string{i.binary, "ctr", "--address", i.Paths.ContainerdSocket(), "-n", k8sNamespace}, args...)
-	if i.Paths.Prefixed() || isRoot() {
+	if i.direct {
 		return exec.CommandContext(ctx, argv[0], argv[1:]...), false, nil
 	}
 	sudo, err := exec.LookPath("sudo")
