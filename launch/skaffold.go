@@ -31,6 +31,9 @@ var ErrUnknownProfile = errors.New("unknown profile")
 const (
 	maxSkaffoldConfigs = 256
 	maxSkaffoldDepth   = 16
+	// maxSkaffoldPatchCopy caps what a profile's "copy" patches may add to a config: each copy
+	// can double it, so a few dozen would fill memory.
+	maxSkaffoldPatchCopy = DefaultMaxFileSize
 )
 
 // skaffold is what harmony takes from a project's skaffold.yaml (and the configs it requires).
@@ -358,7 +361,13 @@ func patch(m map[string]any, patches any) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := p.Apply(doc)
+	opts := jsonpatch.NewApplyOptions()
+	opts.AccumulatedCopySizeLimit = maxSkaffoldPatchCopy
+	out, err := p.ApplyWithOptions(doc, opts)
+	var tooLarge *jsonpatch.AccumulatedCopySizeError
+	if errors.As(err, &tooLarge) {
+		return nil, fmt.Errorf("its copies add more than %s to the config: %w", size(maxSkaffoldPatchCopy), ErrTooLarge)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package launch_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -254,4 +255,23 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error() + "\n" + strings.Join(hint.Of(err), "\n")
+}
+
+// Hostile repository: a profile's JSON patches copy part of the config into itself, doubling it
+// each time (a "patch bomb"); the required config's profile is active without any --profile,
+// through requires.activeProfiles. The growth is refused instead of filling memory.
+func TestSkaffoldPatchBombRefused(t *testing.T) {
+	var ops strings.Builder
+	for i := range 16 {
+		fmt.Fprintf(&ops, "  - {op: copy, from: /build/x, path: /build/x/k%d}\n", i)
+	}
+	root := tree(t, map[string]string{
+		"skaffold.yaml":     "apiVersion: skaffold/v4beta6\nkind: Config\nrequires: [{path: sub, activeProfiles: [{name: boom}]}]\n",
+		"sub/skaffold.yaml": "apiVersion: skaffold/v4beta6\nkind: Config\nbuild: {x: {pad: " + strings.Repeat("a", 1024) + "}}\nmanifests: {rawYaml: [k8s/*.yaml]}\nprofiles:\n- name: boom\n  patches:\n" + ops.String(),
+		"sub/k8s/ok.yaml":   cmDoc("ok"),
+	})
+	src, err := launch.Discover(root, nil)
+	if !errors.Is(err, launch.ErrTooLarge) {
+		t.Fatalf("got %v (source %+v), want ErrTooLarge", err, src)
+	}
 }
