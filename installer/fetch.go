@@ -605,6 +605,8 @@ func (f *Fetcher) get(ctx context.Context, url string, max int64) ([]byte, error
 	if err := CheckURL(url); err != nil {
 		return nil, fmt.Errorf("get: %w", err)
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("get %q: %w", url, err)
@@ -626,8 +628,13 @@ func (f *Fetcher) get(ctx context.Context, url string, max int64) ([]byte, error
 	default:
 		return nil, fmt.Errorf("get %q: HTTP %s: %w", url, resp.Status, ErrHTTPStatus)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	// A server that sends its headers and then nothing (or stops half-way) is cut off, as in
+	// Fetch: a small file must not hang harmony forever.
+	b, err := io.ReadAll(io.LimitReader(newStallReader(resp.Body, f.StallTimeout, cancel), max+1))
 	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
+			err = cause
+		}
 		return nil, transient(fmt.Errorf("get %q: %w", url, err))
 	}
 	if int64(len(b)) > max {

@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -403,5 +405,29 @@ func BenchmarkFetchCacheHit(b *testing.B) {
 		if res, err := f.Fetch(context.Background(), a); err != nil || !res.Cached {
 			b.Fatalf("cached=%v, %v", res.Cached, err)
 		}
+	}
+}
+
+// Hostile mirror (slow-loris): a small signed file's headers arrive, then its body stops. Get
+// gives up after StallTimeout (and its retries) instead of hanging harmony forever.
+func TestGetStalledBody(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("harmony 1.0.0 checksums"))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // nothing more, until the client leaves
+	}))
+	t.Cleanup(srv.Close)
+	f := newFetcher(t)
+	f.StallTimeout = 50 * time.Millisecond
+	f.Retries = 1
+	// The deadline only ends the test if Get hangs; Get must fail before it, on its own.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := f.Get(ctx, srv.URL+"/checksums.txt", 1<<20)
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "stalled") {
+		t.Fatalf("Get of a stalled body: %v (context: %v), want a stall error", err, ctx.Err())
 	}
 }
