@@ -568,3 +568,40 @@ func BenchmarkImagesNoChange(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(nodeImports(b, dc, loader.Node))-1), "imports-after-first")
 }
+
+// BenchmarkRelaunchImagesNoChange measures a no-change re-launch of the two-artifact
+// fixture (skaffold.yaml, kustomize), as the CLI runs it without the process start: resolve,
+// discover, render, PrepareImages (contexts hashed, engine and runtime asked: the stand-in k3d
+// node), server-side dry run and apply on the test API server. Nothing may be built or loaded
+// (scripts/bench images).
+func BenchmarkRelaunchImagesNoChange(b *testing.B) {
+	dc := needDocker(b)
+	prefix := "harmony-bench-" + randomHex() + "-"
+	removeImages(b, dc, prefix)
+	root := imageRepo(b, prefix, nil)
+	node := standinNode(b, dc)
+	l := newImageLaunch(b, root, dc, &bootstrap.K3dImages{Docker: dc, Node: node})
+	if _, _, err := l.run(false); err != nil {
+		b.Fatal(err)
+	}
+	builds := 0
+	for b.Loop() {
+		imgs, rep, err := l.run(false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, s := range imgs {
+			if s.Built || s.Loaded || s.State != launch.ImageCached {
+				builds++
+				b.Errorf("a no-change re-launch did work on %s: %+v", s.Image, s)
+			}
+		}
+		for _, s := range rep.Plan {
+			if s.Action != launch.Unchanged {
+				b.Fatalf("%s: %s on a no-change re-launch", s.Ref, s.Action)
+			}
+		}
+	}
+	b.ReportMetric(float64(builds), "builds")
+	b.ReportMetric(float64(len(nodeImports(b, dc, node))-1), "imports-after-first")
+}

@@ -24,7 +24,7 @@ import (
 // imageRepo writes the issue's fixture repository: a skaffold.yaml (v4beta) with two artifacts
 // whose Dockerfiles are FROM scratch plus COPY of a static program the test builds (no network),
 // and kustomize manifests using the bare image names. prefix makes the names unique to a test.
-func imageRepo(t *testing.T, prefix string, extra map[string]string) string {
+func imageRepo(t testing.TB, prefix string, extra map[string]string) string {
 	t.Helper()
 	deploy := func(name, image string) string {
 		return `apiVersion: apps/v1
@@ -83,7 +83,7 @@ deploy:
 
 // imageLaunch is one launch as the CLI runs it: discover, render, prepare the images, launch.
 type imageLaunch struct {
-	t      *testing.T
+	t      testing.TB
 	root   string
 	ns     string
 	eng    *launch.Engine
@@ -91,7 +91,7 @@ type imageLaunch struct {
 	loader launch.ImageLoader
 }
 
-func newImageLaunch(t *testing.T, root string, docker client.APIClient, loader launch.ImageLoader) *imageLaunch {
+func newImageLaunch(t testing.TB, root string, docker client.APIClient, loader launch.ImageLoader) *imageLaunch {
 	c := testcluster.Need(t, cluster)
 	eng, err := launch.NewEngine(c.Config)
 	if err != nil {
