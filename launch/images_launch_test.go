@@ -7,6 +7,7 @@ package launch_test
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/NationTech/harmony-agent/bootstrap"
+	"github.com/NationTech/harmony-agent/internal/ctrstandin"
+	"github.com/NationTech/harmony-agent/internal/releasetest"
 	"github.com/NationTech/harmony-agent/internal/testcluster"
 	"github.com/NationTech/harmony-agent/launch"
 )
@@ -264,7 +267,44 @@ func TestLaunchBuildsSkaffoldImages(t *testing.T) {
 	}
 }
 
-// TestLaunchBuildsHarmonyYAMLImages is the same without Skaffold: harmony.yaml lists the images.
+// k3sImages installs the k3s stand-in in harmony's layout under a fresh HARMONY_ROOT and returns
+// its image store (the stand-in's `k3s ctr` records imports) and where the records are.
+func k3sImages(t *testing.T, dc client.APIClient) (launch.ImageLoader, string) {
+	t.Helper()
+	paths := bootstrap.Paths{Root: t.TempDir()}
+	standin, err := releasetest.BuildK3sStandin(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const v = "v1.36.4+k3s1"
+	bin, err := os.ReadFile(standin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{paths.VersionDir(v), paths.BinDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(paths.VersionDir(v), "k3s"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(v, paths.CurrentLink()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../var/lib/harmony/k3s/current/k3s", paths.Binary()); err != nil {
+		t.Fatal(err)
+	}
+	k := &bootstrap.K3s{Paths: paths, Out: io.Discard}
+	store, err := bootstrap.ImageStoreOf(context.Background(), k, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, filepath.Join(filepath.Dir(paths.ContainerdSocket()), "standin-images")
+}
+
+// TestLaunchBuildsHarmonyYAMLImages is the fixture without Skaffold (harmony.yaml lists the
+// images), loaded into k3s: the k3s stand-in's `k3s ctr images import` records them.
 func TestLaunchBuildsHarmonyYAMLImages(t *testing.T) {
 	t.Parallel()
 	dc := needDocker(t)
@@ -276,20 +316,26 @@ func TestLaunchBuildsHarmonyYAMLImages(t *testing.T) {
 		"harmony.yaml": "manifests: [kubernetes-manifests]\nimages:\n- {image: " + prefix + "frontend, context: src/frontend}\n" +
 			"- {image: " + prefix + "backend, context: src/backend, dockerfile: Dockerfile.run, buildArgs: {MODE: prod}}\n",
 	})
-	node := standinNode(t, dc)
-	l := newImageLaunch(t, root, dc, &bootstrap.K3dImages{Docker: dc, Node: node})
+	loader, records := k3sImages(t, dc)
+	l := newImageLaunch(t, root, dc, loader)
 	imgs, _, err := l.run(false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(imgs) != 2 || !imgs[0].Built || !imgs[1].Built {
+	if len(imgs) != 2 || !imgs[0].Built || !imgs[1].Built || !imgs[0].Loaded || !imgs[1].Loaded {
 		t.Fatalf("images %+v", imgs)
 	}
-	if imports := nodeImports(t, dc, node); len(imports) != 1 || len(imports[0]) != 2 {
-		t.Errorf("the node recorded %q", imports)
+	if imports := ctrstandin.Imports(records); len(imports) != 1 || len(imports[0]) != 2 {
+		t.Errorf("the k3s stand-in recorded %q, want one import of both images", imports)
 	}
 	if got := l.containers("backend")["app"]; got != [2]string{states(imgs)[prefix+"backend"].Tag, "IfNotPresent"} {
 		t.Errorf("deployment backend: %v", got)
+	}
+	if imgs, _, err = l.run(false); err != nil {
+		t.Fatal(err)
+	}
+	if imgs[0].Built || imgs[0].Loaded || imgs[1].Built || imgs[1].Loaded || len(ctrstandin.Imports(records)) != 1 {
+		t.Errorf("a second launch built or loaded: %+v, %d imports", imgs, len(ctrstandin.Imports(records)))
 	}
 }
 
