@@ -252,7 +252,11 @@ func PrepareImages(ctx context.Context, src *Source, objs []Object, o ImageOptio
 			if o.NoDocker != nil {
 				why = " (" + o.NoDocker.Error() + ")"
 			}
-			return states, hint.With(fmt.Errorf("%w%s: %d to build: %s", ErrNoBuilder, why, len(missing), strings.Join(missing, ", ")), hints...)
+			what := fmt.Sprintf("%d images to build", len(missing))
+			if len(missing) == 1 {
+				what = "1 image to build"
+			}
+			return states, hint.With(fmt.Errorf("%w%s: %s: %s", ErrNoBuilder, why, what, strings.Join(missing, ", ")), hints...)
 		case o.Loader == nil:
 			return states, hint.With(fmt.Errorf("%w: the project builds its images (%s) and harmony loads them only into its own runtime", ErrNoLoader, strings.Join(imageNames(plan), ", ")),
 				"launch on harmony's runtime (drop --kubeconfig/--context), or push the images to a registry the cluster pulls from and name them in the manifests; nothing was applied")
