@@ -55,7 +55,7 @@ type Source struct {
 	Files []string
 	// Chart is a Helm chart to render.
 	Chart *Chart
-	// Reason says how they were found, for --print-plan.
+	// Reason says how they were found, for launch's first line and --dry-run.
 	Reason string
 	// Config is harmony.yaml when present.
 	Config *Config

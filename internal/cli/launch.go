@@ -149,7 +149,6 @@ written; --adopt takes over those nobody owns (never another project's or a Helm
 	f := cmd.Flags()
 	f.StringArrayVarP(&opts.Files, "filename", "f", nil, "launch these files or folders of the project instead of discovering (relative to DIR, else to the project root)")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "show what was found and what would change (create/update/unchanged/prune); change nothing")
-	f.BoolVar(&opts.DryRun, "print-plan", false, "same as --dry-run")
 	f.BoolVar(&opts.Adopt, "adopt", false, "take over existing objects nobody owns (no inventory, no Helm release, no controller)")
 	f.BoolVar(&opts.NoWait, "no-wait", false, "do not wait for readiness")
 	f.DurationVar(&opts.Timeout, "timeout", launch.DefaultTimeout, "how long to wait for readiness (default: harmony.yaml's timeout, else 5m)")

@@ -222,6 +222,7 @@ repository's manifests on it: clone a repo, run 'harmony launch', and the projec
 	)
 	completionArgs(root)
 	registerCompletions(root)
+	applyHelp(root)
 	return root
 }
 
