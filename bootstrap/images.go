@@ -26,8 +26,12 @@ var ErrImageLoad = errors.New("could not load images into the runtime")
 // containerd's namespace for Kubernetes' images, where the kubelet looks for them.
 const k8sNamespace = "k8s.io"
 
-// maxCtrOutput caps what harmony keeps of a ctr command's output (its last bytes).
-const maxCtrOutput = 64 << 10
+// maxCtrOutput caps what harmony keeps of a ctr command's messages (their last bytes), and
+// maxImageList the image list it reads.
+const (
+	maxCtrOutput = 64 << 10
+	maxImageList = 16 << 20
+)
 
 // ImageStore loads images from the Docker engine into a runtime's containerd, without a
 // registry: `docker save` (the Engine API's ImageSave) streamed into `ctr -n k8s.io images
@@ -76,8 +80,8 @@ func (k *K3d) Images(ctx context.Context) (*K3dImages, error) {
 
 // HasImages reports which tags the node's containerd has.
 func (i *K3dImages) HasImages(ctx context.Context, tags []string) (map[string]bool, error) {
-	var out bytes.Buffer
-	if err := i.exec(ctx, []string{"ctr", "-n", k8sNamespace, "images", "ls", "-q"}, nil, &out); err != nil {
+	out := &listBuffer{}
+	if err := i.exec(ctx, []string{"ctr", "-n", k8sNamespace, "images", "ls", "-q"}, nil, out); err != nil {
 		return nil, fmt.Errorf("list the images of %s: %w", i.Node, err)
 	}
 	return present(tags, out.String()), nil
@@ -95,15 +99,15 @@ func (i *K3dImages) LoadImages(ctx context.Context, tags []string) error {
 		return fmt.Errorf("%w: export %s from docker: %w", ErrImageLoad, strings.Join(tags, ", "), err)
 	}
 	defer rc.Close()
-	var out bytes.Buffer
-	if err := i.exec(ctx, append([]string{"ctr", "-n", k8sNamespace}, importArgs...), rc, &out); err != nil {
+	if err := i.exec(ctx, append([]string{"ctr", "-n", k8sNamespace}, importArgs...), rc, &tailBuffer{max: maxCtrOutput}); err != nil {
 		return fmt.Errorf("%w: import %s into %s: %w", ErrImageLoad, strings.Join(tags, ", "), i.Node, err)
 	}
 	return nil
 }
 
-// exec runs cmd in the node, with stdin when given, keeping the last bytes of its output in out.
-func (i *K3dImages) exec(ctx context.Context, cmd []string, stdin io.Reader, out *bytes.Buffer) error {
+// exec runs cmd in the node, with stdin when given; its standard output goes to out, the last
+// bytes of its standard error into the error.
+func (i *K3dImages) exec(ctx context.Context, cmd []string, stdin io.Reader, out io.Writer) error {
 	ex, err := i.Docker.ContainerExecCreate(ctx, i.Node, container.ExecOptions{
 		Cmd: cmd, AttachStdin: stdin != nil, AttachStdout: true, AttachStderr: true,
 	})
@@ -128,19 +132,20 @@ func (i *K3dImages) exec(ctx context.Context, cmd []string, stdin io.Reader, out
 		copied <- nil
 	}
 	tail := &tailBuffer{max: maxCtrOutput}
-	_, rerr := stdcopy.StdCopy(tail, tail, conn.Reader)
-	out.Write(tail.Bytes())
-	if werr := <-copied; werr != nil && rerr == nil {
-		rerr = fmt.Errorf("stream the images: %w", werr)
+	_, rerr := stdcopy.StdCopy(out, tail, conn.Reader)
+	conn.Close() // its output ended (or overflowed): a stdin copy it no longer reads stops
+	werr := <-copied
+	if rerr != nil {
+		return rerr
 	}
-	code, ierr := i.exitCode(ctx, ex.ID)
+	code, err := i.exitCode(ctx, ex.ID)
 	switch {
-	case ierr != nil:
-		return ierr
+	case err != nil:
+		return err
 	case code != 0:
 		return fmt.Errorf("%s exited with %d: %s", strings.Join(cmd, " "), code, lastLines(tail.String(), 10))
-	case rerr != nil:
-		return rerr
+	case werr != nil:
+		return fmt.Errorf("stream the images: %w", werr)
 	}
 	return nil
 }
@@ -218,9 +223,9 @@ func (i *K3sImages) HasImages(ctx context.Context, tags []string) (map[string]bo
 	if sudo {
 		i.note(cmd, "list the images in k3s's containerd")
 	}
-	var out bytes.Buffer
+	out := &listBuffer{}
 	tail := &tailBuffer{max: maxCtrOutput}
-	cmd.Stdout, cmd.Stderr = &out, tail
+	cmd.Stdout, cmd.Stderr = out, tail
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("list the images in k3s's containerd: %w: %s", err, lastLines(tail.String(), 10))
 	}
@@ -285,6 +290,16 @@ func normalRef(ref string) string {
 		return ref
 	}
 	return reference.TagNameOnly(n).String()
+}
+
+// listBuffer holds an image list, failing past maxImageList bytes.
+type listBuffer struct{ bytes.Buffer }
+
+func (l *listBuffer) Write(p []byte) (int, error) {
+	if l.Len()+len(p) > maxImageList {
+		return 0, fmt.Errorf("the runtime listed more than %d MiB of images", maxImageList>>20)
+	}
+	return l.Buffer.Write(p)
 }
 
 // tailBuffer keeps the last max bytes written to it.

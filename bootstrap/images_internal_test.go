@@ -34,3 +34,28 @@ func TestK3sImagesRunThePinnedK3sThroughSudo(t *testing.T) {
 		t.Fatalf("as root: %q sudo %v %v", cmd.Args, sudo, err)
 	}
 }
+
+// TestImageOutputsAreBounded: what a runtime's ctr prints is kept within its caps.
+func TestImageOutputsAreBounded(t *testing.T) {
+	tail := &tailBuffer{max: 10}
+	for _, s := range []string{"0123", "456789abc", "def", "ghijklmnopqrstuvwxyz"} {
+		if n, err := tail.Write([]byte(s)); n != len(s) || err != nil {
+			t.Fatalf("write %q: %d %v", s, n, err)
+		}
+	}
+	if tail.String() != "qrstuvwxyz" {
+		t.Fatalf("tail %q", tail.String())
+	}
+	list := &listBuffer{}
+	line := []byte("docker.io/library/x:harmony-0123456789abcdef\n")
+	var err error
+	for written := 0; err == nil && written <= maxImageList+len(line); written += len(line) {
+		_, err = list.Write(line)
+	}
+	if err == nil || list.Len() > maxImageList {
+		t.Fatalf("an image list over %d bytes: %v (%d kept)", maxImageList, err, list.Len())
+	}
+	if got := present([]string{"x:harmony-0123456789abcdef", "y:1", "docker.io/library/x:harmony-0123456789abcdef"}, string(line)); !got["x:harmony-0123456789abcdef"] || got["y:1"] || !got["docker.io/library/x:harmony-0123456789abcdef"] {
+		t.Fatalf("present: %v", got)
+	}
+}
