@@ -104,21 +104,26 @@ func suCommand(args string) string {
 }
 
 // firstStep says what launch does before applying anything when harmony's runtime does not
-// answer, and the command that does that step alone.
-func (s *runtimeState) firstStep() (what, command string) {
+// answer, and the next command: the one that does that step alone, then again (the dry run as
+// typed) to check the objects against the cluster.
+func (s *runtimeState) firstStep(again string) (sentence, next string) {
+	var step, command string
 	switch {
 	case s.foreign != "":
-		return "stop: " + s.foreign, "harmony runtime status"
+		return fmt.Sprintf("launch would stop there: %s, and harmony never replaces it", s.foreign),
+			"to use it as it is: " + again + " --kubeconfig /etc/rancher/k3s/k3s.yaml"
 	case !s.installed && s.name == "k3d":
-		return fmt.Sprintf("run k3s %s in Docker (k3d)", s.version), "harmony bootstrap"
+		step, command = fmt.Sprintf("run k3s %s in Docker (k3d)", s.version), "harmony bootstrap"
 	case !s.installed:
-		return fmt.Sprintf("install k3s %s%s", s.version, s.rootNote()), s.asRoot("bootstrap")
+		step, command = fmt.Sprintf("install k3s %s%s", s.version, s.rootNote()), s.asRoot("bootstrap")
 	case !s.running:
-		return fmt.Sprintf("start %s %s%s", s.name, s.version, s.rootNote()), s.asRoot("runtime start")
+		step, command = fmt.Sprintf("start %s %s%s", s.name, s.version, s.rootNote()), s.asRoot("runtime start")
 	case s.healthy:
-		return fmt.Sprintf("add the %q context of %s %s to your kubeconfig", bootstrap.ContextName, s.name, s.version), "harmony bootstrap"
+		step, command = fmt.Sprintf("add the %q context of %s %s to your kubeconfig", bootstrap.ContextName, s.name, s.version), "harmony bootstrap"
+	default:
+		step, command = fmt.Sprintf("wait for %s %s, which runs but does not answer", s.name, s.version), s.asRoot("runtime restart")
 	}
-	return fmt.Sprintf("wait for %s %s to serve", s.name, s.version), "harmony runtime status"
+	return "launch would first " + step, fmt.Sprintf("%s, then %s checks these against the cluster", command, again)
 }
 
 // kubeContexts lists the contexts of the kubeconfig the user would name with --context
@@ -169,14 +174,15 @@ func (r *runtimeDown) Unwrap() error { return r.err }
 func notRunning(ctx context.Context, g *globalOptions, command string, cause error) error {
 	s, err := probeRuntime(ctx, g)
 	if err != nil {
-		return &runtimeDown{err: hint.With(fmt.Errorf("harmony's runtime is not running: %w", cause), "harmony runtime status says why")}
+		// Why the runtime cannot even be looked at (k3d: no Docker engine) comes with its fix.
+		return &runtimeDown{err: fmt.Errorf("harmony's runtime is not running: %w", err)}
 	}
 	var hints []string
 	var e error
 	switch {
 	case s.foreign != "":
-		e = fmt.Errorf("harmony's runtime is not running: %s", s.foreign)
-		hints = append(hints, "harmony runtime status says more")
+		e = fmt.Errorf("harmony's runtime is not installed: %s, and harmony never replaces it", s.foreign)
+		hints = append(hints, fmt.Sprintf("to use it as it is: harmony %s --kubeconfig /etc/rancher/k3s/k3s.yaml", command))
 	case !s.installed:
 		e = fmt.Errorf("%s %w: nothing is launched", s.name, errNothingInstalled)
 		hints = append(hints, "install it: harmony bootstrap (harmony launch installs it too)")

@@ -333,14 +333,16 @@ func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, ns str
 	if chart != nil {
 		rep.Chart = chart.Chart
 	}
-	next := "harmony bootstrap"
+	again := "harmony " + strings.Join(quoteArgs(g.Args), " ")
+	var next []string
 	var rd *runtimeDown
 	if errors.As(down, &rd) && rd.state != nil {
-		var what string
-		what, next = rd.state.firstStep()
-		fmt.Fprintf(out, "no cluster is running: launch would first %s\n", what)
+		sentence, n := rd.state.firstStep(again)
+		fmt.Fprintf(out, "no cluster is running: %s\n", sentence)
+		next = []string{n}
 	} else {
-		fmt.Fprintf(out, "no cluster is running (%v)\n", down)
+		fmt.Fprintf(out, "no cluster is running: %v\n", down)
+		next = hint.Of(down)
 	}
 	if opts.Output.json() {
 		return printJSON(g.Stdout, rep)
@@ -349,8 +351,9 @@ func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, ns str
 	launch.PrintImages(out, imgs)
 	launch.PrintPlan(out, rep.Plan)
 	fmt.Fprintln(out, "dry run: nothing was changed")
-	again := "harmony " + strings.Join(quoteArgs(g.Args), " ")
-	fmt.Fprintf(out, "next: %s, then %s checks these against the cluster\n", next, again)
+	for _, n := range next {
+		fmt.Fprintf(out, "next: %s\n", n)
+	}
 	if h := contextHint(again, ""); h != "" {
 		fmt.Fprintln(out, h)
 	}
