@@ -494,6 +494,9 @@ func imageLoader(ctx context.Context, g *globalOptions, opts *launchOptions, src
 	if err != nil {
 		return nil, err
 	}
+	if opts.DryRun && rt.NeedsRoot("load images into") != "" {
+		return nil, nil // a dry run never asks for sudo: the runtime is not asked what it has
+	}
 	return bootstrap.ImageStoreOf(ctx, rt, o.Docker)
 }
 
