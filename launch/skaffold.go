@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -48,6 +49,7 @@ type skaffold struct {
 	configs     int
 	seen        map[string]bool
 	chartFrom   string
+	templates   map[string]any // the chart's setValueTemplates
 }
 
 type skConfig struct {
@@ -161,6 +163,9 @@ func (t *tree) readSkaffold(profile string) (*skaffold, error) {
 		return nil, hint.With(fmt.Errorf("--profile %q: no config in %s defines it: %w", profile, SkaffoldFile, ErrUnknownProfile), h)
 	}
 	if err := sk.checkImages(); err != nil {
+		return nil, err
+	}
+	if err := sk.expandTemplates(); err != nil {
 		return nil, err
 	}
 	return sk, nil
@@ -603,8 +608,6 @@ func (sk *skaffold) addRelease(t *tree, dir, where string, r skRelease) error {
 	case r.RemoteChart != "" || r.ChartPath == "":
 		return hint.With(fmt.Errorf("%s: a remote chart: %w", what, ErrUnsupported),
 			"harmony launches charts kept in the project (chartPath); nothing was applied")
-	case len(r.SetValueTemplates) > 0:
-		return unsupported(what, "setValueTemplates")
 	case sk.Chart != nil:
 		return hint.With(fmt.Errorf("%s: a second chart (after %s): %w", what, sk.chartFrom, ErrUnsupported),
 			"harmony launches one chart per project; pick one with a profile (--profile NAME); nothing was applied")
@@ -634,7 +637,73 @@ func (sk *skaffold) addRelease(t *tree, dir, where string, r skRelease) error {
 	if len(set) > 0 {
 		c.Set = set
 	}
-	sk.Chart, sk.chartFrom = c, what
+	sk.Chart, sk.chartFrom, sk.templates = c, what, r.SetValueTemplates
+	return nil
+}
+
+// imageTemplate is a Skaffold image template of setValueTemplates, e.g. {{.IMAGE_REPO_frontend}}.
+var imageTemplate = regexp.MustCompile(`\{\{\s*\.IMAGE_(FULLY_QUALIFIED|REPO_NO_DOMAIN|REPO|TAG|DIGEST|DOMAIN)_([A-Za-z0-9_]+)\s*\}\}`)
+
+var notAlnum = regexp.MustCompile(`[^A-Za-z0-9]`)
+
+// expandTemplates sets the chart's setValueTemplates. The image templates of the project's
+// artifacts become the bare image name (tag "latest", no digest), which launch then rewrites to
+// the built image like any other reference; any other template is refused, naming it.
+func (sk *skaffold) expandTemplates() error {
+	if len(sk.templates) == 0 {
+		return nil
+	}
+	byKey := map[string]ImageArtifact{}
+	for _, a := range sk.Artifacts {
+		byKey[notAlnum.ReplaceAllString(a.Image, "_")] = a
+	}
+	if sk.Chart.Set == nil {
+		sk.Chart.Set = map[string]any{}
+	}
+	keys := make([]string, 0, len(sk.templates))
+	for k := range sk.templates {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		tmpl, ok := sk.templates[k].(string)
+		if !ok {
+			setDotted(sk.Chart.Set, k, sk.templates[k])
+			continue
+		}
+		var bad error
+		v := imageTemplate.ReplaceAllStringFunc(tmpl, func(m string) string {
+			sub := imageTemplate.FindStringSubmatch(m)
+			a, ok := byKey[sub[2]]
+			if !ok {
+				bad = fmt.Errorf("%s: setValueTemplates %s: %q names no artifact of the project", sk.chartFrom, k, m)
+				return m
+			}
+			n, err := reference.ParseNormalizedNamed(a.Image)
+			if err != nil {
+				bad = err
+				return m
+			}
+			switch sub[1] {
+			case "TAG":
+				return "latest"
+			case "DIGEST":
+				return ""
+			case "DOMAIN":
+				return reference.Domain(n)
+			case "REPO_NO_DOMAIN":
+				return strings.TrimPrefix(reference.FamiliarName(n), reference.Domain(n)+"/")
+			}
+			return a.Image
+		})
+		if bad != nil {
+			return bad
+		}
+		if strings.Contains(v, "{{") {
+			return unsupported(sk.chartFrom, fmt.Sprintf("setValueTemplates %s: %q (harmony fills in only the image templates, IMAGE_REPO_<name> and the like)", k, tmpl))
+		}
+		setDotted(sk.Chart.Set, k, strings.TrimSuffix(v, "@"))
+	}
 	return nil
 }
 

@@ -275,3 +275,36 @@ func TestSkaffoldPatchBombRefused(t *testing.T) {
 		t.Fatalf("got %v (source %+v), want ErrTooLarge", err, src)
 	}
 }
+
+// A chart's setValueTemplates naming the project's images get the bare image name, which launch
+// rewrites to the built image; any other template is refused.
+func TestSkaffoldHelmImageTemplates(t *testing.T) {
+	chart := map[string]string{
+		"charts/shop/Chart.yaml":                "apiVersion: v2\nname: shop\nversion: 0.1.0\n",
+		"charts/shop/values.yaml":               "image: {repository: x, tag: y}\n",
+		"charts/shop/templates/deployment.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: shop}\nspec:\n  selector: {matchLabels: {app: shop}}\n  template:\n    metadata: {labels: {app: shop}}\n    spec:\n      containers: [{name: app, image: \"{{ .Values.image.repository }}:{{ .Values.image.tag }}\"}]\n",
+		"src/Dockerfile":                        "FROM scratch\n",
+	}
+	head := "apiVersion: skaffold/v4beta11\nkind: Config\nbuild: {artifacts: [{image: shop-web, context: src}]}\nmanifests:\n  helm:\n    releases:\n    - name: shop\n      chartPath: charts/shop\n      setValues: {replicas: 2}\n      setValueTemplates:\n"
+	chart["skaffold.yaml"] = head + "        image.repository: \"{{.IMAGE_REPO_shop_web}}\"\n        image.tag: \"{{.IMAGE_TAG_shop_web}}@{{.IMAGE_DIGEST_shop_web}}\"\n"
+	root := tree(t, chart)
+	src, err := launch.Discover(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"replicas": float64(2), "image": map[string]any{"repository": "shop-web", "tag": "latest"}}
+	if src.Chart == nil || !reflect.DeepEqual(src.Chart.Set, want) {
+		t.Fatalf("chart %+v, want set %v", src.Chart, want)
+	}
+	for name, tmpl := range map[string]string{
+		"environment": "        image.tag: \"{{.BUILD_ID}}\"\n",
+		"other image": "        image.repository: \"{{.IMAGE_REPO_nothere}}\"\n",
+	} {
+		if err := os.WriteFile(filepath.Join(root, "skaffold.yaml"), []byte(head+tmpl), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := launch.Discover(root, nil); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
