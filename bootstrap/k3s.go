@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/NationTech/harmony-agent/installer"
+	"github.com/NationTech/harmony-agent/internal/colour"
 	"github.com/NationTech/harmony-agent/internal/hint"
 	"github.com/NationTech/harmony-agent/manifests"
 )
@@ -270,7 +271,7 @@ func (k *K3s) manifest(ctx context.Context) (*manifests.Manifest, error) {
 		f := *k.Fetcher
 		f.Retries = 0
 		if _, err := k.Trust.Fetch(fctx, &f, k.Mirror); err != nil {
-			fmt.Fprintf(k.Out, "warning: no current runtime manifest from %s (%v); using the newest one harmony has\n", k.Mirror, err)
+			fmt.Fprintf(k.Out, "%s no current runtime manifest from %s (%v); using the newest one harmony has\n", colour.For(k.Out).Warn("warning:"), k.Mirror, err)
 		}
 	}
 	m, err := k.Trust.Current()
@@ -278,7 +279,7 @@ func (k *K3s) manifest(ctx context.Context) (*manifests.Manifest, error) {
 		return nil, err
 	}
 	if w := k.Trust.FreezeWarning(m); w != "" {
-		fmt.Fprintf(k.Out, "warning: %s\n", w)
+		fmt.Fprintf(k.Out, "%s %s\n", colour.For(k.Out).Warn("warning:"), w)
 	}
 	return m, nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/NationTech/harmony-agent/internal/colour"
 )
 
 // Step is one named stage of a bootstrap.
@@ -88,7 +90,8 @@ func runStepsUndo(ctx context.Context, steps []Step, p Progress) (error, error) 
 	return nil, nil
 }
 
-// LineProgress prints one line per step: "[3/7] install … ok (0.2s)".
+// LineProgress prints one line per step: "[3/7] install … ok (0.2s)", the outcome in colour on a
+// terminal.
 type LineProgress struct{ W io.Writer }
 
 // Begin prints nothing: the line is printed when the step ends, so logs stay one line a step.
@@ -96,12 +99,13 @@ func (l LineProgress) Begin(int, int, string) {}
 
 // End prints the step's outcome.
 func (l LineProgress) End(i, n int, name string, d time.Duration, err error) {
-	status := "ok"
+	c := colour.For(l.W)
+	status := c.OK("ok")
 	switch {
 	case errors.Is(err, context.Canceled):
-		status = "interrupted"
+		status = c.Warn("interrupted")
 	case err != nil:
-		status = "failed"
+		status = c.Fail("failed")
 	}
 	fmt.Fprintf(l.W, "[%d/%d] %-12s %s (%s)\n", i, n, name, status, d.Round(10*time.Millisecond))
 }

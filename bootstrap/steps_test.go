@@ -69,3 +69,25 @@ func TestRunStepsReportsAFailedUndo(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// On a terminal (here forced with CLICOLOR_FORCE) a step's outcome is in colour; NO_COLOR
+// turns it off.
+func TestLineProgressColours(t *testing.T) {
+	t.Setenv("CLICOLOR_FORCE", "1")
+	t.Setenv("NO_COLOR", "")
+	var out bytes.Buffer
+	p := bootstrap.LineProgress{W: &out}
+	p.End(1, 3, "download", 0, nil)
+	p.End(2, 3, "verify", 0, errors.New("bad"))
+	p.End(3, 3, "start", 0, context.Canceled)
+	want := "[1/3] download     \x1b[32mok\x1b[0m (0s)\n[2/3] verify       \x1b[31mfailed\x1b[0m (0s)\n[3/3] start        \x1b[33minterrupted\x1b[0m (0s)\n"
+	if out.String() != want {
+		t.Fatalf("got %q, want %q", out.String(), want)
+	}
+	t.Setenv("NO_COLOR", "1")
+	out.Reset()
+	p.End(1, 1, "download", 0, nil)
+	if out.String() != "[1/1] download     ok (0s)\n" {
+		t.Fatalf("NO_COLOR: %q", out.String())
+	}
+}

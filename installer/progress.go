@@ -33,6 +33,7 @@ func NewProgress(w io.Writer, quiet bool) ProgressFunc {
 				progressbar.OptionSetWriter(w),
 				progressbar.OptionSetDescription(label),
 				progressbar.OptionShowBytes(true),
+				progressbar.OptionUseIECUnits(true), // MiB, as in logs (humanBytes), never MB
 				progressbar.OptionSetWidth(30),
 				progressbar.OptionThrottle(100*time.Millisecond),
 				progressbar.OptionShowCount(),
@@ -89,17 +90,10 @@ func (l *lineBar) print(suffix string) {
 	fmt.Fprintf(l.w, "%s: %s%s\n", l.label, humanBytes(l.done), suffix)
 }
 
+// humanBytes writes a size in MiB, the one unit harmony uses for sizes on a terminal and in
+// logs, so lines compare at a glance.
 func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 // PrintRetries returns the OnRetry of a Fetcher that shows each retry on w as it happens

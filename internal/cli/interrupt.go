@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/NationTech/harmony-agent/bootstrap"
+	"github.com/NationTech/harmony-agent/internal/colour"
 )
 
 // interrupted reports a command stopped by Ctrl-C (its context cancelled) and returns exit code
@@ -14,16 +15,17 @@ import (
 // what could not be undone and the command that cleans up.
 func interrupted(stderr io.Writer, err error) int {
 	var se *bootstrap.StepError
+	prefix := "harmony: " + colour.For(stderr).Fail("error") + ": "
 	switch {
 	case !errors.As(err, &se):
-		fmt.Fprintln(stderr, "harmony: error: interrupted")
+		fmt.Fprintln(stderr, prefix+"interrupted")
 	case se.UndoErr != nil:
-		fmt.Fprintf(stderr, "harmony: error: interrupted during %s; undoing the steps before it failed: %v\n", se.Step, se.UndoErr)
+		fmt.Fprintf(stderr, "%sinterrupted during %s; undoing the steps before it failed: %v\n", prefix, se.Step, se.UndoErr)
 		fmt.Fprintln(stderr, "harmony: hint: see what is left: harmony runtime status; remove it: harmony runtime uninstall")
 	case len(se.Undone) == 0:
-		fmt.Fprintf(stderr, "harmony: error: interrupted during %s: nothing to undo\n", se.Step)
+		fmt.Fprintf(stderr, "%sinterrupted during %s: nothing to undo\n", prefix, se.Step)
 	default:
-		fmt.Fprintf(stderr, "harmony: error: interrupted during %s: undone: %s\n", se.Step, strings.Join(se.Undone, ", "))
+		fmt.Fprintf(stderr, "%sinterrupted during %s: undone: %s\n", prefix, se.Step, strings.Join(se.Undone, ", "))
 	}
 	return exitInterrupted
 }

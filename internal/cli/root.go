@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/NationTech/harmony-agent/internal/buildinfo"
+	"github.com/NationTech/harmony-agent/internal/colour"
 	"github.com/NationTech/harmony-agent/internal/hint"
 )
 
@@ -153,7 +154,7 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if ctx.Err() != nil {
 		return interrupted(stderr, err)
 	}
-	fmt.Fprintf(stderr, "harmony: error: %v\n", err)
+	fmt.Fprintf(stderr, "harmony: %s: %v\n", colour.For(stderr).Fail("error"), err)
 	var unknown *unknownCommandError
 	if errors.As(err, &unknown) && len(unknown.suggestions) > 0 {
 		fmt.Fprintln(stderr, "\nDid you mean this?")
