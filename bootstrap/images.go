@@ -119,25 +119,27 @@ func (i *K3dImages) exec(ctx context.Context, cmd []string, stdin io.Reader, out
 		return err
 	}
 	defer conn.Close()
-	copied := make(chan error, 1)
+	// Only a failure to read stdin's source matters: ctr may finish once it has read the
+	// whole archive, before the copy's last write or close, which then fail harmlessly.
+	src := &sourceReader{r: stdin}
+	copied := make(chan struct{})
 	if stdin != nil {
 		go func() {
-			_, err := io.Copy(conn.Conn, stdin)
-			if cerr := conn.CloseWrite(); err == nil {
-				err = cerr
-			}
-			copied <- err
+			defer close(copied)
+			_, _ = io.Copy(conn.Conn, src)
+			_ = conn.CloseWrite()
 		}()
 	} else {
-		copied <- nil
+		close(copied)
 	}
 	tail := &tailBuffer{max: maxCtrOutput}
 	_, rerr := stdcopy.StdCopy(out, tail, conn.Reader)
 	conn.Close() // its output ended (or overflowed): a stdin copy it no longer reads stops
-	werr := <-copied
+	<-copied
 	if rerr != nil {
 		return rerr
 	}
+	werr := src.err
 	code, err := i.exitCode(ctx, ex.ID)
 	switch {
 	case err != nil:
@@ -290,6 +292,20 @@ func normalRef(ref string) string {
 		return ref
 	}
 	return reference.TagNameOnly(n).String()
+}
+
+// sourceReader remembers the error reading its source met (io.EOF aside).
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		s.err = err
+	}
+	return n, err
 }
 
 // listBuffer holds an image list, failing past maxImageList bytes.
