@@ -185,16 +185,16 @@ func notRunning(ctx context.Context, g *globalOptions, command string, cause err
 		hints = append(hints, fmt.Sprintf("to use it as it is: harmony %s --kubeconfig /etc/rancher/k3s/k3s.yaml", command))
 	case !s.installed:
 		e = fmt.Errorf("%s %w: nothing is launched", s.name, errNothingInstalled)
-		hints = append(hints, "install it: harmony bootstrap (harmony launch installs it too)")
+		hints = append(hints, "install it: "+s.asRoot("bootstrap")+" (harmony launch installs it too)")
 	case !s.running:
 		e = fmt.Errorf("%s %s is installed but not running", s.name, s.version)
-		hints = append(hints, "start it: harmony runtime start")
+		hints = append(hints, "start it: "+s.asRoot("runtime start"))
 	case s.healthy:
 		e = fmt.Errorf("%s %s is running, but your kubeconfig has no %q context: %w", s.name, s.version, bootstrap.ContextName, cause)
 		hints = append(hints, "write it there again: harmony bootstrap")
 	default:
 		e = fmt.Errorf("%s %s is running but its API does not answer: %w", s.name, s.version, cause)
-		hints = append(hints, "harmony runtime status says more; restart it: harmony runtime restart")
+		hints = append(hints, "restart it: "+s.asRoot("runtime restart"))
 	}
 	if h := contextHint("harmony "+command, ""); h != "" {
 		hints = append(hints, h)
