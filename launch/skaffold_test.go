@@ -308,3 +308,23 @@ func TestSkaffoldHelmImageTemplates(t *testing.T) {
 		}
 	}
 }
+
+// A harmony.yaml that lists only images leaves the manifests to discovery.
+func TestHarmonyYAMLImagesOnly(t *testing.T) {
+	root := tree(t, map[string]string{
+		"harmony.yaml":   "images: [{image: web}]\n",
+		"Dockerfile":     "FROM scratch\n",
+		"k8s/app.yaml":   cmDoc("app"),
+		"docs/notes.txt": "not a manifest",
+	})
+	src, err := launch.Discover(root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(src.Files) != 1 || src.Reason != "the k8s/ folder" {
+		t.Errorf("files %v reason %q, want the k8s/ folder", src.Files, src.Reason)
+	}
+	if want := []launch.ImageArtifact{{Image: "web", Context: "."}}; !reflect.DeepEqual(src.Images, want) {
+		t.Errorf("images %+v, want %+v", src.Images, want)
+	}
+}
