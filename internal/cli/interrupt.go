@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/NationTech/harmony-agent/bootstrap"
 	"github.com/NationTech/harmony-agent/internal/colour"
+	"github.com/NationTech/harmony-agent/internal/hint"
 )
 
 // interrupted reports a command stopped by Ctrl-C (its context cancelled) and returns exit code
@@ -17,8 +19,14 @@ func interrupted(stderr io.Writer, err error) int {
 	var se *bootstrap.StepError
 	prefix := "harmony: " + colour.For(stderr).Fail("error") + ": "
 	switch {
-	case !errors.As(err, &se):
+	case !errors.As(err, &se) && errors.Is(err, context.Canceled):
 		fmt.Fprintln(stderr, prefix+"interrupted")
+	case se == nil:
+		// Something more than the interruption went wrong (e.g. an upgrade's way back): say it all.
+		fmt.Fprintf(stderr, "%sinterrupted: %v\n", prefix, err)
+		for _, h := range hint.Of(err) {
+			fmt.Fprintf(stderr, "harmony: hint: %s\n", h)
+		}
 	case se.UndoErr != nil:
 		fmt.Fprintf(stderr, "%sinterrupted during %s; undoing the steps before it failed: %v\n", prefix, se.Step, se.UndoErr)
 		fmt.Fprintln(stderr, "harmony: hint: see what is left: harmony runtime status; remove it: harmony runtime uninstall")
