@@ -99,7 +99,7 @@ func PrintPlan(w io.Writer, plan []Step) {
 		if s.Note != "" {
 			from = strings.TrimSpace(from + " (" + s.Note + ")")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Action, s.Ref, from)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Action, Sanitize(s.Ref), Sanitize(from)) // a repository's names
 	}
 	tw.Flush()
 }
@@ -122,7 +122,7 @@ func PrintSummary(w io.Writer, rep *Report) {
 		if ep.Note != "" {
 			url += "  (" + ep.Note + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\n", ep.Object, url)
+		fmt.Fprintf(tw, "%s\t%s\n", Sanitize(ep.Object), Sanitize(url))
 	}
 	tw.Flush()
 }

@@ -28,7 +28,7 @@ func interrupted(stderr io.Writer, err error) int {
 			fmt.Fprintf(stderr, "harmony: hint: %s\n", h)
 		}
 	case se.UndoErr != nil:
-		fmt.Fprintf(stderr, "%sinterrupted during %s; undoing the steps before it failed: %v\n", prefix, se.Step, se.UndoErr)
+		fmt.Fprintf(stderr, "%sinterrupted during %s; undoing the steps before it failed: %s\n", prefix, se.Step, printable(se.UndoErr.Error()))
 		fmt.Fprintln(stderr, "harmony: hint: see what is left: harmony runtime status; remove it: harmony runtime uninstall")
 	case len(se.Undone) == 0:
 		fmt.Fprintf(stderr, "%sinterrupted during %s: nothing to undo\n", prefix, se.Step)

@@ -198,11 +198,11 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if chart != nil {
 		all = append(append([]launch.Object{}, objs...), chart.Objects...)
 	}
-	fmt.Fprintf(out, "launching %s: %s from %s, namespace %s\n", proj.Root, plural(len(all), "object"), src.Reason, proj.Namespace)
+	fmt.Fprintf(out, "launching %s: %s from %s, namespace %s\n", proj.Root, plural(len(all), "object"), printable(src.Reason), proj.Namespace)
 	if chart != nil {
-		fmt.Fprintln(out, chartFound(chart.Chart, chartOpts.Release))
+		fmt.Fprintln(out, printable(chartFound(chart.Chart, chartOpts.Release)))
 		for _, h := range chart.Chart.SkippedHooks {
-			fmt.Fprintf(out, "  skipped hook %s\n", h)
+			fmt.Fprintf(out, "  skipped hook %s\n", printable(h))
 		}
 	}
 	// The engine that builds the project's images is found first: without one, nothing is
@@ -278,7 +278,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	}
 	launch.PrintSummary(out, rep)
 	if chart != nil && chart.Chart.Notes != "" {
-		fmt.Fprintf(out, "\nNOTES:\n%s\n", chart.Chart.Notes)
+		fmt.Fprintf(out, "\nNOTES:\n%s\n", printable(chart.Chart.Notes))
 	}
 	return nil
 }

@@ -154,7 +154,7 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if ctx.Err() != nil {
 		return interrupted(stderr, err)
 	}
-	fmt.Fprintf(stderr, "harmony: %s: %v\n", colour.For(stderr).Fail("error"), err)
+	fmt.Fprintf(stderr, "harmony: %s: %s\n", colour.For(stderr).Fail("error"), printable(err.Error()))
 	var unknown *unknownCommandError
 	if errors.As(err, &unknown) && len(unknown.suggestions) > 0 {
 		fmt.Fprintln(stderr, "\nDid you mean this?")
@@ -164,7 +164,7 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr)
 	}
 	for _, h := range hint.Of(err) {
-		fmt.Fprintf(stderr, "harmony: hint: %s\n", h)
+		fmt.Fprintf(stderr, "harmony: hint: %s\n", printable(h))
 	}
 	var u *usageError
 	if errors.As(err, &u) {

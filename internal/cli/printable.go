@@ -1,0 +1,24 @@
+package cli
+
+import (
+	"strings"
+	"unicode"
+)
+
+// printable makes text harmony did not write (a repository's file and object names, a YAML
+// parser's or a server's message quoted in an error) safe to print on a terminal: control
+// characters other than line breaks and tabs (escape sequences lose their introducer: no
+// colours, no window titles, no cursor moves, no screen clearing) and the invisible characters
+// that reorder text (Trojan Source) are dropped; invalid UTF-8 becomes U+FFFD.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\t':
+			return r
+		case unicode.IsControl(r), r == '\u061c', r == '\u200e', r == '\u200f',
+			r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069':
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
+}

@@ -1,0 +1,47 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Hostile repository (terminal escapes): a skaffold.yaml's names reach harmony's error and hint
+// lines; they never carry a terminal control sequence (here: set the window title, colour red).
+func TestErrorLinesArePrintable(t *testing.T) {
+	dir := t.TempDir()
+	skaffold := "apiVersion: skaffold/v4beta11\nkind: Config\nmetadata: {name: \"a\\e]0;PWNED\\a\\e[31mred\"}\n" +
+		"build:\n  artifacts:\n  - image: \"front\\e[2Jend\"\n    jib: {}\n"
+	if err := os.WriteFile(filepath.Join(dir, "skaffold.yaml"), []byte(skaffold), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := execute(context.Background(), []string{"launch", "--dry-run", dir}, &stdout, &stderr); code != exitFailure {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailure, stderr.String())
+	}
+	got := stderr.String()
+	if !strings.Contains(got, "harmony: error: ") || !strings.Contains(got, "builder jib") || !strings.Contains(got, "harmony: hint: ") {
+		t.Fatalf("stderr %q does not report the unsupported builder", got)
+	}
+	if strings.ContainsAny(got, "\x1b\a") {
+		t.Fatalf("error lines carry terminal controls: %q", got)
+	}
+}
+
+func TestPrintable(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"plain text, two\nlines\tand a tab": "plain text, two\nlines\tand a tab",
+		"\x1b]0;title\a\x1b[31mred\x1b[0m":  "]0;title[31mred[0m",
+		"c1 \u009b2J del \x7f cr \r":        "c1 2J del  cr ",
+		"bidi \u202egnp.exe\u202c":          "bidi gnp.exe",
+		"bad \xff utf-8":                    "bad \uFFFD utf-8",
+	} {
+		if got := printable(in); got != want {
+			t.Errorf("printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
