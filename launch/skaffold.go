@@ -32,6 +32,9 @@ var ErrUnknownProfile = errors.New("unknown profile")
 const (
 	maxSkaffoldConfigs = 256
 	maxSkaffoldDepth   = 16
+	// maxSkaffoldRequires caps the requires entries of all configs together: each names a file
+	// to read, and one file may be named again and again.
+	maxSkaffoldRequires = 1024
 	// maxSkaffoldPatchCopy caps what a profile's "copy" patches may add to a config: each copy
 	// can double it, so a few dozen would fill memory.
 	maxSkaffoldPatchCopy = DefaultMaxFileSize
@@ -47,7 +50,9 @@ type skaffold struct {
 
 	profileSeen bool
 	configs     int
+	requires    int
 	seen        map[string]bool
+	docs        map[string][]skDoc // each file read and parsed once
 	chartFrom   string
 	templates   map[string]any // the chart's setValueTemplates
 }
@@ -146,7 +151,7 @@ func (t *tree) readSkaffold(profile string) (*skaffold, error) {
 		}
 		return nil, nil
 	}
-	sk := &skaffold{Profile: profile, seen: map[string]bool{}}
+	sk := &skaffold{Profile: profile, seen: map[string]bool{}, docs: map[string][]skDoc{}}
 	var active []string
 	if profile != "" {
 		active = []string{profile}
@@ -177,13 +182,16 @@ func (sk *skaffold) read(t *tree, file string, only, active []string, depth int)
 	if depth > maxSkaffoldDepth {
 		return fmt.Errorf("%s: requires nests deeper than %d files", file, maxSkaffoldDepth)
 	}
-	raw, err := t.readFile(file)
-	if err != nil {
-		return fmt.Errorf("%s: %w", SkaffoldFile, err)
-	}
-	docs, err := skaffoldDocs(file, raw)
-	if err != nil {
-		return err
+	docs, ok := sk.docs[file]
+	if !ok {
+		raw, err := t.readFile(file)
+		if err != nil {
+			return fmt.Errorf("%s: %w", SkaffoldFile, err)
+		}
+		if docs, err = skaffoldDocs(file, raw); err != nil {
+			return err
+		}
+		sk.docs[file] = docs
 	}
 	dir := path.Dir(file)
 	found := map[string]bool{}
@@ -216,6 +224,9 @@ func (sk *skaffold) read(t *tree, file string, only, active []string, depth int)
 			return err
 		}
 		for _, r := range cfg.Requires {
+			if sk.requires++; sk.requires > maxSkaffoldRequires {
+				return fmt.Errorf("%s: more than %d requires entries: %w", where, maxSkaffoldRequires, ErrTooLarge)
+			}
 			if r.Git != nil || r.GCS != nil {
 				return hint.With(fmt.Errorf("%s: requires a remote config: %w", where, ErrUnsupported),
 					"harmony reads only configs inside the project (requires: [{path: ...}]); nothing was applied")
