@@ -23,9 +23,9 @@ func interrupted(stderr io.Writer, err error) int {
 		fmt.Fprintln(stderr, prefix+"interrupted")
 	case se == nil:
 		// Something more than the interruption went wrong (e.g. an upgrade's way back): say it all.
-		fmt.Fprintf(stderr, "%sinterrupted: %v\n", prefix, err)
+		fmt.Fprintf(stderr, "%sinterrupted: %s\n", prefix, printable(err.Error()))
 		for _, h := range hint.Of(err) {
-			fmt.Fprintf(stderr, "harmony: hint: %s\n", h)
+			fmt.Fprintf(stderr, "harmony: hint: %s\n", printable(h))
 		}
 	case se.UndoErr != nil:
 		fmt.Fprintf(stderr, "%sinterrupted during %s; undoing the steps before it failed: %s\n", prefix, se.Step, printable(se.UndoErr.Error()))

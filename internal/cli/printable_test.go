@@ -3,10 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
 )
 
 // Hostile repository (terminal escapes): a skaffold.yaml's names reach harmony's error and hint
@@ -43,5 +46,15 @@ func TestPrintable(t *testing.T) {
 		if got := printable(in); got != want {
 			t.Errorf("printable(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// An interruption that hides another failure prints that failure: without terminal controls.
+func TestInterruptedIsPrintable(t *testing.T) {
+	t.Setenv("NO_COLOR", "1")
+	var b bytes.Buffer
+	interrupted(&b, hint.With(errors.New("apply x\x1b]0;PWNED\a: failed"), "look at y\x1b[2J"))
+	if got := b.String(); strings.ContainsAny(got, "\x1b\a") || !strings.Contains(got, "apply x]0;PWNED: failed") {
+		t.Fatalf("printed %q", got)
 	}
 }
