@@ -10,22 +10,19 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types"
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
 
 	"github.com/NationTech/harmony-agent/bootstrap"
 	"github.com/NationTech/harmony-agent/internal/ctrstandin"
-	"github.com/NationTech/harmony-agent/internal/releasetest"
+	"github.com/NationTech/harmony-agent/internal/dockertest"
 )
 
 // buildImage builds a FROM scratch image holding files under tag, removed when the test ends.
@@ -71,65 +68,12 @@ func randomName(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
-// standinNode runs a container of the stand-in k3s node image (its ctr is the ctr stand-in)
-// that waits until the test ends, and returns its name.
-func standinNode(t *testing.T, dc *client.Client) string {
-	t.Helper()
-	root, err := releasetest.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	binPath := filepath.Join(t.TempDir(), "k3s")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", binPath, "./bootstrap/testdata/k3s-node-standin")
-	build.Dir, build.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the node stand-in: %v\n%s", err, out)
-	}
-	bin, err := os.ReadFile(binPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := randomName("harmony-test-node-standin:")
-	buildImage(t, dc, ref, "FROM scratch\nCOPY rootfs/ /\nLABEL dev.harmony.test-standin=k3s-node\nENTRYPOINT [\"/bin/k3s\"]\n",
-		map[string][]byte{"rootfs/bin/k3s": bin, "rootfs/standin/mode": []byte("never-ready"), "rootfs/standin/version": []byte("v1.36.4+k3s1")},
-		map[string]string{"rootfs/bin/ctr": "k3s"})
-	ctx := context.Background()
-	name := randomName("harmony-test-node-")
-	c, err := dc.ContainerCreate(ctx, &container.Config{Image: ref, Cmd: []string{"server"}}, &container.HostConfig{NetworkMode: "none"}, nil, nil, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dc.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) })
-	if err := dc.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return name
-}
-
-// nodeImports reads the ctr stand-in's record of imports out of the node.
-func nodeImports(t *testing.T, dc *client.Client, node string) [][]string {
-	t.Helper()
-	dir := t.TempDir()
-	rc, _, err := dc.CopyFromContainer(context.Background(), node, "/var/lib/rancher/k3s/standin-images/imports")
-	if err != nil {
-		return nil
-	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	if _, err := tr.Next(); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(tr)
-	_ = os.WriteFile(filepath.Join(dir, "imports"), b, 0o644)
-	return ctrstandin.Imports(dir)
-}
-
 // TestK3dImagesLoadIntoTheNode streams images out of the real Docker engine into the stand-in
 // node's ctr (through Docker exec, as into a real k3d node), and reads them back with ls.
 func TestK3dImagesLoadIntoTheNode(t *testing.T) {
 	t.Parallel()
-	dc := needDocker(t)
-	node := standinNode(t, dc)
+	dc := dockertest.Need(t)
+	node := dockertest.StandinNode(t, dc)
 	a, b := randomName("harmony-test-a:harmony-"), randomName("registry.example/team/harmony-test-b:harmony-")
 	buildImage(t, dc, a, "FROM scratch\nCOPY hello /hello\n", map[string][]byte{"hello": []byte("a")}, nil)
 	buildImage(t, dc, b, "FROM scratch\nCOPY hello /hello\n", map[string][]byte{"hello": []byte("b")}, nil)
@@ -144,7 +88,7 @@ func TestK3dImagesLoadIntoTheNode(t *testing.T) {
 	if err := store.LoadImages(ctx, []string{a, b}); err != nil {
 		t.Fatal(err)
 	}
-	imports := nodeImports(t, dc, node)
+	imports := dockertest.NodeImports(t, dc, node)
 	if len(imports) != 1 || len(imports[0]) != 2 || imports[0][0] != "docker.io/library/"+a || imports[0][1] != b {
 		t.Fatalf("the node recorded the imports %q, want one import of both images", imports)
 	}
@@ -158,7 +102,7 @@ func TestK3dImagesLoadIntoTheNode(t *testing.T) {
 	if !errors.Is(err, bootstrap.ErrImageLoad) {
 		t.Fatalf("loading a missing image: %v", err)
 	}
-	if n := len(nodeImports(t, dc, node)); n != 1 {
+	if n := len(dockertest.NodeImports(t, dc, node)); n != 1 {
 		t.Fatalf("a failed load recorded an import (%d imports)", n)
 	}
 	// A node that is not there: an error naming it.
@@ -172,7 +116,7 @@ func TestK3dImagesLoadIntoTheNode(t *testing.T) {
 // images from the real Docker engine through its `k3s ctr` (HARMONY_ROOT: no sudo).
 func TestK3sImagesLoadThroughThePinnedK3s(t *testing.T) {
 	t.Parallel()
-	dc := needDocker(t)
+	dc := dockertest.Need(t)
 	m := newMachine(t)
 	m.mustHarmony("bootstrap")
 	a := randomName("harmony-test-k3s:harmony-")

@@ -35,29 +35,11 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/NationTech/harmony-agent/bootstrap"
+	"github.com/NationTech/harmony-agent/internal/dockertest"
 	"github.com/NationTech/harmony-agent/internal/releasetest"
 	"github.com/NationTech/harmony-agent/internal/testcluster"
 	"github.com/NationTech/harmony-agent/manifests"
 )
-
-// needDocker returns a client of the real Docker engine. Without one the test is skipped, except
-// in CI (CI=true), where a missing engine is a failure: scripts/test installs and starts it.
-func needDocker(t *testing.T) *client.Client {
-	t.Helper()
-	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err = c.Ping(ctx)
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no Docker engine (scripts/test starts one): %v", err)
-		}
-		t.Skipf("no Docker engine: %v (scripts/test starts one)", err)
-	}
-	return c
-}
 
 // startRegistry runs Debian's docker-registry on a loopback port until the test ends.
 func startRegistry(t *testing.T) string {
@@ -402,7 +384,7 @@ func bootCount(t *testing.T, dc *client.Client) string {
 }
 
 func TestK3dRuntimeEndToEnd(t *testing.T) {
-	dc := needDocker(t)
+	dc := dockertest.Need(t)
 	tc := testcluster.Need(t, cluster)
 	registry := startRegistry(t)
 	cleanK3d(dc)
@@ -570,7 +552,7 @@ func TestK3dRuntimeEndToEnd(t *testing.T) {
 // TestDockerDiagnosisRealEngine checks the messages against the real engine: a socket nobody
 // answers on, and the real socket used by a user outside the docker group.
 func TestDockerDiagnosisRealEngine(t *testing.T) {
-	needDocker(t)
+	dockertest.Need(t)
 	m := &machine{t: t, home: t.TempDir()}
 	m.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + m.home, "HARMONY_HOME=" + filepath.Join(m.home, "h"), "NO_COLOR=1", "HARMONY_NO_UPDATE_CHECK=1",
 		"DOCKER_HOST=unix://" + filepath.Join(m.home, "docker.sock")}

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/NationTech/harmony-agent/internal/ctrstandin"
+	"github.com/NationTech/harmony-agent/internal/dockertest"
 	"github.com/NationTech/harmony-agent/internal/releasetest"
 )
 
@@ -27,7 +28,7 @@ import (
 // builds and loads nothing; --dry-run says cached.
 func TestLaunchBuildsImagesIntoK3s(t *testing.T) {
 	t.Parallel()
-	dc := needDocker(t)
+	dc := dockertest.Need(t)
 	m := newMachine(t)
 	m.mustHarmony("bootstrap")
 	prefix := randomName("harmony-test-e2e-") + "-"

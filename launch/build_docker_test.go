@@ -18,37 +18,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/jsonmessage"
 
 	"github.com/NationTech/harmony-agent/bootstrap"
 	"github.com/NationTech/harmony-agent/internal/ctrstandin"
+	"github.com/NationTech/harmony-agent/internal/dockertest"
 	"github.com/NationTech/harmony-agent/internal/hint"
 	"github.com/NationTech/harmony-agent/internal/releasetest"
 	"github.com/NationTech/harmony-agent/launch"
 )
-
-// needDocker returns a client of the real Docker engine. Without one the test is skipped, except
-// in CI (CI=true), where a missing engine is a failure: scripts/test installs and starts it.
-func needDocker(t testing.TB) *client.Client {
-	t.Helper()
-	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err = c.Ping(ctx)
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no Docker engine (scripts/test starts one): %v", err)
-		}
-		t.Skipf("no Docker engine: %v (scripts/test starts one)", err)
-	}
-	return c
-}
 
 var payloadOnce struct {
 	sync.Once
@@ -133,76 +113,6 @@ func twoImages(t testing.TB, prefix string) (string, []launch.ImageArtifact) {
 	}
 }
 
-// standinNode runs a container of the stand-in k3s node image (bootstrap/testdata/k3s-node-standin,
-// whose ctr is the ctr stand-in) until the test ends, and returns its name.
-func standinNode(t testing.TB, dc *client.Client) string {
-	t.Helper()
-	root, err := releasetest.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "k3s")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./bootstrap/testdata/k3s-node-standin")
-	cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the node stand-in: %v\n%s", err, b)
-	}
-	bin, _ := os.ReadFile(out)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for name, data := range map[string]string{
-		"Dockerfile":             "FROM scratch\nCOPY rootfs/ /\nLABEL dev.harmony.test-standin=k3s-node\nENTRYPOINT [\"/bin/k3s\"]\n",
-		"rootfs/bin/k3s":         string(bin),
-		"rootfs/standin/mode":    "never-ready", // runs without serving: only its ctr is used
-		"rootfs/standin/version": "v1.36.4+k3s1",
-	} {
-		_ = tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg})
-		_, _ = tw.Write([]byte(data))
-	}
-	_ = tw.WriteHeader(&tar.Header{Name: "rootfs/bin/ctr", Linkname: "k3s", Typeflag: tar.TypeSymlink, Mode: 0o777})
-	_ = tw.Close()
-	ctx := context.Background()
-	ref := "harmony-test-node-standin:" + randomHex()
-	resp, err := dc.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{ref}, Remove: true, ForceRemove: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	removeImages(t, dc, ref)
-	name := "harmony-test-node-" + randomHex()
-	c, err := dc.ContainerCreate(ctx, &container.Config{Image: ref, Cmd: []string{"server"}}, &container.HostConfig{NetworkMode: "none"}, nil, nil, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = dc.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) })
-	if err := dc.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return name
-}
-
-// nodeImports is the ctr stand-in's record of the imports into node.
-func nodeImports(t testing.TB, dc *client.Client, node string) [][]string {
-	t.Helper()
-	rc, _, err := dc.CopyFromContainer(context.Background(), node, "/var/lib/rancher/k3s/standin-images/imports")
-	if err != nil {
-		return nil
-	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	if _, err := tr.Next(); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(tr)
-	dir := t.TempDir()
-	_ = os.WriteFile(filepath.Join(dir, "imports"), b, 0o644)
-	return ctrstandin.Imports(dir)
-}
-
 // fileInImage reads one file out of an image (from a container created, never started).
 func fileInImage(t *testing.T, dc *client.Client, ref, name string) []byte {
 	t.Helper()
@@ -237,11 +147,11 @@ func byImage(imgs []launch.BuiltImage) map[string]launch.BuiltImage {
 // into the stand-in k3d node, and then does nothing on a second run; an edit rebuilds one.
 func TestBuildImagesIntoK3dNode(t *testing.T) {
 	t.Parallel()
-	dc := needDocker(t)
+	dc := dockertest.Need(t)
 	prefix := "harmony-test-" + randomHex() + "-"
 	removeImages(t, dc, prefix)
 	root, arts := twoImages(t, prefix)
-	node := standinNode(t, dc)
+	node := dockertest.StandinNode(t, dc)
 	loader := &bootstrap.K3dImages{Docker: dc, Node: node}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -278,7 +188,7 @@ func TestBuildImagesIntoK3dNode(t *testing.T) {
 	if l := api.Config.Labels; l["stage"] != "prod" || l["greeting"] != "hello" {
 		t.Errorf("the api image was not built for target prod with GREETING=hello: %v", l)
 	}
-	imports := nodeImports(t, dc, node)
+	imports := dockertest.NodeImports(t, dc, node)
 	if len(imports) != 1 || len(imports[0]) != 2 {
 		t.Fatalf("imports into the node: %q, want one import of both images", imports)
 	}
@@ -297,7 +207,7 @@ func TestBuildImagesIntoK3dNode(t *testing.T) {
 	if err := launch.BuildImages(ctx, root, again, dc, loader, &out); err != nil || out.Len() != 0 {
 		t.Fatalf("a run with nothing to do: %v\n%s", err, out.String())
 	}
-	if n := len(nodeImports(t, dc, node)); n != 1 {
+	if n := len(dockertest.NodeImports(t, dc, node)); n != 1 {
 		t.Fatalf("a run with nothing to do imported (%d imports)", n)
 	}
 
@@ -318,7 +228,7 @@ func TestBuildImagesIntoK3dNode(t *testing.T) {
 	if strings.Contains(out.String(), "building "+prefix+"api") || !strings.Contains(out.String(), "building "+prefix+"web") {
 		t.Fatalf("after editing web:\n%s", out.String())
 	}
-	imports = nodeImports(t, dc, node)
+	imports = dockertest.NodeImports(t, dc, node)
 	if len(imports) != 2 || len(imports[1]) != 1 || !strings.HasSuffix(imports[1][0], m[prefix+"web"].Tag) {
 		t.Fatalf("imports after editing web: %q", imports)
 	}
@@ -327,34 +237,13 @@ func TestBuildImagesIntoK3dNode(t *testing.T) {
 // TestBuildImagesIntoK3s loads through the installed k3s's ctr (the k3s stand-in records it).
 func TestBuildImagesIntoK3s(t *testing.T) {
 	t.Parallel()
-	dc := needDocker(t)
+	dc := dockertest.Need(t)
 	prefix := "harmony-test-" + randomHex() + "-"
 	removeImages(t, dc, prefix)
 	root, arts := twoImages(t, prefix)
 
 	// harmony's layout of an installed k3s, the stand-in as the pinned binary.
-	paths := bootstrap.Paths{Root: t.TempDir()}
-	standin, err := releasetest.BuildK3sStandin(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	const v = "v1.36.4+k3s1"
-	bin, _ := os.ReadFile(standin)
-	for _, d := range []string{paths.VersionDir(v), paths.BinDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(paths.VersionDir(v), "k3s"), bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(v, paths.CurrentLink()); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("../../var/lib/harmony/k3s/current/k3s", paths.Binary()); err != nil {
-		t.Fatal(err)
-	}
-	k := &bootstrap.K3s{Paths: paths, Out: io.Discard}
+	k, records := dockertest.InstallK3sStandin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	loader, err := k.Images(ctx, dc)
@@ -368,7 +257,7 @@ func TestBuildImagesIntoK3s(t *testing.T) {
 	if err := launch.BuildImages(ctx, root, plan, dc, loader, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	store := filepath.Join(filepath.Dir(paths.ContainerdSocket()), "standin-images")
+	store := records
 	if imports := ctrstandin.Imports(store); len(imports) != 1 || len(imports[0]) != 2 {
 		t.Fatalf("imports into k3s: %q", imports)
 	}
@@ -417,7 +306,7 @@ func tagged(t *testing.T, dc *client.Client, tag string) bool {
 
 func TestBuildImagesFailures(t *testing.T) {
 	t.Parallel()
-	dc := needDocker(t)
+	dc := dockertest.Need(t)
 
 	t.Run("failing RUN", func(t *testing.T) {
 		t.Parallel()
@@ -540,11 +429,11 @@ func TestBuildImagesFailures(t *testing.T) {
 // project (the stand-in k3d node as the runtime): both contexts hashed, the engine and the
 // runtime asked, nothing built or loaded (scripts/bench images).
 func BenchmarkImagesNoChange(b *testing.B) {
-	dc := needDocker(b)
+	dc := dockertest.Need(b)
 	prefix := "harmony-bench-" + randomHex() + "-"
 	removeImages(b, dc, prefix)
 	root, arts := twoImages(b, prefix)
-	loader := &bootstrap.K3dImages{Docker: dc, Node: standinNode(b, dc)}
+	loader := &bootstrap.K3dImages{Docker: dc, Node: dockertest.StandinNode(b, dc)}
 	ctx := context.Background()
 	plan, err := launch.PlanImages(ctx, root, arts, dc, loader)
 	if err != nil {
@@ -566,7 +455,7 @@ func BenchmarkImagesNoChange(b *testing.B) {
 			b.Fatalf("a no-change run did something:\n%s", out.String())
 		}
 	}
-	b.ReportMetric(float64(len(nodeImports(b, dc, loader.Node))-1), "imports-after-first")
+	b.ReportMetric(float64(len(dockertest.NodeImports(b, dc, loader.Node))-1), "imports-after-first")
 }
 
 // BenchmarkRelaunchImagesNoChange measures a no-change re-launch of the two-artifact
@@ -575,11 +464,11 @@ func BenchmarkImagesNoChange(b *testing.B) {
 // node), server-side dry run and apply on the test API server. Nothing may be built or loaded
 // (scripts/bench images).
 func BenchmarkRelaunchImagesNoChange(b *testing.B) {
-	dc := needDocker(b)
+	dc := dockertest.Need(b)
 	prefix := "harmony-bench-" + randomHex() + "-"
 	removeImages(b, dc, prefix)
 	root := imageRepo(b, prefix, nil)
-	node := standinNode(b, dc)
+	node := dockertest.StandinNode(b, dc)
 	l := newImageLaunch(b, root, dc, &bootstrap.K3dImages{Docker: dc, Node: node})
 	if _, _, err := l.run(false); err != nil {
 		b.Fatal(err)
@@ -603,5 +492,5 @@ func BenchmarkRelaunchImagesNoChange(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(builds), "builds")
-	b.ReportMetric(float64(len(nodeImports(b, dc, node))-1), "imports-after-first")
+	b.ReportMetric(float64(len(dockertest.NodeImports(b, dc, node))-1), "imports-after-first")
 }

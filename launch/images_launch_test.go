@@ -7,7 +7,6 @@ package launch_test
 import (
 	"context"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +18,7 @@ import (
 
 	"github.com/NationTech/harmony-agent/bootstrap"
 	"github.com/NationTech/harmony-agent/internal/ctrstandin"
-	"github.com/NationTech/harmony-agent/internal/releasetest"
+	"github.com/NationTech/harmony-agent/internal/dockertest"
 	"github.com/NationTech/harmony-agent/internal/testcluster"
 	"github.com/NationTech/harmony-agent/launch"
 )
@@ -171,12 +170,12 @@ func states(imgs []launch.ImageState) map[string]launch.ImageState {
 // context rebuilds only that image.
 func TestLaunchBuildsSkaffoldImages(t *testing.T) {
 	t.Parallel()
-	dc := needDocker(t)
+	dc := dockertest.Need(t)
 	testcluster.Need(t, cluster)
 	prefix := "harmony-test-" + randomHex() + "-"
 	removeImages(t, dc, prefix)
 	root := imageRepo(t, prefix, nil)
-	node := standinNode(t, dc)
+	node := dockertest.StandinNode(t, dc)
 	l := newImageLaunch(t, root, dc, &bootstrap.K3dImages{Docker: dc, Node: node})
 	fe, be := prefix+"frontend", prefix+"backend"
 
@@ -191,7 +190,7 @@ func TestLaunchBuildsSkaffoldImages(t *testing.T) {
 	if rep == nil {
 		t.Fatal("no report")
 	}
-	if tagged(t, dc, imgs[0].Tag) || len(nodeImports(t, dc, node)) != 0 {
+	if tagged(t, dc, imgs[0].Tag) || len(dockertest.NodeImports(t, dc, node)) != 0 {
 		t.Fatal("a dry run built or loaded an image")
 	}
 	l.nothingApplied()
@@ -209,7 +208,7 @@ func TestLaunchBuildsSkaffoldImages(t *testing.T) {
 			t.Errorf("the engine has no %s", s[name].Tag)
 		}
 	}
-	imports := nodeImports(t, dc, node)
+	imports := dockertest.NodeImports(t, dc, node)
 	if len(imports) != 1 || len(imports[0]) != 2 {
 		t.Fatalf("the node recorded the imports %q, want one import of both images", imports)
 	}
@@ -236,7 +235,7 @@ func TestLaunchBuildsSkaffoldImages(t *testing.T) {
 			t.Errorf("second launch, %s: %+v", st.Image, st)
 		}
 	}
-	if n := len(nodeImports(t, dc, node)); n != 1 {
+	if n := len(dockertest.NodeImports(t, dc, node)); n != 1 {
 		t.Errorf("a launch with no change loaded images (%d imports)", n)
 	}
 	for _, step := range rep.Plan {
@@ -258,7 +257,7 @@ func TestLaunchBuildsSkaffoldImages(t *testing.T) {
 	if !s2[fe].Built || s2[fe].Tag == s[fe].Tag || s2[be].Built || s2[be].Tag != s[be].Tag {
 		t.Errorf("after editing the frontend: %+v", imgs)
 	}
-	imports = nodeImports(t, dc, node)
+	imports = dockertest.NodeImports(t, dc, node)
 	if len(imports) != 2 || len(imports[1]) != 1 || !strings.HasSuffix(imports[1][0], s2[fe].Tag) {
 		t.Errorf("after editing the frontend the node recorded %q, want a second import of the frontend only", imports)
 	}
@@ -271,43 +270,19 @@ func TestLaunchBuildsSkaffoldImages(t *testing.T) {
 // its image store (the stand-in's `k3s ctr` records imports) and where the records are.
 func k3sImages(t *testing.T, dc client.APIClient) (launch.ImageLoader, string) {
 	t.Helper()
-	paths := bootstrap.Paths{Root: t.TempDir()}
-	standin, err := releasetest.BuildK3sStandin(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	const v = "v1.36.4+k3s1"
-	bin, err := os.ReadFile(standin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{paths.VersionDir(v), paths.BinDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(paths.VersionDir(v), "k3s"), bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(v, paths.CurrentLink()); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("../../var/lib/harmony/k3s/current/k3s", paths.Binary()); err != nil {
-		t.Fatal(err)
-	}
-	k := &bootstrap.K3s{Paths: paths, Out: io.Discard}
+	k, records := dockertest.InstallK3sStandin(t)
 	store, err := bootstrap.ImageStoreOf(context.Background(), k, dc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return store, filepath.Join(filepath.Dir(paths.ContainerdSocket()), "standin-images")
+	return store, records
 }
 
 // TestLaunchBuildsHarmonyYAMLImages is the fixture without Skaffold (harmony.yaml lists the
 // images), loaded into k3s: the k3s stand-in's `k3s ctr images import` records them.
 func TestLaunchBuildsHarmonyYAMLImages(t *testing.T) {
 	t.Parallel()
-	dc := needDocker(t)
+	dc := dockertest.Need(t)
 	testcluster.Need(t, cluster)
 	prefix := "harmony-test-" + randomHex() + "-"
 	removeImages(t, dc, prefix)
@@ -371,7 +346,7 @@ func TestLaunchImageFailuresApplyNothing(t *testing.T) {
 			t.Errorf("dry run without an engine: %+v", imgs)
 		}
 	})
-	dc := needDocker(t)
+	dc := dockertest.Need(t)
 	removeImages(t, dc, prefix)
 	for name, c := range map[string]struct {
 		files map[string]string
@@ -382,14 +357,14 @@ func TestLaunchImageFailuresApplyNothing(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			root := imageRepo(t, prefix, c.files)
-			node := standinNode(t, dc)
+			node := dockertest.StandinNode(t, dc)
 			l := newImageLaunch(t, root, dc, &bootstrap.K3dImages{Docker: dc, Node: node})
 			_, _, err := l.run(false)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want an error with %q", err, c.want)
 			}
 			l.nothingApplied()
-			if n := len(nodeImports(t, dc, node)); n != 0 {
+			if n := len(dockertest.NodeImports(t, dc, node)); n != 0 {
 				t.Errorf("%d imports after a failed build", n)
 			}
 		})
