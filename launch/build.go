@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -574,17 +573,14 @@ func (bc *buildContext) list(a ImageArtifact) error {
 		return hint.With(err, "exclude what the image does not need with a .dockerignore in the context folder")
 	}
 
-	args := make([]string, 0, len(a.BuildArgs))
-	for k, v := range a.BuildArgs {
-		args = append(args, k+"="+v)
-	}
-	sort.Strings(args)
+	// The arguments as a JSON object (keys sorted by encoding/json): {"A":"x=y"} and {"A=x":"y"}
+	// are different builds and get different tags.
 	hdr, _ := json.Marshal(struct {
-		V          int      `json:"v"`
-		Dockerfile string   `json:"dockerfile"`
-		Target     string   `json:"target"`
-		Args       []string `json:"args"`
-	}{1, bc.dockerfile, a.Target, args})
+		V          int               `json:"v"`
+		Dockerfile string            `json:"dockerfile"`
+		Target     string            `json:"target"`
+		Args       map[string]string `json:"args"`
+	}{2, bc.dockerfile, a.Target, a.BuildArgs})
 	bc.digestHeader = string(hdr) + "\n"
 	return nil
 }

@@ -78,6 +78,9 @@ func TestContextDigestFollowsContentNotTime(t *testing.T) {
 		{"the target", func() {}, launch.ImageArtifact{Image: "web", Context: "src/web", Target: "prod"}},
 		{"a build argument", func() {}, launch.ImageArtifact{Image: "web", Context: "src/web", Target: "prod", BuildArgs: map[string]string{"V": "1"}}},
 		{"a build argument's value", func() {}, launch.ImageArtifact{Image: "web", Context: "src/web", Target: "prod", BuildArgs: map[string]string{"V": "2"}}},
+		// Arguments are not joined into "k=v" strings: these two are different builds.
+		{"an argument holding '='", func() {}, launch.ImageArtifact{Image: "web", Context: "src/web", Target: "prod", BuildArgs: map[string]string{"A": "x=y"}}},
+		{"an argument named with '='", func() {}, launch.ImageArtifact{Image: "web", Context: "src/web", Target: "prod", BuildArgs: map[string]string{"A=x": "y"}}},
 	}
 	seen := map[string]string{base: "the start"}
 	for _, c := range changes {
