@@ -34,6 +34,10 @@ func TestScripts(t *testing.T) {
 			env.Setenv("HARMONY_HOME", env.WorkDir+"/home")
 			env.Setenv("HARMONY_ROOT", env.WorkDir+"/root") // root's data directory is under it, never the machine's
 			env.Setenv("NO_COLOR", "1")
+			// No Docker engine unless a script names one: the machine's engine may hold another
+			// package's k3d node (bootstrap's end-to-end test runs at the same time), which
+			// would make "auto" choose k3d in scripts that expect k3s.
+			env.Setenv("DOCKER_HOST", "unix://"+env.WorkDir+"/no-docker.sock")
 			env.Values[hangKey{}] = &hangServer{}
 			return nil
 		},
