@@ -18,12 +18,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // FailingImage is an image the simulated node can never pull: pods running it stay Pending with
@@ -92,6 +94,9 @@ func Start() (c *Cluster, err error) {
 			self.Stop()
 		}
 	}()
+	// envtest logs through controller-runtime's logger; without one set it prints a stack trace
+	// ("log.SetLogger(...) was never called") into every test run's output.
+	crlog.SetLogger(logr.Discard())
 	c.env = &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: time.Minute}
 	c.env.ControlPlane.Etcd = &envtest.Etcd{}
 	c.env.ControlPlane.Etcd.Configure().Append("unsafe-no-fsync", "true")
