@@ -35,8 +35,9 @@ func TestPackagesAreCoveredByChecksums(t *testing.T) {
 	sums := checksums(t, s.Dist)
 	for _, name := range []string{
 		"harmony_" + s.Version + "_amd64.deb", "harmony_" + s.Version + "_arm64.deb",
-		"harmony_" + s.Version + "_x86_64.rpm", "harmony_" + s.Version + "_aarch64.rpm",
-		"harmony_" + s.Version + "_x86_64.apk", "harmony_" + s.Version + "_aarch64.apk",
+		// .goreleaser.yaml names every package with Go's architecture names.
+		"harmony_" + s.Version + "_amd64.rpm", "harmony_" + s.Version + "_arm64.rpm",
+		"harmony_" + s.Version + "_amd64.apk", "harmony_" + s.Version + "_arm64.apk",
 	} {
 		if _, err := os.Stat(filepath.Join(s.Dist, name)); err != nil {
 			t.Errorf("package %s: %v", name, err)
@@ -85,7 +86,8 @@ func TestCaskAndScoopManifest(t *testing.T) {
 		t.Fatalf("cask: %d urls and %d digests:\n%s", len(urls), len(digests), cask)
 	}
 	for i, u := range urls {
-		checkAsset(t, "cask", s.Tag(), u[1], digests[i][1], sums)
+		// The cask names its archives with Homebrew's #{version}.
+		checkAsset(t, "cask", releaseTag(t, s), strings.ReplaceAll(u[1], "#{version}", s.Version), digests[i][1], sums)
 	}
 
 	b, err := os.ReadFile(filepath.Join(s.Dist, "scoop", "harmony.json"))
@@ -107,7 +109,7 @@ func TestCaskAndScoopManifest(t *testing.T) {
 		t.Fatalf("scoop manifest: version %q, %d architectures:\n%s", scoop.Version, len(scoop.Architecture), b)
 	}
 	for arch, a := range scoop.Architecture {
-		checkAsset(t, "scoop "+arch, s.Tag(), a.URL, a.Hash, sums)
+		checkAsset(t, "scoop "+arch, releaseTag(t, s), a.URL, a.Hash, sums)
 		if !strings.HasSuffix(a.URL, ".zip") || fmt.Sprint(a.Bin) != "[harmony.exe]" && fmt.Sprint(a.Bin) != "harmony.exe" {
 			t.Errorf("scoop %s: url %q, bin %v", arch, a.URL, a.Bin)
 		}
@@ -116,6 +118,21 @@ func TestCaskAndScoopManifest(t *testing.T) {
 
 // checkAsset requires url to be the release tag's download address of an archive that
 // checksums.txt lists with digest.
+// releaseTag is the tag goreleaser wrote into the release's links: "v"+version for a release,
+// v0.0.0 for a snapshot (metadata.json says which).
+func releaseTag(t *testing.T, s snapshot) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.Dist, "metadata.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct{ Tag string }
+	if err := json.Unmarshal(b, &m); err != nil || m.Tag == "" {
+		t.Fatalf("metadata.json: tag %q, %v", m.Tag, err)
+	}
+	return m.Tag
+}
+
 func checkAsset(t *testing.T, what, tag, url, digest string, sums map[string]string) {
 	t.Helper()
 	name := url[strings.LastIndex(url, "/")+1:]

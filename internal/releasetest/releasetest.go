@@ -100,14 +100,33 @@ func (s *Server) Add(repo, tag, asset string, data []byte) string {
 	return s.URL + "/" + p
 }
 
+// fileCache holds the files AddFile read, once per process: every test server of a package
+// shares one read-only copy of a snapshot's archives instead of reading and cloning ~300 MiB
+// each (parallel install tests ran a test binary out of memory). Changes (Corrupt, Replace)
+// work on copies.
+var fileCache sync.Map // path + size + mtime → []byte
+
 // AddFile serves the file at path as asset.
 func (s *Server) AddFile(t testing.TB, repo, tag, asset, path string) string {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.Add(repo, tag, asset, b)
+	key := fmt.Sprintf("%s\x00%d\x00%d", path, fi.Size(), fi.ModTime().UnixNano())
+	b, ok := fileCache.Load(key)
+	if !ok {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = fileCache.LoadOrStore(key, data)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := Path(repo, tag, asset)
+	s.files[p] = &file{data: b.([]byte), modTime: time.Now().Add(-time.Hour).Truncate(time.Second)}
+	return s.URL + "/" + p
 }
 
 // AddDir serves every regular file directly in dir as an asset of repo's release tag.
