@@ -610,12 +610,7 @@ func (k *K3d) restConfig(ctx context.Context) (*rest.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(raw)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Timeout = 5 * time.Second
-	return cfg, nil
+	return restConfigFrom(raw)
 }
 
 // nodeKubeconfig reads the kubeconfig k3s wrote in the active node (where k3d reads it) and
@@ -792,11 +787,7 @@ func (k *K3d) Kubeconfig(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, hint.With(err, "is the cluster started? run: harmony runtime start")
 	}
-	cfg, err := renameToHarmony(raw)
-	if err != nil {
-		return nil, err
-	}
-	return clientcmd.Write(*cfg)
+	return harmonyKubeconfig(raw)
 }
 
 // Uninstall removes exactly what harmony created: its node containers, the network when harmony

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/tools/clientcmd"
-
 	"github.com/NationTech/harmony-agent/installer"
 	"github.com/NationTech/harmony-agent/internal/colour"
 	"github.com/NationTech/harmony-agent/internal/hint"
@@ -506,11 +504,7 @@ func (k *K3s) Kubeconfig(context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, hint.With(fmt.Errorf("read the k3s kubeconfig: %w", err), "is k3s installed and started? run: harmony bootstrap")
 	}
-	cfg, err := renameToHarmony(raw)
-	if err != nil {
-		return nil, err
-	}
-	return clientcmd.Write(*cfg)
+	return harmonyKubeconfig(raw)
 }
 
 // Uninstall stops k3s and removes what harmony installed; purge also removes k3s's data and config.

@@ -239,6 +239,16 @@ func RemoveFromKubeconfig(target string) error {
 	return UserKubeconfig{Path: target, For: u}.Remove()
 }
 
+// harmonyKubeconfig returns the runtime's kubeconfig, serialised, with its single cluster, user
+// and context named "harmony" (what Runtime.Kubeconfig returns).
+func harmonyKubeconfig(raw []byte) ([]byte, error) {
+	cfg, err := renameToHarmony(raw)
+	if err != nil {
+		return nil, err
+	}
+	return clientcmd.Write(*cfg)
+}
+
 // renameToHarmony returns the runtime's kubeconfig with its single cluster, user and context
 // named "harmony".
 func renameToHarmony(raw []byte) (*clientcmdapi.Config, error) {

@@ -20,6 +20,11 @@ func restConfig(path string) (*rest.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	return restConfigFrom(raw)
+}
+
+// restConfigFrom parses a kubeconfig into a client config with short timeouts.
+func restConfigFrom(raw []byte) (*rest.Config, error) {
 	cfg, err := clientcmd.RESTConfigFromKubeConfig(raw)
 	if err != nil {
 		return nil, err
