@@ -16,6 +16,11 @@ const AgentCommand = "agent --once"
 const agentEnvFile = "/etc/harmony/agent.env"
 
 // AgentSystemdService renders the oneshot unit the timer starts; harmony is the binary's path.
+// TimeoutStartSec bounds a run even if something inside harmony fails to: a oneshot unit has
+// no start timeout by default, and a run that never ends would keep every later one from
+// starting. Two hours hold the slowest download harmony accepts (the pinned size at 64 KiB/s,
+// plus 5 minutes) and an upgrade's health waits and way back; systemd's SIGTERM is then an
+// interruption harmony undoes like Ctrl-C.
 func AgentSystemdService(harmony string) string {
 	return `[Unit]
 Description=harmony agent: keep the local Kubernetes runtime patched
@@ -27,6 +32,7 @@ Type=oneshot
 EnvironmentFile=-` + agentEnvFile + `
 ExecStart=` + harmony + ` ` + AgentCommand + `
 Nice=10
+TimeoutStartSec=2h
 `
 }
 

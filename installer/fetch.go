@@ -56,6 +56,9 @@ var (
 	// ErrInsecureTransport refuses a plain-http address other than a loopback one, and any
 	// redirect from https to http.
 	ErrInsecureTransport = errors.New("insecure transport")
+	// ErrTooSlow means a download did not finish within the time its size allows at
+	// Fetcher.MinRate (plus Fetcher.Allowance).
+	ErrTooSlow = errors.New("too slow")
 )
 
 // Fetcher downloads artifacts into a content-addressed cache. The zero value is not usable:
@@ -74,6 +77,12 @@ type Fetcher struct {
 	Backoff time.Duration
 	// StallTimeout aborts (and retries) a transfer that receives no byte for this long.
 	StallTimeout time.Duration
+	// MinRate (bytes per second) and Allowance bound a whole download, retries included:
+	// an artifact of MaxSize bytes gets Allowance + MaxSize/MinRate, so a mirror that drips
+	// bytes (never stalling long enough for StallTimeout) cannot keep harmony, or the
+	// unattended agent, running forever. MinRate 0 means no bound.
+	MinRate   int64
+	Allowance time.Duration
 	// OnRetry, when set, is told about every retry before its pause, as it happens.
 	OnRetry func(Retry)
 }
@@ -103,6 +112,55 @@ func (f *Fetcher) retry(name string, attempt int, wait time.Duration, err error)
 	f.OnRetry(Retry{Name: name, Attempt: attempt, Of: f.Retries, Wait: wait, Reason: reason})
 }
 
+// The floor a download is held to: 64 KiB/s on average, after 5 minutes for connecting, stalls
+// and retries. k3s (about 70 MiB) gets about 23 minutes, a signature about 5.
+const (
+	DefaultMinRate   = 64 << 10
+	DefaultAllowance = 5 * time.Minute
+)
+
+// errTooSlow is the cause of a download's context ending at its budget.
+var errTooSlow = errors.New("download budget spent")
+
+// budget bounds ctx by the time a download of size bytes may take (see Fetcher.MinRate).
+func (f *Fetcher) budget(ctx context.Context, size int64) (context.Context, time.Duration, context.CancelFunc) {
+	if f.MinRate <= 0 {
+		return ctx, 0, func() {}
+	}
+	d := f.Allowance + time.Duration(float64(size)/float64(f.MinRate)*float64(time.Second))
+	ctx, cancel := context.WithTimeoutCause(ctx, d, errTooSlow)
+	return ctx, d, cancel
+}
+
+// tooSlow replaces err by ErrTooSlow when the download's budget ended it (and not the caller).
+func (f *Fetcher) tooSlow(ctx context.Context, err error, what, addr string, received, size int64, d time.Duration) error {
+	if err == nil || !errors.Is(context.Cause(ctx), errTooSlow) {
+		return err
+	}
+	return hint.With(fmt.Errorf("%s from %q: %w: received %d of at most %d bytes in %s, below the %s harmony requires on average (the mirror drips or the network is very slow)",
+		what, addr, ErrTooSlow, received, size, roundDuration(d), rate(f.MinRate)),
+		"check HARMONY_MIRROR (now "+strconv.Quote(Mirror())+"): point it at a faster mirror, e.g. HARMONY_MIRROR=https://artifacts.example.com/github, or retry on a faster network: the download resumes where it stopped")
+}
+
+// roundDuration drops sub-second noise from a duration of a second or more.
+func roundDuration(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// rate renders bytes per second in IEC units.
+func rate(bps int64) string {
+	switch {
+	case bps >= 1<<20 && bps%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB/s", bps>>20)
+	case bps >= 1<<10 && bps%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB/s", bps>>10)
+	}
+	return fmt.Sprintf("%d bytes/s", bps)
+}
+
 // NewFetcher returns a Fetcher with harmony's defaults, caching under home.
 func NewFetcher(home string) *Fetcher {
 	return &Fetcher{
@@ -111,6 +169,8 @@ func NewFetcher(home string) *Fetcher {
 		Retries:      4,
 		Backoff:      500 * time.Millisecond,
 		StallTimeout: 60 * time.Second,
+		MinRate:      DefaultMinRate,
+		Allowance:    DefaultAllowance,
 	}
 }
 
@@ -248,7 +308,14 @@ func (f *Fetcher) Fetch(ctx context.Context, a Artifact) (Result, error) {
 		return Result{}, fmt.Errorf("fetch %s: remove the unverified cache entry %q: %w", a.Name, final, err)
 	}
 
-	var res Result
+	return f.fetch(ctx, a, want, final)
+}
+
+// fetch downloads a into final (the lock held), retrying within the download's budget.
+func (f *Fetcher) fetch(parent context.Context, a Artifact, want, final string) (res Result, err error) {
+	ctx, d, cancel := f.budget(parent, a.MaxSize)
+	defer cancel()
+	defer func() { err = f.tooSlow(ctx, err, "download "+a.Name, a.URL, res.Transferred, a.MaxSize, d) }()
 	backoff := f.Backoff
 	restarted := false
 	for attempt := 0; ; attempt++ {
@@ -580,10 +647,15 @@ func (s *stallReader) Read(p []byte) (int, error) {
 
 // Get downloads a small file (a checksum list, a signature, a manifest) of at most max bytes,
 // retrying transient failures. It is not cached: callers verify what it returns.
-func (f *Fetcher) Get(ctx context.Context, url string, max int64) ([]byte, error) {
+func (f *Fetcher) Get(parent context.Context, url string, max int64) (_ []byte, err error) {
+	ctx, d, cancel := f.budget(parent, max)
+	defer cancel()
+	var received int64
+	defer func() { err = f.tooSlow(ctx, err, "get", url, received, max, d) }()
 	backoff := f.Backoff
 	for attempt := 0; ; attempt++ {
 		b, err := f.get(ctx, url, max)
+		received += int64(len(b))
 		if err == nil {
 			return b, nil
 		}
@@ -635,7 +707,7 @@ func (f *Fetcher) get(ctx context.Context, url string, max int64) ([]byte, error
 		if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
 			err = cause
 		}
-		return nil, transient(fmt.Errorf("get %q: %w", url, err))
+		return b, transient(fmt.Errorf("get %q: %w", url, err)) // b: what arrived, for the message
 	}
 	if int64(len(b)) > max {
 		return nil, fmt.Errorf("get %q: more than %d bytes: %w", url, max, ErrTooLarge)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/NationTech/harmony-agent/installer"
+	"github.com/NationTech/harmony-agent/internal/hint"
 	"github.com/NationTech/harmony-agent/internal/releasetest"
 )
 
@@ -429,5 +430,62 @@ func TestGetStalledBody(t *testing.T) {
 	_, err := f.Get(ctx, srv.URL+"/checksums.txt", 1<<20)
 	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "stalled") {
 		t.Fatalf("Get of a stalled body: %v (context: %v), want a stall error", err, ctx.Err())
+	}
+}
+
+// Hostile or broken mirror (drip feed): it sends a byte every little while, so no single read
+// waits long enough for the stall timer, yet the download would never end. Fetch gives the
+// artifact a time budget from its pinned size and a floor rate (made tiny here so the test is
+// quick) and fails with an error that names the address, the bytes received and what to do;
+// what arrived is kept to resume from.
+func TestFetchDripFeedMirror(t *testing.T) {
+	t.Parallel()
+	srv := releasetest.New(t)
+	data := randomBytes(t, 64<<10)
+	srv.Add(repo, tag, "k3s", data)
+	srv.SetFault(repo, tag, "k3s", releasetest.Fault{Drip: 2 * time.Millisecond})
+	f := newFetcher(t)
+	f.MinRate = 1 << 20 // 64 KiB at 1 MiB/s: 62.5 ms, plus the allowance
+	f.Allowance = 100 * time.Millisecond
+	a := artifact(srv, "k3s", data)
+	// The deadline only ends the test if Fetch hangs (the drip would take minutes).
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err := f.Fetch(ctx, a)
+	if ctx.Err() != nil {
+		t.Fatalf("Fetch from a drip-feeding mirror ran until the test's own deadline: %v", err)
+	}
+	if !errors.Is(err, installer.ErrTooSlow) {
+		t.Fatalf("Fetch from a drip-feeding mirror: %v, want ErrTooSlow", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{a.URL, "bytes", "HARMONY_MIRROR", "1 MiB/s", "received "} {
+		if !strings.Contains(msg, want) && !strings.Contains(strings.Join(hint.Of(err), "\n"), want) {
+			t.Errorf("error %q (hint %q) does not mention %q", msg, strings.Join(hint.Of(err), "\n"), want)
+		}
+	}
+	if srv.Served(repo, tag, "k3s") == 0 {
+		t.Fatal("the server sent nothing: the drip was not exercised")
+	}
+	if _, err := os.Stat(filepath.Join(f.Cache, a.SHA256)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a too-slow download reached the cache: %v", err)
+	}
+}
+
+// The same budget bounds a small file read with Get (a signature, a manifest).
+func TestGetDripFeedMirror(t *testing.T) {
+	t.Parallel()
+	srv := releasetest.New(t)
+	data := randomBytes(t, 8<<10)
+	url := srv.Add(repo, tag, "runtimes.yaml", data)
+	srv.SetFault(repo, tag, "runtimes.yaml", releasetest.Fault{Drip: 2 * time.Millisecond})
+	f := newFetcher(t)
+	f.MinRate = 1 << 20
+	f.Allowance = 50 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err := f.Get(ctx, url, 1<<20)
+	if ctx.Err() != nil || !errors.Is(err, installer.ErrTooSlow) {
+		t.Fatalf("Get from a drip-feeding mirror: %v (context: %v), want ErrTooSlow", err, ctx.Err())
 	}
 }

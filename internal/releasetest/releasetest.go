@@ -32,6 +32,9 @@ type Fault struct {
 	IgnoreRange bool
 	// Delay pauses before every 32 KiB of body.
 	Delay time.Duration
+	// Drip sends the body one byte at a time, flushed, pausing Drip before each: a mirror that
+	// never stalls long enough to trip a per-read timer, yet would take forever.
+	Drip time.Duration
 	// Extra, when > 0, appends that many more bytes after the file (a server that sends more
 	// than the pinned artifact: the "endless data" threat), announced in Content-Length unless
 	// HideLength is set.
@@ -281,7 +284,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, fault.RedirectTo, http.StatusFound)
 		return
 	}
-	cw := &countingWriter{ResponseWriter: w, s: s, path: p, limit: fault.CutAfter, delay: fault.Delay}
+	cw := &countingWriter{ResponseWriter: w, s: s, path: p, limit: fault.CutAfter, delay: fault.Delay, drip: fault.Drip}
 	if fault.Extra > 0 {
 		if !fault.HideLength {
 			w.Header().Set("Content-Length", strconv.FormatInt(int64(len(data))+fault.Extra, 10))
@@ -313,6 +316,7 @@ type countingWriter struct {
 	limit   int64
 	written int64
 	delay   time.Duration
+	drip    time.Duration
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
@@ -321,6 +325,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 		chunk := p
 		if len(chunk) > 32<<10 {
 			chunk = chunk[:32<<10]
+		}
+		if c.drip > 0 {
+			chunk = chunk[:1]
+			time.Sleep(c.drip)
 		}
 		if c.delay > 0 {
 			time.Sleep(c.delay)
@@ -339,6 +347,12 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 		total += n
 		if err != nil {
 			return total, err
+		}
+		if c.drip > 0 {
+			fl, ok := c.ResponseWriter.(http.Flusher)
+			if ok {
+				fl.Flush()
+			}
 		}
 		p = p[len(chunk):]
 	}
