@@ -494,3 +494,20 @@ func BenchmarkRelaunchImagesNoChange(b *testing.B) {
 	b.ReportMetric(float64(builds), "builds")
 	b.ReportMetric(float64(len(dockertest.NodeImports(b, dc, node))-1), "imports-after-first")
 }
+
+// TestBuildImagesUsesBuildKit builds a Dockerfile only BuildKit understands (RUN --mount) with
+// the builder chosen for this engine: BuildKit, which a Linux engine of API 1.39 or later has.
+func TestBuildImagesUsesBuildKit(t *testing.T) {
+	dc := dockertest.Need(t)
+	t.Setenv("DOCKER_BUILDKIT", "")
+	plan, out, err := buildOne(t, dc, map[string]string{
+		"app/Dockerfile": "FROM scratch\nRUN --mount=type=bind,target=/ctx [\"/ctx/payload\", \"--copy\", \"/ctx/index.html\", \"/index.html\"]\nCMD [\"/index.html\"]\n",
+		"app/index.html": "<h1>mounted</h1>",
+	})
+	if err != nil {
+		t.Fatalf("a RUN --mount build: %v\n%s", err, out)
+	}
+	if got := fileInImage(t, dc, plan[0].Tag, "/index.html"); string(got) != "<h1>mounted</h1>" {
+		t.Errorf("/index.html in the image: %q", got)
+	}
+}

@@ -1,7 +1,8 @@
 // Command image-payload is the program the image tests put in their FROM scratch images (built
 // with CGO_ENABLED=0, so builds need no network and no base image). Without arguments it says
 // hello and waits until stopped, as a service would; --fail prints numbered lines and exits 1
-// (a failing RUN); --spew prints without end (a build that floods its log).
+// (a failing RUN); --spew prints without end (a build that floods its log); --copy SRC DST
+// copies a file (a RUN that changes the image without a shell).
 package main
 
 import (
@@ -25,6 +26,21 @@ func main() {
 		}
 		fmt.Println("payload: \x1b[31mfatal\x1b[0m: this step fails on purpose")
 		os.Exit(1)
+	case "--copy":
+		if len(os.Args) != 4 {
+			fmt.Fprintln(os.Stderr, "usage: payload --copy SRC DST")
+			os.Exit(2)
+		}
+		b, err := os.ReadFile(os.Args[2])
+		if err == nil {
+			err = os.WriteFile(os.Args[3], b, 0o644)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "payload:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("payload: copied %s to %s\n", os.Args[2], os.Args[3])
+		return
 	case "--spew":
 		w := bufio.NewWriterSize(os.Stdout, 64<<10)
 		line := strings.Repeat("y", 1023) + "\n"
