@@ -13,17 +13,18 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/distribution/reference"
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
-	"github.com/docker/docker/pkg/jsonmessage"
 	archive "github.com/moby/go-archive"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -156,17 +157,51 @@ func PlanImages(ctx context.Context, root string, arts []ImageArtifact, docker c
 	return imgs, nil
 }
 
+// Builder is the engine's builder an image is built with.
+type Builder string
+
+// Builders.
+const (
+	// BuilderAuto chooses once per launch: BuildKit when the engine has it (a Linux engine of
+	// API 1.39 or later that does not recommend the classic builder), the classic builder
+	// otherwise; DOCKER_BUILDKIT=0 or 1 decides instead, as it does for Docker's CLI. An engine
+	// that refuses a BuildKit build gets the classic builder, once, visibly.
+	BuilderAuto Builder = ""
+	// BuilderBuildKit builds with BuildKit, the context sent in the request (no session).
+	BuilderBuildKit Builder = "buildkit"
+	// BuilderClassic builds with the engine's classic builder.
+	BuilderClassic Builder = "classic"
+)
+
+// BuildKitEnv is Docker's switch between its builders: "0" (or another false value) means the
+// classic builder, "1" BuildKit.
+const BuildKitEnv = "DOCKER_BUILDKIT"
+
+// BuildOptions say how BuildImages builds and loads.
+type BuildOptions struct {
+	// Docker is the engine that builds; nil when there is none.
+	Docker client.APIClient
+	// Loader loads the built images into the runtime; nil: they stay in the engine.
+	Loader ImageLoader
+	// Out receives a progress line per image (and per BuildKit or Dockerfile step).
+	Out io.Writer
+	// Builder is the builder to use; BuilderAuto chooses.
+	Builder Builder
+}
+
 // BuildImages builds the images not Built (in parallel, up to the number of CPUs; a progress
-// line per image on out; a failed build's error ends with its log's last lines), then loads
-// those not Loaded into the runtime (loader nil: they stay in the engine). It marks imgs
-// Built and Loaded as it goes. Images are built with the engine's classic builder, which every
-// engine harmony accepts has and which needs no session; each is tagged only once the context
+// line per image on o.Out; a failed build's error ends with its log's last lines), then loads
+// those not Loaded into the runtime. It marks imgs Built and Loaded as it goes. The builder is
+// chosen once (see BuilderAuto); BuildKit gets the build context in the request, as the
+// classic builder does, so no session is needed. Each image is tagged only once the context
 // it was built from is known to hash to its tag.
-func BuildImages(ctx context.Context, root string, imgs []BuiltImage, docker client.APIClient, loader ImageLoader, out io.Writer) error {
+func BuildImages(ctx context.Context, root string, imgs []BuiltImage, o BuildOptions) error {
+	out := o.Out
 	if out == nil {
 		out = io.Discard
 	}
 	w := &lockedWriter{w: out}
+	docker, loader := o.Docker, o.Loader
 	var todo []int
 	for i := range imgs {
 		if !imgs[i].Built {
@@ -176,6 +211,13 @@ func BuildImages(ctx context.Context, root string, imgs []BuiltImage, docker cli
 	if len(todo) > 0 && docker == nil {
 		return hint.With(fmt.Errorf("%w: %s must be built and there is no docker engine", ErrNoBuilder, imageCount(len(todo))),
 			"install Docker Engine (your distribution's docker.io or docker-ce package) or Docker Desktop, start it, and launch again")
+	}
+	var sel *builderChoice
+	if len(todo) > 0 {
+		var err error
+		if sel, err = chooseBuilder(ctx, docker, o.Builder, w); err != nil {
+			return err
+		}
 	}
 	errs := make([]error, len(imgs))
 	var wg sync.WaitGroup
@@ -189,7 +231,13 @@ func BuildImages(ctx context.Context, root string, imgs []BuiltImage, docker cli
 			a := imgs[i].Artifact
 			fmt.Fprintf(w, "building %s from %s\n", a.Image, contextName(a))
 			start := time.Now()
-			if err := buildImage(ctx, root, imgs[i], docker); err != nil {
+			step := func(s string) { fmt.Fprintf(w, "  %s: %s\n", a.Image, s) }
+			b := sel.get()
+			err := buildImage(ctx, root, imgs[i], docker, b, step)
+			if sel.refused(b, err) {
+				err = buildImage(ctx, root, imgs[i], docker, BuilderClassic, step)
+			}
+			if err != nil {
 				fmt.Fprintf(w, "failed %s after %s\n", a.Image, since(start))
 				errs[i] = err
 				return
@@ -226,6 +274,91 @@ func BuildImages(ctx context.Context, root string, imgs []BuiltImage, docker cli
 	return nil
 }
 
+// builderChoice is the builder of one launch's builds: chosen once, switched to the classic
+// builder once when the engine refuses BuildKit and the choice was harmony's.
+type builderChoice struct {
+	mu       sync.Mutex
+	b        Builder
+	fallback bool
+	w        io.Writer
+}
+
+func (c *builderChoice) get() Builder {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.b
+}
+
+// refused says whether a build with b failed because the engine refused BuildKit and should be
+// tried again with the classic builder; the first such refusal says so on the progress output.
+func (c *builderChoice) refused(b Builder, err error) bool {
+	if b != BuilderBuildKit || !c.fallback || !errors.Is(err, errBuildKitRefused) {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.b == BuilderBuildKit {
+		c.b = BuilderClassic
+		fmt.Fprintf(c.w, "%s: building with the classic builder\n", Sanitize(err.Error()))
+	}
+	return true
+}
+
+// errBuildKitRefused marks a BuildKit build the engine refused before it started.
+var errBuildKitRefused = errors.New("the engine refused a BuildKit build")
+
+// chooseBuilder settles the builder of a launch: want unless BuilderAuto; else DOCKER_BUILDKIT
+// when set; else what the engine says of itself (see pickBuilder).
+func chooseBuilder(ctx context.Context, docker client.APIClient, want Builder, w io.Writer) (*builderChoice, error) {
+	switch want {
+	case BuilderBuildKit, BuilderClassic:
+		return &builderChoice{b: want, w: w}, nil
+	case BuilderAuto:
+	default:
+		return nil, fmt.Errorf("builder %q: not %q or %q", want, BuilderBuildKit, BuilderClassic)
+	}
+	if b, err := builderFromEnv(os.Getenv(BuildKitEnv)); b != BuilderAuto || err != nil {
+		return &builderChoice{b: b, w: w}, err
+	}
+	ping, err := docker.Ping(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ask the docker engine which builders it has: %w", err)
+	}
+	return &builderChoice{b: pickBuilder(ping), fallback: true, w: w}, nil
+}
+
+// builderFromEnv reads DOCKER_BUILDKIT as Docker's CLI does: unset or empty → BuilderAuto,
+// a true value → BuildKit, a false one → the classic builder.
+func builderFromEnv(v string) (Builder, error) {
+	if v = strings.TrimSpace(v); v == "" {
+		return BuilderAuto, nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return BuilderAuto, hint.With(fmt.Errorf("%s %q is not a true or false value", BuildKitEnv, v),
+			fmt.Sprintf("set %s=1 to build with BuildKit, %s=0 for the classic builder, or unset it to let harmony choose", BuildKitEnv, BuildKitEnv))
+	}
+	if on {
+		return BuilderBuildKit, nil
+	}
+	return BuilderClassic, nil
+}
+
+// pickBuilder is BuildKit for an engine that has it: one that recommends it, or else a Linux
+// engine of API 1.39 or later (where BuildKit left the experimental features) that does not
+// recommend the classic builder.
+func pickBuilder(ping types.Ping) Builder {
+	switch {
+	case ping.BuilderVersion == build.BuilderBuildKit:
+		return BuilderBuildKit
+	case ping.BuilderVersion == build.BuilderV1:
+		return BuilderClassic
+	case ping.OSType == "linux" && ping.APIVersion != "" && versions.GreaterThanOrEqualTo(ping.APIVersion, "1.39"):
+		return BuilderBuildKit
+	}
+	return BuilderClassic
+}
+
 func imageCount(n int) string {
 	if n == 1 {
 		return "1 image"
@@ -244,7 +377,7 @@ func contextName(a ImageArtifact) string {
 
 // buildImage builds one image: the context streams to the engine while it is hashed; the image
 // is tagged once the build succeeded and the hash matches the tag.
-func buildImage(ctx context.Context, root string, img BuiltImage, docker client.APIClient) error {
+func buildImage(ctx context.Context, root string, img BuiltImage, docker client.APIClient, b Builder, step func(string)) error {
 	a := img.Artifact
 	bc, err := openContext(root, a)
 	if err != nil {
@@ -265,9 +398,13 @@ func buildImage(ctx context.Context, root string, img BuiltImage, docker client.
 	for k, v := range a.BuildArgs {
 		args[k] = &v
 	}
+	version := build.BuilderV1
+	if b == BuilderBuildKit {
+		version = build.BuilderBuildKit
+	}
 	resp, err := docker.ImageBuild(ctx, pr, build.ImageBuildOptions{
 		Dockerfile: bc.dockerfile, Target: a.Target, BuildArgs: args,
-		Remove: true, ForceRemove: true, Version: build.BuilderV1,
+		Remove: true, ForceRemove: true, Version: version,
 		Labels: map[string]string{"dev.harmony.image": a.Image},
 	})
 	if err != nil {
@@ -275,9 +412,12 @@ func buildImage(ctx context.Context, root string, img BuiltImage, docker client.
 		if werr := <-written; werr != nil && !errors.Is(werr, err) {
 			return fmt.Errorf("build %q: send the build context: %w", a.Image, werr)
 		}
+		if b == BuilderBuildKit && ctx.Err() == nil && (errdefs.IsInvalidParameter(err) || errdefs.IsNotImplemented(err)) {
+			return fmt.Errorf("build %q: %w: %w: %w", a.Image, ErrBuild, errBuildKitRefused, err)
+		}
 		return fmt.Errorf("build %q: %w: %w", a.Image, ErrBuild, err)
 	}
-	id, tail, err := readBuild(resp.Body)
+	id, tail, err := readBuild(resp.Body, step)
 	resp.Body.Close()
 	pr.CloseWithError(io.ErrClosedPipe)
 	if werr := <-written; werr != nil && !errors.Is(werr, io.ErrClosedPipe) {
@@ -309,69 +449,6 @@ func tailText(lines []string) string {
 	}
 	return "\nlast lines of the build log:\n  " + strings.Join(lines, "\n  ")
 }
-
-// readBuild reads a build's JSON message stream (at most MaxBuildOutput bytes: a build printing
-// more is stopped) and returns the built image's ID and the log's last lines, sanitized.
-func readBuild(body io.Reader) (string, []string, error) {
-	lr := &capReader{r: body, left: MaxBuildOutput}
-	dec := json.NewDecoder(lr)
-	var tail []string
-	partial := ""
-	add := func(s string) {
-		s = partial + s
-		lines := strings.Split(s, "\n")
-		partial = lines[len(lines)-1]
-		if len(partial) > 4096 {
-			partial = partial[:4096]
-		}
-		for _, l := range lines[:len(lines)-1] {
-			l = ansiCSI.ReplaceAllString(l, "")
-			if t := strings.TrimSpace(l); t == "" || strings.HasPrefix(t, "---> ") || strings.HasPrefix(t, "Removing intermediate container ") {
-				continue // the classic builder's bookkeeping
-			}
-			tail = append(tail, Sanitize(l))
-			if len(tail) > BuildLogTail {
-				tail = tail[1:]
-			}
-		}
-	}
-	flush := func() []string {
-		if strings.TrimSpace(partial) != "" {
-			add("\n")
-		}
-		return tail
-	}
-	var id string
-	for {
-		var m jsonmessage.JSONMessage
-		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
-			return id, flush(), nil
-		} else if err != nil {
-			if lr.over {
-				return "", flush(), fmt.Errorf("the build printed more than %s: stopped", size(MaxBuildOutput))
-			}
-			return "", flush(), fmt.Errorf("read the build's output: %w", err)
-		}
-		switch {
-		case m.Error != nil:
-			return "", flush(), errors.New(Sanitize(m.Error.Message))
-		case m.ErrorMessage != "":
-			return "", flush(), errors.New(Sanitize(m.ErrorMessage))
-		case m.Aux != nil:
-			var aux struct{ ID string }
-			if json.Unmarshal(*m.Aux, &aux) == nil && aux.ID != "" {
-				id = aux.ID
-			}
-		case m.Stream != "":
-			add(m.Stream)
-		case m.Status != "":
-			add(m.Status + "\n")
-		}
-	}
-}
-
-// ansiCSI matches a terminal control sequence (colours, cursor moves) in a build's log.
-var ansiCSI = regexp.MustCompile("\x1b\\[[0-9;?]*[ -/]*[@-~]")
 
 // capReader reads at most left bytes, then fails.
 type capReader struct {

@@ -10,11 +10,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,6 +141,21 @@ func fileInImage(t *testing.T, dc *client.Client, ref, name string) []byte {
 	return b
 }
 
+// builders are the engine's builders every build test runs with: BuildKit (what this engine
+// gets by default) and the classic builder (what DOCKER_BUILDKIT=0 and older engines get).
+var builders = []launch.Builder{launch.BuilderBuildKit, launch.BuilderClassic}
+
+// eachBuilder runs f as a parallel subtest per builder.
+func eachBuilder(t *testing.T, f func(t *testing.T, b launch.Builder)) {
+	t.Helper()
+	for _, b := range builders {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			f(t, b)
+		})
+	}
+}
+
 func byImage(imgs []launch.BuiltImage) map[string]launch.BuiltImage {
 	m := map[string]launch.BuiltImage{}
 	for _, i := range imgs {
@@ -147,6 +168,10 @@ func byImage(imgs []launch.BuiltImage) map[string]launch.BuiltImage {
 // into the stand-in k3d node, and then does nothing on a second run; an edit rebuilds one.
 func TestBuildImagesIntoK3dNode(t *testing.T) {
 	t.Parallel()
+	eachBuilder(t, testBuildImagesIntoK3dNode)
+}
+
+func testBuildImagesIntoK3dNode(t *testing.T, builder launch.Builder) {
 	dc := dockertest.Need(t)
 	prefix := "harmony-test-" + randomHex() + "-"
 	removeImages(t, dc, prefix)
@@ -166,7 +191,8 @@ func TestBuildImagesIntoK3dNode(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	if err := launch.BuildImages(ctx, root, plan, dc, loader, &out); err != nil {
+	bo := launch.BuildOptions{Docker: dc, Loader: loader, Out: &out, Builder: builder}
+	if err := launch.BuildImages(ctx, root, plan, bo); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	for _, want := range []string{"building " + prefix + "web from web", "building " + prefix + "api from services/api",
@@ -204,7 +230,7 @@ func TestBuildImagesIntoK3dNode(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if err := launch.BuildImages(ctx, root, again, dc, loader, &out); err != nil || out.Len() != 0 {
+	if err := launch.BuildImages(ctx, root, again, bo); err != nil || out.Len() != 0 {
 		t.Fatalf("a run with nothing to do: %v\n%s", err, out.String())
 	}
 	if n := len(dockertest.NodeImports(t, dc, node)); n != 1 {
@@ -222,7 +248,7 @@ func TestBuildImagesIntoK3dNode(t *testing.T) {
 		t.Fatalf("after editing web: %+v", edited)
 	}
 	out.Reset()
-	if err := launch.BuildImages(ctx, root, edited, dc, loader, &out); err != nil {
+	if err := launch.BuildImages(ctx, root, edited, bo); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(out.String(), "building "+prefix+"api") || !strings.Contains(out.String(), "building "+prefix+"web") {
@@ -237,6 +263,10 @@ func TestBuildImagesIntoK3dNode(t *testing.T) {
 // TestBuildImagesIntoK3s loads through the installed k3s's ctr (the k3s stand-in records it).
 func TestBuildImagesIntoK3s(t *testing.T) {
 	t.Parallel()
+	eachBuilder(t, testBuildImagesIntoK3s)
+}
+
+func testBuildImagesIntoK3s(t *testing.T, builder launch.Builder) {
 	dc := dockertest.Need(t)
 	prefix := "harmony-test-" + randomHex() + "-"
 	removeImages(t, dc, prefix)
@@ -254,7 +284,8 @@ func TestBuildImagesIntoK3s(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := launch.BuildImages(ctx, root, plan, dc, loader, io.Discard); err != nil {
+	bo := launch.BuildOptions{Docker: dc, Loader: loader, Builder: builder}
+	if err := launch.BuildImages(ctx, root, plan, bo); err != nil {
 		t.Fatal(err)
 	}
 	store := records
@@ -270,7 +301,7 @@ func TestBuildImagesIntoK3s(t *testing.T) {
 			t.Fatalf("second plan: %+v", im)
 		}
 	}
-	if err := launch.BuildImages(ctx, root, again, dc, loader, io.Discard); err != nil {
+	if err := launch.BuildImages(ctx, root, again, bo); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(ctrstandin.Imports(store)); n != 1 {
@@ -279,7 +310,7 @@ func TestBuildImagesIntoK3s(t *testing.T) {
 }
 
 // buildOne plans and builds one artifact of a project written from files (plus the payload).
-func buildOne(t *testing.T, dc *client.Client, files map[string]string) ([]launch.BuiltImage, string, error) {
+func buildOne(t *testing.T, dc *client.Client, b launch.Builder, files map[string]string) ([]launch.BuiltImage, string, error) {
 	t.Helper()
 	prefix := "harmony-test-" + randomHex() + "-"
 	removeImages(t, dc, prefix)
@@ -295,7 +326,7 @@ func buildOne(t *testing.T, dc *client.Client, files map[string]string) ([]launc
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	err = launch.BuildImages(ctx, root, plan, dc, nil, &out)
+	err = launch.BuildImages(ctx, root, plan, launch.BuildOptions{Docker: dc, Out: &out, Builder: b})
 	return plan, out.String(), err
 }
 
@@ -308,31 +339,9 @@ func TestBuildImagesFailures(t *testing.T) {
 	t.Parallel()
 	dc := dockertest.Need(t)
 
-	t.Run("failing RUN", func(t *testing.T) {
-		t.Parallel()
-		plan, out, err := buildOne(t, dc, map[string]string{"app/Dockerfile": "FROM scratch\nCOPY payload /payload\nRUN [\"/payload\", \"--fail\"]\n"})
-		if !errors.Is(err, launch.ErrBuild) {
-			t.Fatalf("a failing RUN: %v", err)
-		}
-		msg := err.Error()
-		for _, want := range []string{"non-zero code", "last lines of the build log", "step 40 of a failing build", "payload: fatal: this step fails on purpose"} {
-			if !strings.Contains(msg, want) {
-				t.Errorf("the error lacks %q:\n%s", want, msg)
-			}
-		}
-		if strings.Contains(msg, "step 1 of") || strings.Contains(msg, "\x1b") || strings.Contains(msg, "[31m") || strings.Contains(msg, "intermediate container") {
-			t.Errorf("the error carries more than the log's tail, or terminal escapes:\n%q", msg)
-		}
-		if len(hint.Of(err)) == 0 || !strings.Contains(out, "failed ") {
-			t.Errorf("no hint or no progress line: %v\n%s", hint.Of(err), out)
-		}
-		if tagged(t, dc, plan[0].Tag) {
-			t.Error("a failed build was tagged")
-		}
-	})
-
 	t.Run("missing Dockerfile", func(t *testing.T) {
 		t.Parallel()
+		// Found when planning, before any builder is asked.
 		root := t.TempDir()
 		writeTree(t, root, map[string]string{"app/main.txt": "x"})
 		_, err := launch.PlanImages(context.Background(), root, []launch.ImageArtifact{{Image: "harmony-test-nodockerfile", Context: "app"}}, dc, nil)
@@ -341,24 +350,95 @@ func TestBuildImagesFailures(t *testing.T) {
 		}
 	})
 
+	t.Run("no docker", func(t *testing.T) {
+		t.Parallel()
+		root := t.TempDir()
+		writeTree(t, root, map[string]string{"app/Dockerfile": "FROM scratch\n"})
+		plan, err := launch.PlanImages(context.Background(), root, []launch.ImageArtifact{{Image: "harmony-test-nodocker", Context: "app"}}, nil, nil)
+		if err != nil || plan[0].Built || plan[0].Loaded || plan[0].Tag == "" {
+			t.Fatalf("a plan without docker: %+v %v", plan, err)
+		}
+		if err := launch.BuildImages(context.Background(), root, plan, launch.BuildOptions{}); !errors.Is(err, launch.ErrNoBuilder) {
+			t.Fatalf("building without docker: %v", err)
+		}
+	})
+
+	eachBuilder(t, func(t *testing.T, builder launch.Builder) {
+		testBuildFailures(t, dc, builder)
+	})
+}
+
+func testBuildFailures(t *testing.T, dc *client.Client, builder launch.Builder) {
+	t.Run("failing RUN", func(t *testing.T) {
+		t.Parallel()
+		plan, out, err := buildOne(t, dc, builder, map[string]string{"app/Dockerfile": "FROM scratch\nCOPY payload /payload\nRUN [\"/payload\", \"--fail\"]\n"})
+		if !errors.Is(err, launch.ErrBuild) {
+			t.Fatalf("a failing RUN: %v", err)
+		}
+		msg := err.Error()
+		wants := []string{"last lines of the build log", "step 40 of a failing build", "payload: fatal: this step fails on purpose"}
+		step := " Step 3/4 : RUN "
+		if builder == launch.BuilderBuildKit {
+			// BuildKit's error names the failing step.
+			wants = append(wants, `[2/2] RUN ["/payload", "--fail"]: `, "exit code: 1")
+			step = ` [2/2] RUN ["/payload", "--fail"]`
+		} else {
+			wants = append(wants, "non-zero code")
+		}
+		for _, want := range wants {
+			if !strings.Contains(msg, want) {
+				t.Errorf("the error lacks %q:\n%s", want, msg)
+			}
+		}
+		if strings.Contains(msg, "step 1 of") || strings.Contains(msg, "\x1b") || strings.Contains(msg, "[31m") || strings.Contains(msg, "intermediate container") || strings.Contains(msg, "[internal]") {
+			t.Errorf("the error carries more than the log's tail, or terminal escapes:\n%q", msg)
+		}
+		if len(hint.Of(err)) == 0 || !strings.Contains(out, "failed ") {
+			t.Errorf("no hint or no progress line: %v\n%s", hint.Of(err), out)
+		}
+		if !strings.Contains(out, plan[0].Artifact.Image+":"+step) {
+			t.Errorf("the progress does not name the step that ran (%q):\n%s", step, out)
+		}
+		if tagged(t, dc, plan[0].Tag) {
+			t.Error("a failed build was tagged")
+		}
+	})
+
 	t.Run("endless output", func(t *testing.T) {
 		t.Parallel()
-		done := make(chan struct{})
-		var err error
+		prefix := "harmony-test-" + randomHex() + "-"
+		removeImages(t, dc, prefix)
+		root := t.TempDir()
+		writeTree(t, root, map[string]string{"app/Dockerfile": "FROM scratch\nCOPY payload /payload\nRUN [\"/payload\", \"--spew\"]\n"})
+		if err := os.WriteFile(filepath.Join(root, "app", "payload"), payload(t), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		plan, err := launch.PlanImages(context.Background(), root, []launch.ImageArtifact{{Image: prefix + "app", Context: "app"}}, dc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The classic builder sends all a build prints: harmony stops it at its cap. BuildKit
+		// clips a step's log itself and slows it down: the build then runs until stopped.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
 		go func() {
-			defer close(done)
-			_, _, err = buildOne(t, dc, map[string]string{"app/Dockerfile": "FROM scratch\nCOPY payload /payload\nRUN [\"/payload\", \"--spew\"]\n"})
+			done <- launch.BuildImages(ctx, root, plan, launch.BuildOptions{Docker: dc, Builder: builder})
 		}()
 		select {
-		case <-done:
+		case err = <-done:
 		case <-time.After(4 * time.Minute):
 			t.Fatal("a build printing without end was not stopped")
 		}
-		if !errors.Is(err, launch.ErrBuild) || !strings.Contains(err.Error(), "printed more than 32 MiB") {
+		capped := errors.Is(err, launch.ErrBuild) && strings.Contains(err.Error(), "printed more than 32 MiB")
+		if builder == launch.BuilderClassic && !capped || builder == launch.BuilderBuildKit && !capped && !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("endless output: %v", err)
 		}
 		if len(err.Error()) > 64<<10 {
 			t.Fatalf("the error is %d bytes long", len(err.Error()))
+		}
+		if tagged(t, dc, plan[0].Tag) {
+			t.Error("a stopped build was tagged")
 		}
 	})
 
@@ -379,7 +459,7 @@ func TestBuildImagesFailures(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		done := make(chan error, 1)
-		go func() { done <- launch.BuildImages(ctx, root, plan, dc, nil, io.Discard) }()
+		go func() { done <- launch.BuildImages(ctx, root, plan, launch.BuildOptions{Docker: dc, Builder: builder}) }()
 		select {
 		case err = <-done:
 		case <-time.After(3 * time.Minute):
@@ -402,25 +482,12 @@ func TestBuildImagesFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		writeTree(t, root, map[string]string{"app/a.txt": "2"})
-		err = launch.BuildImages(ctx, root, plan, dc, nil, io.Discard)
+		err = launch.BuildImages(ctx, root, plan, launch.BuildOptions{Docker: dc, Builder: builder})
 		if !errors.Is(err, launch.ErrContextChanged) {
 			t.Fatalf("a context changed after the plan: %v", err)
 		}
 		if tagged(t, dc, plan[0].Tag) {
 			t.Error("an image built from other files than its tag says was tagged")
-		}
-	})
-
-	t.Run("no docker", func(t *testing.T) {
-		t.Parallel()
-		root := t.TempDir()
-		writeTree(t, root, map[string]string{"app/Dockerfile": "FROM scratch\n"})
-		plan, err := launch.PlanImages(context.Background(), root, []launch.ImageArtifact{{Image: "harmony-test-nodocker", Context: "app"}}, nil, nil)
-		if err != nil || plan[0].Built || plan[0].Loaded || plan[0].Tag == "" {
-			t.Fatalf("a plan without docker: %+v %v", plan, err)
-		}
-		if err := launch.BuildImages(context.Background(), root, plan, nil, nil, io.Discard); !errors.Is(err, launch.ErrNoBuilder) {
-			t.Fatalf("building without docker: %v", err)
 		}
 	})
 }
@@ -439,7 +506,7 @@ func BenchmarkImagesNoChange(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := launch.BuildImages(ctx, root, plan, dc, loader, io.Discard); err != nil {
+	if err := launch.BuildImages(ctx, root, plan, launch.BuildOptions{Docker: dc, Loader: loader}); err != nil {
 		b.Fatal(err)
 	}
 	var out bytes.Buffer
@@ -448,7 +515,7 @@ func BenchmarkImagesNoChange(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := launch.BuildImages(ctx, root, plan, dc, loader, &out); err != nil {
+		if err := launch.BuildImages(ctx, root, plan, launch.BuildOptions{Docker: dc, Loader: loader, Out: &out}); err != nil {
 			b.Fatal(err)
 		}
 		if out.Len() != 0 {
@@ -495,19 +562,137 @@ func BenchmarkRelaunchImagesNoChange(b *testing.B) {
 	b.ReportMetric(float64(len(dockertest.NodeImports(b, dc, node))-1), "imports-after-first")
 }
 
-// TestBuildImagesUsesBuildKit builds a Dockerfile only BuildKit understands (RUN --mount) with
-// the builder chosen for this engine: BuildKit, which a Linux engine of API 1.39 or later has.
+// TestBuildImagesUsesBuildKit builds a Dockerfile only BuildKit understands (RUN --mount): with
+// the builder chosen for this engine (BuildKit: a Linux engine of API 1.39 or later), with
+// BuildKit asked for, and not with the classic builder (asked for, or DOCKER_BUILDKIT=0).
+// Not parallel: it sets DOCKER_BUILDKIT.
 func TestBuildImagesUsesBuildKit(t *testing.T) {
 	dc := dockertest.Need(t)
-	t.Setenv("DOCKER_BUILDKIT", "")
-	plan, out, err := buildOne(t, dc, map[string]string{
+	mount := map[string]string{
 		"app/Dockerfile": "FROM scratch\nRUN --mount=type=bind,target=/ctx [\"/ctx/payload\", \"--copy\", \"/ctx/index.html\", \"/index.html\"]\nCMD [\"/index.html\"]\n",
 		"app/index.html": "<h1>mounted</h1>",
-	})
-	if err != nil {
-		t.Fatalf("a RUN --mount build: %v\n%s", err, out)
 	}
-	if got := fileInImage(t, dc, plan[0].Tag, "/index.html"); string(got) != "<h1>mounted</h1>" {
-		t.Errorf("/index.html in the image: %q", got)
+	for _, tc := range []struct {
+		name, env string
+		builder   launch.Builder
+		buildkit  bool
+	}{
+		{"chosen", "", launch.BuilderAuto, true},
+		{"DOCKER_BUILDKIT=1", "1", launch.BuilderAuto, true},
+		{"asked for", "0", launch.BuilderBuildKit, true}, // the option wins over the environment
+		{"DOCKER_BUILDKIT=0", "0", launch.BuilderAuto, false},
+		{"classic asked for", "1", launch.BuilderClassic, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(launch.BuildKitEnv, tc.env)
+			plan, out, err := buildOne(t, dc, tc.builder, mount)
+			if !tc.buildkit {
+				if !errors.Is(err, launch.ErrBuild) || !strings.Contains(err.Error(), "requires BuildKit") || tagged(t, dc, plan[0].Tag) {
+					t.Fatalf("a RUN --mount build with the classic builder: %v\n%s", err, out)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("a RUN --mount build: %v\n%s", err, out)
+			}
+			if got := fileInImage(t, dc, plan[0].Tag, "/index.html"); string(got) != "<h1>mounted</h1>" {
+				t.Errorf("/index.html in the image: %q", got)
+			}
+		})
+	}
+
+	t.Run("DOCKER_BUILDKIT=maybe", func(t *testing.T) {
+		t.Setenv(launch.BuildKitEnv, "maybe")
+		_, _, err := buildOne(t, dc, launch.BuilderAuto, mount)
+		if err == nil || !strings.Contains(err.Error(), `DOCKER_BUILDKIT "maybe"`) || len(hint.Of(err)) == 0 {
+			t.Fatalf("DOCKER_BUILDKIT=maybe: %v (hints %q)", err, hint.Of(err))
+		}
+	})
+}
+
+// refusingEngine is a stand-in for an engine without BuildKit: a proxy to the real engine
+// that refuses BuildKit builds as such an engine does (400, invalid parameter) and counts them.
+func refusingEngine(t *testing.T, dc *client.Client) (*client.Client, *atomic.Int32) {
+	t.Helper()
+	u, err := url.Parse(dc.DaemonHost())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{}
+	switch u.Scheme {
+	case "unix":
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", u.Path)
+		}
+	case "tcp":
+		u.Scheme = "http"
+	default:
+		t.Fatalf("a docker engine at %s: the test proxies only unix and tcp", dc.DaemonHost())
+	}
+	target := &url.URL{Scheme: "http", Host: "docker"}
+	if u.Scheme == "http" {
+		target.Host = u.Host
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.Transport = tr
+	var refused atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/build") && r.URL.Query().Get("version") == "2" {
+			refused.Add(1)
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"message":"buildkit not supported by this stand-in engine"}`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := client.NewClientWithOpts(client.WithHost("tcp://"+srv.Listener.Addr().String()), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, &refused
+}
+
+// TestBuildImagesBuildKitRefused: an engine that refuses BuildKit gets the classic builder, once
+// per launch and visibly, when the choice was harmony's; asked for, BuildKit's refusal is the
+// error.
+func TestBuildImagesBuildKitRefused(t *testing.T) {
+	dc := dockertest.Need(t)
+	t.Setenv(launch.BuildKitEnv, "")
+	engine, refused := refusingEngine(t, dc)
+	prefix := "harmony-test-" + randomHex() + "-"
+	removeImages(t, dc, prefix)
+	root, arts := twoImages(t, prefix)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	plan, err := launch.PlanImages(ctx, root, arts, engine, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err = launch.BuildImages(ctx, root, plan, launch.BuildOptions{Docker: engine, Out: &out, Builder: launch.BuilderBuildKit})
+	if !errors.Is(err, launch.ErrBuild) || !strings.Contains(err.Error(), "buildkit not supported by this stand-in engine") || plan[0].Built || plan[1].Built {
+		t.Fatalf("BuildKit asked for, refused: %v\n%s", err, out.String())
+	}
+
+	out.Reset()
+	before := refused.Load()
+	if err := launch.BuildImages(ctx, root, plan, launch.BuildOptions{Docker: engine, Out: &out}); err != nil {
+		t.Fatalf("BuildKit chosen, refused: %v\n%s", err, out.String())
+	}
+	if n := strings.Count(out.String(), "building with the classic builder"); n != 1 {
+		t.Errorf("the fallback is said %d times, want once:\n%s", n, out.String())
+	}
+	if n := refused.Load() - before; n < 1 || n > 2 {
+		t.Errorf("%d BuildKit builds were refused, want 1 or 2 (the two builds may start together)", n)
+	}
+	for _, im := range plan {
+		if !im.Built || !tagged(t, dc, im.Tag) {
+			t.Errorf("%s was not built with the classic builder: %+v", im.Artifact.Image, im)
+		}
 	}
 }

@@ -178,6 +178,8 @@ type ImageOptions struct {
 	DryRun bool
 	// Out receives a progress line per image.
 	Out io.Writer
+	// Builder is the engine's builder (BuilderAuto: BuildKit when the engine has it).
+	Builder Builder
 }
 
 // Image states, as a dry run and a report say them.
@@ -262,7 +264,7 @@ func PrepareImages(ctx context.Context, src *Source, objs []Object, o ImageOptio
 				"launch on harmony's runtime (drop --kubeconfig/--context), or push the images to a registry the cluster pulls from and name them in the manifests; nothing was applied")
 		}
 		before := append([]BuiltImage(nil), plan...)
-		if err := BuildImages(ctx, src.Root, plan, o.Docker, loader, o.Out); err != nil {
+		if err := BuildImages(ctx, src.Root, plan, BuildOptions{Docker: o.Docker, Loader: loader, Out: o.Out, Builder: o.Builder}); err != nil {
 			return states, err
 		}
 		for i := range plan {
