@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -694,5 +695,34 @@ func TestBuildImagesBuildKitRefused(t *testing.T) {
 		if !im.Built || !tagged(t, dc, im.Tag) {
 			t.Errorf("%s was not built with the classic builder: %+v", im.Artifact.Image, im)
 		}
+	}
+}
+
+// BenchmarkBuildImage measures one image's build after an edit of its context, per builder: the
+// two-image fixture's web image with a new index.html each time (its payload layer cached),
+// built and tagged, not loaded (scripts/bench images).
+func BenchmarkBuildImage(b *testing.B) {
+	dc := dockertest.Need(b)
+	for _, builder := range builders {
+		b.Run(string(builder), func(b *testing.B) {
+			prefix := "harmony-bench-" + randomHex() + "-"
+			removeImages(b, dc, prefix)
+			root, arts := twoImages(b, prefix)
+			ctx := context.Background()
+			n := 0
+			for b.Loop() {
+				b.StopTimer()
+				n++
+				writeTree(b, root, map[string]string{"web/index.html": fmt.Sprintf("<h1>edit %d %s</h1>", n, randomHex())})
+				plan, err := launch.PlanImages(ctx, root, arts[:1], dc, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if err := launch.BuildImages(ctx, root, plan, launch.BuildOptions{Docker: dc, Builder: builder}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

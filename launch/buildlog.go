@@ -87,7 +87,7 @@ type stepLog struct {
 // text takes the classic builder's log.
 func (s *buildStream) text(t string) {
 	for _, l := range s.all.add(t) {
-		if s.step != nil && strings.HasPrefix(l, "Step ") {
+		if s.step != nil && classicStep.MatchString(l) {
 			s.step(l)
 		}
 	}
@@ -234,6 +234,9 @@ func (t *lineTail) flush() []string {
 	}
 	return nil
 }
+
+// classicStep matches the classic builder's line starting a step ("Step 2/4 : COPY …").
+var classicStep = regexp.MustCompile(`^Step [0-9]+/[0-9]+ : `)
 
 // ansiCSI matches a terminal control sequence (colours, cursor moves) in a build's log.
 var ansiCSI = regexp.MustCompile("\x1b\\[[0-9;?]*[ -/]*[@-~]")
