@@ -7,15 +7,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distribution/reference"
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
+	k3dclient "github.com/k3d-io/k3d/v5/pkg/client"
+	k3drt "github.com/k3d-io/k3d/v5/pkg/runtimes"
+	k3dtypes "github.com/k3d-io/k3d/v5/pkg/types"
 
 	"github.com/NationTech/harmony-agent/internal/hint"
 )
@@ -34,8 +41,9 @@ const (
 )
 
 // ImageStore loads images from the Docker engine into a runtime's containerd, without a
-// registry: `docker save` (the Engine API's ImageSave) streamed into `ctr -n k8s.io images
-// import -`. HasImages asks `ctr -n k8s.io images ls -q`. launch's ImageLoader is this shape.
+// registry: `docker save` (the Engine API's ImageSave) streamed into ctr's `images import -` in
+// the k8s.io namespace (k3d's import into each node, or the pinned k3s's ctr). HasImages asks
+// `ctr -n k8s.io images ls -q`. launch's ImageLoader is this shape.
 type ImageStore interface {
 	HasImages(ctx context.Context, tags []string) (map[string]bool, error)
 	LoadImages(ctx context.Context, tags []string) error
@@ -61,54 +69,223 @@ func ImageStoreOf(ctx context.Context, rt Runtime, docker client.APIClient) (Ima
 	return nil, fmt.Errorf("%w: the %s runtime has no image store", ErrImageLoad, rt.Name())
 }
 
-// K3dImages is the k3d runtime's image store: the node container's own ctr, through Docker
-// exec. Neither k3d's tools container nor a registry is involved.
+// K3dImages is the k3d runtime's image store: every server and agent node of the cluster, through
+// the k3d library's import in direct mode (ImageImportIntoClusterMulti: one `docker save` stream
+// of the images, multiplexed into each node's `ctr image import --all-platforms -`). Neither
+// k3d's tools container nor a registry is involved. HasImages asks each node's ctr.
 type K3dImages struct {
 	Docker client.APIClient
-	// Node is the node container (K3dNode).
-	Node string
+	// Cluster is the k3d cluster's name (K3dCluster).
+	Cluster string
 }
 
-// Images returns the image store of harmony's k3d node.
+// Images returns the image store of harmony's k3d cluster.
 func (k *K3d) Images(ctx context.Context) (*K3dImages, error) {
 	e, err := k.docker(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &K3dImages{Docker: e.Client, Node: K3dNode}, nil
+	return &K3dImages{Docker: e.Client, Cluster: K3dCluster}, nil
 }
 
-// HasImages reports which tags the node's containerd has.
-func (i *K3dImages) HasImages(ctx context.Context, tags []string) (map[string]bool, error) {
-	out := &listBuffer{}
-	if err := i.exec(ctx, []string{"ctr", "-n", k8sNamespace, "images", "ls", "-q"}, nil, out); err != nil {
-		return nil, fmt.Errorf("list the images of %s: %w", i.Node, err)
+// cluster returns the cluster as k3d finds it (ClusterGet) and its server and agent nodes, the
+// ones holding images.
+func (i *K3dImages) cluster(ctx context.Context) (*k3dtypes.Cluster, []*k3dtypes.Node, error) {
+	quietK3d()
+	c, err := k3dclient.ClusterGet(ctx, k3drt.Docker, &k3dtypes.Cluster{Name: i.Cluster})
+	if errors.Is(err, k3dclient.ClusterGetNoNodesFoundError) {
+		return nil, nil, hint.With(fmt.Errorf("k3d cluster %q: %w: no node found", i.Cluster, ErrNotInstalled),
+			"create it with: harmony bootstrap --runtime k3d")
 	}
-	return present(tags, out.String()), nil
+	if err != nil {
+		return nil, nil, fmt.Errorf("k3d cluster %q: %w", i.Cluster, err)
+	}
+	var nodes []*k3dtypes.Node
+	for _, n := range c.Nodes {
+		if n.Role == k3dtypes.ServerRole || n.Role == k3dtypes.AgentRole {
+			nodes = append(nodes, n)
+		}
+	}
+	if len(nodes) == 0 {
+		return nil, nil, fmt.Errorf("k3d cluster %q has no server or agent node", i.Cluster)
+	}
+	return c, nodes, nil
 }
 
-// LoadImages streams the tags out of the Docker engine into the node's containerd.
+// HasImages reports which tags every node's containerd has (a tag one node lacks is loaded again).
+func (i *K3dImages) HasImages(ctx context.Context, tags []string) (map[string]bool, error) {
+	_, nodes, err := i.cluster(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var have map[string]bool
+	for _, n := range nodes {
+		out := &listBuffer{}
+		if err := i.exec(ctx, n.Name, []string{"ctr", "-n", k8sNamespace, "images", "ls", "-q"}, nil, out); err != nil {
+			return nil, fmt.Errorf("list the images of %s: %w", n.Name, err)
+		}
+		p := present(tags, out.String())
+		if have == nil {
+			have = p
+		}
+		for t, ok := range p {
+			have[t] = have[t] && ok
+		}
+	}
+	return have, nil
+}
+
+// LoadImages streams the tags out of the Docker engine into every node's containerd, through
+// the k3d library; the runtime it hands k3d runs each node's ctr through harmony's exec
+// (k3dImportRuntime).
 func (i *K3dImages) LoadImages(ctx context.Context, tags []string) error {
 	if len(tags) == 0 {
 		return nil
 	}
+	what := strings.Join(tags, ", ")
+	for _, t := range tags {
+		// k3d imports a name that is a file as an image archive, and "-" from standard input.
+		if fi, err := os.Stat(t); t == "-" || (err == nil && !fi.IsDir()) {
+			return fmt.Errorf("%w: %q names a file, which k3d would import instead of an image", ErrImageLoad, t)
+		}
+		// k3d skips the images the engine lacks and imports the others: none unless all are there.
+		if _, err := i.Docker.ImageInspect(ctx, t); err != nil {
+			return fmt.Errorf("%w: export %s from docker: %w", ErrImageLoad, t, err)
+		}
+	}
+	c, _, err := i.cluster(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: import %s: %w", ErrImageLoad, what, err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rc, err := i.Docker.ImageSave(ctx, tags)
+	rt := &k3dImportRuntime{Runtime: k3drt.Docker, images: i, cancel: cancel, ended: make(chan struct{})}
+	err = k3dclient.ImageImportIntoClusterMulti(ctx, rt, tags, c, k3dtypes.ImageImportOpts{Mode: k3dtypes.ImportModeDirect})
 	if err != nil {
-		return fmt.Errorf("%w: export %s from docker: %w", ErrImageLoad, strings.Join(tags, ", "), err)
-	}
-	defer rc.Close()
-	if err := i.exec(ctx, append([]string{"ctr", "-n", k8sNamespace}, importArgs...), rc, &tailBuffer{max: maxCtrOutput}); err != nil {
-		return fmt.Errorf("%w: import %s into %s: %w", ErrImageLoad, strings.Join(tags, ", "), i.Node, err)
+		// k3d's errors keep only the text of the cause; the first failure keeps its chain.
+		if first := rt.firstFailure(); first != nil {
+			err = first
+		}
+		return fmt.Errorf("%w: import %s into k3d cluster %q: %w", ErrImageLoad, what, i.Cluster, err)
 	}
 	return nil
 }
 
-// exec runs cmd in the node, with stdin when given; its standard output goes to out, the last
-// bytes of its standard error into the error.
-func (i *K3dImages) exec(ctx context.Context, cmd []string, stdin io.Reader, out io.Writer) error {
-	ex, err := i.Docker.ContainerExecCreate(ctx, i.Node, container.ExecOptions{
+// k3dImportRuntime is k3d's Docker runtime with the parts of an import harmony does itself. The
+// image list and stream come from harmony's connection to the engine the images were built in.
+// Each node's ctr runs through harmony's exec rather than k3d's, which asks for a privileged
+// exec (a node is privileged already, and engines that cannot apply capabilities refuse it),
+// polls for the end every second, never ends the command's input, and leaves k3d's multiplexer
+// writing into a pipe nobody reads when a node fails. Here every node's input is closed when its
+// exec returns and half-closed once the stream has ended, and the first failure (a node's or the
+// stream's) cancels the others, so the import always returns.
+type k3dImportRuntime struct {
+	k3drt.Runtime
+	images *K3dImages
+	cancel context.CancelFunc
+	// ended is closed once the image stream has been read to its end: k3d has written all of it
+	// into every node's pipe.
+	ended   chan struct{}
+	endOnce sync.Once
+	mu      sync.Mutex
+	first   error
+}
+
+func (r *k3dImportRuntime) fail(err error) {
+	r.mu.Lock()
+	if r.first == nil {
+		r.first = err
+	}
+	r.mu.Unlock()
+	r.cancel()
+}
+
+func (r *k3dImportRuntime) firstFailure() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.first
+}
+
+// GetImages lists the engine's tagged images.
+func (r *k3dImportRuntime) GetImages(ctx context.Context) ([]string, error) {
+	list, err := r.images.Docker.ImageList(ctx, image.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var tags []string
+	for _, im := range list {
+		tags = append(tags, im.RepoTags...)
+	}
+	return tags, nil
+}
+
+// GetImageStream is `docker save` of the images.
+func (r *k3dImportRuntime) GetImageStream(ctx context.Context, images []string) (io.ReadCloser, error) {
+	rc, err := r.images.Docker.ImageSave(ctx, images)
+	if err != nil {
+		err = fmt.Errorf("export %s from docker: %w", strings.Join(images, ", "), err)
+		r.fail(err)
+		return nil, err
+	}
+	return &imageStream{ReadCloser: rc, rt: r}, nil
+}
+
+// imageStream tells its runtime when it has been read to its end, or failed. Its end is
+// signalled only on a read returning no bytes: k3d has written everything before into the
+// nodes' pipes by then.
+type imageStream struct {
+	io.ReadCloser
+	rt  *k3dImportRuntime
+	eof bool
+}
+
+func (s *imageStream) Read(p []byte) (int, error) {
+	if s.eof {
+		s.rt.endOnce.Do(func() { close(s.rt.ended) })
+		return 0, io.EOF
+	}
+	n, err := s.ReadCloser.Read(p)
+	switch {
+	case errors.Is(err, io.EOF) && n > 0:
+		s.eof = true // the caller has yet to write these bytes
+		return n, nil
+	case errors.Is(err, io.EOF):
+		s.rt.endOnce.Do(func() { close(s.rt.ended) })
+	case err != nil:
+		s.rt.fail(fmt.Errorf("export the images from docker: %w", err))
+	}
+	return n, err
+}
+
+// ExecInNodeWithStdin runs cmd (k3d's `ctr image import --all-platforms -`) in node with stdin.
+func (r *k3dImportRuntime) ExecInNodeWithStdin(ctx context.Context, node *k3dtypes.Node, cmd []string, stdin io.ReadCloser) error {
+	in := &execInput{r: stdin}
+	returned := make(chan struct{})
+	defer close(returned)
+	go func() {
+		select {
+		case <-r.ended:
+			in.finish() // all of the stream is in the pipe: once read, ctr's input ends
+		case <-returned:
+		}
+	}()
+	if err := r.images.exec(ctx, node.Name, cmd, in, &tailBuffer{max: maxCtrOutput}); err != nil {
+		err = fmt.Errorf("node %s: %w", node.Name, err)
+		r.fail(err)
+		return err
+	}
+	return nil
+}
+
+// exec runs cmd in the node container, with stdin when given (always closed on return); its
+// standard output goes to out, the last bytes of its standard error into the error. The exec is
+// unprivileged (a k3d node is privileged already) and ends when the command's output ends or ctx
+// is done.
+func (i *K3dImages) exec(ctx context.Context, node string, cmd []string, stdin *execInput, out io.Writer) error {
+	if stdin != nil {
+		defer stdin.finish()
+	}
+	ex, err := i.Docker.ContainerExecCreate(ctx, node, container.ExecOptions{
 		Cmd: cmd, AttachStdin: stdin != nil, AttachStdout: true, AttachStderr: true,
 	})
 	if err != nil {
@@ -119,14 +296,15 @@ func (i *K3dImages) exec(ctx context.Context, cmd []string, stdin io.Reader, out
 		return err
 	}
 	defer conn.Close()
-	// Only a failure to read stdin's source matters: ctr may finish once it has read the
-	// whole archive, before the copy's last write or close, which then fail harmlessly.
-	src := &sourceReader{r: stdin}
+	stop := context.AfterFunc(ctx, func() { conn.Close() }) // a cancelled exec stops waiting for its output
+	defer stop()
+	// Only a failure to read stdin's source matters: ctr may finish once it has read the whole
+	// archive, before the copy's last write or close, which then fail harmlessly.
 	copied := make(chan struct{})
 	if stdin != nil {
 		go func() {
 			defer close(copied)
-			_, _ = io.Copy(conn.Conn, src)
+			_, _ = io.Copy(conn.Conn, stdin)
 			_ = conn.CloseWrite()
 		}()
 	} else {
@@ -135,19 +313,24 @@ func (i *K3dImages) exec(ctx context.Context, cmd []string, stdin io.Reader, out
 	tail := &tailBuffer{max: maxCtrOutput}
 	_, rerr := stdcopy.StdCopy(out, tail, conn.Reader)
 	conn.Close() // its output ended (or overflowed): a stdin copy it no longer reads stops
+	if stdin != nil {
+		stdin.finish() // and so does one waiting for input the command will not read
+	}
 	<-copied
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if rerr != nil {
 		return rerr
 	}
-	werr := src.err
 	code, err := i.exitCode(ctx, ex.ID)
 	switch {
 	case err != nil:
 		return err
 	case code != 0:
 		return fmt.Errorf("%s exited with %d: %s", strings.Join(cmd, " "), code, lastLines(tail.String(), 10))
-	case werr != nil:
-		return fmt.Errorf("stream the images: %w", werr)
+	case stdin != nil && stdin.err != nil:
+		return fmt.Errorf("stream the images: %w", stdin.err)
 	}
 	return nil
 }
@@ -168,6 +351,31 @@ func (i *K3dImages) exitCode(ctx context.Context, id string) (int, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// execInput is an exec's standard input. It remembers the error reading its source met (io.EOF
+// aside) unless harmony ended the input itself: finish closes the source, which also ends a copy
+// waiting for more (k3d never closes its end of a node's pipe).
+type execInput struct {
+	r        io.ReadCloser
+	once     sync.Once
+	finished atomic.Bool
+	err      error // read once the copy has returned
+}
+
+func (e *execInput) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && !e.finished.Load() && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
+func (e *execInput) finish() {
+	e.once.Do(func() {
+		e.finished.Store(true)
+		_ = e.r.Close()
+	})
 }
 
 // K3sImages is the k3s runtime's image store: the installed, pinned k3s binary's `ctr`, run as
@@ -292,20 +500,6 @@ func normalRef(ref string) string {
 		return ref
 	}
 	return reference.TagNameOnly(n).String()
-}
-
-// sourceReader remembers the error reading its source met (io.EOF aside).
-type sourceReader struct {
-	r   io.Reader
-	err error
-}
-
-func (s *sourceReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
-		s.err = err
-	}
-	return n, err
 }
 
 // listBuffer holds an image list, failing past maxImageList bytes.

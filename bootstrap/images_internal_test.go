@@ -2,9 +2,13 @@ package bootstrap
 
 import (
 	"context"
+	"errors"
+	"io"
 	"os/exec"
 	"reflect"
+	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 // TestK3sImagesRunThePinnedK3sThroughSudo: as a user, the installed k3s's ctr runs through sudo
@@ -57,5 +61,35 @@ func TestImageOutputsAreBounded(t *testing.T) {
 	}
 	if got := present([]string{"x:harmony-0123456789abcdef", "y:1", "docker.io/library/x:harmony-0123456789abcdef"}, string(line)); !got["x:harmony-0123456789abcdef"] || got["y:1"] || !got["docker.io/library/x:harmony-0123456789abcdef"] {
 		t.Fatalf("present: %v", got)
+	}
+}
+
+// TestImageStreamEndsAfterItsLastBytes: a read returning the stream's last bytes with io.EOF
+// must not yet say the stream has ended (k3d has still to write those bytes into the nodes'
+// pipes, and the end closes them); the next read does. A read error cancels the import.
+func TestImageStreamEndsAfterItsLastBytes(t *testing.T) {
+	rt := &k3dImportRuntime{ended: make(chan struct{}), cancel: func() {}}
+	s := &imageStream{ReadCloser: io.NopCloser(iotest.DataErrReader(strings.NewReader("archive"))), rt: rt}
+	ended := func() bool {
+		select {
+		case <-rt.ended:
+			return true
+		default:
+			return false
+		}
+	}
+	b, err := io.ReadAll(io.LimitReader(s, 7))
+	if string(b) != "archive" || err != nil || ended() {
+		t.Fatalf("after the last bytes: %q, %v, ended %v", b, err, ended())
+	}
+	if n, err := s.Read(make([]byte, 8)); n != 0 || err != io.EOF || !ended() {
+		t.Fatalf("after the end: %d, %v, ended %v", n, err, ended())
+	}
+
+	cancelled := false
+	rt = &k3dImportRuntime{ended: make(chan struct{}), cancel: func() { cancelled = true }}
+	s = &imageStream{ReadCloser: io.NopCloser(iotest.ErrReader(errors.New("engine gone"))), rt: rt}
+	if _, err := s.Read(make([]byte, 8)); err == nil || !cancelled || rt.firstFailure() == nil || ended() {
+		t.Fatalf("a failed read: %v, cancelled %v, failure %v", err, cancelled, rt.firstFailure())
 	}
 }

@@ -68,18 +68,19 @@ func randomName(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
-// TestK3dImagesLoadIntoTheNode streams images out of the real Docker engine into the stand-in
-// node's ctr (through Docker exec, as into a real k3d node), and reads them back with ls.
-func TestK3dImagesLoadIntoTheNode(t *testing.T) {
+// TestK3dImagesLoadIntoEveryNode streams images out of the real Docker engine into every node of
+// a stand-in k3d cluster (a server and an agent) through the k3d library's import, whose ctr
+// records each import, and reads them back with ls.
+func TestK3dImagesLoadIntoEveryNode(t *testing.T) {
 	t.Parallel()
 	dc := dockertest.Need(t)
-	node := dockertest.StandinNode(t, dc)
+	cl := dockertest.StandinCluster(t, dc, 1)
 	a, b := randomName("harmony-test-a:harmony-"), randomName("registry.example/team/harmony-test-b:harmony-")
 	buildImage(t, dc, a, "FROM scratch\nCOPY hello /hello\n", map[string][]byte{"hello": []byte("a")}, nil)
 	buildImage(t, dc, b, "FROM scratch\nCOPY hello /hello\n", map[string][]byte{"hello": []byte("b")}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	store := &bootstrap.K3dImages{Docker: dc, Node: node}
+	store := &bootstrap.K3dImages{Docker: dc, Cluster: cl.Name}
 
 	have, err := store.HasImages(ctx, []string{a, b})
 	if err != nil || have[a] || have[b] {
@@ -88,27 +89,79 @@ func TestK3dImagesLoadIntoTheNode(t *testing.T) {
 	if err := store.LoadImages(ctx, []string{a, b}); err != nil {
 		t.Fatal(err)
 	}
-	imports := dockertest.NodeImports(t, dc, node)
-	if len(imports) != 1 || len(imports[0]) != 2 || imports[0][0] != "docker.io/library/"+a || imports[0][1] != b {
-		t.Fatalf("the node recorded the imports %q, want one import of both images", imports)
+	for _, node := range cl.Nodes {
+		imports := dockertest.NodeImports(t, dc, node)
+		if len(imports) != 1 || len(imports[0]) != 2 || imports[0][0] != "docker.io/library/"+a || imports[0][1] != b {
+			t.Fatalf("node %s recorded the imports %q, want one import of both images", node, imports)
+		}
 	}
 	have, err = store.HasImages(ctx, []string{a, b, "harmony-test-never-loaded:x"})
 	if err != nil || !have[a] || !have[b] || have["harmony-test-never-loaded:x"] {
 		t.Fatalf("after loading: %v %v", have, err)
 	}
 
-	// An image the engine does not have: an error, and nothing imported.
-	err = store.LoadImages(ctx, []string{"harmony-test-never-built:x"})
+	// An image the engine does not have, alone or with one it has: an error, nothing imported.
+	for _, tags := range [][]string{{"harmony-test-never-built:x"}, {a, "harmony-test-never-built:x"}} {
+		err = store.LoadImages(ctx, tags)
+		if !errors.Is(err, bootstrap.ErrImageLoad) || !strings.Contains(err.Error(), "harmony-test-never-built:x") {
+			t.Fatalf("loading %q: %v", tags, err)
+		}
+		for _, node := range cl.Nodes {
+			if n := len(dockertest.NodeImports(t, dc, node)); n != 1 {
+				t.Fatalf("a failed load recorded an import in %s (%d imports)", node, n)
+			}
+		}
+	}
+	// A cluster that is not there: an error naming it.
+	gone := &bootstrap.K3dImages{Docker: dc, Cluster: "harmony-test-no-such-cluster"}
+	if _, err := gone.HasImages(ctx, []string{a}); err == nil || !strings.Contains(err.Error(), "harmony-test-no-such-cluster") {
+		t.Fatalf("a missing cluster: %v", err)
+	}
+	if err := gone.LoadImages(ctx, []string{a}); !errors.Is(err, bootstrap.ErrImageLoad) || !strings.Contains(err.Error(), "harmony-test-no-such-cluster") {
+		t.Fatalf("loading into a missing cluster: %v", err)
+	}
+}
+
+// TestK3dImagesFailingNodeReturns loads images into a stand-in cluster whose agent's ctr refuses
+// the import at once, reading nothing: the load returns (well before its deadline: k3d's stream
+// into the other node must not wait for a reader that is gone) with an error naming the node and
+// quoting ctr, and the server's import is not reported as a success.
+func TestK3dImagesFailingNodeReturns(t *testing.T) {
+	t.Parallel()
+	dc := dockertest.Need(t)
+	cl := dockertest.StandinCluster(t, dc, 1, 1)
+	a := randomName("harmony-test-fail:harmony-")
+	// Big enough that the stream cannot fit in the pipes' and sockets' buffers.
+	big := make([]byte, 8<<20)
+	_, _ = rand.Read(big)
+	buildImage(t, dc, a, "FROM scratch\nCOPY big /big\n", map[string][]byte{"big": big}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	store := &bootstrap.K3dImages{Docker: dc, Cluster: cl.Name}
+
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- store.LoadImages(ctx, []string{a}) }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		t.Fatal("LoadImages did not return before its deadline: the import hangs on the failing node")
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("LoadImages returned only when its deadline passed: %v", err)
+	}
 	if !errors.Is(err, bootstrap.ErrImageLoad) {
-		t.Fatalf("loading a missing image: %v", err)
+		t.Fatalf("got %v, want ErrImageLoad", err)
 	}
-	if n := len(dockertest.NodeImports(t, dc, node)); n != 1 {
-		t.Fatalf("a failed load recorded an import (%d imports)", n)
+	t.Logf("returned after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	for _, want := range []string{cl.Nodes[1], dockertest.FailMessage} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q:\n%v", want, err)
+		}
 	}
-	// A node that is not there: an error naming it.
-	gone := &bootstrap.K3dImages{Docker: dc, Node: "harmony-test-no-such-node"}
-	if _, err := gone.HasImages(ctx, []string{a}); err == nil || !strings.Contains(err.Error(), "harmony-test-no-such-node") {
-		t.Fatalf("a missing node: %v", err)
+	if n := len(dockertest.NodeImports(t, dc, cl.Nodes[1])); n != 0 {
+		t.Errorf("the failing node recorded %d imports", n)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -98,14 +99,23 @@ func NewK3d(home string, trust manifests.Trust, out io.Writer, quiet bool) *K3d 
 	if quiet {
 		out = io.Discard
 	}
-	// k3d logs through logrus; harmony reports steps and errors itself.
-	k3dlog.Log().SetOutput(io.Discard)
-	k3dlog.Log().SetLevel(logrus.ErrorLevel)
+	quietK3d()
 	return &K3d{
 		Trust: trust, Mirror: installer.Mirror(), Fetcher: f, Out: out, Progress: LineProgress{W: out},
 		Registry: os.Getenv(RegistryEnv), GOOS: runtime.GOOS, rt: k3drt.Docker,
 		Home: home, PauseAt: Phase(os.Getenv(PauseEnv)),
 	}
+}
+
+var quietK3dOnce sync.Once
+
+// quietK3d silences k3d's logger (logrus, to the terminal by default): harmony reports steps and
+// errors itself, and only internal/cli prints.
+func quietK3d() {
+	quietK3dOnce.Do(func() {
+		k3dlog.Log().SetOutput(io.Discard)
+		k3dlog.Log().SetLevel(logrus.ErrorLevel)
+	})
 }
 
 // Name is "k3d".

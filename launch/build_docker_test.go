@@ -29,7 +29,6 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
-	"github.com/NationTech/harmony-agent/bootstrap"
 	"github.com/NationTech/harmony-agent/internal/ctrstandin"
 	"github.com/NationTech/harmony-agent/internal/dockertest"
 	"github.com/NationTech/harmony-agent/internal/hint"
@@ -177,8 +176,7 @@ func testBuildImagesIntoK3dNode(t *testing.T, builder launch.Builder) {
 	prefix := "harmony-test-" + randomHex() + "-"
 	removeImages(t, dc, prefix)
 	root, arts := twoImages(t, prefix)
-	node := dockertest.StandinNode(t, dc)
-	loader := &bootstrap.K3dImages{Docker: dc, Node: node}
+	node, loader := k3dStandin(t, dc)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
@@ -501,7 +499,7 @@ func BenchmarkImagesNoChange(b *testing.B) {
 	prefix := "harmony-bench-" + randomHex() + "-"
 	removeImages(b, dc, prefix)
 	root, arts := twoImages(b, prefix)
-	loader := &bootstrap.K3dImages{Docker: dc, Node: dockertest.StandinNode(b, dc)}
+	node, loader := k3dStandin(b, dc)
 	ctx := context.Background()
 	plan, err := launch.PlanImages(ctx, root, arts, dc, loader)
 	if err != nil {
@@ -523,7 +521,7 @@ func BenchmarkImagesNoChange(b *testing.B) {
 			b.Fatalf("a no-change run did something:\n%s", out.String())
 		}
 	}
-	b.ReportMetric(float64(len(dockertest.NodeImports(b, dc, loader.Node))-1), "imports-after-first")
+	b.ReportMetric(float64(len(dockertest.NodeImports(b, dc, node))-1), "imports-after-first")
 }
 
 // BenchmarkRelaunchImagesNoChange measures a no-change re-launch of the two-artifact
@@ -536,8 +534,8 @@ func BenchmarkRelaunchImagesNoChange(b *testing.B) {
 	prefix := "harmony-bench-" + randomHex() + "-"
 	removeImages(b, dc, prefix)
 	root := imageRepo(b, prefix, nil)
-	node := dockertest.StandinNode(b, dc)
-	l := newImageLaunch(b, root, dc, &bootstrap.K3dImages{Docker: dc, Node: node})
+	node, loader := k3dStandin(b, dc)
+	l := newImageLaunch(b, root, dc, loader)
 	if _, _, err := l.run(false); err != nil {
 		b.Fatal(err)
 	}

@@ -175,8 +175,8 @@ func TestLaunchBuildsSkaffoldImages(t *testing.T) {
 	prefix := "harmony-test-" + randomHex() + "-"
 	removeImages(t, dc, prefix)
 	root := imageRepo(t, prefix, nil)
-	node := dockertest.StandinNode(t, dc)
-	l := newImageLaunch(t, root, dc, &bootstrap.K3dImages{Docker: dc, Node: node})
+	node, loader := k3dStandin(t, dc)
+	l := newImageLaunch(t, root, dc, loader)
 	fe, be := prefix+"frontend", prefix+"backend"
 
 	// A dry run first: both would be built; nothing is built, loaded or applied.
@@ -266,6 +266,14 @@ func TestLaunchBuildsSkaffoldImages(t *testing.T) {
 	}
 }
 
+// k3dStandin starts a one-node stand-in k3d cluster (its ctr records imports) and returns the
+// node and the cluster's image store; failing makes the node refuse every import.
+func k3dStandin(t testing.TB, dc *client.Client, failing ...int) (string, *bootstrap.K3dImages) {
+	t.Helper()
+	cl := dockertest.StandinCluster(t, dc, 0, failing...)
+	return cl.Nodes[0], &bootstrap.K3dImages{Docker: dc, Cluster: cl.Name}
+}
+
 // k3sImages installs the k3s stand-in in harmony's layout under a fresh HARMONY_ROOT and returns
 // its image store (the stand-in's `k3s ctr` records imports) and where the records are.
 func k3sImages(t *testing.T, dc client.APIClient) (launch.ImageLoader, string) {
@@ -315,7 +323,8 @@ func TestLaunchBuildsHarmonyYAMLImages(t *testing.T) {
 }
 
 // TestLaunchImageFailuresApplyNothing: an unsupported builder, a failing RUN, a missing
-// Dockerfile and a missing engine each stop the launch before anything is applied.
+// Dockerfile, a missing engine and a k3d node refusing the import each stop the launch before
+// anything is applied.
 func TestLaunchImageFailuresApplyNothing(t *testing.T) {
 	t.Parallel()
 	testcluster.Need(t, cluster)
@@ -349,23 +358,29 @@ func TestLaunchImageFailuresApplyNothing(t *testing.T) {
 	dc := dockertest.Need(t)
 	removeImages(t, dc, prefix)
 	for name, c := range map[string]struct {
-		files map[string]string
-		want  string
+		files   map[string]string
+		failing bool
+		want    string
 	}{
-		"failing RUN":        {map[string]string{"src/backend/Dockerfile.run": "FROM scratch\nCOPY payload /payload\nRUN [\"/payload\", \"--fail\"]\n"}, "this step fails on purpose"},
-		"missing Dockerfile": {map[string]string{"src/frontend/Dockerfile": ""}, "Dockerfile"},
+		"failing RUN":        {files: map[string]string{"src/backend/Dockerfile.run": "FROM scratch\nCOPY payload /payload\nRUN [\"/payload\", \"--fail\"]\n"}, want: "this step fails on purpose"},
+		"missing Dockerfile": {files: map[string]string{"src/frontend/Dockerfile": ""}, want: "Dockerfile"},
+		"node refuses":       {failing: true, want: dockertest.FailMessage},
 	} {
 		t.Run(name, func(t *testing.T) {
 			root := imageRepo(t, prefix, c.files)
-			node := dockertest.StandinNode(t, dc)
-			l := newImageLaunch(t, root, dc, &bootstrap.K3dImages{Docker: dc, Node: node})
+			var failing []int
+			if c.failing {
+				failing = []int{0}
+			}
+			node, loader := k3dStandin(t, dc, failing...)
+			l := newImageLaunch(t, root, dc, loader) // run's deadline: a hanging load fails the test
 			_, _, err := l.run(false)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want an error with %q", err, c.want)
 			}
 			l.nothingApplied()
 			if n := len(dockertest.NodeImports(t, dc, node)); n != 0 {
-				t.Errorf("%d imports after a failed build", n)
+				t.Errorf("%d imports after a failure", n)
 			}
 		})
 	}

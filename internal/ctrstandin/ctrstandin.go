@@ -1,6 +1,8 @@
-// Package ctrstandin is a TEST STAND-IN for containerd's `ctr`, the part harmony uses:
-// `ctr [--address A] [-n NS] images import [--all-platforms] -` and `ctr [...] images ls -q`.
-// The k3s stand-ins (bootstrap/testdata) answer `ctr` with it. An import reads a real `docker
+// Package ctrstandin is a TEST STAND-IN for containerd's `ctr` as k3s ships it, the part harmony
+// and k3d use: `ctr [--address A] [-n NS] images import [--all-platforms] -` and `ctr [...]
+// images ls -q`. Like k3s's ctr, it works in the k8s.io namespace unless told otherwise (k3d runs
+// `ctr image import --all-platforms -` without -n). The k3s stand-ins (bootstrap/testdata)
+// answer `ctr` with it. An import reads a real `docker
 // save` stream from stdin (manifest.json, every config and layer it names must be present),
 // adds its tags, fully qualified as containerd names them, to the store's "images" file and
 // appends one line to its "imports" file, so tests see what was imported and how often.
@@ -22,11 +24,14 @@ import (
 	"github.com/distribution/reference"
 )
 
+// k3sNamespace is the namespace k3s's ctr works in without -n: Kubernetes' (the kubelet's).
+const k3sNamespace = "k8s.io"
+
 // Main runs ctr with args (without the program name); store is the folder the stand-in keeps
 // its images in, given the --address it was called with (or "" without one). It returns the
 // exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, store func(address string) string) int {
-	ns, address := "default", ""
+	ns, address := k3sNamespace, ""
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
 		switch args[0] {
 		case "-n", "--namespace":
@@ -43,7 +48,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, store func(a
 			return fail(stderr, "ctr-standin: unknown global flag %q", args[0])
 		}
 	}
-	if ns != "k8s.io" {
+	if ns != k3sNamespace {
 		return fail(stderr, "ctr-standin: namespace %q: the kubelet only sees images in k8s.io", ns)
 	}
 	if len(args) < 2 || (args[0] != "images" && args[0] != "image" && args[0] != "i") {

@@ -1,6 +1,7 @@
 // Package dockertest is test support for the tests that need the real Docker engine (scripts/test
 // installs and starts one): the engine itself, and the stand-ins built for it — a k3s node image
-// whose ctr records imports (k3d's node), and the k3s stand-in installed in harmony's layout.
+// whose ctr records imports, started as the nodes of a k3d cluster the k3d library finds, and
+// the k3s stand-in installed in harmony's layout.
 package dockertest
 
 import (
@@ -9,10 +10,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -74,9 +77,19 @@ func BuildNodeStandin(t testing.TB) []byte {
 	return bin
 }
 
-// StandinNode starts a container of the node stand-in (never serving: only its ctr is used, as
-// harmony uses a k3d node's) and returns its name; it is removed with the test.
-func StandinNode(t testing.TB, dc *client.Client) string {
+// Cluster is a k3d cluster of node stand-ins: containers labelled as k3d labels a cluster's
+// nodes (app=k3d, k3d.cluster, k3d.role), so the k3d library finds them (ClusterGet).
+type Cluster struct {
+	Name string
+	// Nodes are the node containers: the server first, then the agents.
+	Nodes []string
+}
+
+// StandinCluster starts a k3d cluster named uniquely, of one server and agents agent stand-in
+// nodes (never serving: only their ctr is used, as harmony uses a k3d node's); the nodes whose
+// indexes are in failing refuse every import (their ctr exits 1 with failMessage, reading
+// nothing). The containers are removed with the test.
+func StandinCluster(t testing.TB, dc *client.Client, agents int, failing ...int) Cluster {
 	t.Helper()
 	bin := BuildNodeStandin(t)
 	var buf bytes.Buffer
@@ -106,17 +119,39 @@ func StandinNode(t testing.TB, dc *client.Client) string {
 	t.Cleanup(func() {
 		_, _ = dc.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true, PruneChildren: true})
 	})
-	name := "harmony-test-node-" + RandomHex()
-	c, err := dc.ContainerCreate(ctx, &container.Config{Image: ref, Cmd: []string{"server"}}, &container.HostConfig{NetworkMode: "none"}, nil, nil, name)
-	if err != nil {
-		t.Fatal(err)
+	cl := Cluster{Name: "harmony-test-" + RandomHex()}
+	for i := 0; i <= agents; i++ {
+		role, n := "server", 0
+		if i > 0 {
+			role, n = "agent", i-1
+		}
+		name := fmt.Sprintf("k3d-%s-%s-%d", cl.Name, role, n)
+		labels := map[string]string{"app": "k3d", "k3d.cluster": cl.Name, "k3d.role": role}
+		c, err := dc.ContainerCreate(ctx, &container.Config{Image: ref, Cmd: []string{"server"}, Labels: labels}, &container.HostConfig{NetworkMode: "none"}, nil, nil, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = dc.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true}) })
+		if slices.Contains(failing, i) {
+			var fail bytes.Buffer
+			tw := tar.NewWriter(&fail)
+			_ = tw.WriteHeader(&tar.Header{Name: "standin/ctr-fail", Mode: 0o644, Size: int64(len(FailMessage)), Typeflag: tar.TypeReg})
+			_, _ = tw.Write([]byte(FailMessage))
+			_ = tw.Close()
+			if err := dc.CopyToContainer(ctx, c.ID, "/", &fail, container.CopyToContainerOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := dc.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		cl.Nodes = append(cl.Nodes, name)
 	}
-	t.Cleanup(func() { _ = dc.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true}) })
-	if err := dc.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return name
+	return cl
 }
+
+// FailMessage is what the ctr of a failing stand-in node says (StandinCluster's failing).
+const FailMessage = "failed to ingest the image stream: the node stand-in refuses every import"
 
 // NodeImports is the ctr stand-in's record of the imports into node (none: nil).
 func NodeImports(t testing.TB, dc *client.Client, node string) [][]string {

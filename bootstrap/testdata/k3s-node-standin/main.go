@@ -13,7 +13,9 @@
 // Called as kubectl, iptables-save or iptables-restore (the tools k3d's entrypoint scripts use
 // and the real image ships), it does nothing and says so. Called as ctr, it is the ctr stand-in
 // (internal/ctrstandin): imported images are recorded in the k3s data directory (on the
-// volume, as containerd's content is), in /var/lib/rancher/k3s/standin-images.
+// volume, as containerd's content is), in /var/lib/rancher/k3s/standin-images. When the file
+// /standin/ctr-fail exists, every import fails at once, without reading its input, with the
+// file's text on standard error and exit code 1 (a node whose containerd refuses images).
 package main
 
 import (
@@ -23,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,6 +45,10 @@ func main() {
 		_, _ = io.Copy(io.Discard, os.Stdin)
 		return
 	case "ctr":
+		if msg, err := os.ReadFile("/standin/ctr-fail"); err == nil && slices.Contains(os.Args[1:], "import") {
+			fmt.Fprintf(os.Stderr, "ctr: %s\n", strings.TrimSpace(string(msg)))
+			os.Exit(1)
+		}
 		os.Exit(ctrstandin.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, func(string) string { return ImageStore }))
 	}
 	fmt.Printf("k3s-node-standin (test stand-in for the k3s node image) args: %s\n", strings.Join(os.Args[1:], " "))
