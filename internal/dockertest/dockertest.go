@@ -92,6 +92,7 @@ type Cluster struct {
 func StandinCluster(t testing.TB, dc *client.Client, agents int, failing ...int) Cluster {
 	t.Helper()
 	bin := BuildNodeStandin(t)
+	cl := Cluster{Name: "harmony-test-" + RandomHex()}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for name, data := range map[string]string{
@@ -99,6 +100,9 @@ func StandinCluster(t testing.TB, dc *client.Client, agents int, failing ...int)
 		"rootfs/bin/k3s":         string(bin),
 		"rootfs/standin/mode":    "never-ready",
 		"rootfs/standin/version": "v1.36.4+k3s1",
+		// Unique content: parallel tests never share a cached layer another test's cleanup removes
+		// ("unknown parent image ID").
+		"rootfs/standin/cluster": cl.Name,
 	} {
 		_ = tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg})
 		_, _ = tw.Write([]byte(data))
@@ -119,7 +123,6 @@ func StandinCluster(t testing.TB, dc *client.Client, agents int, failing ...int)
 	t.Cleanup(func() {
 		_, _ = dc.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true, PruneChildren: true})
 	})
-	cl := Cluster{Name: "harmony-test-" + RandomHex()}
 	for i := 0; i <= agents; i++ {
 		role, n := "server", 0
 		if i > 0 {
