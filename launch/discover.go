@@ -62,6 +62,16 @@ type Source struct {
 	// Images are the images the repository builds itself (skaffold.yaml's build.artifacts or
 	// harmony.yaml's images), to build, load and substitute before anything is applied.
 	Images []ImageArtifact
+
+	project *Project // the project discovered, for the commands hints name
+}
+
+// launchCommand is the launch of src's project with flags added, for a hint.
+func (s *Source) launchCommand(flags ...string) string {
+	if s.project == nil {
+		return hint.Command(append([]string{"harmony", "launch"}, flags...)...)
+	}
+	return s.project.Command("launch", flags...)
 }
 
 // ErrAmbiguous means discovery found several candidates and will not guess.
@@ -290,8 +300,7 @@ func (t *tree) discover(abs string, files []string, cfg *Config, sk *skaffold) (
 	}
 	if len(names) == 0 {
 		return nil, hint.With(fmt.Errorf("%s: %w", abs, ErrNothingFound),
-			"put them in a manifests/ folder, add a kustomization.yaml, or list them in "+ProjectFile,
-			"or name them: harmony launch -f FILE")
+			"put them in a manifests/ folder, add a kustomization.yaml, or list them in "+ProjectFile)
 	}
 	for _, n := range names {
 		src.Files = append(src.Files, t.abs(n))

@@ -120,7 +120,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 	}
 	if len(conflicts) > 0 {
 		rep.Conflicts = conflicts
-		return rep, conflictError(conflicts, o.Adopt)
+		return rep, conflictError(conflicts, o.Adopt, p.Command("launch", "--adopt"))
 	}
 	markNamespaces(objs, claims, p)
 

@@ -165,7 +165,7 @@ func managers(live *unstructured.Unstructured) []string {
 	return out
 }
 
-func conflictError(cs []Conflict, adopt bool) error {
+func conflictError(cs []Conflict, adopt bool, adoptCommand string) error {
 	lines := make([]string, len(cs))
 	var adoptable []string
 	for i, c := range cs {
@@ -177,7 +177,7 @@ func conflictError(cs []Conflict, adopt bool) error {
 	err := fmt.Errorf("%w:\n  %s", ErrNotOwned, strings.Join(lines, "\n  "))
 	var hints []string
 	if len(adoptable) > 0 && !adopt {
-		hints = append(hints, "nobody owns "+strings.Join(adoptable, ", ")+": to make the project their owner (launch updates them, down deletes them, but never a namespace harmony did not create): harmony launch --adopt")
+		hints = append(hints, "nobody owns "+strings.Join(adoptable, ", ")+": to make the project their owner (launch updates them, down deletes them, but never a namespace harmony did not create): "+adoptCommand)
 	}
 	if len(adoptable) < len(cs) {
 		hints = append(hints, "harmony never takes objects of another harmony project, a Helm release or a controller: remove them from this project's manifests, or remove them from the cluster (harmony down, helm uninstall) first")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +32,9 @@ type Selection struct {
 	Command string
 	// Profile activates a skaffold.yaml profile (--profile).
 	Profile string
+	// Cluster are the flags that chose the cluster as typed (--kubeconfig PATH, --context
+	// NAME): hints naming a command for the project repeat them.
+	Cluster []string
 }
 
 // Project is one repository launched as a unit. Whichever folder inside it harmony is pointed
@@ -56,8 +60,10 @@ type Project struct {
 	// Profile is the skaffold.yaml profile to activate ("" for none).
 	Profile string
 
-	dir    string // the folder given, absolute
-	dirArg string // the folder as typed ("" when none was)
+	dir     string   // the folder given, absolute
+	dirArg  string   // the folder as typed ("" when none was)
+	nsFlag  string   // -n as typed ("" when none was)
+	cluster []string // --kubeconfig/--context as typed
 }
 
 // Resolve finds the project sel points into. It reads the root's harmony.yaml, and nothing else.
@@ -81,7 +87,7 @@ func Resolve(sel Selection) (*Project, error) {
 		return nil, hint.With(fmt.Errorf("%q is not a directory", sel.Dir),
 			"name a folder of the project, or run it from inside the project: "+cmd+" [DIR]")
 	}
-	p := &Project{Root: findRoot(dir), dir: dir, dirArg: dirArg, Profile: sel.Profile}
+	p := &Project{Root: findRoot(dir), dir: dir, dirArg: dirArg, Profile: sel.Profile, nsFlag: sel.Namespace, cluster: sel.Cluster}
 	p.Name = filepath.Base(p.Root)
 	if p.Config, err = loadConfig(p.Root); err != nil {
 		return nil, err
@@ -143,20 +149,67 @@ func (p *Project) Discover() (*Source, error) {
 		hints = append(hints, "or write the choice into "+ProjectFile+" ("+choiceKeys(amb.What)+")")
 		return nil, hint.With(err, hints...)
 	}
+	if errors.Is(err, ErrNothingFound) && len(p.Manifests) == 0 {
+		return nil, hint.After(err, "or name them: "+p.command("launch", false, "-f", "FILE"))
+	}
+	if src != nil {
+		src.project = p
+	}
 	return src, err
 }
 
 // selectCommand is the command that launches this project with path as its manifests.
 func (p *Project) selectCommand(path string) string {
-	cmd := "harmony launch"
-	if p.dirArg != "" {
-		cmd += " " + p.dirArg
-	}
 	rel, err := filepath.Rel(p.dir, path)
 	if err != nil {
 		rel = path
 	}
-	return cmd + " -f " + filepath.ToSlash(rel)
+	return p.command("launch", false, "-f", filepath.ToSlash(rel))
+}
+
+// Command is the harmony command name (launch, status, down) for this project as the user
+// addressed it, for a hint that must work when pasted where they typed theirs: the folder
+// given (unless it is the current one), launch's -f and --profile, then flags, then -n and
+// --kubeconfig/--context as typed (-n unless flags name one).
+func (p *Project) Command(name string, flags ...string) string {
+	return p.commandOn(p.cluster, name, true, flags...)
+}
+
+// CommandOn is Command on another cluster: cluster replaces the --kubeconfig/--context typed
+// (nil: harmony's own runtime).
+func (p *Project) CommandOn(cluster []string, name string, flags ...string) string {
+	return p.commandOn(cluster, name, true, flags...)
+}
+
+func (p *Project) command(name string, manifests bool, flags ...string) string {
+	return p.commandOn(p.cluster, name, manifests, flags...)
+}
+
+func (p *Project) commandOn(cluster []string, name string, manifests bool, flags ...string) string {
+	args := []string{"harmony", name}
+	if p.dirArg != "" {
+		if wd, err := os.Getwd(); err != nil || filepath.Clean(wd) != p.dir {
+			args = append(args, p.dirArg)
+		}
+	}
+	if name == "launch" && manifests {
+		for _, m := range p.Manifests {
+			rel, err := filepath.Rel(p.dir, m)
+			if err != nil {
+				rel = m
+			}
+			args = append(args, "-f", filepath.ToSlash(rel))
+		}
+		if p.Profile != "" {
+			args = append(args, "--profile", p.Profile)
+		}
+	}
+	args = append(args, flags...)
+	if p.nsFlag != "" && !slices.Contains(flags, "-n") {
+		args = append(args, "-n", p.nsFlag)
+	}
+	args = append(args, cluster...)
+	return hint.Command(args...)
 }
 
 // Timeout is the readiness timeout: harmony.yaml's when set, else def.

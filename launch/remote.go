@@ -183,11 +183,11 @@ func inlineRemoteRefs(file, field, config string) []remoteRef {
 	return out
 }
 
-func remoteError(refs []remoteRef) error {
+func remoteError(refs []remoteRef, allowCommand string) error {
 	lines := make([]string, len(refs))
 	for i, r := range refs {
 		lines[i] = r.String()
 	}
 	return hint.With(fmt.Errorf("%w (launch does not fetch them unless told to):\n  %s", ErrRemote, strings.Join(lines, "\n  ")),
-		"copy them into the repository, or let harmony fetch them (with a time and size limit): harmony launch --allow-remote")
+		"copy them into the repository, or let harmony fetch them (with a time and size limit): "+allowCommand)
 }

@@ -70,7 +70,7 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 	}
 	if len(remote) > 0 {
 		if !o.AllowRemote {
-			return nil, remoteError(remote)
+			return nil, remoteError(remote, src.launchCommand("--allow-remote"))
 		}
 		if err := t.fetchRemotes(ctx, kdirs, o); err != nil {
 			return nil, err

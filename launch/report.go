@@ -164,7 +164,7 @@ func (e *Engine) Down(ctx context.Context, p *Project, timeout time.Duration, ou
 		}
 	}
 	if len(kept) > 0 {
-		return steps, fmt.Errorf("could not check %s: the inventory keeps them; run harmony down again", strings.Join(kept, ", "))
+		return steps, hint.With(fmt.Errorf("could not check %s: the inventory keeps them", strings.Join(kept, ", ")), "run it again: "+p.Command("down"))
 	}
 	if err := e.deleteInventory(ctx, p); err != nil {
 		return steps, err
@@ -211,7 +211,7 @@ func (e *Engine) Status(ctx context.Context, p *Project) ([]ObjState, error) {
 		return nil, err
 	}
 	if !inv.exists {
-		return nil, hint.With(fmt.Errorf("namespace %s has no harmony inventory for %s (%s)", p.Namespace, p.Root, p.InventoryID), "launch it first: harmony launch")
+		return nil, hint.With(fmt.Errorf("namespace %s has no harmony inventory for %s (%s)", p.Namespace, p.Root, p.InventoryID), "launch it first: "+p.Command("launch"))
 	}
 	var out []ObjState
 	for _, id := range inv.Objects {

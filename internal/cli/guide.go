@@ -171,7 +171,9 @@ func (r *runtimeDown) Unwrap() error { return r.err }
 
 // notRunning is the error of status, down and a dry run (which never bootstrap) when harmony's
 // runtime does not answer: each hint is the command that works in that state.
-func notRunning(ctx context.Context, g *globalOptions, command string, cause error) error {
+//
+// command is the command run, on the cluster its argument names (nil: harmony's runtime).
+func notRunning(ctx context.Context, g *globalOptions, command func(cluster []string, flags ...string) string, cause error) error {
 	s, err := probeRuntime(ctx, g)
 	if err != nil {
 		// Why the runtime cannot even be looked at (k3d: no Docker engine) comes with its fix.
@@ -182,7 +184,7 @@ func notRunning(ctx context.Context, g *globalOptions, command string, cause err
 	switch {
 	case s.foreign != "":
 		e = fmt.Errorf("harmony's runtime is not installed: %s, and harmony never replaces it", s.foreign)
-		hints = append(hints, fmt.Sprintf("to use it as it is: harmony %s --kubeconfig /etc/rancher/k3s/k3s.yaml", command))
+		hints = append(hints, "to use it as it is: "+command([]string{"--kubeconfig", "/etc/rancher/k3s/k3s.yaml"}))
 	case !s.installed:
 		e = fmt.Errorf("%s %w: nothing is launched", s.name, errNothingInstalled)
 		hints = append(hints, "install it: "+s.asRoot("bootstrap")+" (harmony launch installs it too)")
@@ -196,25 +198,30 @@ func notRunning(ctx context.Context, g *globalOptions, command string, cause err
 		e = fmt.Errorf("%s %s is running but its API does not answer: %w", s.name, s.version, cause)
 		hints = append(hints, "restart it: "+s.asRoot("runtime restart"))
 	}
-	if h := contextHint("harmony "+command, ""); h != "" {
+	if h := contextHint(command(nil), ""); h != "" {
 		hints = append(hints, h)
 	}
 	return &runtimeDown{state: s, err: hint.With(e, hints...)}
 }
 
-// unreachable is the error for a cluster named with --kubeconfig/--context that cannot be used.
-func unreachable(command, kubeconfig, context string, cause error) error {
+// unreachable is the error for a cluster named with --kubeconfig/--context that cannot be used;
+// command is the command run, on the cluster its argument names (nil: harmony's runtime).
+func unreachable(command func(cluster []string, flags ...string) string, kubeconfig, context string, cause error) error {
 	names := kubeContexts(kubeconfig)
 	var hints []string
 	switch {
 	case context != "" && len(names) == 0:
 		hints = append(hints, "no kubeconfig context exists")
 	case context != "" && !slices.Contains(names, context):
-		hints = append(hints, fmt.Sprintf("the contexts that exist: %s (e.g. harmony %s --context %s)", strings.Join(names, ", "), command, names[0]))
+		on := []string{"--context", names[0]}
+		if kubeconfig != "" {
+			on = append([]string{"--kubeconfig", kubeconfig}, on...)
+		}
+		hints = append(hints, fmt.Sprintf("the contexts that exist: %s (e.g. %s)", strings.Join(names, ", "), command(on)))
 	default:
 		hints = append(hints, "check it with: kubectl cluster-info"+kubectlFlags(kubeconfig, context))
 	}
-	hints = append(hints, fmt.Sprintf("or drop --kubeconfig/--context to use harmony's own runtime: harmony %s", command))
+	hints = append(hints, "or drop --kubeconfig/--context to use harmony's own runtime: "+command(nil))
 	return hint.With(fmt.Errorf("cluster unreachable: %w", cause), hints...)
 }
 
@@ -243,10 +250,7 @@ func noSudo(ctx context.Context, why string, args []string) error {
 func quoteArgs(args []string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"$`\\*?[]{}()<>|&;#~!") {
-			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-		}
-		out[i] = a
+		out[i] = hint.Command(a)
 	}
 	return out
 }

@@ -30,7 +30,29 @@ type clusterOptions struct {
 	Namespace  string
 	Output     outputFlag
 
-	command string // launch, status or down: the hints name it
+	command string          // launch, status or down: the hints name it
+	proj    *launch.Project // the project resolved, for the commands hints name
+}
+
+// clusterFlags are --kubeconfig and --context as given, for hints that repeat the command.
+func (c *clusterOptions) clusterFlags() []string {
+	var out []string
+	if c.Kubeconfig != "" {
+		out = append(out, "--kubeconfig", c.Kubeconfig)
+	}
+	if c.Context != "" {
+		out = append(out, "--context", c.Context)
+	}
+	return out
+}
+
+// commandOn is the command being run, for the project as the user named it (its folder, -n),
+// on cluster (--kubeconfig/--context flags; nil: harmony's runtime), for a hint.
+func (c *clusterOptions) commandOn(cluster []string, flags ...string) string {
+	if c.proj == nil {
+		return hint.Command(append(append([]string{"harmony", c.command}, flags...), cluster...)...)
+	}
+	return c.proj.CommandOn(cluster, c.command, flags...)
 }
 
 func (c *clusterOptions) bind(cmd *cobra.Command) {
@@ -87,10 +109,10 @@ func (c *clusterOptions) cluster(ctx context.Context, g *globalOptions, mayBoots
 		}
 	}
 	if c.explicit() {
-		return nil, unreachable(c.command, c.Kubeconfig, c.Context, err)
+		return nil, unreachable(c.commandOn, c.Kubeconfig, c.Context, err)
 	}
 	if !mayBootstrap {
-		return nil, notRunning(ctx, g, c.command, err)
+		return nil, notRunning(ctx, g, c.commandOn, err)
 	}
 	fmt.Fprintln(g.Stderr, "harmony's runtime is not running: bootstrapping it first")
 	if err := bootstrapRun(ctx, g, &bootstrapOptions{Runtime: "auto", Timeout: bootstrap.DefaultTimeout}); err != nil {
@@ -170,10 +192,12 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		return err
 	}
 	sel.Profile = opts.Profile
+	sel.Cluster = opts.clusterFlags()
 	proj, err := launch.Resolve(sel)
 	if err != nil {
 		return err
 	}
+	opts.proj = proj
 	src, err := proj.Discover()
 	if err != nil {
 		return err
@@ -414,10 +438,12 @@ func (c *clusterOptions) project(ctx context.Context, g *globalOptions, args []s
 	if err != nil {
 		return nil, nil, err
 	}
+	sel.Cluster = c.clusterFlags()
 	proj, err := launch.Resolve(sel)
 	if err != nil {
 		return nil, nil, err
 	}
+	c.proj = proj
 	cfg, err := c.cluster(ctx, g, false)
 	if err != nil {
 		return nil, nil, err
