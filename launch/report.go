@@ -2,8 +2,10 @@ package launch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -136,8 +138,7 @@ func (e *Engine) Down(ctx context.Context, p *Project, timeout time.Duration, ou
 		return nil, err
 	}
 	if !inv.exists {
-		return nil, hint.With(fmt.Errorf("namespace %s has no harmony inventory for %s (%s): nothing to remove", p.Namespace, p.Root, p.InventoryID),
-			"harmony down removes only what harmony launch applied for this project")
+		return nil, e.notLaunched(ctx, p, "take it down there", "down")
 	}
 	steps := make([]Step, len(inv.Objects))
 	forEach(len(inv.Objects), func(i int) { steps[i] = e.planPrune(ctx, inv.Objects[i], p) })
@@ -185,6 +186,60 @@ func (e *Engine) Down(ctx context.Context, p *Project, timeout time.Duration, ou
 	return steps, nil
 }
 
+// ErrNotLaunched means the project has no inventory in its namespace: launch never applied
+// anything for it there (or down removed it all).
+var ErrNotLaunched = errors.New("not launched")
+
+// NotLaunchedError is ErrNotLaunched for one project; Elsewhere lists the namespaces where the
+// same folder is launched (with another -n).
+type NotLaunchedError struct {
+	Root, Namespace string
+	Elsewhere       []string
+}
+
+func (n *NotLaunchedError) Error() string {
+	msg := fmt.Sprintf("%s is not launched in namespace %s", n.Root, n.Namespace)
+	if len(n.Elsewhere) > 0 {
+		msg += ", but in namespace " + strings.Join(n.Elsewhere, " and ")
+	}
+	return msg
+}
+
+func (n *NotLaunchedError) Unwrap() error { return ErrNotLaunched }
+
+// notLaunched is the error of status and down for a project without an inventory, hinting
+// at the command that works: the same command with -n for a namespace the folder is launched
+// in, else launch.
+func (e *Engine) notLaunched(ctx context.Context, p *Project, there, command string) error {
+	nl := &NotLaunchedError{Root: p.Root, Namespace: p.Namespace, Elsewhere: e.launchedIn(ctx, p)}
+	var hints []string
+	for _, ns := range nl.Elsewhere {
+		hints = append(hints, there+": "+p.Command(command, "-n", ns))
+	}
+	if len(hints) == 0 {
+		hints = append(hints, "launch it: "+p.Command("launch"))
+	}
+	return hint.With(nl, hints...)
+}
+
+// launchedIn lists the other namespaces holding an inventory of p's folder (best effort: none
+// when the cluster does not let the user list ConfigMaps everywhere).
+func (e *Engine) launchedIn(ctx context.Context, p *Project) []string {
+	list, err := e.client.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{LabelSelector: managedByLabel + "=harmony"})
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, cm := range list.Items {
+		if cm.Namespace != p.Namespace && cm.Annotations[ProjectRootAnnotation] == p.Root && cm.Labels[InventoryLabel] != "" &&
+			cm.Labels[InventoryLabel] == inventoryID(p.Name, p.Root, cm.Namespace) && !slices.Contains(out, cm.Namespace) {
+			out = append(out, cm.Namespace)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // waitGone waits until a pruned object no longer exists (a namespace: until it is terminating).
 func (e *Engine) waitGone(ctx context.Context, s Step, timeout time.Duration) error {
 	ri, err := e.resourceFor(s.ID)
@@ -211,7 +266,7 @@ func (e *Engine) Status(ctx context.Context, p *Project) ([]ObjState, error) {
 		return nil, err
 	}
 	if !inv.exists {
-		return nil, hint.With(fmt.Errorf("namespace %s has no harmony inventory for %s (%s)", p.Namespace, p.Root, p.InventoryID), "launch it first: "+p.Command("launch"))
+		return nil, e.notLaunched(ctx, p, "see it there", "status")
 	}
 	var out []ObjState
 	for _, id := range inv.Objects {

@@ -413,6 +413,15 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			steps, err := eng.Down(cmd.Context(), proj, opts.Timeout, out)
+			var nl *launch.NotLaunchedError
+			if errors.As(err, &nl) && len(nl.Elsewhere) == 0 {
+				// Nothing of the project to remove is what down is for: done, as with no runtime.
+				fmt.Fprintf(out, "%s: nothing to take down\n", nl)
+				if opts.Output.json() {
+					return printJSON(g.Stdout, []launch.Step{})
+				}
+				return nil
+			}
 			if opts.Output.json() && steps != nil {
 				_ = printJSON(g.Stdout, steps)
 			}
