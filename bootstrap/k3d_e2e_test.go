@@ -31,6 +31,7 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -498,6 +499,33 @@ func TestK3dRuntimeEndToEnd(t *testing.T) {
 
 	// launch through the k3d path.
 	m.mustHarmony("launch", filepath.Join(root, "examples", "hello"), "--timeout", "2m")
+
+	// launch building the project's images: loaded into the node through the k3d library's import
+	// (the cluster found by k3d; the stand-in node's ctr records it), then applied with the content
+	// tags; launching again loads nothing (the node's ctr lists them).
+	prefix := randomName("harmony-test-k3d-") + "-"
+	shop := imageProject(t, dc, prefix)
+	ns := strings.TrimSuffix(strings.TrimPrefix(prefix, "harmony-test-"), "-")
+	t.Cleanup(func() {
+		_ = tc.Client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+	})
+	for i := range 2 {
+		start := time.Now()
+		m.mustHarmony("launch", shop, "-n", ns, "--no-wait")
+		t.Logf("harmony launch %d of the two-image project into k3d: %s", i+1, time.Since(start).Round(time.Millisecond))
+		imports := dockertest.NodeImports(t, dc, bootstrap.K3dNode)
+		if len(imports) != 1 || len(imports[0]) != 2 || !strings.HasPrefix(imports[0][0], "docker.io/library/"+prefix) {
+			t.Fatalf("launch %d: the node recorded the imports %q, want one import of both images", i+1, imports)
+		}
+	}
+	d, err := tc.Client.AppsV1().Deployments(ns).Get(ctx, "frontend", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := d.Spec.Template.Spec.Containers[0]; !strings.HasPrefix(c.Image, prefix+"frontend:harmony-") || c.ImagePullPolicy != "IfNotPresent" ||
+		!strings.HasSuffix(dockertest.NodeImports(t, dc, bootstrap.K3dNode)[0][0], c.Image) {
+		t.Fatalf("deployment frontend runs %s (%s), want the imported content tag with IfNotPresent", c.Image, c.ImagePullPolicy)
+	}
 
 	// Upgrade: a new node with the next pinned image on the same volume.
 	r = m.mustHarmony("runtime", "upgrade", "--to", v2, "--timeout", "90s")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/NationTech/harmony-agent/internal/ctrstandin"
@@ -32,56 +33,7 @@ func TestLaunchBuildsImagesIntoK3s(t *testing.T) {
 	m := newMachine(t)
 	m.mustHarmony("bootstrap")
 	prefix := randomName("harmony-test-e2e-") + "-"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		list, _ := dc.ImageList(ctx, image.ListOptions{})
-		for _, im := range list {
-			for _, tag := range im.RepoTags {
-				if strings.HasPrefix(tag, prefix) {
-					_, _ = dc.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
-				}
-			}
-		}
-	})
-
-	modRoot, err := releasetest.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Join(t.TempDir(), "shop")
-	payload := filepath.Join(root, "src", "frontend", "payload")
-	if err := os.MkdirAll(filepath.Dir(payload), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", payload, "./launch/testdata/image-payload")
-	build.Dir, build.Env = modRoot, append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build the image payload: %v\n%s", err, out)
-	}
-	deploy := func(name string) string {
-		return "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: " + name + "}\nspec:\n  selector: {matchLabels: {app: " + name + "}}\n" +
-			"  template:\n    metadata: {labels: {app: " + name + "}}\n    spec:\n      containers: [{name: app, image: " + prefix + name + "}]\n"
-	}
-	files := map[string]string{
-		"skaffold.yaml": "apiVersion: skaffold/v4beta11\nkind: Config\nbuild:\n  artifacts:\n" +
-			"  - {image: " + prefix + "frontend, context: src/frontend}\n" +
-			"  - {image: " + prefix + "backend, context: src/frontend, docker: {dockerfile: Dockerfile.backend}}\n" +
-			"manifests: {kustomize: {paths: [kubernetes-manifests]}}\n",
-		"src/frontend/Dockerfile":                 "FROM scratch\nCOPY payload /payload\nENTRYPOINT [\"/payload\"]\n",
-		"src/frontend/Dockerfile.backend":         "FROM scratch\nCOPY payload /backend\nENTRYPOINT [\"/backend\"]\n",
-		"kubernetes-manifests/kustomization.yaml": "resources: [frontend.yaml, backend.yaml]\n",
-		"kubernetes-manifests/frontend.yaml":      deploy("frontend"),
-		"kubernetes-manifests/backend.yaml":       deploy("backend"),
-	}
-	for name, body := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	root := imageProject(t, dc, prefix)
 	ns := strings.TrimSuffix(strings.TrimPrefix(prefix, "harmony-test-"), "-")
 	t.Cleanup(func() { m.harmony("down", root, "-n", ns) })
 	records := filepath.Join(filepath.Dir(m.path("run/k3s/containerd/containerd.sock")), "standin-images")
@@ -140,4 +92,63 @@ func TestLaunchBuildsImagesIntoK3s(t *testing.T) {
 	if !strings.Contains(dry.stdout, prefix+"frontend  src/frontend  cached") {
 		t.Errorf("dry run:\n%s", dry.stdout)
 	}
+}
+
+// imageProject writes the fixture, a skaffold.yaml (v4beta) project with two FROM
+// scratch artifacts (frontend, backend) copying a static program built here, and kustomize
+// manifests using the bare names prefix+"frontend" and prefix+"backend"; the images built from
+// it are removed with the test.
+func imageProject(t *testing.T, dc *client.Client, prefix string) string {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx := context.Background()
+		list, _ := dc.ImageList(ctx, image.ListOptions{})
+		for _, im := range list {
+			for _, tag := range im.RepoTags {
+				if strings.HasPrefix(tag, prefix) {
+					_, _ = dc.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
+				}
+			}
+		}
+	})
+
+	modRoot, err := releasetest.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(t.TempDir(), "shop")
+	payload := filepath.Join(root, "src", "frontend", "payload")
+	if err := os.MkdirAll(filepath.Dir(payload), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", payload, "./launch/testdata/image-payload")
+	build.Dir, build.Env = modRoot, append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the image payload: %v\n%s", err, out)
+	}
+	deploy := func(name string) string {
+		return "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: " + name + "}\nspec:\n  selector: {matchLabels: {app: " + name + "}}\n" +
+			"  template:\n    metadata: {labels: {app: " + name + "}}\n    spec:\n      containers: [{name: app, image: " + prefix + name + "}]\n"
+	}
+	files := map[string]string{
+		"skaffold.yaml": "apiVersion: skaffold/v4beta11\nkind: Config\nbuild:\n  artifacts:\n" +
+			"  - {image: " + prefix + "frontend, context: src/frontend}\n" +
+			"  - {image: " + prefix + "backend, context: src/frontend, docker: {dockerfile: Dockerfile.backend}}\n" +
+			"manifests: {kustomize: {paths: [kubernetes-manifests]}}\n",
+		"src/frontend/Dockerfile":                 "FROM scratch\nCOPY payload /payload\nENTRYPOINT [\"/payload\"]\n",
+		"src/frontend/Dockerfile.backend":         "FROM scratch\nCOPY payload /backend\nENTRYPOINT [\"/backend\"]\n",
+		"kubernetes-manifests/kustomization.yaml": "resources: [frontend.yaml, backend.yaml]\n",
+		"kubernetes-manifests/frontend.yaml":      deploy("frontend"),
+		"kubernetes-manifests/backend.yaml":       deploy("backend"),
+	}
+	for name, body := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
 }
