@@ -37,7 +37,10 @@ const (
 	// CreatedNamespaceAnnotation marks a namespace harmony created, with the inventory id of the
 	// project that created it: down deletes a namespace only when its own project created it.
 	CreatedNamespaceAnnotation = "harmony.dev/created-by-harmony"
-	managedByLabel             = "app.kubernetes.io/managed-by"
+	// ChartCRDAnnotation marks a CRD that came from a Helm chart's crds/ folder (the value is
+	// the chart's name): like Helm, neither down nor a launch's prune ever deletes it.
+	ChartCRDAnnotation = "harmony.dev/chart-crd"
+	managedByLabel     = "app.kubernetes.io/managed-by"
 )
 
 // ErrRejected means the server refused objects in the dry run: nothing was applied.
@@ -67,6 +70,7 @@ type Step struct {
 	Note   string             `json:"note,omitempty"`
 
 	keep    bool // a prune that could not be decided: the inventory keeps the object
+	keptCRD bool // a CRD not deleted on purpose (chart crds/, or others' resources of its kind)
 	release bool // a namespace kept: down removes the project's mark from it
 	uid     types.UID
 }

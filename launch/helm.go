@@ -447,6 +447,16 @@ func RenderChart(ctx context.Context, src *Source, o ChartOptions) (*Rendered, e
 		if err != nil {
 			return nil, err
 		}
+		for _, o := range objs {
+			if object.IsCRD(o.Unstructured) {
+				ann := o.GetAnnotations()
+				if ann == nil {
+					ann = map[string]string{}
+				}
+				ann[ChartCRDAnnotation] = ch.Name()
+				o.SetAnnotations(ann)
+			}
+		}
 		out.Objects = append(out.Objects, objs...)
 	}
 	notesKey := path.Join(ch.Name(), "templates", "NOTES.txt")

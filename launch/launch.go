@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -431,6 +432,12 @@ func (e *Engine) planPrune(ctx context.Context, id object.ObjMetadata, p *Projec
 	switch {
 	case live.GetAnnotations()[OwningInventoryAnnotation] != p.InventoryID:
 		step.Action, step.Note = Skip, "no longer marked as this project's: not deleted"
+	case object.IsCRD(live) && live.GetAnnotations()[ChartCRDAnnotation] != "":
+		step.Action, step.Note, step.keptCRD = Skip, "from the Helm chart's crds/ folder (Helm never deletes those either)", true
+	case object.IsCRD(live):
+		if others := e.othersOfKind(ctx, live, p); others != "" {
+			step.Action, step.Note, step.keptCRD = Skip, others, true
+		}
 	case object.IsNamespace(live) && !createdBy(live, p):
 		step.Action, step.Note, step.release = Skip, "harmony did not create it: not deleted", true
 	case object.IsNamespace(live):
@@ -439,6 +446,62 @@ func (e *Engine) planPrune(ctx context.Context, id object.ObjMetadata, p *Projec
 		}
 	}
 	return step
+}
+
+// othersOfKind describes the custom resources of a CRD's kind that are not p's, in all
+// namespaces ("" when there are none): deleting the CRD would delete them too. When they
+// cannot be listed, that is the reason to keep it.
+func (e *Engine) othersOfKind(ctx context.Context, crd *unstructured.Unstructured, p *Project) string {
+	group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+	plural, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "plural")
+	singular, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "singular")
+	kind, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "kind")
+	versions, _, _ := unstructured.NestedSlice(crd.Object, "spec", "versions")
+	version := "" // the storage version when it is served, else the first served one
+	for _, v := range versions {
+		m, _ := v.(map[string]any)
+		served, _ := m["served"].(bool)
+		storage, _ := m["storage"].(bool)
+		if served && (version == "" || storage) {
+			version, _ = m["name"].(string)
+		}
+	}
+	if singular == "" {
+		singular = strings.ToLower(kind)
+	}
+	if version == "" || plural == "" {
+		return ""
+	}
+	list, err := e.dyn.Resource(schema.GroupVersionResource{Group: group, Version: version, Resource: plural}).List(ctx, metav1.ListOptions{})
+	if apierrors.IsNotFound(err) {
+		return "" // not served: nothing of its kind can exist
+	}
+	if err != nil {
+		return "its " + plural + " cannot be listed (" + reason(err) + "): deleting it could delete resources that are not this project's"
+	}
+	var others []string
+	for _, it := range list.Items {
+		if it.GetAnnotations()[OwningInventoryAnnotation] == p.InventoryID {
+			continue
+		}
+		name := singular + "/" + it.GetName()
+		if it.GetNamespace() != "" {
+			name += " in namespace " + it.GetNamespace()
+		}
+		others = append(others, name)
+	}
+	if len(others) == 0 {
+		return ""
+	}
+	slices.Sort(others)
+	n := len(others)
+	if n > 3 {
+		others = append(others[:3], "…")
+	}
+	if n == 1 {
+		return fmt.Sprintf("1 %s in the cluster is not this project's (%s)", singular, others[0])
+	}
+	return fmt.Sprintf("%d %s in the cluster are not this project's (%s)", n, plural, strings.Join(others, ", "))
 }
 
 // prune deletes the objects planned for pruning, namespaces last, each only if it is still the

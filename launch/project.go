@@ -181,6 +181,19 @@ func (p *Project) CommandOn(cluster []string, name string, flags ...string) stri
 	return p.commandOn(cluster, name, true, flags...)
 }
 
+// runtimeContext is the kubeconfig context of harmony's runtime (bootstrap.ContextName), the
+// cluster a project goes to without --kubeconfig/--context.
+const runtimeContext = "harmony"
+
+// kubectl is a kubectl command line on the project's cluster, for a hint.
+func (p *Project) kubectl(args ...string) string {
+	cluster := p.cluster
+	if len(cluster) == 0 {
+		cluster = []string{"--context", runtimeContext}
+	}
+	return hint.Command(append(append([]string{"kubectl"}, cluster...), args...)...)
+}
+
 func (p *Project) command(name string, manifests bool, flags ...string) string {
 	return p.commandOn(p.cluster, name, manifests, flags...)
 }

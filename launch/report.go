@@ -158,11 +158,17 @@ func (e *Engine) Down(ctx context.Context, p *Project, timeout time.Duration, ou
 			fmt.Fprintf(out, "  kept %s: %s\n", s.Ref, s.Note)
 		}
 	}
-	var kept []string
+	var kept, crds []string
 	for _, s := range steps {
 		if s.keep {
 			kept = append(kept, s.Ref)
 		}
+		if s.keptCRD {
+			crds = append(crds, s.ID.Name)
+		}
+	}
+	if len(crds) > 0 {
+		defer printKeptCRDs(out, p, crds) // last, after the namespace
 	}
 	if len(kept) > 0 {
 		return steps, hint.With(fmt.Errorf("could not check %s: the inventory keeps them", strings.Join(kept, ", ")), "run it again: "+p.Command("down"))
@@ -238,6 +244,16 @@ func (e *Engine) launchedIn(ctx context.Context, p *Project) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// printKeptCRDs says which CRDs down kept, and the command that deletes them by hand.
+func printKeptCRDs(out io.Writer, p *Project, crds []string) {
+	it, what := "it", "1 CRD"
+	if len(crds) > 1 {
+		it, what = "them", fmt.Sprintf("%d CRDs", len(crds))
+	}
+	fmt.Fprintf(out, "kept %s: deleting a CRD deletes every resource of its kind in the cluster; to delete %s anyway: %s\n",
+		what, it, p.kubectl(append([]string{"delete", "crd"}, crds...)...))
 }
 
 // waitGone waits until a pruned object no longer exists (a namespace: until it is terminating).

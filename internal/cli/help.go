@@ -104,7 +104,7 @@ $ harmony launch -f deploy/app.yaml -n shop
 # Launch on another cluster
 $ harmony launch --context work`},
 	"harmony down": {
-		long: "Remove every object harmony launched for the project DIR belongs to (default: the current\ndirectory), and the inventory that lists them, then wait until they are gone. Objects harmony\ndid not create are never touched.",
+		long: "Remove every object harmony launched for the project DIR belongs to (default: the current\ndirectory), and the inventory that lists them, then wait until they are gone. Objects harmony\ndid not create are never touched. CRDs from a Helm chart's crds/ folder are kept (as Helm\nkeeps them), and so is any CRD whose kind still has resources that are not the project's:\ndeleting a CRD deletes every resource of its kind.",
 		example: `
 $ harmony down
 $ harmony down ~/src/shop --timeout 5m`},
