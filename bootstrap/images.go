@@ -157,6 +157,7 @@ func (i *K3dImages) LoadImages(ctx context.Context, tags []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: import %s: %w", ErrImageLoad, what, err)
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rt := &k3dImportRuntime{Runtime: k3drt.Docker, images: i, cancel: cancel, ended: make(chan struct{})}
@@ -165,6 +166,9 @@ func (i *K3dImages) LoadImages(ctx context.Context, tags []string) error {
 		// k3d's errors keep only the text of the cause; the first failure keeps its chain.
 		if first := rt.firstFailure(); first != nil {
 			err = first
+		}
+		if perr := parent.Err(); perr != nil {
+			err = perr // the caller's cancellation or deadline, which failed every node
 		}
 		return fmt.Errorf("%w: import %s into k3d cluster %q: %w", ErrImageLoad, what, i.Cluster, err)
 	}

@@ -74,7 +74,7 @@ func randomName(prefix string) string {
 func TestK3dImagesLoadIntoEveryNode(t *testing.T) {
 	t.Parallel()
 	dc := dockertest.Need(t)
-	cl := dockertest.StandinCluster(t, dc, 1)
+	cl := dockertest.StandinCluster(t, dc, dockertest.Imports, dockertest.Imports)
 	a, b := randomName("harmony-test-a:harmony-"), randomName("registry.example/team/harmony-test-b:harmony-")
 	buildImage(t, dc, a, "FROM scratch\nCOPY hello /hello\n", map[string][]byte{"hello": []byte("a")}, nil)
 	buildImage(t, dc, b, "FROM scratch\nCOPY hello /hello\n", map[string][]byte{"hello": []byte("b")}, nil)
@@ -129,7 +129,7 @@ func TestK3dImagesLoadIntoEveryNode(t *testing.T) {
 func TestK3dImagesFailingNodeReturns(t *testing.T) {
 	t.Parallel()
 	dc := dockertest.Need(t)
-	cl := dockertest.StandinCluster(t, dc, 1, 1)
+	cl := dockertest.StandinCluster(t, dc, dockertest.Imports, dockertest.RefusesImports)
 	a := randomName("harmony-test-fail:harmony-")
 	// Big enough that the stream cannot fit in the pipes' and sockets' buffers.
 	big := make([]byte, 8<<20)
@@ -162,6 +162,54 @@ func TestK3dImagesFailingNodeReturns(t *testing.T) {
 	}
 	if n := len(dockertest.NodeImports(t, dc, cl.Nodes[1])); n != 0 {
 		t.Errorf("the failing node recorded %d imports", n)
+	}
+}
+
+// TestK3dImagesCancelledImportReturns: an import into a cluster whose agent's ctr waits forever,
+// reading nothing (a stuck containerd), returns once its context is cancelled (Ctrl-C), with
+// ErrImageLoad and the cancellation, rather than waiting on the node.
+func TestK3dImagesCancelledImportReturns(t *testing.T) {
+	t.Parallel()
+	dc := dockertest.Need(t)
+	cl := dockertest.StandinCluster(t, dc, dockertest.Imports, dockertest.HangsOnImport)
+	a := randomName("harmony-test-hang:harmony-")
+	big := make([]byte, 8<<20)
+	_, _ = rand.Read(big)
+	buildImage(t, dc, a, "FROM scratch\nCOPY big /big\n", map[string][]byte{"big": big}, nil)
+	guard, stop := context.WithTimeout(context.Background(), 90*time.Second)
+	defer stop()
+	ctx, cancel := context.WithCancel(guard)
+	defer cancel()
+	store := &bootstrap.K3dImages{Docker: dc, Cluster: cl.Name}
+
+	done := make(chan error, 1)
+	go func() { done <- store.LoadImages(ctx, []string{a}) }()
+	// Cancel once the stuck node runs the import.
+	for {
+		c, err := dc.ContainerInspect(guard, cl.Nodes[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.ExecIDs) > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("LoadImages returned before the stuck node ran the import: %v", err)
+		case <-guard.Done():
+			t.Fatal("the stuck node never ran the import")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, bootstrap.ErrImageLoad) || !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v, want ErrImageLoad and context.Canceled", err)
+		}
+		t.Logf("returned: %v", err)
+	case <-guard.Done():
+		t.Fatal("LoadImages did not return after its context was cancelled: the import waits on the stuck node")
 	}
 }
 

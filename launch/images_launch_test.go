@@ -266,11 +266,11 @@ func TestLaunchBuildsSkaffoldImages(t *testing.T) {
 	}
 }
 
-// k3dStandin starts a one-node stand-in k3d cluster (its ctr records imports) and returns the
-// node and the cluster's image store; failing makes the node refuse every import.
-func k3dStandin(t testing.TB, dc *client.Client, failing ...int) (string, *bootstrap.K3dImages) {
+// k3dStandin starts a one-node stand-in k3d cluster (its ctr records imports, unless a fault is
+// given) and returns the node and the cluster's image store.
+func k3dStandin(t testing.TB, dc *client.Client, fault ...dockertest.NodeFault) (string, *bootstrap.K3dImages) {
 	t.Helper()
-	cl := dockertest.StandinCluster(t, dc, 0, failing...)
+	cl := dockertest.StandinCluster(t, dc, fault...)
 	return cl.Nodes[0], &bootstrap.K3dImages{Docker: dc, Cluster: cl.Name}
 }
 
@@ -358,21 +358,17 @@ func TestLaunchImageFailuresApplyNothing(t *testing.T) {
 	dc := dockertest.Need(t)
 	removeImages(t, dc, prefix)
 	for name, c := range map[string]struct {
-		files   map[string]string
-		failing bool
-		want    string
+		files map[string]string
+		fault dockertest.NodeFault
+		want  string
 	}{
 		"failing RUN":        {files: map[string]string{"src/backend/Dockerfile.run": "FROM scratch\nCOPY payload /payload\nRUN [\"/payload\", \"--fail\"]\n"}, want: "this step fails on purpose"},
 		"missing Dockerfile": {files: map[string]string{"src/frontend/Dockerfile": ""}, want: "Dockerfile"},
-		"node refuses":       {failing: true, want: dockertest.FailMessage},
+		"node refuses":       {fault: dockertest.RefusesImports, want: dockertest.FailMessage},
 	} {
 		t.Run(name, func(t *testing.T) {
 			root := imageRepo(t, prefix, c.files)
-			var failing []int
-			if c.failing {
-				failing = []int{0}
-			}
-			node, loader := k3dStandin(t, dc, failing...)
+			node, loader := k3dStandin(t, dc, c.fault)
 			l := newImageLaunch(t, root, dc, loader) // run's deadline: a hanging load fails the test
 			_, _, err := l.run(false)
 			if err == nil || !strings.Contains(err.Error(), c.want) {

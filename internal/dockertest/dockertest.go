@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -85,11 +84,23 @@ type Cluster struct {
 	Nodes []string
 }
 
-// StandinCluster starts a k3d cluster named uniquely, of one server and agents agent stand-in
-// nodes (never serving: only their ctr is used, as harmony uses a k3d node's); the nodes whose
-// indexes are in failing refuse every import (their ctr exits 1 with failMessage, reading
-// nothing). The containers are removed with the test.
-func StandinCluster(t testing.TB, dc *client.Client, agents int, failing ...int) Cluster {
+// NodeFault is how a stand-in node's ctr imports.
+type NodeFault int
+
+const (
+	// Imports records every import.
+	Imports NodeFault = iota
+	// RefusesImports fails every import at once, reading nothing: exit 1 with FailMessage.
+	RefusesImports
+	// HangsOnImport waits forever in every import, reading nothing.
+	HangsOnImport
+)
+
+// StandinCluster starts a k3d cluster named uniquely with one stand-in node per fault given (the
+// first a server, the others agents; one importing server when none is given). The nodes never
+// serve: only their ctr is used, as harmony uses a k3d node's. The containers are removed with
+// the test.
+func StandinCluster(t testing.TB, dc *client.Client, faults ...NodeFault) Cluster {
 	t.Helper()
 	bin := BuildNodeStandin(t)
 	cl := Cluster{Name: "harmony-test-" + RandomHex()}
@@ -123,7 +134,10 @@ func StandinCluster(t testing.TB, dc *client.Client, agents int, failing ...int)
 	t.Cleanup(func() {
 		_, _ = dc.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true, PruneChildren: true})
 	})
-	for i := 0; i <= agents; i++ {
+	if len(faults) == 0 {
+		faults = []NodeFault{Imports}
+	}
+	for i, fault := range faults {
 		role, n := "server", 0
 		if i > 0 {
 			role, n = "agent", i-1
@@ -135,13 +149,17 @@ func StandinCluster(t testing.TB, dc *client.Client, agents int, failing ...int)
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = dc.ContainerRemove(context.Background(), c.ID, container.RemoveOptions{Force: true}) })
-		if slices.Contains(failing, i) {
-			var fail bytes.Buffer
-			tw := tar.NewWriter(&fail)
-			_ = tw.WriteHeader(&tar.Header{Name: "standin/ctr-fail", Mode: 0o644, Size: int64(len(FailMessage)), Typeflag: tar.TypeReg})
-			_, _ = tw.Write([]byte(FailMessage))
+		if fault != Imports {
+			file, data := "standin/ctr-fail", FailMessage
+			if fault == HangsOnImport {
+				file, data = "standin/ctr-hang", ""
+			}
+			var tarball bytes.Buffer
+			tw := tar.NewWriter(&tarball)
+			_ = tw.WriteHeader(&tar.Header{Name: file, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+			_, _ = tw.Write([]byte(data))
 			_ = tw.Close()
-			if err := dc.CopyToContainer(ctx, c.ID, "/", &fail, container.CopyToContainerOptions{}); err != nil {
+			if err := dc.CopyToContainer(ctx, c.ID, "/", &tarball, container.CopyToContainerOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -153,7 +171,7 @@ func StandinCluster(t testing.TB, dc *client.Client, agents int, failing ...int)
 	return cl
 }
 
-// FailMessage is what the ctr of a failing stand-in node says (StandinCluster's failing).
+// FailMessage is what the ctr of a node that RefusesImports says.
 const FailMessage = "failed to ingest the image stream: the node stand-in refuses every import"
 
 // NodeImports is the ctr stand-in's record of the imports into node (none: nil).

@@ -15,7 +15,8 @@
 // (internal/ctrstandin): imported images are recorded in the k3s data directory (on the
 // volume, as containerd's content is), in /var/lib/rancher/k3s/standin-images. When the file
 // /standin/ctr-fail exists, every import fails at once, without reading its input, with the
-// file's text on standard error and exit code 1 (a node whose containerd refuses images).
+// file's text on standard error and exit code 1 (a node whose containerd refuses images); when
+// /standin/ctr-hang exists, every import waits forever, reading nothing (a stuck containerd).
 package main
 
 import (
@@ -48,6 +49,9 @@ func main() {
 		if msg, err := os.ReadFile("/standin/ctr-fail"); err == nil && slices.Contains(os.Args[1:], "import") {
 			fmt.Fprintf(os.Stderr, "ctr: %s\n", strings.TrimSpace(string(msg)))
 			os.Exit(1)
+		}
+		if _, err := os.Stat("/standin/ctr-hang"); err == nil && slices.Contains(os.Args[1:], "import") {
+			select {}
 		}
 		os.Exit(ctrstandin.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, func(string) string { return ImageStore }))
 	}
