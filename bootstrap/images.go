@@ -146,7 +146,7 @@ func (i *K3dImages) LoadImages(ctx context.Context, tags []string) error {
 	for _, t := range tags {
 		// k3d imports a name that is a file as an image archive, and "-" from standard input.
 		if fi, err := os.Stat(t); t == "-" || (err == nil && !fi.IsDir()) {
-			return fmt.Errorf("%w: %q names a file, which k3d would import instead of an image", ErrImageLoad, t)
+			return fmt.Errorf("%w: k3d would read %q as an image archive (a file, or \"-\" for standard input), not as an image", ErrImageLoad, t)
 		}
 		// k3d skips the images the engine lacks and imports the others: none unless all are there.
 		if _, err := i.Docker.ImageInspect(ctx, t); err != nil {
@@ -181,8 +181,9 @@ func (i *K3dImages) LoadImages(ctx context.Context, tags []string) error {
 // exec (a node is privileged already, and engines that cannot apply capabilities refuse it),
 // polls for the end every second, never ends the command's input, and leaves k3d's multiplexer
 // writing into a pipe nobody reads when a node fails. Here every node's input is closed when its
-// exec returns and half-closed once the stream has ended, and the first failure (a node's or the
-// stream's) cancels the others, so the import always returns.
+// exec returns and half-closed once the stream has ended, the first failure (a node's or the
+// stream's) cancels the others, so one failing node never leaves the import waiting, and a
+// cancelled context ends every exec, even one whose ctr is stuck.
 type k3dImportRuntime struct {
 	k3drt.Runtime
 	images *K3dImages
