@@ -55,6 +55,15 @@ func probeRuntime(ctx context.Context, g *globalOptions) (*runtimeState, error) 
 	return s, nil
 }
 
+// useAsIs are the flags that point harmony at a runtime another installer put in its way: the
+// kubeconfig k3s writes, or the context k3d adds for its cluster named harmony.
+func (s *runtimeState) useAsIs() []string {
+	if s.name == "k3d" {
+		return []string{"--context", "k3d-" + bootstrap.ContextName}
+	}
+	return []string{"--kubeconfig", "/etc/rancher/k3s/k3s.yaml"}
+}
+
 // sudoAvailable reports whether harmony can ask sudo for the steps that need root.
 func sudoAvailable() bool {
 	_, err := exec.LookPath("sudo")
@@ -111,7 +120,7 @@ func (s *runtimeState) firstStep(again string) (sentence, next string) {
 	switch {
 	case s.foreign != "":
 		return fmt.Sprintf("launch would stop there: %s, and harmony never replaces it", s.foreign),
-			"to use it as it is: " + again + " --kubeconfig /etc/rancher/k3s/k3s.yaml"
+			"to use it as it is: " + again + " " + strings.Join(s.useAsIs(), " ")
 	case !s.installed && s.name == "k3d":
 		step, command = fmt.Sprintf("run k3s %s in Docker (k3d)", s.version), "harmony bootstrap"
 	case !s.installed:
@@ -184,7 +193,7 @@ func notRunning(ctx context.Context, g *globalOptions, command func(cluster []st
 	switch {
 	case s.foreign != "":
 		e = fmt.Errorf("harmony's runtime is not installed: %s, and harmony never replaces it", s.foreign)
-		hints = append(hints, "to use it as it is: "+command([]string{"--kubeconfig", "/etc/rancher/k3s/k3s.yaml"}))
+		hints = append(hints, "to use it as it is: "+command(s.useAsIs()))
 	case !s.installed:
 		e = fmt.Errorf("%s %w: nothing is launched", s.name, errNothingInstalled)
 		hints = append(hints, "install it: "+s.asRoot("bootstrap")+" (harmony launch installs it too)")

@@ -114,6 +114,10 @@ func (c *clusterOptions) cluster(ctx context.Context, g *globalOptions, mayBoots
 	if !mayBootstrap {
 		return nil, notRunning(ctx, g, c.commandOn, err)
 	}
+	if s, perr := probeRuntime(ctx, g); perr == nil && s.foreign != "" {
+		// Bootstrapping would refuse it too, with a hint that cannot name the project.
+		return nil, notRunning(ctx, g, c.commandOn, err)
+	}
 	fmt.Fprintln(g.Stderr, "harmony's runtime is not running: bootstrapping it first")
 	if err := bootstrapRun(ctx, g, &bootstrapOptions{Runtime: "auto", Timeout: bootstrap.DefaultTimeout}); err != nil {
 		return nil, err
