@@ -86,11 +86,11 @@ type stepLog struct {
 
 // text takes the classic builder's log.
 func (s *buildStream) text(t string) {
-	for _, l := range s.all.add(t) {
+	s.all.add(t, func(l string) {
 		if s.step != nil && classicStep.MatchString(l) {
 			s.step(l)
 		}
-	}
+	})
 }
 
 // trace takes one BuildKit status message; one that does not decode is ignored.
@@ -103,34 +103,36 @@ func (s *buildStream) trace(aux json.RawMessage) {
 	if err != nil {
 		return
 	}
-	vs, logs := decodeStatus(b)
-	for _, v := range vs {
-		st := s.stepOf(v.digest)
-		if st == nil {
-			continue
-		}
-		if v.name != "" {
-			st.name = v.name
-		}
-		if v.err != "" && s.failed == "" {
-			s.failed, s.failedErr = v.digest, v.err
-		}
-		if v.started && !v.cached && !st.reported && isDockerfileStep(st.name) {
-			st.reported = true
-			if s.step != nil {
-				s.step(inert(st.name))
-			}
+	decodeStatus(b, s.vertex, s.log)
+}
+
+// vertex takes one of BuildKit's vertexes: a step's name, start, failure.
+func (s *buildStream) vertex(v bkVertex) {
+	st := s.stepOf(v.digest)
+	if st == nil {
+		return
+	}
+	if v.name != "" {
+		st.name = v.name
+	}
+	if v.err != "" && s.failed == "" {
+		s.failed, s.failedErr = v.digest, v.err
+	}
+	if v.started && !v.cached && !st.reported && isDockerfileStep(st.name) {
+		st.reported = true
+		if s.step != nil {
+			s.step(inert(st.name))
 		}
 	}
-	for _, l := range logs {
-		t := &s.other
-		if st := s.stepOf(l.vertex); st != nil {
-			t = &st.log
-		}
-		for _, line := range t.add(string(l.msg)) {
-			s.all.push(line)
-		}
+}
+
+// log takes one of BuildKit's logs: a piece of a step's output.
+func (s *buildStream) log(l bkLog) {
+	t := &s.other
+	if st := s.stepOf(l.vertex); st != nil {
+		t = &st.log
 	}
+	t.add(string(l.msg), s.all.push)
 }
 
 // stepOf is the step of a vertex digest, remembered up to maxTrackedSteps; nil past that.
@@ -169,23 +171,32 @@ func (s *buildStream) failure(msg string) error {
 }
 
 // inert is a line of a build's output made safe to print: terminal controls removed, sanitized.
-func inert(s string) string { return Sanitize(ansiCSI.ReplaceAllString(s, "")) }
+// A short line of printable ASCII, the usual one, is its own inert form.
+func inert(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return Sanitize(ansiCSI.ReplaceAllString(s, ""))
+		}
+	}
+	if len(s) > MaxLineRunes {
+		return Sanitize(s)
+	}
+	return s
+}
 
 // lines is the log's last lines: the failing step's with BuildKit (when it printed any), else
 // the whole log's.
 func (s *buildStream) lines() []string {
 	if st := s.steps[s.failed]; st != nil {
-		st.log.flush()
+		st.log.flush(nil)
 		if len(st.log.lines) > 0 {
 			return st.log.lines
 		}
 	}
 	for _, st := range s.steps {
-		for _, l := range st.log.flush() {
-			s.all.push(l)
-		}
+		st.log.flush(s.all.push)
 	}
-	s.all.flush()
+	s.all.flush(nil)
 	return s.all.lines
 }
 
@@ -196,43 +207,52 @@ type lineTail struct {
 	partial string
 }
 
-// add takes a piece of the log and returns the lines it completed (as kept).
-func (t *lineTail) add(s string) []string {
-	s = t.partial + s
-	lines := strings.Split(s, "\n")
-	t.partial = lines[len(lines)-1]
-	if len(t.partial) > maxPartialLine {
-		t.partial = t.partial[:maxPartialLine]
+// add takes a piece of the log and keeps the lines it completes, each also given to done when
+// done is not nil. It goes through the piece line by line, keeping nothing more than the tail:
+// a piece of millions of lines costs no more memory than one of twenty.
+func (t *lineTail) add(s string, done func(string)) {
+	if t.partial != "" {
+		s, t.partial = t.partial+s, ""
 	}
-	var done []string
-	for _, l := range lines[:len(lines)-1] {
+	for {
+		l, rest, ok := strings.Cut(s, "\n")
+		if !ok {
+			break
+		}
+		s = rest
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
 		l = inert(l)
 		if x := strings.TrimSpace(l); x == "" || strings.HasPrefix(x, "--->") || strings.HasPrefix(x, "Removing intermediate container ") {
 			continue // the classic builder's bookkeeping
 		}
 		t.push(l)
-		done = append(done, l)
+		if done != nil {
+			done(l)
+		}
 	}
-	if len(done) > BuildLogTail {
-		done = done[len(done)-BuildLogTail:]
+	if len(s) > maxPartialLine {
+		s = s[:maxPartialLine]
 	}
-	return done
+	t.partial = strings.Clone(s) // not the whole piece it ends
 }
 
 // push keeps one finished line.
 func (t *lineTail) push(l string) {
-	t.lines = append(t.lines, l)
-	if len(t.lines) > BuildLogTail {
-		t.lines = t.lines[1:]
+	if len(t.lines) == BuildLogTail {
+		copy(t.lines, t.lines[1:]) // in place: millions of lines allocate nothing
+		t.lines[BuildLogTail-1] = l
+		return
 	}
+	t.lines = append(t.lines, l)
 }
 
-// flush finishes the last line, if any, and returns the lines it completed.
-func (t *lineTail) flush() []string {
+// flush finishes the last line, if any, as add does.
+func (t *lineTail) flush(done func(string)) {
 	if strings.TrimSpace(t.partial) != "" {
-		return t.add("\n")
+		t.add("\n", done)
 	}
-	return nil
 }
 
 // classicStep matches the classic builder's line starting a step ("Step 2/4 : COPY …").
@@ -260,11 +280,10 @@ type bkLog struct {
 //	       completed = 6 Timestamp, error = 7 string}
 //	VertexLog{vertex = 1 string, timestamp = 2, stream = 3 int64, msg = 4 bytes}
 //
-// with protowire, so that harmony does not depend on BuildKit. Other fields are skipped; a
-// malformed message ends the decoding with what was read so far.
-func decodeStatus(b []byte) ([]bkVertex, []bkLog) {
-	var vs []bkVertex
-	var logs []bkLog
+// with protowire, so that harmony does not depend on BuildKit. Each vertex and log goes to
+// vertex and log as it is read, so that a message of millions of them is never held as a list.
+// Other fields are skipped; a malformed message ends the decoding with what was read so far.
+func decodeStatus(b []byte, vertex func(bkVertex), log func(bkLog)) {
 	eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) {
 		if typ != protowire.BytesType {
 			return
@@ -288,7 +307,7 @@ func decodeStatus(b []byte) ([]bkVertex, []bkLog) {
 					x.err = string(v)
 				}
 			})
-			vs = append(vs, x)
+			vertex(x)
 		case 3:
 			var x bkLog
 			eachField(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) {
@@ -299,10 +318,9 @@ func decodeStatus(b []byte) ([]bkVertex, []bkLog) {
 					x.msg = v
 				}
 			})
-			logs = append(logs, x)
+			log(x)
 		}
 	})
-	return vs, logs
 }
 
 // eachField calls f with each field of a protobuf message: its number, wire type, and its

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -83,12 +84,18 @@ func traceLine(t *testing.T, pb []byte) string {
 	return string(b) + "\n"
 }
 
+// decoded is what decodeStatus reads of b.
+func decoded(b []byte) (vs []bkVertex, logs []bkLog) {
+	decodeStatus(b, func(v bkVertex) { vs = append(vs, v) }, func(l bkLog) { logs = append(logs, l) })
+	return vs, logs
+}
+
 func TestDecodeStatus(t *testing.T) {
 	pb := statusMsg([]testVertex{
 		{digest: "sha256:a", name: "[1/2] COPY payload /payload", cached: true, started: true, completed: true},
 		{digest: "sha256:b", name: "[2/2] RUN x", started: true, completed: true, err: "exit code: 1"},
 	}, testLog("sha256:b", "hello\n"))
-	vs, logs := decodeStatus(pb)
+	vs, logs := decoded(pb)
 	want := []bkVertex{
 		{digest: "sha256:a", name: "[1/2] COPY payload /payload", cached: true, started: true, completed: true},
 		{digest: "sha256:b", name: "[2/2] RUN x", started: true, completed: true, err: "exit code: 1"},
@@ -105,7 +112,7 @@ func TestDecodeStatus(t *testing.T) {
 func TestDecodeStatusMalformed(t *testing.T) {
 	good := statusMsg([]testVertex{{digest: "sha256:b", name: "[2/2] RUN x", started: true, err: "boom"}}, testLog("sha256:b", "line\n"))
 	for i := range good {
-		decodeStatus(good[:i]) // every truncation
+		decoded(good[:i]) // every truncation
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 2000 {
@@ -113,17 +120,17 @@ func TestDecodeStatusMalformed(t *testing.T) {
 		for range 1 + r.IntN(4) {
 			b[r.IntN(len(b))] = byte(r.IntN(256))
 		}
-		decodeStatus(b)
+		decoded(b)
 		junk := make([]byte, r.IntN(64))
 		for i := range junk {
 			junk[i] = byte(r.IntN(256))
 		}
-		decodeStatus(junk)
+		decoded(junk)
 	}
 	// A vertex field of the wrong wire type is skipped, not misread.
 	b := protowire.AppendTag(nil, 1, protowire.VarintType)
 	b = protowire.AppendVarint(b, 7)
-	if vs, logs := decodeStatus(b); len(vs) != 0 || len(logs) != 0 {
+	if vs, logs := decoded(b); len(vs) != 0 || len(logs) != 0 {
 		t.Errorf("a varint vertexes field: %+v %+v", vs, logs)
 	}
 }
@@ -208,5 +215,46 @@ func TestBuilderFromEnv(t *testing.T) {
 	forced := &builderChoice{b: BuilderBuildKit, w: &out}
 	if forced.refused(BuilderBuildKit, refusedErr) || forced.refused(BuilderBuildKit, ErrBuild) {
 		t.Error("BuildKit asked for fell back")
+	}
+}
+
+// TestReadBuildHostileMemory: what harmony allocates reading a build's output stays within a
+// small multiple of the output's size (itself capped by MaxBuildOutput), whatever an engine
+// packs into it: millions of empty vertexes or logs in one BuildKit trace, a log of newlines
+// or of one-character lines, as BuildKit's protobuf or the classic builder's text.
+func TestReadBuildHostileMemory(t *testing.T) {
+	const n = 4 << 20
+	repeat := func(unit []byte) []byte { return []byte(strings.Repeat(string(unit), n/len(unit))) }
+	vertex := testVertex{digest: "sha256:run", name: "[1/1] RUN x", started: true}
+	classic := func(s string) string {
+		b, err := json.Marshal(map[string]string{"stream": s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b) + "\n"
+	}
+	for _, c := range []struct {
+		name   string
+		stream string
+	}{
+		{"empty vertexes", traceLine(t, repeat([]byte{0x0a, 0x00}))},
+		{"one-byte vertexes", traceLine(t, repeat([]byte{0x0a, 0x03, 0x0a, 0x01, 'x'}))},
+		{"empty logs", traceLine(t, repeat([]byte{0x1a, 0x00}))},
+		{"a log of newlines", traceLine(t, statusMsg([]testVertex{vertex}, testLog("sha256:run", strings.Repeat("\n", n))))},
+		{"a log of short lines", traceLine(t, statusMsg([]testVertex{vertex}, testLog("sha256:run", strings.Repeat("x\n", n/2))))},
+		{"classic short lines", classic(strings.Repeat("x\n", n/2))},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, tail, _ := readBuild(strings.NewReader(c.stream), nil)
+			runtime.ReadMemStats(&after)
+			got := after.TotalAlloc - before.TotalAlloc
+			t.Logf("%d bytes of output: %d MiB allocated, tail %d lines", len(c.stream), got>>20, len(tail))
+			if limit := uint64(12 * len(c.stream)); got > limit {
+				t.Errorf("reading %d bytes of build output allocated %d MiB (more than %d MiB)", len(c.stream), got>>20, limit>>20)
+			}
+		})
 	}
 }
