@@ -388,22 +388,59 @@ func TestUnreadyDeploymentFailsWithTheReason(t *testing.T) {
 	p := newProject(t, "../examples/hello")
 	p.edit("deployment.yaml", "nginxinc/nginx-unprivileged:1.27-alpine", testcluster.FailingImage)
 	start := time.Now()
-	// Long enough for a loaded machine's controller-manager to create the pod and the simulated
-	// node to fail its pull: the reasons below come from that pod.
-	rep, err := p.launch(func(o *launch.Options) { o.Timeout = 20 * time.Second })
+	rep, err := p.launch(func(o *launch.Options) { o.Timeout = 5 * time.Second })
 	if !errors.Is(err, launch.ErrNotReady) {
 		t.Fatalf("error %v, want ErrNotReady", err)
 	}
 	if time.Since(start) > 90*time.Second {
-		t.Fatalf("launch took %s with a 20s timeout", time.Since(start))
+		t.Fatalf("launch took %s with a 5s timeout", time.Since(start))
+	}
+	if rep == nil || rep.Ready {
+		t.Fatal("report says ready")
+	}
+	// A loaded machine's controller-manager and simulated node take their time to create the
+	// pod and fail its pull: wait for the cluster to say so, then the report must carry it.
+	waitPullFailure(t, p.ns)
+	_, err = p.launch(func(o *launch.Options) { o.Timeout = 5 * time.Second })
+	if !errors.Is(err, launch.ErrNotReady) {
+		t.Fatalf("second launch: error %v, want ErrNotReady", err)
 	}
 	for _, want := range []string{"deployment/hello", "ErrImagePull", "Failed to pull image"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
-	if rep == nil || rep.Ready {
-		t.Fatal("report says ready")
+}
+
+// waitPullFailure waits (up to two minutes) until a pod in ns waits with ErrImagePull and a
+// Warning event says the pull failed.
+func waitPullFailure(t *testing.T, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		pulled, warned := false, false
+		pods, err := cluster.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err == nil {
+			for _, pod := range pods.Items {
+				for _, st := range pod.Status.ContainerStatuses {
+					pulled = pulled || (st.State.Waiting != nil && st.State.Waiting.Reason == "ErrImagePull")
+				}
+			}
+		}
+		events, err := cluster.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err == nil {
+			for _, e := range events.Items {
+				warned = warned || (e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "Failed to pull image"))
+			}
+		}
+		if pulled && warned {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after two minutes the cluster shows no pull failure in %s (pod waiting: %v, event: %v)", ns, pulled, warned)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
