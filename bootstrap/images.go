@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -143,15 +142,13 @@ func (i *K3dImages) LoadImages(ctx context.Context, tags []string) error {
 		return nil
 	}
 	what := strings.Join(tags, ", ")
-	for _, t := range tags {
-		// k3d imports a name that is a file as an image archive, and "-" from standard input.
-		if fi, err := os.Stat(t); t == "-" || (err == nil && !fi.IsDir()) {
-			return fmt.Errorf("%w: k3d would read %q as an image archive (a file, or \"-\" for standard input), not as an image", ErrImageLoad, t)
-		}
+	names := make([]string, len(tags))
+	for n, t := range tags {
 		// k3d skips the images the engine lacks and imports the others: none unless all are there.
 		if _, err := i.Docker.ImageInspect(ctx, t); err != nil {
 			return fmt.Errorf("%w: export %s from docker: %w", ErrImageLoad, t, err)
 		}
+		names[n] = t + notAFile
 	}
 	c, _, err := i.cluster(ctx)
 	if err != nil {
@@ -161,7 +158,7 @@ func (i *K3dImages) LoadImages(ctx context.Context, tags []string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rt := &k3dImportRuntime{Runtime: k3drt.Docker, images: i, cancel: cancel, ended: make(chan struct{})}
-	err = k3dclient.ImageImportIntoClusterMulti(ctx, rt, tags, c, k3dtypes.ImageImportOpts{Mode: k3dtypes.ImportModeDirect})
+	err = k3dclient.ImageImportIntoClusterMulti(ctx, rt, names, c, k3dtypes.ImageImportOpts{Mode: k3dtypes.ImportModeDirect})
 	if err != nil {
 		// k3d's errors keep only the text of the cause; the first failure keeps its chain.
 		if first := rt.firstFailure(); first != nil {
@@ -174,6 +171,13 @@ func (i *K3dImages) LoadImages(ctx context.Context, tags []string) error {
 	}
 	return nil
 }
+
+// notAFile ends every image name harmony hands k3d's import, which reads a name that is a file
+// of the current folder as an image archive (and "-" as standard input): no file name holds a
+// NUL byte, so none is read, even one that a user who can write the current folder (a shared
+// /tmp) drops there while the import runs. k3dImportRuntime lists and streams images under these
+// names.
+const notAFile = "\x00"
 
 // k3dImportRuntime is k3d's Docker runtime with the parts of an import harmony does itself. The
 // image list and stream come from harmony's connection to the engine the images were built in.
@@ -211,7 +215,7 @@ func (r *k3dImportRuntime) firstFailure() error {
 	return r.first
 }
 
-// GetImages lists the engine's tagged images.
+// GetImages lists the engine's tagged images, each name ending in notAFile.
 func (r *k3dImportRuntime) GetImages(ctx context.Context) ([]string, error) {
 	list, err := r.images.Docker.ImageList(ctx, image.ListOptions{})
 	if err != nil {
@@ -219,13 +223,19 @@ func (r *k3dImportRuntime) GetImages(ctx context.Context) ([]string, error) {
 	}
 	var tags []string
 	for _, im := range list {
-		tags = append(tags, im.RepoTags...)
+		for _, t := range im.RepoTags {
+			tags = append(tags, t+notAFile)
+		}
 	}
 	return tags, nil
 }
 
-// GetImageStream is `docker save` of the images.
-func (r *k3dImportRuntime) GetImageStream(ctx context.Context, images []string) (io.ReadCloser, error) {
+// GetImageStream is `docker save` of the images (named as GetImages names them).
+func (r *k3dImportRuntime) GetImageStream(ctx context.Context, names []string) (io.ReadCloser, error) {
+	images := make([]string, len(names))
+	for i, n := range names {
+		images[i] = strings.TrimSuffix(n, notAFile)
+	}
 	rc, err := r.images.Docker.ImageSave(ctx, images)
 	if err != nil {
 		err = fmt.Errorf("export %s from docker: %w", strings.Join(images, ", "), err)

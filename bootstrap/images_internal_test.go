@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -92,21 +91,5 @@ func TestImageStreamEndsAfterItsLastBytes(t *testing.T) {
 	s = &imageStream{ReadCloser: io.NopCloser(iotest.ErrReader(errors.New("engine gone"))), rt: rt}
 	if _, err := s.Read(make([]byte, 8)); err == nil || !cancelled || rt.firstFailure() == nil || ended() {
 		t.Fatalf("a failed read: %v, cancelled %v, failure %v", err, cancelled, rt.firstFailure())
-	}
-}
-
-// TestK3dImagesRefuseNamesK3dReadsAsArchives: k3d imports a name that is a file (in the current
-// folder) as an image archive and "-" from standard input; such a tag is refused before
-// anything is asked of the engine or the cluster.
-func TestK3dImagesRefuseNamesK3dReadsAsArchives(t *testing.T) {
-	t.Chdir(t.TempDir())
-	if err := os.WriteFile("frontend", []byte("not an image"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	store := &K3dImages{Cluster: "harmony"} // no engine: reaching it would panic
-	for _, tag := range []string{"frontend", "-"} {
-		if err := store.LoadImages(context.Background(), []string{tag}); !errors.Is(err, ErrImageLoad) || !strings.Contains(err.Error(), "image archive") {
-			t.Errorf("loading %q: %v", tag, err)
-		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -259,4 +260,64 @@ func sameSet(got, want []string) bool {
 	slices.Sort(g)
 	slices.Sort(w)
 	return slices.Equal(g, w)
+}
+
+// plantingEngine is the real engine, with a file named like an image dropped into the current
+// folder when harmony asks for the engine's image list: a local user who can write the current
+// folder (a shared /tmp) winning the race between harmony's look at it and k3d's.
+type plantingEngine struct {
+	client.APIClient
+	name string
+	data []byte
+}
+
+func (p *plantingEngine) ImageList(ctx context.Context, o image.ListOptions) ([]image.Summary, error) {
+	if err := os.WriteFile(p.name, p.data, 0o644); err != nil {
+		return nil, err
+	}
+	return p.APIClient.ImageList(ctx, o)
+}
+
+// TestK3dImagesNeverReadAFileNamedLikeTheImage: k3d imports a name that is a file of the current
+// folder as an image archive. A file named like the image, in the current folder before the
+// import or dropped there while it runs, is never read: every node gets the engine's image, never
+// the file's.
+func TestK3dImagesNeverReadAFileNamedLikeTheImage(t *testing.T) {
+	dc := dockertest.Need(t)
+	cl := dockertest.StandinCluster(t, dc, dockertest.Imports)
+	a, evil := randomName("harmony-test-a:harmony-"), randomName("harmony-test-planted:x")
+	buildImage(t, dc, a, "FROM scratch\nCOPY hello /hello\n", map[string][]byte{"hello": []byte("a")}, nil)
+	buildImage(t, dc, evil, "FROM scratch\nCOPY hello /hello\n", map[string][]byte{"hello": []byte("evil")}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	rc, err := dc.ImageSave(ctx, []string{evil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	node := cl.Nodes[0]
+	for i, engine := range []client.APIClient{dc, &plantingEngine{APIClient: dc, name: a, data: archive}} {
+		_ = os.Remove(a)
+		if i == 0 {
+			if err := os.WriteFile(a, archive, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		store := &bootstrap.K3dImages{Docker: engine, Cluster: cl.Name}
+		err := store.LoadImages(ctx, []string{a})
+		imports := dockertest.NodeImports(t, dc, node)
+		for _, imp := range imports {
+			if slices.Contains(imp, "docker.io/library/"+evil) {
+				t.Fatalf("case %d: the node imported the file named like the image: %q", i, imports)
+			}
+		}
+		if err != nil || len(imports) != i+1 || !slices.Equal(imports[i], []string{"docker.io/library/" + a}) {
+			t.Fatalf("case %d: %v; the node recorded the imports %q, want the engine's %s", i, err, imports, a)
+		}
+	}
 }
