@@ -162,7 +162,7 @@ func contextHint(command, kubeconfig string) string {
 	if len(names) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("or use a cluster your kubeconfig knows: %s --context %s (contexts: %s)", command, names[0], strings.Join(names, ", "))
+	return fmt.Sprintf("or use a cluster your kubeconfig knows: %s --context %s (contexts: %s)", command, hint.Command(names[0]), strings.Join(names, ", "))
 }
 
 // errNothingInstalled means harmony's runtime is not installed, so nothing can be launched.
@@ -237,10 +237,10 @@ func unreachable(command func(cluster []string, flags ...string) string, kubecon
 func kubectlFlags(kubeconfig, context string) string {
 	s := ""
 	if kubeconfig != "" {
-		s += " --kubeconfig " + kubeconfig
+		s += " " + hint.Command("--kubeconfig", kubeconfig)
 	}
 	if context != "" {
-		s += " --context " + context
+		s += " " + hint.Command("--context", context)
 	}
 	return s
 }
