@@ -99,17 +99,22 @@ func (s *runtimeState) asRoot(args string) string {
 	if s.needsRoot == "" || sudoAvailable() {
 		return "harmony " + args
 	}
-	return suCommand(args)
+	return suCommand(strings.Fields(args)...)
 }
 
 // suCommand runs harmony's args as root through su, naming this very program (root's PATH may
 // not hold it).
-func suCommand(args string) string {
+func suCommand(args ...string) string {
 	self, err := os.Executable()
 	if err != nil {
 		self = "harmony"
 	}
-	return fmt.Sprintf("su -c '%s %s'", self, args)
+	return suLine(self, args...)
+}
+
+// suLine is `su -c` running self with args: quoted for su's shell, then for the user's.
+func suLine(self string, args ...string) string {
+	return "su -c " + hint.Command(hint.Command(append([]string{self}, args...)...))
 }
 
 // firstStep says what launch does before applying anything when harmony's runtime does not
@@ -248,7 +253,7 @@ func kubectlFlags(kubeconfig, context string) string {
 // noSudo is the error of a step that needs root when sudo is not there: run it as root, or
 // (bootstrap, with a Docker engine answering) run k3s in Docker instead.
 func noSudo(ctx context.Context, why string, args []string) error {
-	hints := []string{"run it as root: " + suCommand(strings.Join(args, " "))}
+	hints := []string{"run it as root: " + suCommand(args...)}
 	if len(args) > 0 && args[0] == "bootstrap" && dockerAvailable(ctx) {
 		hints = append(hints, "or run k3s in Docker, which needs no root: harmony bootstrap --runtime k3d")
 	}

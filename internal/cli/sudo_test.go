@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -32,5 +33,32 @@ func TestSudoArgs(t *testing.T) {
 		if !strings.HasPrefix(name, "HARMONY_") && !slices.Contains(others, name) {
 			t.Errorf("sudo keeps %s, which harmony does not need", name)
 		}
+	}
+}
+
+// TestSuLineRunsWhatItNames: the su hint, pasted into a shell, hands su's shell the harmony
+// binary and its arguments as they are, even from a folder with a space or a quote in its name.
+func TestSuLineRunsWhatItNames(t *testing.T) {
+	t.Parallel()
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatalf("no bash to read the command back: %v", err)
+	}
+	self, args := "/home/u/it's my tools/harmony", []string{"bootstrap", "--version", "v1.36.4+k3s1"}
+	line, ok := strings.CutPrefix(suLine(self, args...), "su -c ")
+	if !ok {
+		t.Fatalf("not an su command: %q", suLine(self, args...))
+	}
+	// The user's shell hands su one string; su's shell splits it.
+	inner, err := exec.Command(bash, "-c", `printf '%s' `+line).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bash, "-c", `printf '%s\0' `+string(inner)).Output()
+	if err != nil {
+		t.Fatalf("su's shell on %q: %v", inner, err)
+	}
+	if got, want := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00"), append([]string{self}, args...); !slices.Equal(got, want) {
+		t.Fatalf("su would run %q, want %q", got, want)
 	}
 }
