@@ -226,7 +226,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if chart != nil {
 		all = append(append([]launch.Object{}, objs...), chart.Objects...)
 	}
-	fmt.Fprintf(out, "launching %s: %s from %s, namespace %s\n", proj.Root, plural(len(all), "object"), printable(src.Reason), proj.Namespace)
+	fmt.Fprintf(out, "launching %s: %s from %s, namespace %s\n", printable(proj.Root), plural(len(all), "object"), printable(src.Reason), proj.Namespace)
 	if chart != nil {
 		fmt.Fprintln(out, printable(chartFound(chart.Chart, chartOpts.Release)))
 		for _, h := range chart.Chart.SkippedHooks {
@@ -369,7 +369,7 @@ func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, ns str
 		fmt.Fprintf(out, "no cluster is running: %s\n", sentence)
 		next = []string{n}
 	} else {
-		fmt.Fprintf(out, "no cluster is running: %v\n", down)
+		fmt.Fprintf(out, "no cluster is running: %s\n", printable(fmt.Sprint(down)))
 		next = hint.Of(down)
 	}
 	if opts.Output.json() {
@@ -380,10 +380,10 @@ func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, ns str
 	launch.PrintPlan(out, rep.Plan)
 	fmt.Fprintln(out, "dry run: nothing was changed")
 	for _, n := range next {
-		fmt.Fprintf(out, "next: %s\n", n)
+		fmt.Fprintf(out, "next: %s\n", printable(n))
 	}
 	if h := contextHint(again, ""); h != "" {
-		fmt.Fprintln(out, h)
+		fmt.Fprintln(out, printable(h))
 	}
 	return nil
 }
@@ -420,7 +420,7 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 			var nl *launch.NotLaunchedError
 			if errors.As(err, &nl) && len(nl.Elsewhere) == 0 {
 				// Nothing of the project to remove is what down is for: done, as with no runtime.
-				fmt.Fprintf(out, "%s: nothing to take down\n", nl)
+				fmt.Fprintf(out, "%s: nothing to take down\n", printable(nl.Error()))
 				if opts.Output.json() {
 					return printJSON(g.Stdout, []launch.Step{})
 				}
@@ -432,7 +432,7 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "removed what harmony launched for %s in namespace %s\n", proj.Root, proj.Namespace)
+			fmt.Fprintf(out, "removed what harmony launched for %s in namespace %s\n", printable(proj.Root), proj.Namespace)
 			return nil
 		},
 	}

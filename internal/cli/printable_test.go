@@ -83,3 +83,27 @@ func TestErrorLinesCannotBeForged(t *testing.T) {
 		}
 	}
 }
+
+// Hostile folder name (an archive unpacked into a folder named with terminal controls): the
+// project's folder, which launch, status and down name, never carries them to the terminal.
+func TestProjectFolderIsPrintable(t *testing.T) {
+	t.Setenv("HARMONY_ROOT", t.TempDir())
+	t.Setenv("HARMONY_HOME", t.TempDir())
+	t.Setenv("KUBECONFIG", filepath.Join(t.TempDir(), "none"))
+	dir := filepath.Join(t.TempDir(), "p\x1b]0;PWNED\a\x1b[31mred")
+	if err := os.MkdirAll(filepath.Join(dir, "manifests"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "manifests", "cm.yaml"), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := execute(context.Background(), []string{"launch", "--dry-run", dir}, &stdout, &stderr)
+	got := stdout.String() + stderr.String()
+	if code != exitOK || !strings.Contains(got, "PWNED") {
+		t.Fatalf("exit %d; output:\n%s", code, got)
+	}
+	if strings.ContainsAny(got, "\x1b\a") {
+		t.Fatalf("the folder's terminal controls reached the output: %q", got)
+	}
+}
