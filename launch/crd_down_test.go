@@ -188,3 +188,62 @@ func TestDownKeepsACRDOthersUse(t *testing.T) {
 		t.Fatalf("down of a CRD only the project used:\n%s", out.String())
 	}
 }
+
+// Hostile repository: a project that stops serving its CRD's kind (served: false), so that the
+// custom resources of that kind can no longer be listed, does not get it deleted by down while
+// someone else's resources of that kind exist: a kind that cannot be listed keeps its CRD.
+func TestDownKeepsACRDWhoseKindIsNotServed(t *testing.T) {
+	t.Parallel()
+	const group, name = "unserved.harmony.dev", "widgets.unserved.harmony.dev"
+	deleteCRDAtEnd(t, name)
+	p := newProject(t, "../examples/hello")
+	crd := filepath.Join(p.dir, "manifests", "z-crd.yaml")
+	for file, body := range map[string]string{
+		"z-crd.yaml":      testCRD(group, "Widget", "widgets"),
+		"deployment.yaml": "",
+		"service.yaml":    "",
+	} {
+		path := filepath.Join(p.dir, "manifests", file)
+		if body == "" {
+			_ = os.Remove(path)
+			continue
+		}
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	if _, err := p.launch(); err != nil {
+		t.Fatalf("%v\n%s", err, p.out.String())
+	}
+	other := p.ns + "-other"
+	if _, err := cluster.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: other}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cluster.Client.CoreV1().Namespaces().Delete(context.Background(), other, metav1.DeleteOptions{})
+	})
+	widgets := dynamic.NewForConfigOrDie(cluster.Config).Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "widgets"})
+	theirs := &unstructured.Unstructured{Object: map[string]any{"apiVersion": group + "/v1", "kind": "Widget", "metadata": map[string]any{"name": "theirs"}}}
+	if _, err := widgets.Namespace(other).Create(ctx, theirs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The project's next version serves no version of its kind.
+	if err := os.WriteFile(crd, []byte(strings.Replace(testCRD(group, "Widget", "widgets"), "served: true", "served: false", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.launch(); err != nil {
+		t.Fatalf("re-launch: %v\n%s", err, p.out.String())
+	}
+	var out bytes.Buffer
+	if _, err := p.eng.Down(ctx, p.proj, time.Minute, &out); err != nil {
+		t.Fatalf("down: %v\n%s", err, out.String())
+	}
+	if !crdExists(t, name) {
+		t.Fatalf("down deleted %s, and with it a widget that is not the project's:\n%s", name, out.String())
+	}
+	if !strings.Contains(out.String(), "kept customresourcedefinition/"+name) {
+		t.Errorf("down's output does not say it kept %s:\n%s", name, out.String())
+	}
+}

@@ -469,12 +469,14 @@ func (e *Engine) othersOfKind(ctx context.Context, crd *unstructured.Unstructure
 	if singular == "" {
 		singular = strings.ToLower(kind)
 	}
+	// A kind that is not served (no version served, or its names not accepted) cannot be
+	// listed, yet resources of it stored before are still there, and go with the CRD.
 	if version == "" || plural == "" {
-		return ""
+		return "no version of its kind is served, so its resources cannot be listed: deleting it could delete resources that are not this project's"
 	}
 	list, err := e.dyn.Resource(schema.GroupVersionResource{Group: group, Version: version, Resource: plural}).List(ctx, metav1.ListOptions{})
 	if apierrors.IsNotFound(err) {
-		return "" // not served: nothing of its kind can exist
+		return "its " + plural + " are not served, so they cannot be listed: deleting it could delete resources that are not this project's"
 	}
 	if err != nil {
 		return "its " + plural + " cannot be listed (" + reason(err) + "): deleting it could delete resources that are not this project's"
