@@ -252,7 +252,7 @@ func TestReadBuildHostileMemory(t *testing.T) {
 			runtime.ReadMemStats(&after)
 			got := after.TotalAlloc - before.TotalAlloc
 			t.Logf("%d bytes of output: %d MiB allocated, tail %d lines", len(c.stream), got>>20, len(tail))
-			if limit := uint64(12 * len(c.stream)); got > limit {
+			if limit := uint64(16 * len(c.stream)); got > limit {
 				t.Errorf("reading %d bytes of build output allocated %d MiB (more than %d MiB)", len(c.stream), got>>20, limit>>20)
 			}
 		})
