@@ -307,7 +307,7 @@ func namespacesOf(objs []Object, project string) []string {
 
 // waitNamespacesGone waits until none of the namespaces is terminating (a failed launch's undo,
 // or a down, may have just deleted one), printing a line while it waits, at most o.Timeout.
-func (e *Engine) waitNamespacesGone(ctx context.Context, namespaces []string, o Options) error {
+func (e *Engine) waitNamespacesGone(ctx context.Context, p *Project, namespaces []string, o Options) error {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	for _, ns := range namespaces {
@@ -327,7 +327,7 @@ func (e *Engine) waitNamespacesGone(ctx context.Context, namespaces []string, o 
 			select {
 			case <-ctx.Done():
 				return hint.With(fmt.Errorf("namespace %s is still terminating after %s: %w", ns, o.Timeout, ctx.Err()),
-					"something holds it (finalizers): kubectl get namespace "+ns+" -o yaml")
+					"something holds it (finalizers): "+p.kubectl("get", "namespace", ns, "-o", "yaml"))
 			case <-time.After(250 * time.Millisecond):
 			}
 		}

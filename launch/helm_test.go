@@ -231,11 +231,13 @@ func TestChartLaunchWithHelpersValuesAndIngress(t *testing.T) {
 	if r.Chart.Notes != "Visit http://dev.localhost to see demo-web." {
 		t.Fatalf("notes %q", r.Chart.Notes)
 	}
-	found := false
+	found, forward := false, false
 	for _, ep := range rep.Endpoints {
 		found = found || ep.URL == "http://dev.localhost"
+		// a pasted command must reach this cluster, not kubectl's current context
+		forward = forward || strings.HasPrefix(ep.Note, "inside the cluster; from here: kubectl --context harmony port-forward -n "+p.ns+" svc/")
 	}
-	if !rep.Ready || !found {
+	if !rep.Ready || !found || !forward {
 		t.Fatalf("ready %v, endpoints %+v", rep.Ready, rep.Endpoints)
 	}
 	for _, s := range rep.Plan {

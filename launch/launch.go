@@ -103,7 +103,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 		return nil, err
 	}
 	rep := &Report{Namespace: p.Namespace}
-	if err := e.waitNamespacesGone(ctx, namespacesOf(objs, p.Namespace), o); err != nil {
+	if err := e.waitNamespacesGone(ctx, p, namespacesOf(objs, p.Namespace), o); err != nil {
 		return nil, err
 	}
 	inv, err := e.loadInventory(ctx, p)
@@ -220,7 +220,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 	states, err := e.Wait(ctx, current, o)
 	rep.Status = states
 	rep.Ready = err == nil
-	rep.Endpoints = e.Endpoints(ctx, current)
+	rep.Endpoints = e.Endpoints(ctx, p, current)
 	if p.Config != nil && len(p.Config.Services) > 0 {
 		rep.Endpoints = OnlyServices(rep.Endpoints, p.Config.Services)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -27,9 +28,10 @@ type Endpoint struct {
 	Note   string `json:"note,omitempty"`
 }
 
-// Endpoints lists how to reach the launched Services and Ingresses: NodePort and LoadBalancer
-// Services on localhost, Ingress hosts.
-func (e *Engine) Endpoints(ctx context.Context, ids object.ObjMetadataSet) []Endpoint {
+// Endpoints lists how to reach p's launched Services and Ingresses: NodePort and LoadBalancer
+// Services on localhost, Ingress hosts; other Services with the kubectl port-forward command on
+// p's cluster.
+func (e *Engine) Endpoints(ctx context.Context, p *Project, ids object.ObjMetadataSet) []Endpoint {
 	var out []Endpoint
 	for _, id := range ids {
 		ri, err := e.resourceFor(id)
@@ -44,8 +46,8 @@ func (e *Engine) Endpoints(ctx context.Context, ids object.ObjMetadataSet) []End
 			}
 			typ, _, _ := unstructured.NestedString(live.Object, "spec", "type")
 			ports, _, _ := unstructured.NestedSlice(live.Object, "spec", "ports")
-			for _, p := range ports {
-				pm, _ := p.(map[string]any)
+			for _, sp := range ports {
+				pm, _ := sp.(map[string]any)
 				port, _, _ := unstructured.NestedInt64(pm, "port")
 				node, _, _ := unstructured.NestedInt64(pm, "nodePort")
 				switch typ {
@@ -55,7 +57,7 @@ func (e *Engine) Endpoints(ctx context.Context, ids object.ObjMetadataSet) []End
 					out = append(out, Endpoint{Object: ref(id), URL: fmt.Sprintf("http://localhost:%d", port)})
 				default:
 					out = append(out, Endpoint{Object: ref(id), URL: fmt.Sprintf("%s.%s.svc:%d", id.Name, id.Namespace, port),
-						Note: fmt.Sprintf("inside the cluster; from here: kubectl port-forward -n %s svc/%s %d", id.Namespace, id.Name, port)})
+						Note: "inside the cluster; from here: " + p.kubectl("port-forward", "-n", id.Namespace, "svc/"+id.Name, strconv.FormatInt(port, 10))})
 				}
 			}
 		case id.GroupKind.Group == "networking.k8s.io" && id.GroupKind.Kind == "Ingress":
