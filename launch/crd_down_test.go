@@ -121,38 +121,15 @@ func TestDownKeepsACRDOthersUse(t *testing.T) {
 	const group, name = "downcrd.harmony.dev", "widgets.downcrd.harmony.dev"
 	deleteCRDAtEnd(t, name)
 	p := newProject(t, "../examples/hello")
-	for file, body := range map[string]string{
-		"z-crd.yaml":      testCRD(group, "Widget", "widgets"),
-		"a-mine.yaml":     "apiVersion: " + group + "/v1\nkind: Widget\nmetadata: {name: mine}\n",
-		"deployment.yaml": "", // the example's deployment is left out: this test is about CRDs
-		"service.yaml":    "",
-	} {
-		path := filepath.Join(p.dir, "manifests", file)
-		if body == "" {
-			_ = os.Remove(path)
-			continue
-		}
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p.setManifests(map[string]string{
+		"z-crd.yaml":  testCRD(group, "Widget", "widgets"),
+		"a-mine.yaml": "apiVersion: " + group + "/v1\nkind: Widget\nmetadata: {name: mine}\n",
+	})
 	ctx := context.Background()
 	if _, err := p.launch(); err != nil {
 		t.Fatalf("%v\n%s", err, p.out.String())
 	}
-	// Someone else's widget, in a namespace of their own.
-	other := p.ns + "-other"
-	if _, err := cluster.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: other}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cluster.Client.CoreV1().Namespaces().Delete(context.Background(), other, metav1.DeleteOptions{})
-	})
-	widgets := dynamic.NewForConfigOrDie(cluster.Config).Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "widgets"})
-	theirs := &unstructured.Unstructured{Object: map[string]any{"apiVersion": group + "/v1", "kind": "Widget", "metadata": map[string]any{"name": "theirs"}}}
-	if _, err := widgets.Namespace(other).Create(ctx, theirs, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	widgets, other := othersWidget(t, p, group)
 
 	var out bytes.Buffer
 	if _, err := p.eng.Down(ctx, p.proj, time.Minute, &out); err != nil {
@@ -198,36 +175,12 @@ func TestDownKeepsACRDWhoseKindIsNotServed(t *testing.T) {
 	deleteCRDAtEnd(t, name)
 	p := newProject(t, "../examples/hello")
 	crd := filepath.Join(p.dir, "manifests", "z-crd.yaml")
-	for file, body := range map[string]string{
-		"z-crd.yaml":      testCRD(group, "Widget", "widgets"),
-		"deployment.yaml": "",
-		"service.yaml":    "",
-	} {
-		path := filepath.Join(p.dir, "manifests", file)
-		if body == "" {
-			_ = os.Remove(path)
-			continue
-		}
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p.setManifests(map[string]string{"z-crd.yaml": testCRD(group, "Widget", "widgets")})
 	ctx := context.Background()
 	if _, err := p.launch(); err != nil {
 		t.Fatalf("%v\n%s", err, p.out.String())
 	}
-	other := p.ns + "-other"
-	if _, err := cluster.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: other}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cluster.Client.CoreV1().Namespaces().Delete(context.Background(), other, metav1.DeleteOptions{})
-	})
-	widgets := dynamic.NewForConfigOrDie(cluster.Config).Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "widgets"})
-	theirs := &unstructured.Unstructured{Object: map[string]any{"apiVersion": group + "/v1", "kind": "Widget", "metadata": map[string]any{"name": "theirs"}}}
-	if _, err := widgets.Namespace(other).Create(ctx, theirs, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	othersWidget(t, p, group) // someone else's widget, which down must not take with the CRD
 
 	// The project's next version serves no version of its kind.
 	if err := os.WriteFile(crd, []byte(strings.Replace(testCRD(group, "Widget", "widgets"), "served: true", "served: false", 1)), 0o644); err != nil {
@@ -246,4 +199,38 @@ func TestDownKeepsACRDWhoseKindIsNotServed(t *testing.T) {
 	if !strings.Contains(out.String(), "kept customresourcedefinition/"+name) {
 		t.Errorf("down's output does not say it kept %s:\n%s", name, out.String())
 	}
+}
+
+// setManifests leaves only the test's files in the example's manifests folder (its Deployment
+// and Service are left out: these tests are about CRDs).
+func (p *project) setManifests(files map[string]string) {
+	p.t.Helper()
+	for _, file := range []string{"deployment.yaml", "service.yaml"} {
+		_ = os.Remove(filepath.Join(p.dir, "manifests", file))
+	}
+	for file, body := range files {
+		if err := os.WriteFile(filepath.Join(p.dir, "manifests", file), []byte(body), 0o644); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+}
+
+// othersWidget creates someone else's Widget "theirs" of group in a namespace of their own,
+// and returns the Widgets' client and that namespace.
+func othersWidget(t *testing.T, p *project, group string) (dynamic.NamespaceableResourceInterface, string) {
+	t.Helper()
+	ctx := context.Background()
+	other := p.ns + "-other"
+	if _, err := cluster.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: other}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cluster.Client.CoreV1().Namespaces().Delete(context.Background(), other, metav1.DeleteOptions{})
+	})
+	widgets := dynamic.NewForConfigOrDie(cluster.Config).Resource(schema.GroupVersionResource{Group: group, Version: "v1", Resource: "widgets"})
+	theirs := &unstructured.Unstructured{Object: map[string]any{"apiVersion": group + "/v1", "kind": "Widget", "metadata": map[string]any{"name": "theirs"}}}
+	if _, err := widgets.Namespace(other).Create(ctx, theirs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return widgets, other
 }
