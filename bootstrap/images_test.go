@@ -133,11 +133,7 @@ func TestK3dImagesFailingNodeReturns(t *testing.T) {
 	t.Parallel()
 	dc := dockertest.Need(t)
 	cl := dockertest.StandinCluster(t, dc, dockertest.Imports, dockertest.RefusesImports)
-	a := randomName("harmony-test-fail:harmony-")
-	// Big enough that the stream cannot fit in the pipes' and sockets' buffers.
-	big := make([]byte, 8<<20)
-	_, _ = rand.Read(big)
-	buildImage(t, dc, a, "FROM scratch\nCOPY big /big\n", map[string][]byte{"big": big}, nil)
+	a := bigImage(t, dc, "harmony-test-fail:harmony-")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	store := &bootstrap.K3dImages{Docker: dc, Cluster: cl.Name}
@@ -175,10 +171,7 @@ func TestK3dImagesCancelledImportReturns(t *testing.T) {
 	t.Parallel()
 	dc := dockertest.Need(t)
 	cl := dockertest.StandinCluster(t, dc, dockertest.Imports, dockertest.HangsOnImport)
-	a := randomName("harmony-test-hang:harmony-")
-	big := make([]byte, 8<<20)
-	_, _ = rand.Read(big)
-	buildImage(t, dc, a, "FROM scratch\nCOPY big /big\n", map[string][]byte{"big": big}, nil)
+	a := bigImage(t, dc, "harmony-test-hang:harmony-")
 	guard, stop := context.WithTimeout(context.Background(), 90*time.Second)
 	defer stop()
 	ctx, cancel := context.WithCancel(guard)
@@ -320,4 +313,15 @@ func TestK3dImagesNeverReadAFileNamedLikeTheImage(t *testing.T) {
 			t.Fatalf("case %d: %v; the node recorded the imports %q, want the engine's %s", i, err, imports, a)
 		}
 	}
+}
+
+// bigImage builds an image named from prefix whose one layer is 8 MiB of random bytes: big
+// enough that its stream cannot fit in the pipes' and sockets' buffers.
+func bigImage(t *testing.T, dc *client.Client, prefix string) string {
+	t.Helper()
+	name := randomName(prefix)
+	big := make([]byte, 8<<20)
+	_, _ = rand.Read(big)
+	buildImage(t, dc, name, "FROM scratch\nCOPY big /big\n", map[string][]byte{"big": big}, nil)
+	return name
 }
