@@ -284,7 +284,7 @@ func (r *k3dImportRuntime) ExecInNodeWithStdin(ctx context.Context, node *k3dtyp
 		case <-returned:
 		}
 	}()
-	if err := r.images.exec(ctx, node.Name, cmd, in, &tailBuffer{max: maxCtrOutput}); err != nil {
+	if err := r.images.exec(ctx, node.Name, cmd, in, io.Discard); err != nil {
 		err = fmt.Errorf("node %s: %w", node.Name, err)
 		r.fail(err)
 		return err

@@ -220,9 +220,6 @@ func (t *lineTail) add(s string, done func(string)) {
 			break
 		}
 		s = rest
-		if strings.TrimSpace(l) == "" {
-			continue
-		}
 		l = inert(l)
 		if x := strings.TrimSpace(l); x == "" || strings.HasPrefix(x, "--->") || strings.HasPrefix(x, "Removing intermediate container ") {
 			continue // the classic builder's bookkeeping
