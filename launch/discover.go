@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"sigs.k8s.io/yaml"
@@ -400,7 +399,7 @@ func (e *AmbiguousError) Error() string {
 // ($'…', see hint.Command) when it holds a line break or another character a terminal does not
 // show as itself, so that no folder name prints a line of its own (a fake hint).
 func shown(p string) string {
-	if !utf8.ValidString(p) || strings.ContainsFunc(p, func(r rune) bool { return unicode.IsControl(r) || isBidiControl(r) }) {
+	if !utf8.ValidString(p) || strings.ContainsFunc(p, hint.Invisible) {
 		return hint.Command(p)
 	}
 	return p

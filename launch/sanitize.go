@@ -2,8 +2,9 @@ package launch
 
 import (
 	"strings"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
 )
 
 // MaxLineRunes is how much of one line of cluster text (a log line, an event, a condition
@@ -24,7 +25,7 @@ func Sanitize(s string) string {
 		switch {
 		case r == '\n' || r == '\r' || r == '\t':
 			r = ' '
-		case unicode.IsControl(r) || isBidiControl(r):
+		case hint.Invisible(r):
 			continue
 		}
 		if n == MaxLineRunes {
@@ -35,17 +36,6 @@ func Sanitize(s string) string {
 		n++
 	}
 	return b.String()
-}
-
-// isBidiControl reports the invisible characters that reorder text on screen (Trojan Source).
-func isBidiControl(r rune) bool {
-	switch {
-	case r == '\u061c', r == '\u200e', r == '\u200f':
-		return true
-	case r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069':
-		return true
-	}
-	return false
 }
 
 // sanitizeLines splits text into lines and sanitizes each one, dropping a final empty line.

@@ -2,7 +2,8 @@ package cli
 
 import (
 	"strings"
-	"unicode"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
 )
 
 // printable makes text harmony did not write (a repository's file and object names, a YAML
@@ -21,8 +22,7 @@ func controlsDropped(s string) string {
 		switch {
 		case r == '\n' || r == '\t':
 			return r
-		case unicode.IsControl(r), r == '\u061c', r == '\u200e', r == '\u200f',
-			r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069':
+		case hint.Invisible(r):
 			return -1
 		}
 		return r

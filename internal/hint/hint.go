@@ -64,7 +64,7 @@ func Command(args ...string) string {
 	out := make([]string, len(args))
 	for i, a := range args {
 		switch {
-		case !utf8.ValidString(a) || strings.IndexFunc(a, invisible) >= 0:
+		case !utf8.ValidString(a) || strings.IndexFunc(a, Invisible) >= 0:
 			a = ansiC(a)
 		case a == "" || strings.ContainsAny(a, " \t\n'\"$`\\*?[]{}()<>|&;#~!"):
 			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
@@ -74,9 +74,9 @@ func Command(args ...string) string {
 	return strings.Join(out, " ")
 }
 
-// invisible reports the characters a terminal does not show as themselves: controls, and
-// those that reorder text (Trojan Source).
-func invisible(r rune) bool {
+// Invisible reports the characters a terminal does not show as themselves: controls, and
+// those that reorder text (Trojan Source). Text harmony did not write drops or escapes them.
+func Invisible(r rune) bool {
 	return unicode.IsControl(r) || r == '\u061c' || r == '\u200e' || r == '\u200f' ||
 		(r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
 }
@@ -101,7 +101,7 @@ func ansiC(s string) string {
 			b.WriteString(`\t`)
 		case r == '\r':
 			b.WriteString(`\r`)
-		case r == utf8.RuneError || invisible(r):
+		case r == utf8.RuneError || Invisible(r):
 			for _, c := range []byte(s[i : i+n]) {
 				fmt.Fprintf(&b, `\x%02x`, c)
 			}
