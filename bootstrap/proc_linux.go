@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -93,4 +94,48 @@ func (p k3sProcess) signal(sig syscall.Signal) error {
 		return errNotOurs
 	}
 	return syscall.Kill(p.PID, sig)
+}
+
+// waitExit waits up to d for the recorded process to end and reports whether it did. While a
+// process exits it no longer shows its executable, so alive turns false before its threads, open
+// files and ports are gone; waitExit waits for the end itself. Through a pidfd where the kernel
+// has them: it turns readable once every thread has exited. Otherwise it polls the pid's state and
+// start time.
+func (p k3sProcess) waitExit(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	fd, err := unix.PidfdOpen(p.PID, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return true
+	}
+	if err == nil {
+		defer unix.Close(fd)
+		if _, start, err := procStat(p.PID); err != nil || start != p.Start {
+			return true // the pid already names another process
+		}
+		for {
+			left := time.Until(deadline)
+			if left < 0 {
+				left = 0
+			}
+			n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds()))
+			switch {
+			case n > 0:
+				return true
+			case err == nil && left == 0:
+				return false
+			case err != nil && !errors.Is(err, unix.EINTR):
+				return false
+			}
+		}
+	}
+	for {
+		state, start, err := procStat(p.PID)
+		if err != nil || state == 'Z' || state == 'X' || start != p.Start {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

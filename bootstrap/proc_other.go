@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"syscall"
+	"time"
 )
 
 // k3s runs on Linux only; elsewhere harmony uses k3d and never supervises a process itself.
@@ -17,3 +18,5 @@ func identify(int, string) (k3sProcess, error) {
 func (p k3sProcess) alive() bool { return false }
 
 func (p k3sProcess) signal(syscall.Signal) error { return ErrUnsupported }
+
+func (p k3sProcess) waitExit(time.Duration) bool { return true }

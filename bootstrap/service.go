@@ -290,13 +290,11 @@ func (n *noInit) Stop(context.Context) error {
 	if err := p.signal(syscall.SIGTERM); err != nil && !errors.Is(err, errNotOurs) {
 		return fmt.Errorf("stop k3s (pid %d): %w", p.PID, err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for p.alive() {
-		if time.Now().After(deadline) {
-			_ = p.signal(syscall.SIGKILL)
-			break
+	if !p.waitExit(20 * time.Second) {
+		_ = p.signal(syscall.SIGKILL)
+		if !p.waitExit(10 * time.Second) {
+			return fmt.Errorf("stop k3s (pid %d): it still runs 10 s after SIGKILL", p.PID)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	return removeIfExists(n.paths.PidFile())
 }
