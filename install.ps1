@@ -24,8 +24,9 @@
 # must read "harmony <version> checksums"), else with Windows' own OpenSSH client (ssh-keygen -Y
 # verify, checksums.txt.sig); the version in the signed file must be the one asked for, and an
 # older harmony never replaces a newer one unless asked for by name. Then checks the archive's
-# SHA-256 (Get-FileHash). Downloads are https only and bounded in size. Nothing unverified is
-# installed. Errors end the script with `throw`, never `exit`, so `irm … | iex` keeps the window.
+# SHA-256 (Get-FileHash). Downloads are https only and bounded in size and time (a server that
+# stalls or drips is given up on, saying so). Nothing unverified is installed. Errors end the
+# script with `throw`, never `exit`, so `irm … | iex` keeps the window.
 # Works on Windows PowerShell 5.1 and PowerShell 7.
 param(
     [string]$Version = $env:HARMONY_VERSION,
@@ -52,6 +53,15 @@ function Install-Harmony {
     $SshPrincipal = 'harmony-release'
     $MaxArchiveBytes = 128MB  # a harmony archive is far smaller
     $MaxSmallBytes = 1MB      # checksums.txt and signatures
+    # As in install.sh: a download stops when it receives less than $SpeedLimit bytes a second
+    # over $SpeedTime seconds (a server that stalls or drips), or when it takes longer than its
+    # size cap at $MinRate plus $Allowance seconds; the server must answer within
+    # $ConnectTimeout + $SpeedTime seconds. (HttpClient.Timeout ends at the response headers.)
+    $SpeedLimit = 1024
+    $SpeedTime = 30
+    $MinRate = 65536
+    $Allowance = 300
+    $ConnectTimeout = 20
 
     function Say([string]$Message) { Write-Host "harmony-install: $Message" }
     function Fail([string]$Message, [string[]]$Hints = @()) {
@@ -82,14 +92,29 @@ function Install-Harmony {
         return ($LoopbackHttp -and $u.Scheme -eq 'http' -and $u.IsLoopback)
     }
 
+    # Test-TimedOut ERROR: the error (or one it wraps) is a timeout or a cancellation.
+    function Test-TimedOut($Err) {
+        for ($e = $Err.Exception; $null -ne $e; $e = $e.InnerException) {
+            if ($e -is [System.OperationCanceledException] -or $e -is [System.TimeoutException]) { return $true }
+        }
+        return $false
+    }
+
+    function Stop-Slow([string]$Url, [long]$Received, [long]$Max) {
+        Fail "stopped downloading $(Split-Path -Leaf $Url): the server stalled or was too slow ($Received bytes received from $Url)" @(
+            "a download must receive $SpeedLimit bytes/s over any $SpeedTime s and finish within $([Math]::Floor($Max / $MinRate) + $Allowance) s; nothing was installed",
+            "retry (a stalled server often recovers), or set HARMONY_MIRROR to a faster mirror (now $Mirror)")
+    }
+
     # Get-File URL OUT MAX: $true once OUT holds the body; $false on an HTTP or network error.
     # Redirects are followed here (at most 5), each checked like the first URL; a body larger
-    # than MAX is refused.
+    # than MAX is refused, and so is a server that stalls or is too slow (see $SpeedLimit).
     function Get-File([string]$Url, [string]$Out, [long]$Max) {
         $handler = New-Object System.Net.Http.HttpClientHandler
         $handler.AllowAutoRedirect = $false
         $client = New-Object System.Net.Http.HttpClient($handler)
-        $client.Timeout = [TimeSpan]::FromMinutes(10)
+        $client.Timeout = [TimeSpan]::FromSeconds($ConnectTimeout + $SpeedTime)
+        $budget = [Math]::Floor($Max / $MinRate) + $Allowance
         try {
             for ($hop = 0; $hop -le 5; $hop++) {
                 if (-not (Test-AllowedUrl $Url)) {
@@ -97,7 +122,10 @@ function Install-Harmony {
                 }
                 try {
                     $resp = $client.GetAsync($Url, [System.Net.Http.HttpCompletionOption]::ResponseHeadersRead).GetAwaiter().GetResult()
-                } catch { return $false }
+                } catch {
+                    if (Test-TimedOut $_) { Stop-Slow $Url 0 $Max }
+                    return $false
+                }
                 $code = [int]$resp.StatusCode
                 if ($code -ge 300 -and $code -lt 400 -and $null -ne $resp.Headers.Location) {
                     $next = $resp.Headers.Location
@@ -110,6 +138,8 @@ function Install-Harmony {
                 $length = $resp.Content.Headers.ContentLength
                 $tooLarge = ($null -ne $length -and $length -gt $Max)
                 $complete = $false
+                $slow = $false
+                $total = 0
                 if (-not $tooLarge) {
                     $in = $null
                     $file = $null
@@ -117,13 +147,28 @@ function Install-Harmony {
                         $in = $resp.Content.ReadAsStreamAsync().GetAwaiter().GetResult()
                         $file = [IO.File]::Create($Out)
                         $buf = New-Object byte[] 65536
-                        $total = 0
-                        while (($n = $in.Read($buf, 0, $buf.Length)) -gt 0) {
+                        # A read of the body has no timeout of its own: each waits at most
+                        # $SpeedTime, and every $SpeedTime the bytes received are counted.
+                        $clock = [Diagnostics.Stopwatch]::StartNew()
+                        $markBytes = 0
+                        $markTime = 0.0
+                        while ($true) {
+                            $read = $in.ReadAsync($buf, 0, $buf.Length)
+                            if (-not $read.Wait([TimeSpan]::FromSeconds($SpeedTime))) { $slow = $true; break }
+                            $n = $read.Result
+                            if ($n -le 0) { break }
                             $total += $n
                             if ($total -gt $Max) { $tooLarge = $true; break }
                             $file.Write($buf, 0, $n)
+                            $now = $clock.Elapsed.TotalSeconds
+                            if ($now -gt $budget) { $slow = $true; break }
+                            if ($now - $markTime -ge $SpeedTime) {
+                                if (($total - $markBytes) -lt $SpeedLimit * ($now - $markTime)) { $slow = $true; break }
+                                $markBytes = $total
+                                $markTime = $now
+                            }
                         }
-                        $complete = -not $tooLarge
+                        $complete = -not $tooLarge -and -not $slow
                     } catch {
                         $complete = $false
                     } finally {
@@ -136,6 +181,7 @@ function Install-Harmony {
                 if ($tooLarge) {
                     Fail "refused $(Split-Path -Leaf $Url): the server sent more than $Max bytes, more than any harmony release file" @("check HARMONY_MIRROR ($Mirror); nothing was installed")
                 }
+                if ($slow) { Stop-Slow $Url $total $Max }
                 return $complete
             }
             return $false

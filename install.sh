@@ -30,8 +30,9 @@
 # harmony-release). The signed checksums.txt names one version in every archive name: it must be
 # the version asked for, and an older version than the one installed is only taken when asked for
 # by name. Then it downloads harmony_<version>_<os>_<arch>.tar.gz, checks its SHA-256 and installs
-# the binary atomically. Downloads are https only and bounded in size. Nothing unverified is
-# installed; without a verifier the script refuses (see --insecure-skip-signature).
+# the binary atomically. Downloads are https only and bounded in size and time (a server that
+# stalls or drips is given up on, saying so). Nothing unverified is installed; without a
+# verifier the script refuses (see --insecure-skip-signature).
 set -eu
 
 REPO="NationTech/harmony-agent"
@@ -42,6 +43,14 @@ SSH_NAMESPACE="harmony-release"
 SSH_PRINCIPAL="harmony-release"
 MAX_ARCHIVE_BYTES=134217728 # 128 MiB: a harmony archive is far smaller
 MAX_SMALL_BYTES=1048576     # 1 MiB: checksums.txt and signatures
+# A download stops when it receives less than SPEED_LIMIT bytes a second over SPEED_TIME seconds
+# (a mirror that stalls or drips: 30 s with under 30 KiB is a stuck server, not a slow network),
+# or when it takes longer than its size cap at MIN_RATE plus ALLOWANCE seconds (the Go
+# installer's budget). curl checks this itself; wget is watched (watch_speed).
+SPEED_LIMIT=1024
+SPEED_TIME=30
+MIN_RATE=65536
+ALLOWANCE=300
 PROFILE_MARKER="# added by harmony install.sh"
 
 TMP_DIR=""
@@ -122,19 +131,64 @@ pick_downloader() {
 	fi
 }
 
-# get URL MAX: write URL's body to stdout over https (plain http only from a loopback mirror).
+# budget MAX: the seconds a download of at most MAX bytes may take.
+budget() { echo $(($1 / MIN_RATE + ALLOWANCE)); }
+
+# get URL MAX FILE: write URL's body to stdout over https (plain http only from a loopback
+# mirror); FILE is where the caller stores it (wget's progress is read there). Returns 28 when
+# the server stalled or was too slow. curl retries a transient failure only within its first
+# 15 s: a stall (30 s) is reported at once, not silently tried 3 times more (2 minutes in all);
+# running the script again is the retry.
 get() {
 	if [ "$DOWNLOADER" = wget ]; then
-		wget_get "$1"
+		wget_get "$1" "$3" "$(budget "$2")"
 	elif [ "$LOOPBACK_HTTP" = 1 ]; then
-		curl -fsSL --proto '=http,https' --proto-redir '=http,https' --retry 3 --connect-timeout 20 --max-filesize "$2" "$1"
+		curl -fsSL --proto '=http,https' --proto-redir '=http,https' --retry 3 --retry-max-time 15 --connect-timeout 20 \
+			--speed-limit "$SPEED_LIMIT" --speed-time "$SPEED_TIME" --max-time "$(budget "$2")" --max-filesize "$2" "$1"
 	else
-		curl -fsSL --proto '=https' --proto-redir '=https' --tlsv1.2 --retry 3 --connect-timeout 20 --max-filesize "$2" "$1"
+		curl -fsSL --proto '=https' --proto-redir '=https' --tlsv1.2 --retry 3 --retry-max-time 15 --connect-timeout 20 \
+			--speed-limit "$SPEED_LIMIT" --speed-time "$SPEED_TIME" --max-time "$(budget "$2")" --max-filesize "$2" "$1"
 	fi
 }
 
-# wget_get URL: GNU wget follows a redirect from https to plain http even with --https-only, so
-# redirects are followed here, each one checked like the first URL.
+# watch_speed PID FILE SECONDS: curl's --speed-limit, --speed-time and --max-time for wget, whose
+# -T is an idle timeout that a drip defeats. Once a second it reads FILE's size (written through
+# head, a few KiB behind at most); when FILE grew by less than SPEED_LIMIT bytes a second over
+# the last SPEED_TIME seconds, or SECONDS have passed, it leaves $TMP_DIR/.slow and kills PID.
+# Runs in the background.
+watch_speed() {
+	trap - INT TERM
+	pid=$1
+	file=$2
+	seconds=$3
+	sizes=0 # FILE's size at each of the last SPEED_TIME seconds and the one before, oldest first
+	t=0
+	while sleep 1; do
+		kill -0 "$pid" 2>/dev/null || return 0
+		t=$((t + 1))
+		size=$(wc -c <"$file" 2>/dev/null | tr -d ' ') || size=0
+		size=${size:-0}
+		sizes="$sizes $size"
+		# shellcheck disable=SC2086 # a list of numbers
+		set -- $sizes
+		slow=0
+		if [ $# -gt "$SPEED_TIME" ]; then
+			if [ $((size - $1)) -lt $((SPEED_LIMIT * SPEED_TIME)) ]; then slow=1; fi
+			shift
+			sizes=$*
+		fi
+		if [ "$slow" = 1 ] || [ "$t" -ge "$seconds" ]; then
+			: >"$TMP_DIR/.slow"
+			kill "$pid" 2>/dev/null || :
+			return 0
+		fi
+	done
+}
+
+# wget_get URL FILE SECONDS: GNU wget follows a redirect from https to plain http even with
+# --https-only, so redirects are followed here, each one checked like the first URL. Each
+# request is watched by watch_speed (FILE, SECONDS); returns 28 when it stopped one. Runs in
+# fetch's pipeline, a subshell: its traps end with it.
 wget_get() {
 	url=$1
 	hops=0
@@ -146,9 +200,20 @@ wget_get() {
 			return 1
 		fi ;;
 		esac
-		rc=0
+		rm -f "$TMP_DIR/.slow"
 		# shellcheck disable=SC2086 # $https_only is one flag or none
-		wget -q -S --max-redirect=0 $https_only -T 20 -t 3 -O - "$url" 2>"$TMP_DIR/.headers" || rc=$?
+		wget -q -S --max-redirect=0 $https_only -T 20 -t 3 -O - "$url" 2>"$TMP_DIR/.headers" &
+		pid=$!
+		watch_speed "$pid" "$2" "$3" </dev/null >/dev/null 2>&1 &
+		watcher=$!
+		# A background command ignores Ctrl-C: stop both here.
+		trap 'kill "$pid" "$watcher" 2>/dev/null; exit 130' INT TERM
+		rc=0
+		wait "$pid" 2>/dev/null || rc=$? # (dash would print "Terminated")
+		kill "$watcher" 2>/dev/null || :
+		wait "$watcher" 2>/dev/null || :
+		trap - INT TERM
+		if [ -f "$TMP_DIR/.slow" ]; then return 28; fi
 		location=$(sed -n 's/^  *[Ll]ocation: *//p' "$TMP_DIR/.headers" | tr -d '\r' | sed -n '$p')
 		if [ -z "$location" ]; then return "$rc"; fi
 		hops=$((hops + 1))
@@ -162,20 +227,27 @@ wget_get() {
 }
 
 # fetch URL FILE MAX: download to FILE, at most MAX bytes; fails on any HTTP error, and on a
-# larger file (deleted) with an error.
+# larger file, a stalled or too slow server (deleted) with an error.
 fetch() {
 	rm -f "$2" "$TMP_DIR/.rc"
+	# shellcheck disable=SC2094 # get only watches FILE's size while head writes it
 	{
 		rc=0
-		get "$1" "$3" || rc=$?
+		get "$1" "$3" "$2" || rc=$?
 		echo "$rc" >"$TMP_DIR/.rc"
 	} | head -c "$(($3 + 1))" >"$2"
 	size=$(wc -c <"$2" | tr -d ' ')
 	rc=$(cat "$TMP_DIR/.rc" 2>/dev/null || echo 1)
 	if [ "$size" -gt "$3" ] || [ "$rc" = 63 ]; then # 63: curl refused an announced larger size
 		rm -f "$2"
-		fail "refused $(basename "$1"): the server sent more than $3 bytes, more than any harmony release file" \
+		fail "refused ${1##*/}: the server sent more than $3 bytes, more than any harmony release file" \
 			"check HARMONY_MIRROR ($MIRROR); nothing was installed"
+	fi
+	if [ "$rc" = 28 ]; then # curl's timeouts, and watch_speed's
+		rm -f "$2"
+		fail "stopped downloading ${1##*/}: the server stalled or was too slow ($size bytes received from $1)" \
+			"a download must receive $SPEED_LIMIT bytes/s over any $SPEED_TIME s and finish within $(budget "$3") s; nothing was installed" \
+			"retry (a stalled server often recovers), or set HARMONY_MIRROR to a faster mirror (now $MIRROR)"
 	fi
 	if [ "$rc" != 0 ]; then
 		rm -f "$2"

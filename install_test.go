@@ -4,7 +4,7 @@
 // Threats checked here by name (../shared/DESIGN.md, trust chain): arbitrary software (tampered
 // archive or checksums.txt, a signature by another key, a stripped signature), rollback and
 // mix-and-match (older signed files served for a requested version or as the latest), no
-// verifier on the machine, plain-http transport, endless data.
+// verifier on the machine, plain-http transport, endless data, a mirror that stalls or drips.
 package install_test
 
 import (
@@ -20,7 +20,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -49,8 +52,15 @@ type run struct {
 
 func installSh(t *testing.T, shell []string, env []string, args ...string) run {
 	t.Helper()
+	cmd, out := installShCmd(t, shell, env, args...)
+	return finished(t, cmd.Run(), out)
+}
+
+// installShCmd prepares a run of install.sh under shell, its output going to out.
+func installShCmd(t *testing.T, shell []string, env []string, args ...string) (cmd *exec.Cmd, out *bytes.Buffer) {
+	t.Helper()
 	script, _ := filepath.Abs("install.sh")
-	cmd := exec.Command(shell[0], append(append(shell[1:], script), args...)...)
+	cmd = exec.Command(shell[0], append(append(shell[1:], script), args...)...)
 	if !filepath.IsAbs(shell[0]) {
 		p, err := exec.LookPath(shell[0])
 		if err != nil {
@@ -59,9 +69,14 @@ func installSh(t *testing.T, shell []string, env []string, args ...string) run {
 		cmd.Path = p
 	}
 	cmd.Env = env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	out = new(bytes.Buffer)
+	cmd.Stdout, cmd.Stderr = out, out
+	return cmd, out
+}
+
+// finished is the run of a command that ended with err.
+func finished(t *testing.T, err error, out *bytes.Buffer) run {
+	t.Helper()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
@@ -187,7 +202,7 @@ func toolsPath(t *testing.T, tools []string, standins map[string]string) string 
 }
 
 var baseTools = []string{"sed", "cut", "head", "tr", "mkdir", "mktemp", "cp", "chmod", "mv", "rm", "id", "uname",
-	"dirname", "grep", "cat", "tar", "gzip", "sha256sum", "wc", "od", "base64", "expr"}
+	"dirname", "grep", "cat", "tar", "gzip", "sha256sum", "wc", "od", "base64", "expr", "sleep"}
 
 func tools(extra ...string) []string { return append(append([]string(nil), baseTools...), extra...) }
 
@@ -401,14 +416,7 @@ func TestInstallShRefusesAndKeepsThePreviousBinary(t *testing.T) {
 							t.Fatalf("installing the snapshot first: %s", r.out)
 						}
 					} else {
-						if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
-							t.Fatal(err)
-						}
-						// stand-in: an older harmony already installed
-						old := "#!/bin/sh\necho '{\"version\": \"0.0.0-old\"}'\n"
-						if err := os.WriteFile(bin, []byte(old), 0o755); err != nil {
-							t.Fatal(err)
-						}
+						installOld(t, bin)
 					}
 					before, _ := os.ReadFile(bin)
 					var args []string
@@ -417,15 +425,159 @@ func TestInstallShRefusesAndKeepsThePreviousBinary(t *testing.T) {
 					if r.code == 0 || !strings.Contains(r.out, "harmony-install: error: ") || !strings.Contains(r.out, tt.want) {
 						t.Fatalf("exit %d, want a failure saying %q:\n%s", r.code, tt.want, r.out)
 					}
-					if got, _ := os.ReadFile(bin); !bytes.Equal(got, before) {
-						t.Fatal("the previous binary was changed")
-					}
-					if left, _ := os.ReadDir(filepath.Dir(bin)); len(left) != 1 {
-						t.Fatalf("install dir holds %v, want only the previous binary", left)
-					}
+					keptPrevious(t, bin, before)
 				})
 			}
 		}
+	}
+}
+
+// installOld puts a stand-in for an older harmony at bin.
+func installOld(t *testing.T, bin string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := "#!/bin/sh\necho '{\"version\": \"0.0.0-old\"}'\n"
+	if err := os.WriteFile(bin, []byte(old), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// keptPrevious checks that a failed install left bin as it was (before) and nothing beside it.
+func keptPrevious(t *testing.T, bin string, before []byte) {
+	t.Helper()
+	if got, _ := os.ReadFile(bin); !bytes.Equal(got, before) {
+		t.Fatal("the previous binary was changed")
+	}
+	if left, _ := os.ReadDir(filepath.Dir(bin)); len(left) != 1 {
+		t.Fatalf("install dir holds %v, want only the previous binary", left)
+	}
+}
+
+// stalled answers with the headers of an n-byte body and then sends nothing; dripping sends
+// that body one zero byte every 2 s. Either drops the connection once the client has gone or
+// at giveUp, so that an install.sh without a bound fails the test instead of hanging it.
+func stalled(n int, giveUp time.Time, hits *atomic.Int32) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Length", fmt.Sprint(n))
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-time.After(time.Until(giveUp)):
+		}
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func dripping(n int, giveUp time.Time, hits *atomic.Int32) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Length", fmt.Sprint(n))
+		w.WriteHeader(http.StatusOK)
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for range n {
+			select {
+			case <-r.Context().Done():
+				panic(http.ErrAbortHandler)
+			case now := <-tick.C:
+				if now.After(giveUp) {
+					panic(http.ErrAbortHandler)
+				}
+			}
+			if _, err := w.Write([]byte{0}); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+		}
+	}
+}
+
+// A mirror that accepts the connection and then stalls, or drip-feeds a byte every 2 s, stops
+// install.sh within about 30 s (curl by itself has no read timeout; GNU wget's -T is an idle
+// timeout that a drip defeats): it says which download stalled and what to do, is not silently
+// retried, and keeps the previous binary. The four installs spend their 30 s waiting, so they
+// run at once in one test rather than taking four of go test's -parallel slots in turn.
+func TestInstallShStopsAStalledDownload(t *testing.T) {
+	t.Parallel()
+	snap := needSnapshot(t)
+	archive := "harmony_" + snap.Version + "_linux_amd64.tar.gz"
+	const limit = 60 * time.Second // SPEED_TIME (30 s) and slack
+	type install struct {
+		name, asset string
+		hits        atomic.Int32
+		bin         string
+		before      []byte
+		cmd         *exec.Cmd
+		out         *bytes.Buffer
+		err         error
+		took        time.Duration
+	}
+	cases := []struct {
+		downloader, fault, asset string
+		shell                    []string
+	}{
+		{"curl", "stalls after the headers", archive, []string{"dash"}},
+		{"curl", "drips", "checksums.txt", []string{"busybox", "sh"}},
+		{"wget", "stalls after the headers", "checksums.txt", []string{"bash"}},
+		{"wget", "drips", archive, []string{"dash"}},
+	}
+	giveUp := time.Now().Add(2 * limit)
+	installs := make([]*install, len(cases))
+	for i, c := range cases {
+		in := &install{name: c.downloader + "/" + c.shell[0] + "/" + c.asset + " " + c.fault, asset: c.asset}
+		srv, _ := serve(t, snap)
+		size, err := os.Stat(filepath.Join(snap.Dist, c.asset))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fault := stalled
+		if c.fault == "drips" {
+			fault = dripping
+		}
+		home := t.TempDir()
+		mirror := hostile(t, srv, c.asset, fault(int(size.Size()), giveUp, &in.hits))
+		in.bin = binPath(home)
+		installOld(t, in.bin)
+		in.before, _ = os.ReadFile(in.bin)
+		in.cmd, in.out = installShCmd(t, c.shell, env(t, snap, home, mirror, toolsPath(t, tools(c.downloader, "ssh-keygen"), nil)))
+		installs[i] = in
+	}
+	var wg sync.WaitGroup
+	for _, in := range installs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			in.err = in.cmd.Run()
+			in.took = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	for _, in := range installs {
+		t.Run(in.name, func(t *testing.T) {
+			r := finished(t, in.err, in.out)
+			t.Logf("stopped after %s", in.took.Round(time.Second))
+			if r.code == 0 || in.took > limit {
+				t.Fatalf("exit %d after %s, want a failure within %s:\n%s", r.code, in.took.Round(time.Second), limit, r.out)
+			}
+			for _, want := range []string{
+				"harmony-install: error: stopped downloading " + in.asset + ": the server stalled or was too slow",
+				"/" + in.asset + ")", "retry", "HARMONY_MIRROR", "nothing was installed",
+			} {
+				if !strings.Contains(r.out, want) {
+					t.Errorf("output lacks %q:\n%s", want, r.out)
+				}
+			}
+			// wget may reconnect once within the 30 s (its own 20 s read timeout): not 3 times.
+			if n := in.hits.Load(); n > 2 {
+				t.Errorf("the stalled %s was requested %d times", in.asset, n)
+			}
+			keptPrevious(t, in.bin, in.before)
+		})
 	}
 }
 
@@ -579,12 +731,26 @@ func TestInstallPs1KeepsTheContract(t *testing.T) {
 		"with the signed files of harmony", "refusing to replace the newer harmony",
 		// https only, loopback excepted; bounded downloads
 		"AllowAutoRedirect = $false", "IsLoopback", "$MaxArchiveBytes", "$MaxSmallBytes",
+		// a stalled or dripping server is given up on (HttpClient.Timeout ends at the headers)
+		"$in.ReadAsync(", ".Wait([TimeSpan]::FromSeconds($SpeedTime))", "$now -gt $budget", "Stop-Slow $Url $total $Max",
+		"the server stalled or was too slow",
 		// the user PATH keeps its registry kind (REG_EXPAND_SZ) and its unexpanded entries
 		"DoNotExpandEnvironmentNames", "GetValueKind('Path')",
 	} {
 		if !bytes.Contains(ps, []byte(must)) {
 			t.Errorf("install.ps1 lacks %q", must)
 		}
+	}
+	// The same speed floor and time budget as install.sh.
+	for shVar, psVar := range map[string]string{"SPEED_LIMIT": "SpeedLimit", "SPEED_TIME": "SpeedTime", "MIN_RATE": "MinRate", "ALLOWANCE": "Allowance"} {
+		shVal := regexp.MustCompile(`(?m)^` + shVar + `=(\d+)$`).FindSubmatch(sh)
+		psVal := regexp.MustCompile(`(?m)^\s*\$` + psVar + ` = (\d+)$`).FindSubmatch(ps)
+		if shVal == nil || psVal == nil || !bytes.Equal(shVal[1], psVal[1]) {
+			t.Errorf("install.sh %s and install.ps1 $%s differ: %q, %q", shVar, psVar, shVal, psVal)
+		}
+	}
+	if bytes.Contains(ps, []byte("$in.Read(")) {
+		t.Error("install.ps1 reads a body with Stream.Read, which waits forever on a stalled server")
 	}
 	// `irm … | iex` runs the script in the user's session: `exit` would close the window.
 	for i, line := range strings.Split(string(ps), "\n") {
