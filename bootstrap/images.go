@@ -91,7 +91,7 @@ func (k *K3d) Images(ctx context.Context) (*K3dImages, error) {
 // ones holding images.
 func (i *K3dImages) cluster(ctx context.Context) (*k3dtypes.Cluster, []*k3dtypes.Node, error) {
 	quietK3d()
-	c, err := k3dclient.ClusterGet(ctx, k3drt.Docker, &k3dtypes.Cluster{Name: i.Cluster})
+	c, err := k3dclient.ClusterGet(ctx, k3dRuntime, &k3dtypes.Cluster{Name: i.Cluster})
 	if errors.Is(err, k3dclient.ClusterGetNoNodesFoundError) {
 		return nil, nil, hint.With(fmt.Errorf("k3d cluster %q: %w: no node found", i.Cluster, ErrNotInstalled),
 			"create it with: harmony bootstrap --runtime k3d")
@@ -157,7 +157,7 @@ func (i *K3dImages) LoadImages(ctx context.Context, tags []string) error {
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rt := &k3dImportRuntime{Runtime: k3drt.Docker, images: i, cancel: cancel, ended: make(chan struct{})}
+	rt := &k3dImportRuntime{Runtime: k3dRuntime, images: i, cancel: cancel, ended: make(chan struct{})}
 	err = k3dclient.ImageImportIntoClusterMulti(ctx, rt, names, c, k3dtypes.ImageImportOpts{Mode: k3dtypes.ImportModeDirect})
 	if err != nil {
 		// k3d's errors keep only the text of the cause; the first failure keeps its chain.

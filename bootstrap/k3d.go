@@ -102,7 +102,7 @@ func NewK3d(home string, trust manifests.Trust, out io.Writer, quiet bool) *K3d 
 	quietK3d()
 	return &K3d{
 		Trust: trust, Mirror: installer.Mirror(), Fetcher: f, Out: out, Progress: LineProgress{W: out},
-		Registry: os.Getenv(RegistryEnv), GOOS: runtime.GOOS, rt: k3drt.Docker,
+		Registry: os.Getenv(RegistryEnv), GOOS: runtime.GOOS, rt: k3dRuntime,
 		Home: home, PauseAt: Phase(os.Getenv(PauseEnv)),
 	}
 }

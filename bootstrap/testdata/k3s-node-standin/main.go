@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/NationTech/harmony-agent/internal/ctrstandin"
 )
@@ -51,7 +52,9 @@ func main() {
 			os.Exit(1)
 		}
 		if _, err := os.Stat("/standin/ctr-hang"); err == nil && slices.Contains(os.Args[1:], "import") {
-			select {}
+			for {
+				time.Sleep(time.Hour) // not select {}: with no other goroutine, Go ends that as a deadlock (exit 2)
+			}
 		}
 		os.Exit(ctrstandin.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr, func(string) string { return ImageStore }))
 	}
