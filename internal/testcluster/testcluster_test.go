@@ -2,6 +2,7 @@ package testcluster_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -129,24 +130,51 @@ func TestFailingImageNeverBecomesAvailable(t *testing.T) {
 	if _, ok := waitAvailable(ctx, t, ns, "broken"); ok {
 		t.Fatal("a deployment whose image cannot be pulled became Available")
 	}
-	pods, err := c.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
-	if err != nil || len(pods.Items) == 0 {
-		t.Fatalf("no pods: %v", err)
+	// A loaded machine's controller-manager and simulated node take their time to create the pods
+	// and fail their pull: wait (up to two minutes) until a pod waits with ErrImagePull and a
+	// Warning event about it says the pull failed, rather than expecting both after 8 seconds.
+	pctx, pcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer pcancel()
+	var pods []corev1.Pod
+	var events []corev1.Event
+	err := wait.PollUntilContextCancel(pctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		list, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		pods, events = list.Items, nil
+		for _, pod := range pods {
+			st := pod.Status.ContainerStatuses
+			if len(st) == 0 || st[0].State.Waiting == nil || st[0].State.Waiting.Reason != "ErrImagePull" {
+				continue
+			}
+			ev, err := c.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod.Name})
+			if err != nil {
+				return false, nil
+			}
+			events = ev.Items
+			for _, e := range events {
+				if e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "Failed to pull image") {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		var states []string
+		for _, pod := range pods {
+			states = append(states, fmt.Sprintf("%s: %+v", pod.Name, pod.Status.ContainerStatuses))
+		}
+		t.Fatalf("after two minutes no pod shows the pull failure with a Warning event about it\npods: %v\nevents of the last failing pod: %+v\ncontroller-manager: %s\nkwok: %s",
+			states, events, c.LogTail("kube-controller-manager", 10), c.LogTail("kwok", 10))
 	}
-	st := pods.Items[0].Status.ContainerStatuses
-	if len(st) == 0 || st[0].State.Waiting == nil || st[0].State.Waiting.Reason != "ErrImagePull" {
-		t.Fatalf("pod status does not show the pull failure: %+v", pods.Items[0].Status)
-	}
-	events, err := c.Client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + pods.Items[0].Name})
+	d, err := c.Client.AppsV1().Deployments(ns).Get(context.Background(), "broken", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
-	for _, e := range events.Items {
-		found = found || (e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "Failed to pull image"))
-	}
-	if !found {
-		t.Fatalf("no Warning event about the image pull: %+v", events.Items)
+	if d.Status.AvailableReplicas != 0 {
+		t.Fatalf("a deployment whose image cannot be pulled has available replicas: %+v", d.Status)
 	}
 }
 
