@@ -97,7 +97,9 @@ func Start() (c *Cluster, err error) {
 	// envtest logs through controller-runtime's logger; without one set it prints a stack trace
 	// ("log.SetLogger(...) was never called") into every test run's output.
 	crlog.SetLogger(logr.Discard())
-	c.env = &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: time.Minute}
+	// The start returns once kube-apiserver answers; the bound only ends one that never does. Under
+	// go test ./... two packages start a control plane at once, beside builds, on a 2-core machine.
+	c.env = &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlaneStartTimeout: 3 * time.Minute}
 	c.env.ControlPlane.Etcd = &envtest.Etcd{}
 	c.env.ControlPlane.Etcd.Configure().Append("unsafe-no-fsync", "true")
 	// Room for many Services (benchmarks apply hundreds); k3s uses the same range.
