@@ -71,7 +71,9 @@ func newProject(t *testing.T, example string) *project {
 	if len(p.ns) > 50 {
 		p.ns = p.ns[:50]
 	}
-	p.opts = launch.Options{Timeout: 60 * time.Second, Out: &p.out}
+	// A launch returns once everything is ready; the bound only ends one that never is. A loaded
+	// CI machine's controller-manager has taken over 20 s to create a pod: be generous.
+	p.opts = launch.Options{Timeout: 3 * time.Minute, Out: &p.out}
 	if p.proj, err = launch.Resolve(launch.Selection{Dir: p.dir, Namespace: p.ns}); err != nil {
 		t.Fatal(err)
 	}

@@ -72,7 +72,7 @@ func ready(t *testing.T, sel launch.Selection) func(launch.Options) (*launch.Pro
 	}
 	return func(o launch.Options) (*launch.Project, *launch.Report, error) {
 		if o.Timeout == 0 {
-			o.Timeout = time.Minute
+			o.Timeout = 3 * time.Minute // generous: a launch returns once ready (see newProject)
 		}
 		rep, err := eng.Launch(context.Background(), p, objs, o)
 		return p, rep, err
