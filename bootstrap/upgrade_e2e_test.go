@@ -62,6 +62,23 @@ func (m *machine) healthyAt(version string) {
 	}
 }
 
+// waitWroteKubeconfig waits (up to two minutes) until the k3s harmony started last has written
+// its kubeconfig, as k3s does once it is up (the stand-in logs it).
+func (m *machine) waitWroteKubeconfig() {
+	m.t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		log, _ := os.ReadFile(m.path("/var/log/k3s.log"))
+		starts := strings.Split(string(log), "--- started by harmony")
+		last := starts[len(starts)-1]
+		if len(starts) > 1 && strings.Contains(last, "Wrote kubeconfig") {
+			return
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("the k3s started last has not written its kubeconfig after two minutes:\n%s", last)
+		}
+	}
+}
+
 // treeDigest hashes every path, mode and file content under dir.
 func treeDigest(t *testing.T, dir string) string {
 	t.Helper()
@@ -354,6 +371,12 @@ func TestKilledSwitchIsRecoveredByTheNextCommand(t *testing.T) {
 			b, err := os.ReadFile(m.path("/var/lib/harmony/k3s/upgrade-journal.json"))
 			if err != nil || json.Unmarshal(b, &j) != nil || j.Phase != tt.pause {
 				t.Fatalf("journal after the kill: %v %s", err, b)
+			}
+			if tt.pause == bootstrap.PhaseStarted {
+				// The next command completes the switch only when the new version is healthy: a
+				// version still starting is rightly reverted. Wait until the started k3s is up (it
+				// wrote its kubeconfig), which on a loaded machine can come after the next command.
+				m.waitWroteKubeconfig()
 			}
 
 			// The next command, whatever it is, finishes or reverts the switch and says so.
