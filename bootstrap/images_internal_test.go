@@ -62,6 +62,15 @@ func TestImageOutputsAreBounded(t *testing.T) {
 	if got := present([]string{"x:harmony-0123456789abcdef", "y:1", "docker.io/library/x:harmony-0123456789abcdef"}, string(line)); !got["x:harmony-0123456789abcdef"] || got["y:1"] || !got["docker.io/library/x:harmony-0123456789abcdef"] {
 		t.Fatalf("present: %v", got)
 	}
+	// launch's names are fully qualified already (harmony.invalid): listed as they are, and never
+	// found as an image of the same path from another registry.
+	own := "harmony.invalid/x:harmony-0123456789abcdef"
+	if got := present([]string{own}, own+"\n"); !got[own] {
+		t.Fatalf("present: %v", got)
+	}
+	if got := present([]string{own}, string(line)+"registry.example/x:harmony-0123456789abcdef\n"); got[own] {
+		t.Fatalf("present: %v", got)
+	}
 }
 
 // TestImageStreamEndsAfterItsLastBytes: a read returning the stream's last bytes with io.EOF

@@ -77,7 +77,7 @@ func TestK3dImagesLoadIntoEveryNode(t *testing.T) {
 	t.Parallel()
 	dc := dockertest.Need(t)
 	cl := dockertest.StandinCluster(t, dc, dockertest.Imports, dockertest.Imports)
-	a, b := randomName("harmony-test-a:harmony-"), randomName("registry.example/team/harmony-test-b:harmony-")
+	a, b := randomName("harmony-test-a:harmony-"), randomName("harmony.invalid/team/harmony-test-b:harmony-")
 	buildImage(t, dc, a, "FROM scratch\nCOPY hello /hello\n", map[string][]byte{"hello": []byte("a")}, nil)
 	buildImage(t, dc, b, "FROM scratch\nCOPY hello /hello\n", map[string][]byte{"hello": []byte("b")}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -216,7 +216,7 @@ func TestK3sImagesLoadThroughThePinnedK3s(t *testing.T) {
 	dc := dockertest.Need(t)
 	m := newMachine(t)
 	m.mustHarmony("bootstrap")
-	a := randomName("harmony-test-k3s:harmony-")
+	a := randomName("harmony.invalid/harmony-test-k3s:harmony-") // launch's shape of name
 	buildImage(t, dc, a, "FROM scratch\nCOPY hello /hello\n", map[string][]byte{"hello": []byte("k3s")}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -233,7 +233,7 @@ func TestK3sImagesLoadThroughThePinnedK3s(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(filepath.Dir(k.Paths.ContainerdSocket()), "standin-images")
-	if imports := ctrstandin.Imports(dir); len(imports) != 1 || len(imports[0]) != 1 || imports[0][0] != "docker.io/library/"+a {
+	if imports := ctrstandin.Imports(dir); len(imports) != 1 || len(imports[0]) != 1 || imports[0][0] != a {
 		t.Fatalf("the k3s stand-in recorded the imports %q", imports)
 	}
 	if have, err := store.HasImages(ctx, []string{a}); err != nil || !have[a] {
@@ -274,11 +274,12 @@ func (p *plantingEngine) ImageList(ctx context.Context, o image.ListOptions) ([]
 // TestK3dImagesNeverReadAFileNamedLikeTheImage: k3d imports a name that is a file of the current
 // folder as an image archive. A file named like the image, in the current folder before the
 // import or dropped there while it runs, is never read: every node gets the engine's image, never
-// the file's.
+// the file's. The image is named as launch names it, harmony.invalid/…: the file is in a folder
+// of that name.
 func TestK3dImagesNeverReadAFileNamedLikeTheImage(t *testing.T) {
 	dc := dockertest.Need(t)
 	cl := dockertest.StandinCluster(t, dc, dockertest.Imports)
-	a, evil := randomName("harmony-test-a:harmony-"), randomName("harmony-test-planted:x")
+	a, evil := randomName("harmony.invalid/harmony-test-a:harmony-"), randomName("harmony-test-planted:x")
 	buildImage(t, dc, a, "FROM scratch\nCOPY hello /hello\n", map[string][]byte{"hello": []byte("a")}, nil)
 	buildImage(t, dc, evil, "FROM scratch\nCOPY hello /hello\n", map[string][]byte{"hello": []byte("evil")}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -293,6 +294,9 @@ func TestK3dImagesNeverReadAFileNamedLikeTheImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Chdir(t.TempDir())
+	if err := os.MkdirAll(filepath.Dir(a), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	node := cl.Nodes[0]
 	for i, engine := range []client.APIClient{dc, &plantingEngine{APIClient: dc, name: a, data: archive}} {
 		_ = os.Remove(a)
@@ -309,7 +313,7 @@ func TestK3dImagesNeverReadAFileNamedLikeTheImage(t *testing.T) {
 				t.Fatalf("case %d: the node imported the file named like the image: %q", i, imports)
 			}
 		}
-		if err != nil || len(imports) != i+1 || !slices.Equal(imports[i], []string{"docker.io/library/" + a}) {
+		if err != nil || len(imports) != i+1 || !slices.Equal(imports[i], []string{a}) {
 			t.Fatalf("case %d: %v; the node recorded the imports %q, want the engine's %s", i, err, imports, a)
 		}
 	}

@@ -515,7 +515,7 @@ func TestK3dRuntimeEndToEnd(t *testing.T) {
 		m.mustHarmony("launch", shop, "-n", ns, "--no-wait")
 		t.Logf("harmony launch %d of the two-image project into k3d: %s", i+1, time.Since(start).Round(time.Millisecond))
 		imports := dockertest.NodeImports(t, dc, bootstrap.K3dNode)
-		if len(imports) != 1 || len(imports[0]) != 2 || !strings.HasPrefix(imports[0][0], "docker.io/library/"+prefix) {
+		if len(imports) != 1 || len(imports[0]) != 2 || !strings.HasPrefix(imports[0][0], "harmony.invalid/"+prefix) {
 			t.Fatalf("launch %d: the node recorded the imports %q, want one import of both images", i+1, imports)
 		}
 	}
@@ -523,8 +523,8 @@ func TestK3dRuntimeEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := d.Spec.Template.Spec.Containers[0]; !strings.HasPrefix(c.Image, prefix+"frontend:harmony-") || c.ImagePullPolicy != "IfNotPresent" ||
-		!slices.Contains(dockertest.NodeImports(t, dc, bootstrap.K3dNode)[0], "docker.io/library/"+c.Image) {
+	if c := d.Spec.Template.Spec.Containers[0]; !strings.HasPrefix(c.Image, "harmony.invalid/"+prefix+"frontend:harmony-") || c.ImagePullPolicy != "IfNotPresent" ||
+		!slices.Contains(dockertest.NodeImports(t, dc, bootstrap.K3dNode)[0], c.Image) {
 		t.Fatalf("deployment frontend runs %s (%s), want the imported content tag with IfNotPresent", c.Image, c.ImagePullPolicy)
 	}
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -70,8 +71,16 @@ func TestLaunchBuildsImagesIntoK3s(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := d.Spec.Template.Spec.Containers[0]
-		if c.Image != first.Images[i].Tag || !strings.HasPrefix(c.Image, prefix+name+":harmony-") || c.ImagePullPolicy != "IfNotPresent" {
+		// Named under .invalid: a node that lost the image can never pull someone else's.
+		if c.Image != first.Images[i].Tag || !strings.HasPrefix(c.Image, "harmony.invalid/"+prefix+name+":harmony-") || c.ImagePullPolicy != "IfNotPresent" {
 			t.Errorf("deployment %s runs %s (%s), want %s with IfNotPresent", name, c.Image, c.ImagePullPolicy, first.Images[i].Tag)
+		}
+		// The engine has the image under that name, and k3s's containerd got it under that name.
+		if im, err := dc.ImageInspect(context.Background(), c.Image); err != nil || !slices.Contains(im.RepoTags, c.Image) {
+			t.Errorf("the docker engine does not have %s by that name: %v %v", c.Image, im.RepoTags, err)
+		}
+		if !slices.Contains(ctrstandin.List(records), c.Image) {
+			t.Errorf("k3s's containerd lists %q, not %s", ctrstandin.List(records), c.Image)
 		}
 	}
 
@@ -105,7 +114,7 @@ func imageProject(t *testing.T, dc *client.Client, prefix string) string {
 		list, _ := dc.ImageList(ctx, image.ListOptions{})
 		for _, im := range list {
 			for _, tag := range im.RepoTags {
-				if strings.HasPrefix(tag, prefix) {
+				if strings.HasPrefix(strings.TrimPrefix(tag, "harmony.invalid/"), prefix) {
 					_, _ = dc.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
 				}
 			}

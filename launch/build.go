@@ -58,7 +58,8 @@ var (
 // BuiltImage is an artifact's content-addressed tag and whether work is needed.
 type BuiltImage struct {
 	Artifact ImageArtifact `json:"artifact"`
-	// Tag is "<image>:harmony-<first 16 hex digits of the context digest>".
+	// Tag is "harmony.invalid/<image's path>:harmony-<first 16 hex digits of the context
+	// digest>" (ImageTag).
 	Tag string `json:"tag"`
 	// Built: the engine already has Tag.
 	Built bool `json:"built"`
@@ -91,7 +92,20 @@ func ContextDigest(root string, a ImageArtifact) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// ImageTag is the tag an artifact's image gets for a context digest.
+// ImageHost is the registry host of every image harmony builds. It is under the top-level
+// domain .invalid, which RFC 6761 reserves to never resolve: a node that lost a loaded image (the
+// kubelet collected it, an import was lost) can only fail to pull it, never fetch an image
+// someone else published under that name, and a launch imports it again.
+const ImageHost = "harmony.invalid"
+
+// ImageTag is the reference an artifact's image gets for a context digest:
+// "harmony.invalid/<path>:harmony-<first 16 hex digits of the digest>", path being the artifact
+// image's repository path without its registry host: frontend (or library/frontend) →
+// harmony.invalid/frontend, acme/web → harmony.invalid/acme/web, registry.example/team/web →
+// harmony.invalid/team/web, localhost:5000/web → harmony.invalid/web. The path is the image's
+// own (never longer), so every valid image name gives a valid reference. Two artifacts whose
+// paths are the same on different registries get the same reference only from the same build
+// inputs, that is the same image, which BuildImages builds and loads once.
 func ImageTag(a ImageArtifact, digest string) (string, error) {
 	n, err := reference.ParseNormalizedNamed(a.Image)
 	if err != nil {
@@ -100,7 +114,15 @@ func ImageTag(a ImageArtifact, digest string) (string, error) {
 	if len(digest) < 16 {
 		return "", fmt.Errorf("image %q: digest %q is too short", a.Image, digest)
 	}
-	return reference.FamiliarName(reference.TrimNamed(n)) + ":harmony-" + digest[:16], nil
+	p := reference.Path(n)
+	if f := reference.FamiliarName(n); !strings.HasPrefix(f, reference.Domain(n)+"/") {
+		p = f // a name of the default registry, as written without its host: frontend, not library/frontend
+	}
+	ref := ImageHost + "/" + p + ":harmony-" + digest[:16]
+	if _, err := reference.ParseNamed(ref); err != nil {
+		return "", fmt.Errorf("image %q: %s: %w", a.Image, ref, err)
+	}
+	return ref, nil
 }
 
 // PlanImages computes each artifact's tag and whether the engine (Built) and the runtime
@@ -202,9 +224,12 @@ func BuildImages(ctx context.Context, root string, imgs []BuiltImage, o BuildOpt
 	}
 	w := &lockedWriter{w: out}
 	docker, loader := o.Docker, o.Loader
+	// Images of the same tag come from the same build inputs (ImageTag): built once.
+	building := map[string]int{} // a tag → the image of imgs that builds it
 	var todo []int
 	for i := range imgs {
-		if !imgs[i].Built {
+		if _, ok := building[imgs[i].Tag]; !ok && !imgs[i].Built {
+			building[imgs[i].Tag] = i
 			todo = append(todo, i)
 		}
 	}
@@ -250,12 +275,19 @@ func BuildImages(ctx context.Context, root string, imgs []BuiltImage, o BuildOpt
 	if err := errors.Join(errs...); err != nil {
 		return hint.With(err, "nothing was applied: fix the build and launch again")
 	}
+	for i := range imgs {
+		if b, ok := building[imgs[i].Tag]; ok {
+			imgs[i].Built = imgs[i].Built || imgs[b].Built
+		}
+	}
 	if loader == nil {
 		return nil
 	}
 	var load []string
+	loading := map[string]bool{}
 	for i := range imgs {
-		if !imgs[i].Loaded {
+		if !imgs[i].Loaded && !loading[imgs[i].Tag] {
+			loading[imgs[i].Tag] = true
 			load = append(load, imgs[i].Tag)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,7 +87,7 @@ func removeImages(t testing.TB, dc *client.Client, prefix string) {
 		list, _ := dc.ImageList(ctx, image.ListOptions{All: true})
 		for _, im := range list {
 			for _, tag := range im.RepoTags {
-				if strings.HasPrefix(tag, prefix) {
+				if strings.HasPrefix(strings.TrimPrefix(tag, "harmony.invalid/"), prefix) {
 					_, _ = dc.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
 				}
 			}
@@ -185,7 +186,7 @@ func testBuildImagesIntoK3dNode(t *testing.T, builder launch.Builder) {
 		t.Fatal(err)
 	}
 	for _, im := range plan {
-		if im.Built || im.Loaded || !strings.HasPrefix(im.Tag, im.Artifact.Image+":harmony-") {
+		if im.Built || im.Loaded || !strings.HasPrefix(im.Tag, "harmony.invalid/"+im.Artifact.Image+":harmony-") {
 			t.Fatalf("first plan: %+v", im)
 		}
 	}
@@ -305,6 +306,65 @@ func testBuildImagesIntoK3s(t *testing.T, builder launch.Builder) {
 	}
 	if n := len(ctrstandin.Imports(store)); n != 1 {
 		t.Fatalf("a run with nothing to do imported (%d imports)", n)
+	}
+}
+
+// TestBuildImagesSamePathOnTwoRegistries: web and localhost:5000/web have the same local path,
+// harmony.invalid/web. Built from the same inputs they are one image, built once and imported
+// once, under the one name; from another context, web gets a tag of its own.
+func TestBuildImagesSamePathOnTwoRegistries(t *testing.T) {
+	t.Parallel()
+	dc := dockertest.Need(t)
+	prefix := "harmony-test-" + randomHex() + "-"
+	removeImages(t, dc, prefix)
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{
+		"a/Dockerfile": "FROM scratch\nCOPY hello /hello\n", "a/hello": "a",
+		"b/Dockerfile": "FROM scratch\nCOPY hello /hello\n", "b/hello": "b",
+	})
+	arts := []launch.ImageArtifact{
+		{Image: prefix + "web", Context: "a"},
+		{Image: "localhost:5000/" + prefix + "web", Context: "a"},
+		{Image: "registry.example/" + prefix + "web", Context: "b"},
+	}
+	k, records := dockertest.InstallK3sStandin(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	loader, err := k.Images(ctx, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := launch.PlanImages(ctx, root, arts, dc, loader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "harmony.invalid/" + prefix + "web:harmony-"
+	if plan[0].Tag != plan[1].Tag || plan[2].Tag == plan[0].Tag || !strings.HasPrefix(plan[0].Tag, name) || !strings.HasPrefix(plan[2].Tag, name) {
+		t.Fatalf("tags %s, %s, %s: want the first two alike, all named %s…", plan[0].Tag, plan[1].Tag, plan[2].Tag, name)
+	}
+	var out bytes.Buffer
+	if err := launch.BuildImages(ctx, root, plan, launch.BuildOptions{Docker: dc, Loader: loader, Out: &out}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if n := strings.Count(out.String(), "\nbuilt "); n != 2 || !strings.Contains(out.String(), "loaded 2 images") {
+		t.Errorf("%d builds, want 2 (one per distinct tag):\n%s", n, out.String())
+	}
+	for _, im := range plan {
+		if !im.Built || !im.Loaded || !tagged(t, dc, im.Tag) {
+			t.Errorf("%s: built %t, loaded %t, in the engine %t", im.Artifact.Image, im.Built, im.Loaded, tagged(t, dc, im.Tag))
+		}
+	}
+	if imports := ctrstandin.Imports(records); len(imports) != 1 || len(imports[0]) != 2 || !slices.Contains(imports[0], plan[0].Tag) || !slices.Contains(imports[0], plan[2].Tag) {
+		t.Errorf("the k3s stand-in recorded the imports %q, want one import of %s and %s", imports, plan[0].Tag, plan[2].Tag)
+	}
+	again, err := launch.PlanImages(ctx, root, arts, dc, loader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range again {
+		if !im.Built || !im.Loaded {
+			t.Errorf("second plan, %s: %+v", im.Artifact.Image, im)
+		}
 	}
 }
 

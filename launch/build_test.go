@@ -3,8 +3,11 @@ package launch_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/distribution/reference"
 
 	"github.com/NationTech/harmony-agent/launch"
 )
@@ -47,7 +50,7 @@ func TestContextDigestFollowsContentNotTime(t *testing.T) {
 		t.Fatalf("digest %q is not a stable SHA-256", base)
 	}
 	tag, err := launch.ImageTag(web, base)
-	if err != nil || tag != "web:harmony-"+base[:16] {
+	if err != nil || tag != "harmony.invalid/web:harmony-"+base[:16] {
 		t.Fatalf("tag %q, %v", tag, err)
 	}
 	if _, err := launch.ImageTag(launch.ImageArtifact{Image: "Not/Valid"}, base); err == nil {
@@ -135,5 +138,43 @@ func TestContextDigestHonoursDockerignore(t *testing.T) {
 			t.Errorf("a file that is sent (%s) did not change the digest", name)
 		}
 		base = d
+	}
+}
+
+// TestImageTagNeverResolves: every image harmony builds is named under the reserved .invalid
+// top-level domain (RFC 6761), so a node that lost the loaded image can only fail to pull it,
+// never fetch an image someone published under that name. The name is the artifact's path
+// without its registry host, valid for every name an artifact may have.
+func TestImageTagNeverResolves(t *testing.T) {
+	t.Parallel()
+	d := strings.Repeat("0123456789abcdef", 4)
+	long := strings.Repeat("a", 200) + "/" + strings.Repeat("b", 54) // a 255-character path
+	for _, c := range []struct{ image, want string }{
+		{"frontend", "frontend"},
+		{"library/frontend", "frontend"}, // the same repository as frontend
+		{"acme/frontend", "acme/frontend"},
+		{"registry.example/team/web", "team/web"},
+		{"registry.example/library/web", "library/web"},
+		{"localhost:5000/web", "web"},
+		{"localhost/web", "web"},
+		{"Registry.Example:443/a/b/c", "a/b/c"},
+		{"[::1]:5000/web", "web"},
+		{"[2001:db8::1]/team/web", "team/web"},
+		{"harmony.invalid/web", "web"},
+		{"registry.example/a__b/c-d.e_f--g", "a__b/c-d.e_f--g"},
+		{"registry.example/" + long, long},
+	} {
+		if _, err := reference.ParseNormalizedNamed(c.image); err != nil {
+			t.Fatalf("%s is not an image name an artifact may have: %v", c.image, err)
+		}
+		got, err := launch.ImageTag(launch.ImageArtifact{Image: c.image}, d)
+		if want := "harmony.invalid/" + c.want + ":harmony-0123456789abcdef"; err != nil || got != want {
+			t.Errorf("ImageTag(%s) = %q, %v; want %s", c.image, got, err, want)
+			continue
+		}
+		n, err := reference.ParseNormalizedNamed(got)
+		if err != nil || reference.Domain(n) != "harmony.invalid" || n.String() != got {
+			t.Errorf("ImageTag(%s) = %s: not a fully qualified reference under .invalid (%v)", c.image, got, err)
+		}
 	}
 }

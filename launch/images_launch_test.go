@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/docker/docker/client"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -201,7 +202,7 @@ func TestLaunchBuildsSkaffoldImages(t *testing.T) {
 	}
 	s := states(imgs)
 	for _, name := range []string{fe, be} {
-		if !s[name].Built || !s[name].Loaded || s[name].Containers != 2 || !strings.HasPrefix(s[name].Tag, name+":harmony-") {
+		if !s[name].Built || !s[name].Loaded || s[name].Containers != 2 || !strings.HasPrefix(s[name].Tag, "harmony.invalid/"+name+":harmony-") {
 			t.Errorf("first launch, %s: %+v", name, s[name])
 		}
 		if !tagged(t, dc, s[name].Tag) {
@@ -217,6 +218,10 @@ func TestLaunchBuildsSkaffoldImages(t *testing.T) {
 		tag := s[d.image].Tag
 		if got["app"] != [2]string{tag, "IfNotPresent"} || got["init"] != [2]string{tag, "IfNotPresent"} {
 			t.Errorf("deployment %s: app %v init %v, want %s with IfNotPresent", d.name, got["app"], got["init"], tag)
+		}
+		// A node that lost the image can only fail to pull it: its registry host never resolves.
+		if n, err := reference.ParseNormalizedNamed(got["app"][0]); err != nil || !strings.HasSuffix(reference.Domain(n), ".invalid") {
+			t.Errorf("deployment %s runs %s: its registry host is not under .invalid (%v)", d.name, got["app"][0], err)
 		}
 		if got["sidecar"] != [2]string{"busybox:1.36", "Always"} {
 			t.Errorf("deployment %s: the sidecar was changed: %v", d.name, got["sidecar"])

@@ -57,7 +57,7 @@ func TestRewriteImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := launch.RewriteImages(objs, map[string]string{"frontend": "frontend:harmony-aaaa", "backend": "backend:harmony-bbbb"})
+	n, err := launch.RewriteImages(objs, map[string]string{"frontend": "harmony.invalid/frontend:harmony-aaaa", "backend": "harmony.invalid/backend:harmony-bbbb"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,12 +83,12 @@ func TestRewriteImages(t *testing.T) {
 		}
 	}
 	for name, w := range map[string]want{
-		"p/a":    {"frontend:harmony-aaaa", "IfNotPresent"},
+		"p/a":    {"harmony.invalid/frontend:harmony-aaaa", "IfNotPresent"},
 		"p/b":    {"busybox:1.36", ""},
-		"d/init": {"frontend:harmony-aaaa", "IfNotPresent"},
-		"d/app":  {"backend:harmony-bbbb", "IfNotPresent"},
+		"d/init": {"harmony.invalid/frontend:harmony-aaaa", "IfNotPresent"},
+		"d/app":  {"harmony.invalid/backend:harmony-bbbb", "IfNotPresent"},
 		"d/side": {"backend-extra", ""},
-		"c/job":  {"backend:harmony-bbbb", "IfNotPresent"},
+		"c/job":  {"harmony.invalid/backend:harmony-bbbb", "IfNotPresent"},
 		"w/w":    {"registry.local:5000/frontend", ""},
 	} {
 		if got[name] != w {
@@ -112,7 +112,7 @@ func TestRewriteImagesRefusesMalformedContainers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := launch.RewriteImages(objs, map[string]string{"frontend": "frontend:harmony-x"}); err == nil {
+	if _, err := launch.RewriteImages(objs, map[string]string{"frontend": "harmony.invalid/frontend:harmony-x"}); err == nil {
 		t.Fatal("containers that are not a list: no error")
 	}
 }

@@ -152,7 +152,9 @@ the folder holding harmony.yaml, else DIR itself; from any folder inside it, the
 Find what to deploy there: -f, else harmony.yaml, else what skaffold.yaml names, else a root
 kustomization.yaml, else a manifests/ (deploy/, k8s/, …) folder, else a scan for Kubernetes
 YAML. Images the project builds itself (skaffold.yaml's build.artifacts, harmony.yaml's
-images) are built with Docker, loaded into the runtime and substituted before anything is applied.
+images) are built with Docker, loaded into the runtime and substituted before anything is applied,
+named harmony.invalid/NAME:harmony-HASH: no registry serves that name, so a node that lost one
+never pulls someone else's image (launch again to reload it).
 Make sure the runtime is up (bootstrapping it when needed), check every object with a
 server-side dry run, apply what changed with server-side apply, remove what was deleted since
 the last launch, wait until everything is ready, and print how to reach it.
