@@ -160,12 +160,8 @@ func discover(root string, files []string, profile string) (*Source, error) {
 			}
 			src.Images = append(src.Images, a)
 		}
-		seen := map[string]bool{}
-		for _, a := range src.Images {
-			if seen[a.Image] {
-				return nil, fmt.Errorf("%s: images: %q is listed twice", ProjectFile, a.Image)
-			}
-			seen[a.Image] = true
+		if err := distinctImages(src.Images); err != nil {
+			return nil, fmt.Errorf("%s: images: %w", ProjectFile, err)
 		}
 	case sk != nil:
 		src.Images = sk.Artifacts

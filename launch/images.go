@@ -37,6 +37,26 @@ func (a ImageArtifact) DockerfilePath() string {
 	return a.Dockerfile
 }
 
+// distinctImages refuses two artifacts building the same repository, however it is spelt
+// (frontend, library/frontend): the manifests' references to it could run only one of them.
+func distinctImages(arts []ImageArtifact) error {
+	seen := map[string]string{}
+	for _, a := range arts {
+		key := normalName(a.Image)
+		if key == "" {
+			key = a.Image
+		}
+		switch prev, ok := seen[key]; {
+		case ok && prev == a.Image:
+			return fmt.Errorf("image %q is built by two artifacts", a.Image)
+		case ok:
+			return fmt.Errorf("images %q and %q are the same repository, built by two artifacts", prev, a.Image)
+		}
+		seen[key] = a.Image
+	}
+	return nil
+}
+
 // podSpecPaths are where objects keep a pod template: a Pod's spec, every workload's
 // spec.template.spec (Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController,
 // Job, and any custom kind shaped the same way) and a CronJob's job template.

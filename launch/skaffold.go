@@ -569,12 +569,8 @@ func checkArtifact(t *tree, what string, a ImageArtifact) error {
 }
 
 func (sk *skaffold) checkImages() error {
-	seen := map[string]bool{}
-	for _, a := range sk.Artifacts {
-		if seen[a.Image] {
-			return fmt.Errorf("%s: image %q is built by two artifacts", SkaffoldFile, a.Image)
-		}
-		seen[a.Image] = true
+	if err := distinctImages(sk.Artifacts); err != nil {
+		return fmt.Errorf("%s: %w", SkaffoldFile, err)
 	}
 	return nil
 }

@@ -234,11 +234,12 @@ func TestHarmonyYAMLImages(t *testing.T) {
 		t.Errorf("files %v reason %q", src.Files, src.Reason)
 	}
 	for name, y := range map[string]string{
-		"tagged name":     "images: [{image: 'frontend:v1', context: src/frontend}]\n",
-		"missing context": "images: [{image: frontend, context: nowhere}]\n",
-		"outside":         "images: [{image: frontend, context: ../x}]\n",
-		"twice":           "images: [{image: frontend, context: src/frontend}, {image: frontend, context: api}]\n",
-		"unknown field":   "images: [{image: frontend, context: src/frontend, builder: jib}]\n",
+		"tagged name":           "images: [{image: 'frontend:v1', context: src/frontend}]\n",
+		"missing context":       "images: [{image: frontend, context: nowhere}]\n",
+		"outside":               "images: [{image: frontend, context: ../x}]\n",
+		"twice":                 "images: [{image: frontend, context: src/frontend}, {image: frontend, context: api}]\n",
+		"twice, spelt two ways": "images: [{image: frontend, context: src/frontend}, {image: library/frontend, context: api}]\n",
+		"unknown field":         "images: [{image: frontend, context: src/frontend, builder: jib}]\n",
 	} {
 		if err := os.WriteFile(filepath.Join(root, "harmony.yaml"), []byte(y), 0o644); err != nil {
 			t.Fatal(err)
