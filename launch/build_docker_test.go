@@ -476,9 +476,14 @@ func testBuildFailures(t *testing.T, dc *client.Client, builder launch.Builder) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The classic builder sends all a build prints: harmony stops it at its cap. BuildKit
-		// clips a step's log itself and slows it down: the build then runs until stopped.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// The classic builder sends all a build prints: harmony stops it at its cap, however long
+		// a loaded machine takes to stream 32 MiB (the deadline only ends a build never stopped).
+		// BuildKit clips a step's log itself and slows it down: the build then runs until stopped.
+		deadline := 30 * time.Second
+		if builder == launch.BuilderClassic {
+			deadline = 3 * time.Minute
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		defer cancel()
 		done := make(chan error, 1)
 		go func() {
