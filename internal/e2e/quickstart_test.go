@@ -61,6 +61,11 @@ func TestQuickStart(t *testing.T) {
 		"HOME=" + home, "PATH=" + bin + ":" + os.Getenv("PATH"), "SHELL=/bin/sh", "NO_COLOR=1",
 		"HARMONY_MIRROR=" + srv.URL, "HARMONY_MINISIGN_PUBKEY=" + snap.Pubkey, "HARMONY_INSTALL_DIR=" + bin,
 		"HARMONY_ROOT=" + t.TempDir(), "HARMONY_TEST_APISERVER_KUBECONFIG=" + c.Kubeconfig,
+		// No Docker engine: "auto" picks k3d when the engine holds harmony's k3d node, and
+		// bootstrap's k3d end-to-end test (another package, run at the same time by go test ./...)
+		// creates that node in the machine's engine. Without an engine, auto is k3s, as on a
+		// machine where nothing is set up.
+		"DOCKER_HOST=unix://" + filepath.Join(home, "no-docker.sock"),
 	}
 	t.Cleanup(func() { run(t, env, filepath.Join(bin, "harmony"), "runtime", "stop") })
 
