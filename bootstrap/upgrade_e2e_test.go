@@ -203,7 +203,10 @@ func TestUpgradeThatNeverBecomesReadyIsRolledBack(t *testing.T) {
 	m.publish(3, patchTag)
 	data := treeDigest(t, m.path("/var/lib/rancher/k3s"))
 
-	r := m.harmony("runtime", "upgrade", "--timeout", "3s")
+	// --timeout bounds each version's wait: the new one's, which never ends well, and the
+	// previous one's on the way back, which must end well. Under load here the upgrade took up
+	// to 1.7 s beyond its first wait, the way back included: 3 s was too close; 15 s is not.
+	r := m.harmony("runtime", "upgrade", "--timeout", "15s")
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
 	}
