@@ -96,17 +96,21 @@ func removeImages(t testing.TB, dc *client.Client, prefix string) {
 }
 
 // twoImages writes a project with two images: web (its Dockerfile in its context) and api (a
-// Dockerfile outside its context, a target and a build argument).
+// Dockerfile outside its context, a target and a build argument). Their first step is a label
+// naming the test: parallel tests (one per builder, the same files) then never share a layer of
+// the classic builder's cache, which one test's cleanup would remove while another, between its
+// cache hit and its tag, still needs it ("No such image").
 func twoImages(t testing.TB, prefix string) (string, []launch.ImageArtifact) {
 	t.Helper()
 	root := t.TempDir()
+	own := "LABEL dev.harmony.test=" + strings.TrimSuffix(prefix, "-") + "\n"
 	writeTree(t, root, map[string]string{
-		"web/Dockerfile":          "FROM scratch\nCOPY payload /payload\nCOPY index.html /srv/index.html\nENTRYPOINT [\"/payload\"]\n",
+		"web/Dockerfile":          "FROM scratch\n" + own + "COPY payload /payload\nCOPY index.html /srv/index.html\nENTRYPOINT [\"/payload\"]\n",
 		"web/index.html":          "<h1>web</h1>",
 		"web/.dockerignore":       "*.tmp\n",
 		"web/scratch.tmp":         "ignored",
 		"services/api/main.txt":   "api",
-		"docker/api.Dockerfile":   "FROM scratch AS base\nCOPY payload /payload\nENTRYPOINT [\"/payload\"]\nFROM base AS debug\nLABEL stage=debug\nFROM base AS prod\nARG GREETING\nLABEL stage=prod greeting=$GREETING\n",
+		"docker/api.Dockerfile":   "FROM scratch AS base\n" + own + "COPY payload /payload\nENTRYPOINT [\"/payload\"]\nFROM base AS debug\nLABEL stage=debug\nFROM base AS prod\nARG GREETING\nLABEL stage=prod greeting=$GREETING\n",
 		"docker/other.Dockerfile": "not sent",
 	})
 	for _, dir := range []string{"web", "services/api"} {
