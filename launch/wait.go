@@ -218,6 +218,9 @@ func podReasons(p corev1.Pod) []string {
 		switch {
 		case cs.State.Waiting != nil && cs.State.Waiting.Reason != "":
 			out = append(out, Sanitize(fmt.Sprintf("pod %s, container %s: %s: %s", p.Name, cs.Name, cs.State.Waiting.Reason, cs.State.Waiting.Message)))
+			if lostBuiltImage(cs) {
+				out = append(out, Sanitize(fmt.Sprintf("pod %s, container %s: the runtime no longer has %s, an image harmony built and loaded (its host never resolves, so it is never pulled): launch again and harmony loads it again", p.Name, cs.Name, cs.Image)))
+			}
 		case cs.State.Terminated != nil:
 			out = append(out, Sanitize(fmt.Sprintf("pod %s, container %s: terminated (%s, exit code %d)", p.Name, cs.Name, cs.State.Terminated.Reason, cs.State.Terminated.ExitCode)))
 		}
@@ -230,6 +233,20 @@ func podReasons(p corev1.Pod) []string {
 		}
 	}
 	return out
+}
+
+// lostBuiltImage: the container waits for an image harmony built (under ImageHost) that the
+// runtime could not find, so it tried to pull it: the kubelet collected it, or the import was
+// lost.
+func lostBuiltImage(cs corev1.ContainerStatus) bool {
+	if cs.State.Waiting == nil || !strings.HasPrefix(cs.Image, ImageHost+"/") {
+		return false
+	}
+	switch cs.State.Waiting.Reason {
+	case "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull":
+		return true
+	}
+	return false
 }
 
 func (e *Engine) events(ctx context.Context, ns, name string) []string {
