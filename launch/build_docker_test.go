@@ -276,18 +276,9 @@ func testBuildImagesIntoK3s(t *testing.T, builder launch.Builder) {
 	removeImages(t, dc, prefix)
 	root, arts := twoImages(t, prefix)
 
-	// harmony's layout of an installed k3s, the stand-in as the pinned binary.
-	k, records := dockertest.InstallK3sStandin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	loader, err := k.Images(ctx, dc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := launch.PlanImages(ctx, root, arts, dc, loader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	loader, plan, records := planIntoK3sStandin(t, ctx, dc, root, arts)
 	bo := launch.BuildOptions{Docker: dc, Loader: loader, Builder: builder}
 	if err := launch.BuildImages(ctx, root, plan, bo); err != nil {
 		t.Fatal(err)
@@ -313,6 +304,23 @@ func testBuildImagesIntoK3s(t *testing.T, builder launch.Builder) {
 	}
 }
 
+// planIntoK3sStandin installs the k3s stand-in in harmony's layout of an installed k3s (the
+// stand-in as the pinned binary) and plans arts with its image store; it returns the store, the
+// plan and where the stand-in records its imports.
+func planIntoK3sStandin(t *testing.T, ctx context.Context, dc client.APIClient, root string, arts []launch.ImageArtifact) (launch.ImageLoader, []launch.BuiltImage, string) {
+	t.Helper()
+	k, records := dockertest.InstallK3sStandin(t)
+	loader, err := k.Images(ctx, dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := launch.PlanImages(ctx, root, arts, dc, loader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loader, plan, records
+}
+
 // TestBuildImagesSamePathOnTwoRegistries: web and localhost:5000/web have the same local path,
 // harmony.invalid/web. Built from the same inputs they are one image, built once and imported
 // once, under the one name; from another context, web gets a tag of its own.
@@ -331,17 +339,9 @@ func TestBuildImagesSamePathOnTwoRegistries(t *testing.T) {
 		{Image: "localhost:5000/" + prefix + "web", Context: "a"},
 		{Image: "registry.example/" + prefix + "web", Context: "b"},
 	}
-	k, records := dockertest.InstallK3sStandin(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	loader, err := k.Images(ctx, dc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := launch.PlanImages(ctx, root, arts, dc, loader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	loader, plan, records := planIntoK3sStandin(t, ctx, dc, root, arts)
 	name := "harmony.invalid/" + prefix + "web:harmony-"
 	if plan[0].Tag != plan[1].Tag || plan[2].Tag == plan[0].Tag || !strings.HasPrefix(plan[0].Tag, name) || !strings.HasPrefix(plan[2].Tag, name) {
 		t.Fatalf("tags %s, %s, %s: want the first two alike, all named %s…", plan[0].Tag, plan[1].Tag, plan[2].Tag, name)
