@@ -136,18 +136,21 @@ budget() { echo $(($1 / MIN_RATE + ALLOWANCE)); }
 
 # get URL MAX FILE: write URL's body to stdout over https (plain http only from a loopback
 # mirror); FILE is where the caller stores it (wget's progress is read there). Returns 28 when
-# the server stalled or was too slow. curl retries a transient failure only within its first
-# 15 s: a stall (30 s) is reported at once, not silently tried 3 times more (2 minutes in all);
-# running the script again is the retry.
+# the server stalled or was too slow, or never answered; the response headers received (none
+# when it never answered) are in $TMP_DIR/.headers. curl retries a transient failure only
+# within its first 15 s: a stall (30 s) is reported at once, not silently tried 3 times more
+# (2 minutes in all); running the script again is the retry.
 get() {
 	if [ "$DOWNLOADER" = wget ]; then
 		wget_get "$1" "$3" "$(budget "$2")"
 	elif [ "$LOOPBACK_HTTP" = 1 ]; then
 		curl -fsSL --proto '=http,https' --proto-redir '=http,https' --retry 3 --retry-max-time 15 --connect-timeout 20 \
-			--speed-limit "$SPEED_LIMIT" --speed-time "$SPEED_TIME" --max-time "$(budget "$2")" --max-filesize "$2" "$1"
+			--speed-limit "$SPEED_LIMIT" --speed-time "$SPEED_TIME" --max-time "$(budget "$2")" --max-filesize "$2" \
+			-D "$TMP_DIR/.headers" "$1"
 	else
 		curl -fsSL --proto '=https' --proto-redir '=https' --tlsv1.2 --retry 3 --retry-max-time 15 --connect-timeout 20 \
-			--speed-limit "$SPEED_LIMIT" --speed-time "$SPEED_TIME" --max-time "$(budget "$2")" --max-filesize "$2" "$1"
+			--speed-limit "$SPEED_LIMIT" --speed-time "$SPEED_TIME" --max-time "$(budget "$2")" --max-filesize "$2" \
+			-D "$TMP_DIR/.headers" "$1"
 	fi
 }
 
@@ -227,9 +230,9 @@ wget_get() {
 }
 
 # fetch URL FILE MAX: download to FILE, at most MAX bytes; fails on any HTTP error, and on a
-# larger file, a stalled or too slow server (deleted) with an error.
+# larger file, a stalled, too slow or silent server (deleted) with an error.
 fetch() {
-	rm -f "$2" "$TMP_DIR/.rc"
+	rm -f "$2" "$TMP_DIR/.rc" "$TMP_DIR/.headers"
 	# shellcheck disable=SC2094 # get only watches FILE's size while head writes it
 	{
 		rc=0
@@ -245,6 +248,11 @@ fetch() {
 	fi
 	if [ "$rc" = 28 ]; then # curl's timeouts, and watch_speed's
 		rm -f "$2"
+		# No response at all (curl's connect timeout has the same code): unreachable, not slow.
+		if ! grep -q 'HTTP/' "$TMP_DIR/.headers" 2>/dev/null; then
+			fail "stopped downloading ${1##*/}: the server did not answer ($1)" \
+				"check that HARMONY_MIRROR ($MIRROR) is reachable from this machine (a firewall or a proxy may block it), then retry; nothing was installed"
+		fi
 		fail "stopped downloading ${1##*/}: the server stalled or was too slow ($size bytes received from $1)" \
 			"a download must receive $SPEED_LIMIT bytes/s over any $SPEED_TIME s and finish within $(budget "$3") s; nothing was installed" \
 			"retry (a stalled server often recovers), or set HARMONY_MIRROR to a faster mirror (now $MIRROR)"
