@@ -113,18 +113,9 @@ func (p k3sProcess) waitExit(d time.Duration) bool {
 			return true // the pid already names another process
 		}
 		for {
-			left := time.Until(deadline)
-			if left < 0 {
-				left = 0
-			}
-			n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds()))
-			switch {
-			case n > 0:
-				return true
-			case err == nil && left == 0:
-				return false
-			case err != nil && !errors.Is(err, unix.EINTR):
-				return false
+			n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(max(time.Until(deadline), 0).Milliseconds()))
+			if !errors.Is(err, unix.EINTR) {
+				return err == nil && n > 0
 			}
 		}
 	}

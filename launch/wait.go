@@ -242,11 +242,7 @@ func lostBuiltImage(cs corev1.ContainerStatus) bool {
 	if cs.State.Waiting == nil || !strings.HasPrefix(cs.Image, ImageHost+"/") {
 		return false
 	}
-	switch cs.State.Waiting.Reason {
-	case "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull":
-		return true
-	}
-	return false
+	return cs.State.Waiting.Reason == "ErrImagePull" || cs.State.Waiting.Reason == "ImagePullBackOff"
 }
 
 func (e *Engine) events(ctx context.Context, ns, name string) []string {
