@@ -277,7 +277,9 @@ func (e *Engine) waitGone(ctx context.Context, s Step, timeout time.Duration) er
 	}
 }
 
-// Status returns the kstatus of every object in the project's inventory.
+// Status returns the kstatus of every object in the project's inventory; an object that is not
+// ready carries the reasons launch's not-ready report gives (pod states, warning events, a
+// crashing container's last log lines).
 func (e *Engine) Status(ctx context.Context, p *Project) ([]ObjState, error) {
 	inv, err := e.loadInventory(ctx, p)
 	if err != nil {
@@ -288,7 +290,11 @@ func (e *Engine) Status(ctx context.Context, p *Project) ([]ObjState, error) {
 	}
 	var out []ObjState
 	for _, id := range inv.Objects {
-		out = append(out, e.State(ctx, id))
+		st := e.State(ctx, id)
+		if !st.Ready() {
+			st.Reasons = e.diagnose(ctx, id)
+		}
+		out = append(out, st)
 	}
 	return out, nil
 }

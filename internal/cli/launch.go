@@ -492,7 +492,15 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 			for _, s := range states {
 				fmt.Fprintf(w, "%s\t%s\t%s\n", s.Ref, s.Status, s.Message)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			for _, s := range states {
+				if len(s.Reasons) > 0 {
+					fmt.Fprintf(g.Stdout, "%s is not ready:\n  %s\n", s.Ref, strings.Join(s.Reasons, "\n  "))
+				}
+			}
+			return nil
 		},
 	}
 	opts.bind(cmd)

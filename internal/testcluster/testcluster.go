@@ -52,6 +52,9 @@ type Cluster struct {
 	// StartupTime is how long the control plane took to be usable.
 	StartupTime time.Duration
 
+	// Node is the real node, in a cluster started with WithRealNode (else nil).
+	Node *RealNode
+
 	env   *envtest.Environment
 	dir   string
 	procs []*exec.Cmd
@@ -73,8 +76,24 @@ func AssetsDir() string {
 // ErrMissingBinaries means scripts/testenv has not built the control plane.
 var ErrMissingBinaries = errors.New("test control plane binaries are missing")
 
-// Start starts a control plane with one simulated, Ready node.
-func Start() (c *Cluster, err error) {
+// Option changes what Start starts.
+type Option func(*options)
+
+type options struct{ realNode bool }
+
+// WithRealNode gives the cluster a real node instead of kwok's simulated one: the kubelet and
+// containerd 2 built by scripts/testenv, with Debian's runc and CNI plugins (bridge, host-local,
+// loopback, portmap) and a pause image built here. Its pods really run, answer probes and
+// port-forwards; images reach it through its containerd (Cluster.Node). Linux and root only.
+func WithRealNode() Option { return func(o *options) { o.realNode = true } }
+
+// Start starts a control plane with one Ready node: kwok's simulated one, or a real one
+// (WithRealNode).
+func Start(opts ...Option) (c *Cluster, err error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	started := time.Now()
 	assets := AssetsDir()
 	for _, bin := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
@@ -104,6 +123,8 @@ func Start() (c *Cluster, err error) {
 	c.env.ControlPlane.Etcd.Configure().Append("unsafe-no-fsync", "true")
 	// Room for many Services (benchmarks apply hundreds); k3s uses the same range.
 	c.env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.96.0.0/12")
+	// Logs, exec and port-forward reach a real node's kubelet at its address, not its name.
+	c.env.ControlPlane.GetAPIServer().Configure().Set("kubelet-preferred-address-types", "InternalIP")
 	if c.Config, err = c.env.Start(); err != nil {
 		return nil, fmt.Errorf("start kube-apiserver and etcd: %w", err)
 	}
@@ -124,13 +145,16 @@ func Start() (c *Cluster, err error) {
 		return nil, err
 	}
 	kc := "--kubeconfig=" + c.Kubeconfig
-	for _, p := range [][]string{
+	components := [][]string{
 		{"kube-controller-manager", kc, "--leader-elect=false", "--secure-port=0", "--controllers=*", "--use-service-account-credentials=false",
 			"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10", "--concurrent-gc-syncs=10"},
 		{"kube-scheduler", kc, "--leader-elect=false", "--secure-port=0"},
-		{"kwok", kc, "--config=" + stages, "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-			"--node-lease-duration-seconds=40", "--cidr=10.0.0.1/24", "--node-ip=10.0.0.1"},
-	} {
+	}
+	if !o.realNode {
+		components = append(components, []string{"kwok", kc, "--config=" + stages, "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+			"--node-lease-duration-seconds=40", "--cidr=10.0.0.1/24", "--node-ip=10.0.0.1"})
+	}
+	for _, p := range components {
 		if err := c.startProcess(filepath.Join(assets, p[0]), p[1:]...); err != nil {
 			return nil, err
 		}
@@ -138,7 +162,11 @@ func Start() (c *Cluster, err error) {
 	if c.Client, err = kubernetes.NewForConfig(c.Config); err != nil {
 		return nil, err
 	}
-	if err := c.addNode(); err != nil {
+	if o.realNode {
+		if err := c.startRealNode(assets); err != nil {
+			return nil, err
+		}
+	} else if err := c.addNode(); err != nil {
 		return nil, err
 	}
 	c.StartupTime = time.Since(started)
@@ -195,7 +223,8 @@ func (c *Cluster) addNode() error {
 	}
 }
 
-// LogTail returns the last n lines of a component's log (kube-controller-manager, kube-scheduler, kwok).
+// LogTail returns the last n lines of a component's log (kube-controller-manager,
+// kube-scheduler, kwok; a real node's kubelet and containerd).
 func (c *Cluster) LogTail(component string, n int) string {
 	b, _ := os.ReadFile(filepath.Join(c.dir, component+".log"))
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
@@ -207,6 +236,9 @@ func (c *Cluster) LogTail(component string, n int) string {
 
 // Stop stops every component and removes the temporary files.
 func (c *Cluster) Stop() {
+	if c.Node != nil {
+		c.Node.stop(c)
+	}
 	for _, p := range c.procs {
 		_ = p.Process.Kill()
 		_, _ = p.Process.Wait()
@@ -215,6 +247,17 @@ func (c *Cluster) Stop() {
 		_ = c.env.Stop()
 	}
 	os.RemoveAll(c.dir)
+}
+
+// Kill ends every component at once (SIGKILL), without the orderly stop: for a second interrupt
+// while Stop runs. A real node's pod bridge, mounts and folder are left for the next Stop.
+func (c *Cluster) Kill() {
+	if c.Node != nil {
+		c.Node.kill()
+	}
+	for _, p := range c.procs {
+		_ = p.Process.Kill()
+	}
 }
 
 var nsCounter atomic.Int64
@@ -236,9 +279,9 @@ func (c *Cluster) Namespace(t testing.TB) string {
 // Main runs a package's tests with a control plane in *cluster, and stops it afterwards. Under
 // go test -short no control plane starts and Need skips, saying why; otherwise a missing binary
 // fails every test that needs the cluster, with the command that builds it.
-func Main(m *testing.M, cluster **Cluster) int {
+func Main(m *testing.M, cluster **Cluster, opts ...Option) int {
 	if !testingShort() {
-		c, err := Start()
+		c, err := Start(opts...)
 		if err != nil {
 			startErr = err
 		} else {

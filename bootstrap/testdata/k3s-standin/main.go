@@ -12,7 +12,10 @@
 // version can be broken while another works.
 //
 // `k3s ctr` is the ctr stand-in (internal/ctrstandin): harmony passes containerd's socket with
-// --address, and the images are recorded beside it, in <socket's folder>/standin-images.
+// --address, and the images are recorded beside it, in <socket's folder>/standin-images. On a
+// test cluster with a real node (HARMONY_TEST_CTR names the real ctr and HARMONY_TEST_CONTAINERD
+// the node's containerd socket), `k3s ctr` is the real ctr against the real node's containerd,
+// as k3s's own ctr is against the containerd k3s runs: the kubelet runs what it imports.
 package main
 
 import (
@@ -32,6 +35,9 @@ func main() {
 		if real, err := filepath.EvalSymlinks(exe); err == nil {
 			version = filepath.Base(filepath.Dir(real))
 		}
+	}
+	if len(os.Args) > 1 && os.Args[1] == "ctr" && os.Getenv("HARMONY_TEST_CTR") != "" {
+		realCtr(os.Args[2:])
 	}
 	if len(os.Args) > 1 && os.Args[1] == "ctr" {
 		os.Exit(ctrstandin.Main(os.Args[2:], os.Stdin, os.Stdout, os.Stderr, func(address string) string {
@@ -102,4 +108,32 @@ current-context: default
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	<-sig
 	fmt.Println(`level=info msg="Shutting down k3s-standin"`)
+}
+
+// realCtr runs the real ctr (HARMONY_TEST_CTR) with args, its --address replaced by the real
+// node's containerd socket (HARMONY_TEST_CONTAINERD).
+func realCtr(args []string) {
+	sock := os.Getenv("HARMONY_TEST_CONTAINERD")
+	if sock == "" {
+		fmt.Fprintln(os.Stderr, "k3s-standin: HARMONY_TEST_CTR is set but HARMONY_TEST_CONTAINERD is not")
+		os.Exit(1)
+	}
+	out := []string{os.Getenv("HARMONY_TEST_CTR")}
+	replaced := false
+	for i := 0; i < len(args); i++ {
+		if (args[i] == "--address" || args[i] == "-a") && i+1 < len(args) {
+			out = append(out, args[i], sock)
+			i++
+			replaced = true
+			continue
+		}
+		out = append(out, args[i])
+	}
+	if !replaced {
+		fmt.Fprintln(os.Stderr, "ctr-standin: harmony must name containerd's socket with --address")
+		os.Exit(1)
+	}
+	err := syscall.Exec(out[0], out, os.Environ())
+	fmt.Fprintln(os.Stderr, "k3s-standin: run the real ctr:", err)
+	os.Exit(1)
 }
