@@ -60,7 +60,79 @@ func (e *Engine) State(ctx context.Context, id object.ObjMetadata) ObjState {
 			st.Status, st.Message = status.InProgressStatus.String(), msg
 		}
 	}
+	if res.Status == status.CurrentStatus && id.GroupKind.Group == "apps" && podWorkloads[id.GroupKind.Kind] {
+		if ok, msg := e.podsKeepRunning(ctx, live); !ok {
+			st.Status, st.Message = status.InProgressStatus.String(), msg
+		}
+	}
 	return st
+}
+
+// podSettle is how long a container with no readiness or startup probe must have run before
+// launch calls it ready. Kubernetes calls such a container ready the moment it starts, so an app
+// that exits at once looks ready until the kubelet notices (its relist runs every second): a
+// launch that stopped waiting then would report a crash loop as ready.
+const podSettle = 3 * time.Second
+
+// podWorkloads are the apps/v1 kinds whose readiness podsKeepRunning checks.
+var podWorkloads = map[string]bool{"Deployment": true, "StatefulSet": true, "DaemonSet": true, "ReplicaSet": true}
+
+// podsKeepRunning checks a workload kstatus calls Current: none of its pods' containers is
+// waiting (CrashLoopBackOff…) or terminated, and each one without a probe has run for
+// podSettle. A Deployment that has not progressed or become available recently (a launch with no
+// change) is not looked at again.
+func (e *Engine) podsKeepRunning(ctx context.Context, live *unstructured.Unstructured) (bool, string) {
+	if live.GetKind() == "Deployment" && !recentlyChanged(live, time.Now()) {
+		return true, ""
+	}
+	sel, found, _ := unstructured.NestedStringMap(live.Object, "spec", "selector", "matchLabels")
+	if !found || len(sel) == 0 {
+		return true, ""
+	}
+	pods, err := e.client.CoreV1().Pods(live.GetNamespace()).List(ctx, metav1.ListOptions{LabelSelector: labels.Set(sel).String()})
+	if err != nil {
+		return true, "" // kstatus's answer stands; the next round asks again
+	}
+	return podsSettled(pods.Items, time.Now())
+}
+
+// recentlyChanged: the Deployment became available or made progress in the last minute.
+func recentlyChanged(live *unstructured.Unstructured, now time.Time) bool {
+	conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		for _, key := range []string{"lastTransitionTime", "lastUpdateTime"} {
+			v, _ := m[key].(string)
+			if t, err := time.Parse(time.RFC3339, v); err == nil && now.Sub(t) < time.Minute {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// podsSettled is podsKeepRunning's rule on pods (those being deleted left out), at now.
+func podsSettled(pods []corev1.Pod, now time.Time) (bool, string) {
+	for _, p := range pods {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		probed := map[string]bool{}
+		for _, c := range p.Spec.Containers {
+			probed[c.Name] = c.ReadinessProbe != nil || c.StartupProbe != nil
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			switch {
+			case cs.State.Waiting != nil:
+				return false, Sanitize(fmt.Sprintf("pod %s, container %s: %s", p.Name, cs.Name, cs.State.Waiting.Reason))
+			case cs.State.Terminated != nil:
+				return false, Sanitize(fmt.Sprintf("pod %s, container %s: terminated (%s, exit code %d)", p.Name, cs.Name, cs.State.Terminated.Reason, cs.State.Terminated.ExitCode))
+			case cs.State.Running != nil && !probed[cs.Name] && now.Sub(cs.State.Running.StartedAt.Time) < podSettle:
+				return false, Sanitize(fmt.Sprintf("pod %s, container %s: started %s ago; making sure it keeps running", p.Name, cs.Name, now.Sub(cs.State.Running.StartedAt.Time).Round(100*time.Millisecond)))
+			}
+		}
+	}
+	return true, ""
 }
 
 // serviceHasEndpoints reports whether a Service with a selector has a ready endpoint.

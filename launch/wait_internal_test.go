@@ -3,6 +3,7 @@ package launch
 import (
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -40,5 +41,50 @@ func TestPodReasonsSayALostBuiltImageIsLoadedAgain(t *testing.T) {
 		if got := strings.Contains(reasons, "launch again and harmony loads it again"); got != tt.lost {
 			t.Errorf("%s, %s: says the image is lost: %v, want %v:\n%s", tt.image, tt.reason, got, tt.lost, reasons)
 		}
+	}
+}
+
+// TestPodsSettled: a container with no probe is ready only once it has run for podSettle (the
+// kubelet calls it ready the moment it starts, even one that exits at once); a waiting or
+// terminated container is never ready; a probed one is ready when Kubernetes says so; pods being
+// deleted (a rollout's old ones) do not count.
+func TestPodsSettled(t *testing.T) {
+	now := time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)
+	running := func(ago time.Duration) corev1.ContainerState {
+		return corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(now.Add(-ago))}}
+	}
+	pod := func(probe bool, state corev1.ContainerState, deleting bool) corev1.Pod {
+		p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}}
+		c := corev1.Container{Name: "web"}
+		if probe {
+			c.ReadinessProbe = &corev1.Probe{}
+		}
+		p.Spec.Containers = []corev1.Container{c}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "web", State: state}}
+		if deleting {
+			ts := metav1.NewTime(now)
+			p.DeletionTimestamp = &ts
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		pod  corev1.Pod
+		want bool
+		msg  string
+	}{
+		{"no probe, just started", pod(false, running(time.Second), false), false, "started 1s ago; making sure it keeps running"},
+		{"no probe, ran long enough", pod(false, running(podSettle), false), true, ""},
+		{"probe passed, just started", pod(true, running(100*time.Millisecond), false), true, ""},
+		{"crash loop", pod(false, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}, false), false, "container web: CrashLoopBackOff"},
+		{"exited", pod(false, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Error", ExitCode: 1}}, false), false, "terminated (Error, exit code 1)"},
+		{"being deleted", pod(false, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Error", ExitCode: 1}}, true), true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, msg := podsSettled([]corev1.Pod{tc.pod}, now)
+			if ok != tc.want || !strings.Contains(msg, tc.msg) || (tc.want && msg != "") {
+				t.Errorf("podsSettled = %v, %q; want %v, %q", ok, msg, tc.want, tc.msg)
+			}
+		})
 	}
 }

@@ -31,12 +31,14 @@ func ModuleRoot() (string, error) {
 	}
 }
 
+// goBuild builds pkg as the release does (CGO off, -trimpath, GOFLAGS' tags), so it reuses the
+// packages the snapshot stage compiled for this platform and only links.
 func goBuild(out, pkg string, ldflags string) error {
 	root, err := ModuleRoot()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "build", "-ldflags", ldflags, "-o", out, pkg)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

@@ -213,9 +213,12 @@ func (n *RealNode) ctr(ctx context.Context, stdin []byte, args ...string) (strin
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
-	out, err := cmd.CombinedOutput()
+	// Only stdout is the answer: ctr warns on stderr (containerd 2 on cgroup v1 does, each call).
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		return string(out), fmt.Errorf("ctr %s: %v: %s", strings.Join(args, " "), err, out)
+		return string(out), fmt.Errorf("ctr %s: %v: %s%s", strings.Join(args, " "), err, out, stderr.Bytes())
 	}
 	return string(out), nil
 }
