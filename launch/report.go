@@ -288,14 +288,17 @@ func (e *Engine) Status(ctx context.Context, p *Project) ([]ObjState, error) {
 	if !inv.exists {
 		return nil, e.notLaunched(ctx, p, "see it there", "status")
 	}
-	var out []ObjState
-	for _, id := range inv.Objects {
-		st := e.State(ctx, id)
-		if !st.Ready() {
-			st.Reasons = e.diagnose(ctx, id)
+	out := make([]ObjState, len(inv.Objects))
+	forEach(len(inv.Objects), func(i int) {
+		// One bound per object, as a launch's poll round has: a node that does not answer (its
+		// logs come through its kubelet) never makes status hang.
+		rctx, cancel := context.WithTimeout(ctx, pollRoundTimeout)
+		defer cancel()
+		out[i] = e.State(rctx, inv.Objects[i])
+		if !out[i].Ready() {
+			out[i].Reasons = e.diagnose(rctx, inv.Objects[i])
 		}
-		out = append(out, st)
-	}
+	})
 	return out, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/cli-utils/pkg/object"
 
@@ -77,23 +78,52 @@ const podSettle = 3 * time.Second
 // podWorkloads are the apps/v1 kinds whose readiness podsKeepRunning checks.
 var podWorkloads = map[string]bool{"Deployment": true, "StatefulSet": true, "DaemonSet": true, "ReplicaSet": true}
 
-// podsKeepRunning checks a workload kstatus calls Current: none of its pods' containers is
-// waiting (CrashLoopBackOff…) or terminated, and each one without a probe has run for
-// podSettle. A Deployment that has not progressed or become available recently (a launch with no
-// change) is not looked at again.
+// podsKeepRunning checks a workload kstatus calls Current: none of its running pods' containers
+// is waiting (CrashLoopBackOff…) or terminated, and each one without a probe has run for
+// podSettle. Its pods are those its selector matches that it (a Deployment: one of its
+// ReplicaSets) controls; finished pods (a hook's Job reusing the labels, an evicted pod) do not
+// count. A Deployment that has not progressed or become available in the last minute (a launch
+// with no change) is not looked at again.
 func (e *Engine) podsKeepRunning(ctx context.Context, live *unstructured.Unstructured) (bool, string) {
 	if live.GetKind() == "Deployment" && !recentlyChanged(live, time.Now()) {
 		return true, ""
 	}
-	sel, found, _ := unstructured.NestedStringMap(live.Object, "spec", "selector", "matchLabels")
-	if !found || len(sel) == 0 {
+	raw, found, _ := unstructured.NestedMap(live.Object, "spec", "selector")
+	if !found {
 		return true, ""
 	}
-	pods, err := e.client.CoreV1().Pods(live.GetNamespace()).List(ctx, metav1.ListOptions{LabelSelector: labels.Set(sel).String()})
+	var ls metav1.LabelSelector
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &ls); err != nil {
+		return true, ""
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&ls)
+	if err != nil || sel.Empty() {
+		return true, ""
+	}
+	pods, err := e.client.CoreV1().Pods(live.GetNamespace()).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
 		return true, "" // kstatus's answer stands; the next round asks again
 	}
-	return podsSettled(pods.Items, time.Now())
+	var own []corev1.Pod
+	for _, p := range pods.Items {
+		if controlledBy(p, live) {
+			own = append(own, p)
+		}
+	}
+	return podsSettled(own, time.Now())
+}
+
+// controlledBy: pod p's controller is workload w (for a Deployment, one of its ReplicaSets:
+// named after it and the pod's template hash).
+func controlledBy(p corev1.Pod, w *unstructured.Unstructured) bool {
+	ref := metav1.GetControllerOf(&p)
+	if ref == nil {
+		return false
+	}
+	if w.GetKind() == "Deployment" {
+		return ref.Kind == "ReplicaSet" && ref.Name == w.GetName()+"-"+p.Labels["pod-template-hash"]
+	}
+	return ref.UID == w.GetUID()
 }
 
 // recentlyChanged: the Deployment became available or made progress in the last minute.
@@ -111,10 +141,12 @@ func recentlyChanged(live *unstructured.Unstructured, now time.Time) bool {
 	return false
 }
 
-// podsSettled is podsKeepRunning's rule on pods (those being deleted left out), at now.
+// podsSettled is podsKeepRunning's rule on pods (those being deleted or finished left out), at
+// now. Times are the cluster's (a container's start) against harmony's clock: on harmony's own
+// runtime one machine's.
 func podsSettled(pods []corev1.Pod, now time.Time) (bool, string) {
 	for _, p := range pods {
-		if p.DeletionTimestamp != nil {
+		if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
 		probed := map[string]bool{}
@@ -128,7 +160,7 @@ func podsSettled(pods []corev1.Pod, now time.Time) (bool, string) {
 			case cs.State.Terminated != nil:
 				return false, Sanitize(fmt.Sprintf("pod %s, container %s: terminated (%s, exit code %d)", p.Name, cs.Name, cs.State.Terminated.Reason, cs.State.Terminated.ExitCode))
 			case cs.State.Running != nil && !probed[cs.Name] && now.Sub(cs.State.Running.StartedAt.Time) < podSettle:
-				return false, Sanitize(fmt.Sprintf("pod %s, container %s: started %s ago; making sure it keeps running", p.Name, cs.Name, now.Sub(cs.State.Running.StartedAt.Time).Round(100*time.Millisecond)))
+				return false, Sanitize(fmt.Sprintf("pod %s, container %s: started less than %s ago; making sure it keeps running", p.Name, cs.Name, podSettle))
 			}
 		}
 	}
@@ -276,8 +308,9 @@ func (e *Engine) diagnose(ctx context.Context, id object.ObjMetadata) []string {
 		reasons = append(reasons, podReasons(p)...)
 		reasons = append(reasons, e.events(ctx, p.Namespace, p.Name)...)
 		for _, cs := range p.Status.ContainerStatuses {
-			if cs.RestartCount > 0 || (cs.State.Waiting != nil && cs.State.Waiting.Reason == "CrashLoopBackOff") {
-				reasons = append(reasons, e.logTail(ctx, p, cs.Name)...)
+			if cs.RestartCount > 0 || cs.State.Terminated != nil || (cs.State.Waiting != nil && cs.State.Waiting.Reason == "CrashLoopBackOff") {
+				// A container that has exited and not yet restarted holds the last log itself.
+				reasons = append(reasons, e.logTail(ctx, p, cs.Name, cs.State.Terminated == nil)...)
 			}
 		}
 	}
@@ -294,7 +327,7 @@ func podReasons(p corev1.Pod) []string {
 				out = append(out, Sanitize(fmt.Sprintf("pod %s, container %s: the runtime no longer has %s, an image harmony built and loaded (its host never resolves, so it is never pulled): launch again and harmony loads it again", p.Name, cs.Name, cs.Image)))
 			}
 		case cs.State.Terminated != nil:
-			out = append(out, Sanitize(fmt.Sprintf("pod %s, container %s: terminated (%s, exit code %d)", p.Name, cs.Name, cs.State.Terminated.Reason, cs.State.Terminated.ExitCode)))
+			out = append(out, Sanitize(fmt.Sprintf("pod %s, container %s: terminated (%s, exit code %d)%s", p.Name, cs.Name, cs.State.Terminated.Reason, cs.State.Terminated.ExitCode, restarts(cs))))
 		}
 	}
 	if len(out) == 0 && p.Status.Phase == corev1.PodPending {
@@ -305,6 +338,18 @@ func podReasons(p corev1.Pod) []string {
 		}
 	}
 	return out
+}
+
+// restarts says how often a container was restarted, if it was: a crash loop between two of its
+// restarts shows as terminated.
+func restarts(cs corev1.ContainerStatus) string {
+	switch {
+	case cs.RestartCount == 1:
+		return ", restarted once: it keeps crashing (CrashLoopBackOff)"
+	case cs.RestartCount > 1:
+		return fmt.Sprintf(", restarted %d times: it keeps crashing (CrashLoopBackOff)", cs.RestartCount)
+	}
+	return ""
 }
 
 // lostBuiltImage: the container waits for an image harmony built (under ImageHost) that the
@@ -337,10 +382,13 @@ func (e *Engine) events(ctx context.Context, ns, name string) []string {
 	return out
 }
 
-func (e *Engine) logTail(ctx context.Context, p corev1.Pod, container string) []string {
+// logTail returns the last lines a container wrote: its previous run's, or (previous false) the
+// current one's. The kubelet answers a log it no longer has with a sentence instead of an error:
+// that is no log line.
+func (e *Engine) logTail(ctx context.Context, p corev1.Pod, container string, previous bool) []string {
 	tail := int64(5)
-	raw, err := e.client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: container, TailLines: &tail, Previous: true}).DoRaw(ctx)
-	if err != nil || len(raw) == 0 {
+	raw, err := e.client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: container, TailLines: &tail, Previous: previous}).DoRaw(ctx)
+	if err != nil || len(raw) == 0 || strings.HasPrefix(string(raw), "unable to retrieve container logs for ") {
 		return nil
 	}
 	return logLines(p.Name, container, raw)

@@ -5,6 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -73,12 +76,22 @@ func TestPodsSettled(t *testing.T) {
 		want bool
 		msg  string
 	}{
-		{"no probe, just started", pod(false, running(time.Second), false), false, "started 1s ago; making sure it keeps running"},
+		{"no probe, just started", pod(false, running(time.Second), false), false, "started less than 3s ago; making sure it keeps running"},
 		{"no probe, ran long enough", pod(false, running(podSettle), false), true, ""},
 		{"probe passed, just started", pod(true, running(100*time.Millisecond), false), true, ""},
 		{"crash loop", pod(false, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}, false), false, "container web: CrashLoopBackOff"},
 		{"exited", pod(false, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Error", ExitCode: 1}}, false), false, "terminated (Error, exit code 1)"},
 		{"being deleted", pod(false, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Error", ExitCode: 1}}, true), true, ""},
+		{"finished (a hook's Job pod with the same labels)", func() corev1.Pod {
+			p := pod(false, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Completed"}}, false)
+			p.Status.Phase = corev1.PodSucceeded
+			return p
+		}(), true, ""},
+		{"evicted", func() corev1.Pod {
+			p := pod(false, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Error", ExitCode: 137}}, false)
+			p.Status.Phase = corev1.PodFailed
+			return p
+		}(), true, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ok, msg := podsSettled([]corev1.Pod{tc.pod}, now)
@@ -86,5 +99,34 @@ func TestPodsSettled(t *testing.T) {
 				t.Errorf("podsSettled = %v, %q; want %v, %q", ok, msg, tc.want, tc.msg)
 			}
 		})
+	}
+}
+
+// TestControlledBy: only the workload's own pods count (a Deployment's through its ReplicaSets),
+// never another's that its selector happens to match.
+func TestControlledBy(t *testing.T) {
+	yes := true
+	pod := func(kind, name, uid string) corev1.Pod {
+		return corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"pod-template-hash": "5d8f7"},
+			OwnerReferences: []metav1.OwnerReference{{Kind: kind, Name: name, UID: types.UID(uid), Controller: &yes}}}}
+	}
+	deploy := &unstructured.Unstructured{Object: map[string]any{"kind": "Deployment", "metadata": map[string]any{"name": "web", "uid": "d1"}}}
+	sts := &unstructured.Unstructured{Object: map[string]any{"kind": "StatefulSet", "metadata": map[string]any{"name": "db", "uid": "s1"}}}
+	for _, tc := range []struct {
+		pod  corev1.Pod
+		w    *unstructured.Unstructured
+		want bool
+	}{
+		{pod("ReplicaSet", "web-5d8f7", "r1"), deploy, true},
+		{pod("ReplicaSet", "webapp-5d8f7", "r2"), deploy, false},
+		{pod("ReplicaSet", "web-api-5d8f7", "r3"), deploy, false},
+		{pod("Job", "web-migrate", "j1"), deploy, false},
+		{corev1.Pod{}, deploy, false},
+		{pod("StatefulSet", "db", "s1"), sts, true},
+		{pod("StatefulSet", "db", "other"), sts, false},
+	} {
+		if got := controlledBy(tc.pod, tc.w); got != tc.want {
+			t.Errorf("controlledBy(%v, %s) = %v, want %v", tc.pod.OwnerReferences, tc.w.GetName(), got, tc.want)
+		}
 	}
 }

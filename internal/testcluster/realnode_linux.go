@@ -156,9 +156,12 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
     sandbox = %q
 
 # No lower OOM score than containerd's own: these machines' root lacks CAP_SYS_RESOURCE, so
-# runc cannot give the pause container the kubelet's -998 (as for rootless k3s).
+# runc cannot give the pause container the kubelet's -998 (as for rootless k3s). The pods'
+# network namespaces are mounted under containerd's state folder (the node's), not the
+# machine's /run/netns.
 [plugins."io.containerd.cri.v1.runtime"]
   restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
@@ -374,29 +377,46 @@ func cgroupV1() bool {
 }
 
 // stop removes every pod's containers and sandboxes, stops the kubelet and containerd and every
-// shim containerd started, unmounts what they mounted under the node's folder and removes the
-// pod bridge.
+// shim containerd started, unmounts what they mounted under the node's folder (its pods' network
+// namespaces included) and removes the pod bridge. The cluster's controllers are stopped first
+// (Cluster.Stop), so no deleted pod is made again. Each step has its own bound: one that runs out
+// never skips the next.
 func (n *RealNode) stop(c *Cluster) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	if n.kubelet != nil && c.Client != nil {
-		// The kubelet tears down what it runs (and the CNI networks) once the pods are gone.
-		_ = c.Client.CoreV1().Pods("").DeleteCollection(ctx, *metav1.NewDeleteOptions(0), metav1.ListOptions{FieldSelector: "spec.nodeName=" + n.Name})
+		// The kubelet stops what it runs (and tears down the pods' networks) once the pods are gone.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		// (A collection is deleted one namespace at a time: the API refuses it across namespaces.)
+		if pods, err := c.Client.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + n.Name}); err == nil {
+			for _, p := range pods.Items {
+				_ = c.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, *metav1.NewDeleteOptions(0))
+			}
+		}
 		for ctx.Err() == nil {
-			if out, err := n.ctr(ctx, nil, "containers", "ls", "-q", `labels."io.cri-containerd.kind"`); err != nil || strings.TrimSpace(out) == "" {
+			if out, err := n.ctr(ctx, nil, "tasks", "ls"); err != nil || !strings.Contains(out, "RUNNING") {
 				break
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+		cancel()
 	}
 	stopGroup(n.kubelet)
 	if n.containerd != nil {
+		// Whatever still runs: killing a shim would leave its container running, reparented.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		if out, err := n.ctr(ctx, nil, "tasks", "ls", "-q"); err == nil {
 			for _, id := range strings.Fields(out) {
 				_, _ = n.ctr(ctx, nil, "tasks", "kill", "--signal", "SIGKILL", id)
-				_, _ = n.ctr(ctx, nil, "tasks", "delete", "--force", id)
+			}
+			for _, id := range strings.Fields(out) {
+				for ctx.Err() == nil {
+					if _, err := n.ctr(ctx, nil, "tasks", "delete", id); err == nil || strings.Contains(err.Error(), "not found") {
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
 			}
 		}
+		cancel()
 	}
 	stopGroup(n.containerd)
 	killShims(n.Containerd)
@@ -406,13 +426,28 @@ func (n *RealNode) stop(c *Cluster) {
 	}
 }
 
+// kill is stop without the orderly parts, each bounded by a few seconds: the kubelet and
+// containerd are killed, every container first (through containerd, so none is left running),
+// then what they mounted and the bridge are removed.
 func (n *RealNode) kill() {
-	for _, cmd := range []*exec.Cmd{n.kubelet, n.containerd} {
-		if cmd != nil && cmd.Process != nil {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if n.kubelet != nil && n.kubelet.Process != nil {
+		_ = syscall.Kill(-n.kubelet.Process.Pid, syscall.SIGKILL)
+	}
+	if n.containerd != nil && n.containerd.Process != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		if out, err := n.ctr(ctx, nil, "tasks", "ls", "-q"); err == nil {
+			for _, id := range strings.Fields(out) {
+				_, _ = n.ctr(ctx, nil, "tasks", "kill", "--signal", "SIGKILL", id)
+			}
 		}
+		cancel()
+		_ = syscall.Kill(-n.containerd.Process.Pid, syscall.SIGKILL)
 	}
 	killShims(n.Containerd)
+	unmountUnder(n.dir)
+	if n.bridge != "" {
+		_ = exec.Command("ip", "link", "del", n.bridge).Run()
+	}
 }
 
 func stopGroup(cmd *exec.Cmd) {
@@ -430,8 +465,9 @@ func stopGroup(cmd *exec.Cmd) {
 	}
 }
 
-// killShims kills the shims (and so their containers) that the containerd at address started:
-// a shim outlives its containerd, and names that address on its command line.
+// killShims kills the shims that the containerd at address started (a shim outlives its
+// containerd, and names that address on its command line). Their containers are not theirs to
+// end: stop kills those first, through containerd.
 func killShims(address string) {
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {

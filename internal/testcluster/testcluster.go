@@ -236,12 +236,13 @@ func (c *Cluster) LogTail(component string, n int) string {
 
 // Stop stops every component and removes the temporary files.
 func (c *Cluster) Stop() {
-	if c.Node != nil {
-		c.Node.stop(c)
-	}
+	// The controllers first: a real node's pods, once deleted, must not be made again.
 	for _, p := range c.procs {
 		_ = p.Process.Kill()
 		_, _ = p.Process.Wait()
+	}
+	if c.Node != nil {
+		c.Node.stop(c)
 	}
 	if c.env != nil {
 		_ = c.env.Stop()
@@ -249,15 +250,24 @@ func (c *Cluster) Stop() {
 	os.RemoveAll(c.dir)
 }
 
-// Kill ends every component at once (SIGKILL), without the orderly stop: for a second interrupt
-// while Stop runs. A real node's pod bridge, mounts and folder are left for the next Stop.
+// Kill ends every component within seconds, without the orderly stop: for a second interrupt
+// while Stop runs. A real node's containers are killed, never left running.
 func (c *Cluster) Kill() {
-	if c.Node != nil {
-		c.Node.kill()
-	}
 	for _, p := range c.procs {
 		_ = p.Process.Kill()
 	}
+	if c.Node != nil {
+		c.Node.kill()
+	}
+	if c.env != nil {
+		done := make(chan struct{})
+		go func() { _ = c.env.Stop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	os.RemoveAll(c.dir)
 }
 
 var nsCounter atomic.Int64

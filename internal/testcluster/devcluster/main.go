@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/NationTech/harmony-agent/internal/testcluster"
@@ -22,14 +23,16 @@ func main() {
 	if *realNode {
 		opts = append(opts, testcluster.WithRealNode())
 	}
+	// Signals are caught from the start: one that comes while the cluster starts stops it once
+	// it has started, instead of leaving its parts running.
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	c, err := testcluster.Start(opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "dev-cluster:", err)
 		os.Exit(1)
 	}
 	defer c.Stop()
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	if *state != "" {
 		if err := os.WriteFile(*state, []byte(c.Kubeconfig+"\n"), 0o600); err != nil {
 			fmt.Fprintln(os.Stderr, "dev-cluster:", err)
@@ -37,7 +40,13 @@ func main() {
 		}
 		defer os.Remove(*state)
 	}
+	node := "kwok's simulated node " + testcluster.NodeName
+	if c.Node != nil {
+		node = fmt.Sprintf("the real node %s (%s); its containerd: %s --address %s -n k8s.io images ls", c.Node.Name, c.Node.IP, c.Node.Ctr, c.Node.Containerd)
+	}
 	fmt.Printf("dev-cluster: ready in %s; kubeconfig %s\n", c.StartupTime.Round(1e6), c.Kubeconfig)
+	fmt.Printf("dev-cluster: %s\n", node)
+	fmt.Printf("dev-cluster: component logs in %s (kept while it runs)\n", filepath.Dir(c.Kubeconfig))
 	<-sig
 	fmt.Println("dev-cluster: stopping")
 	go func() {
