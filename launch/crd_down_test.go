@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/NationTech/harmony-agent/internal/testcluster"
 	"github.com/NationTech/harmony-agent/launch"
 )
 
@@ -42,8 +43,9 @@ spec:
 
 // deleteCRDAtEnd removes a test's CRD (cluster-wide) when the test ends, whatever down did.
 func deleteCRDAtEnd(t *testing.T, name string) {
+	c := testcluster.Need(t, cluster) // under -short: skips before a cleanup that needs the cluster
 	t.Cleanup(func() {
-		_ = dynamic.NewForConfigOrDie(cluster.Config).Resource(crdGVR).Delete(context.Background(), name, metav1.DeleteOptions{})
+		_ = dynamic.NewForConfigOrDie(c.Config).Resource(crdGVR).Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
 }
 
