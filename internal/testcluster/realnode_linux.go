@@ -26,9 +26,9 @@ import (
 // resolves, so a node that lost it can never pull someone else's.
 const PauseImage = "harmony.invalid/testcluster/pause:v1"
 
-// RealNode is the real node of a cluster started with the RealNode option: the kubelet and
-// containerd built by scripts/testenv, Debian's runc and CNI plugins, each with its own folders
-// under the cluster's, never the machine's defaults.
+// RealNode is the real node of a cluster started with WithRealNode: the kubelet, containerd and
+// runc built by scripts/testenv and Debian's CNI plugins, each with its own folders under the
+// cluster's, never the machine's defaults.
 type RealNode struct {
 	// Name is the node's name.
 	Name string

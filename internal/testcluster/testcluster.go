@@ -1,8 +1,8 @@
 // Package testcluster gives tests a real Kubernetes control plane: kube-apiserver with etcd
 // (started through controller-runtime's envtest), the real kube-controller-manager and
-// kube-scheduler, and kwok simulating one node whose pods go Running, all built from pinned Go
-// modules by scripts/testenv. Start one per test package (in TestMain); each test takes its own
-// namespace so tests can run in parallel.
+// kube-scheduler, and kwok simulating one node whose pods go Running, or (WithRealNode) a real
+// node whose pods really run, all built from pinned Go modules by scripts/testenv. Start one per
+// test package (in TestMain); each test takes its own namespace so tests can run in parallel.
 package testcluster
 
 import (
@@ -81,8 +81,8 @@ type Option func(*options)
 
 type options struct{ realNode bool }
 
-// WithRealNode gives the cluster a real node instead of kwok's simulated one: the kubelet and
-// containerd 2 built by scripts/testenv, with Debian's runc and CNI plugins (bridge, host-local,
+// WithRealNode gives the cluster a real node instead of kwok's simulated one: the kubelet,
+// containerd 2 and runc built by scripts/testenv, with Debian's CNI plugins (bridge, host-local,
 // loopback, portmap) and a pause image built here. Its pods really run, answer probes and
 // port-forwards; images reach it through its containerd (Cluster.Node). Linux and root only.
 func WithRealNode() Option { return func(o *options) { o.realNode = true } }
