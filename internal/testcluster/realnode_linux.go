@@ -238,13 +238,6 @@ func (n *RealNode) Images(ctx context.Context) ([]string, error) {
 	return strings.Fields(out), err
 }
 
-// Containers lists the ids of the containers in the node's containerd (the kubelet's
-// namespace), pod sandboxes included.
-func (n *RealNode) Containers(ctx context.Context) ([]string, error) {
-	out, err := n.ctr(ctx, nil, "containers", "ls", "-q")
-	return strings.Fields(out), err
-}
-
 // Import imports an image archive (docker save or OCI layout, as a tar) into the node.
 func (n *RealNode) Import(ctx context.Context, archive []byte) error {
 	_, err := n.ctr(ctx, archive, "images", "import", "--no-unpack=false", "-")
