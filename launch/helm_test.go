@@ -332,7 +332,7 @@ func TestChartHooks(t *testing.T) {
 		"chart/templates/old-crd.yaml":               "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: old\n  annotations: {helm.sh/hook: crd-install}\n",
 	}
 	p := newChartProject(t, files)
-	p.opts.Timeout = 4 * time.Minute // each hook Job goes through the Job controller and kwok
+	p.opts.Timeout = 4 * time.Minute // each hook Job goes through the Job controller and the simulated node
 	ctx := context.Background()
 	rep, r, err := p.launchChart()
 	if err != nil {

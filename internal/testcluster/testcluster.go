@@ -1,13 +1,13 @@
 // Package testcluster gives tests a real Kubernetes control plane: kube-apiserver with etcd
 // (started through controller-runtime's envtest), the real kube-controller-manager and
-// kube-scheduler, and kwok simulating one node whose pods go Running, or (WithRealNode) a real
-// node whose pods really run, all built from pinned Go modules by scripts/testenv. Start one per
+// kube-scheduler, and one simulated node whose pods go Running (simnode.go, a stand-in for a
+// kubelet played in the test's own process), or (WithRealNode) a real node whose pods really
+// run, all built from pinned Go modules by scripts/testenv. Start one per
 // test package (in TestMain); each test takes its own namespace so tests can run in parallel.
 package testcluster
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"os"
@@ -20,7 +20,6 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -33,13 +32,10 @@ import (
 const FailingImage = "registry.invalid/harmony/cannot-run:v1"
 
 // NodeName is the simulated node's name.
-const NodeName = "kwok-node-0"
+const NodeName = "simulated-node-0"
 
 // BuildCommand is what builds the binaries this package needs.
 const BuildCommand = "scripts/testenv"
-
-//go:embed kwok-stages.yaml
-var kwokStages []byte
 
 // Cluster is a running control plane.
 type Cluster struct {
@@ -58,6 +54,8 @@ type Cluster struct {
 	env   *envtest.Environment
 	dir   string
 	procs []*exec.Cmd
+	sim   *simNode
+	logs  []*os.File
 }
 
 // AssetsDir returns where scripts/testenv caches the binaries.
@@ -81,13 +79,13 @@ type Option func(*options)
 
 type options struct{ realNode bool }
 
-// WithRealNode gives the cluster a real node instead of kwok's simulated one: the kubelet,
+// WithRealNode gives the cluster a real node instead of the simulated one: the kubelet,
 // containerd 2 and runc built by scripts/testenv, with Debian's CNI plugins (bridge, host-local,
 // loopback, portmap) and a pause image built here. Its pods really run, answer probes and
 // port-forwards; images reach it through its containerd (Cluster.Node). Linux and root only.
 func WithRealNode() Option { return func(o *options) { o.realNode = true } }
 
-// Start starts a control plane with one Ready node: kwok's simulated one, or a real one
+// Start starts a control plane with one Ready node: the simulated one, or a real one
 // (WithRealNode).
 func Start(opts ...Option) (c *Cluster, err error) {
 	var o options
@@ -96,7 +94,7 @@ func Start(opts ...Option) (c *Cluster, err error) {
 	}
 	started := time.Now()
 	assets := AssetsDir()
-	for _, bin := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
+	for _, bin := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
 		if _, err := os.Stat(filepath.Join(assets, bin)); err != nil {
 			return nil, fmt.Errorf("%w: %s not in %s: run %s (it builds them once and caches them)", ErrMissingBinaries, bin, assets, BuildCommand)
 		}
@@ -140,19 +138,11 @@ func Start(opts ...Option) (c *Cluster, err error) {
 	if err := os.WriteFile(c.Kubeconfig, kubeconfig, 0o600); err != nil {
 		return nil, err
 	}
-	stages := filepath.Join(dir, "kwok-stages.yaml")
-	if err := os.WriteFile(stages, kwokStages, 0o644); err != nil {
-		return nil, err
-	}
 	kc := "--kubeconfig=" + c.Kubeconfig
 	components := [][]string{
 		{"kube-controller-manager", kc, "--leader-elect=false", "--secure-port=0", "--controllers=*", "--use-service-account-credentials=false",
 			"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10", "--concurrent-gc-syncs=10"},
 		{"kube-scheduler", kc, "--leader-elect=false", "--secure-port=0"},
-	}
-	if !o.realNode {
-		components = append(components, []string{"kwok", kc, "--config=" + stages, "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-			"--node-lease-duration-seconds=40", "--cidr=10.0.0.1/24", "--node-ip=10.0.0.1"})
 	}
 	for _, p := range components {
 		if err := c.startProcess(filepath.Join(assets, p[0]), p[1:]...); err != nil {
@@ -166,8 +156,15 @@ func Start(opts ...Option) (c *Cluster, err error) {
 		if err := c.startRealNode(assets); err != nil {
 			return nil, err
 		}
-	} else if err := c.addNode(); err != nil {
-		return nil, err
+	} else {
+		log, err := os.Create(filepath.Join(c.dir, "simulated-node.log"))
+		if err != nil {
+			return nil, err
+		}
+		c.logs = append(c.logs, log)
+		if c.sim, err = startSimNode(c.Client, log); err != nil {
+			return nil, err
+		}
 	}
 	c.StartupTime = time.Since(started)
 	return c, nil
@@ -188,43 +185,8 @@ func (c *Cluster) startProcess(bin string, args ...string) error {
 	return nil
 }
 
-// addNode registers the simulated node and waits until kwok reports it Ready.
-func (c *Cluster) addNode() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	res := corev1.ResourceList{
-		corev1.ResourceCPU: resource.MustParse("64"), corev1.ResourceMemory: resource.MustParse("256Gi"), corev1.ResourcePods: resource.MustParse("1000"),
-	}
-	node := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        NodeName,
-			Annotations: map[string]string{"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-			Labels:      map[string]string{"kubernetes.io/hostname": NodeName, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64", "type": "kwok"},
-		},
-		Status: corev1.NodeStatus{Allocatable: res, Capacity: res},
-	}
-	if _, err := c.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("register simulated node: %w", err)
-	}
-	for {
-		n, err := c.Client.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
-		if err == nil {
-			for _, cond := range n.Status.Conditions {
-				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
-					return nil
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("simulated node never became Ready (kwok log: %s)", c.LogTail("kwok", 20))
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
 // LogTail returns the last n lines of a component's log (kube-controller-manager,
-// kube-scheduler, kwok; a real node's kubelet and containerd).
+// kube-scheduler, simulated-node; a real node's kubelet and containerd).
 func (c *Cluster) LogTail(component string, n int) string {
 	b, _ := os.ReadFile(filepath.Join(c.dir, component+".log"))
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
@@ -241,11 +203,17 @@ func (c *Cluster) Stop() {
 		_ = p.Process.Kill()
 		_, _ = p.Process.Wait()
 	}
+	if c.sim != nil {
+		c.sim.stop()
+	}
 	if c.Node != nil {
 		c.Node.stop(c)
 	}
 	if c.env != nil {
 		_ = c.env.Stop()
+	}
+	for _, f := range c.logs {
+		f.Close()
 	}
 	os.RemoveAll(c.dir)
 }

@@ -111,7 +111,7 @@ func TestServerSideApplyAndDeploymentBecomesAvailable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if d, ok := waitAvailable(ctx, t, ns, "hello"); !ok {
-		t.Fatalf("deployment never became Available after 3 minutes: %+v\ncontroller-manager: %s\nkwok: %s", d.Status, c.LogTail("kube-controller-manager", 10), c.LogTail("kwok", 10))
+		t.Fatalf("deployment never became Available after 3 minutes: %+v\ncontroller-manager: %s\nsimulated node: %s", d.Status, c.LogTail("kube-controller-manager", 10), c.LogTail("simulated-node", 10))
 	}
 	cm, err := c.Client.CoreV1().ConfigMaps(ns).Get(ctx, "hello", metav1.GetOptions{})
 	if err != nil || cm.ManagedFields[0].Manager != "harmony-test" || cm.ManagedFields[0].Operation != metav1.ManagedFieldsOperationApply {
@@ -168,8 +168,8 @@ func TestFailingImageNeverBecomesAvailable(t *testing.T) {
 		for _, pod := range pods {
 			states = append(states, fmt.Sprintf("%s: %+v", pod.Name, pod.Status.ContainerStatuses))
 		}
-		t.Fatalf("after two minutes no pod shows the pull failure with a Warning event about it\npods: %v\nevents of the last failing pod: %+v\ncontroller-manager: %s\nkwok: %s",
-			states, events, c.LogTail("kube-controller-manager", 10), c.LogTail("kwok", 10))
+		t.Fatalf("after two minutes no pod shows the pull failure with a Warning event about it\npods: %v\nevents of the last failing pod: %+v\ncontroller-manager: %s\nsimulated node: %s",
+			states, events, c.LogTail("kube-controller-manager", 10), c.LogTail("simulated-node", 10))
 	}
 	d, err := c.Client.AppsV1().Deployments(ns).Get(context.Background(), "broken", metav1.GetOptions{})
 	if err != nil {

@@ -16,7 +16,7 @@ import (
 )
 
 func main() {
-	realNode := flag.Bool("real-node", false, "a real node (kubelet, containerd) instead of kwok's simulated one")
+	realNode := flag.Bool("real-node", false, "a real node (kubelet, containerd) instead of the simulated one")
 	state := flag.String("state", "", "write the kubeconfig's path here once ready")
 	flag.Parse()
 	var opts []testcluster.Option
@@ -40,7 +40,7 @@ func main() {
 		}
 		defer os.Remove(*state)
 	}
-	node := "kwok's simulated node " + testcluster.NodeName
+	node := "the simulated node " + testcluster.NodeName + " (pods go Running; nothing runs)"
 	if c.Node != nil {
 		node = fmt.Sprintf("the real node %s (%s); its containerd: %s --address %s -n k8s.io images ls", c.Node.Name, c.Node.IP, c.Node.Ctr, c.Node.Containerd)
 	}
