@@ -7,6 +7,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/NationTech/harmony-agent/installer"
 )
 
 // AgentCommand is what a schedule runs.
@@ -154,8 +157,13 @@ func (k *K3s) InstallAgent(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if mirror := os.Getenv("HARMONY_MIRROR"); mirror != "" {
-		if err := writeFile(k.Paths.at(agentEnvFile), "HARMONY_MIRROR="+mirror+"\n", 0o644); err != nil {
+	if mirror := os.Getenv(installer.MirrorEnv); mirror != "" {
+		// cron and periodic scripts source this file as shell, as root: the value is checked
+		// (no shell syntax can pass CheckMirror) and single-quoted (systemd reads the same).
+		if err := installer.CheckMirror(mirror); err != nil {
+			return "", err
+		}
+		if err := writeFile(k.Paths.at(agentEnvFile), installer.MirrorEnv+"='"+strings.TrimSpace(mirror)+"'\n", 0o644); err != nil {
 			return "", err
 		}
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/NationTech/harmony-agent/bootstrap"
+	"github.com/NationTech/harmony-agent/installer"
 	"github.com/NationTech/harmony-agent/manifests"
 )
 
@@ -144,5 +146,40 @@ func TestPlanUpgrade(t *testing.T) {
 				t.Fatalf("held %q", held)
 			}
 		})
+	}
+}
+
+// TestAgentEnvironmentFileRunsNoMirrorShell: HARMONY_MIRROR is written into the root agent's
+// environment file, which cron and periodic scripts source as shell: a mirror value holding
+// shell syntax once made root run it. It is refused, and a valid value is written quoted and
+// reads back exactly.
+func TestAgentEnvironmentFileRunsNoMirrorShell(t *testing.T) {
+	root := t.TempDir()
+	pwned := filepath.Join(t.TempDir(), "pwned")
+	if err := os.MkdirAll(filepath.Join(root, "run/systemd/system"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	k := &bootstrap.K3s{Paths: bootstrap.Paths{Root: root}, Runner: &recorder{}, HarmonyBinary: "/usr/local/bin/harmony"}
+	envFile := filepath.Join(root, "etc/harmony/agent.env")
+	t.Setenv("HARMONY_MIRROR", "https://m.example/$(touch "+pwned+")")
+	if _, err := k.InstallAgent(context.Background()); !errors.Is(err, installer.ErrBadMirror) {
+		t.Fatalf("InstallAgent with shell syntax in HARMONY_MIRROR: %v, want ErrBadMirror", err)
+	}
+	if b, err := os.ReadFile(envFile); err == nil {
+		t.Fatalf("the environment file was written: %s", b)
+	}
+
+	const mirror = "https://user@m.example:8443/gh%20mirror/"
+	t.Setenv("HARMONY_MIRROR", mirror)
+	if _, err := k.InstallAgent(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Sourced the way the cron line and the periodic script source it.
+	out, err := exec.Command("sh", "-c", `set -a; . "$1"; set +a; printf %s "$HARMONY_MIRROR"`, "sh", envFile).Output()
+	if err != nil || string(out) != mirror {
+		t.Fatalf("sourced environment file gives %q (%v), want %q", out, err, mirror)
+	}
+	if _, err := os.Stat(pwned); !os.IsNotExist(err) {
+		t.Fatal("sourcing the environment file ran a command")
 	}
 }

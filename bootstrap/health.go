@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -15,44 +16,113 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// CheckHealth is the health check after a switch, shared by every runtime: the API server's
-// /readyz answers ok, a node is Ready, and every Deployment in kube-system (the cluster's own
-// system pods: CoreDNS, metrics-server, local-path-provisioner…) is available. It returns nil
-// when all hold, else an error naming the first that does not.
-func CheckHealth(ctx context.Context, cfg *rest.Config) error {
+// Components are the Deployments k3s itself ships in kube-system (its manifests and its Traefik
+// chart): the runtime's own system pods. A switch's health is judged by these alone, never by
+// what a launched repo put in kube-system: a repo's never-available Deployment there must not
+// hold patching hostage.
+var Components = []string{"coredns", "local-path-provisioner", "metrics-server", "traefik"}
+
+// Health is what a runtime's health check requires, or what was found before a switch: the API
+// server's /readyz, a Ready node, and which of the runtime's Components are available.
+type Health struct {
+	API        bool     `json:"api"`
+	Node       bool     `json:"node"`
+	Components []string `json:"components,omitempty"`
+}
+
+// Want returns what a new version must show to be kept: the API and a Ready node always, and
+// every component that was available before the switch (one that was not cannot fail it).
+func (h Health) Want() Health {
+	return Health{API: true, Node: true, Components: h.Components}
+}
+
+// String names what h holds, for messages.
+func (h Health) String() string {
+	var parts []string
+	if h.API {
+		parts = append(parts, "/readyz")
+	}
+	if h.Node {
+		parts = append(parts, "node Ready")
+	}
+	if len(h.Components) > 0 {
+		parts = append(parts, strings.Join(h.Components, ", ")+" available")
+	}
+	if len(parts) == 0 {
+		return "nothing (nothing was healthy before)"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Baseline checks once what of the runtime is healthy now (each part bounded by ctx and cfg's
+// timeout): taken before a switch, it is what the way back must restore.
+func Baseline(ctx context.Context, cfg *rest.Config) Health {
+	var h Health
+	if cfg == nil || APIReady(ctx, cfg) != nil {
+		return h
+	}
+	h.API = true
+	h.Node, _ = nodeReady(ctx, cfg)
+	h.Components, _ = availableComponents(ctx, cfg)
+	return h
+}
+
+// CheckHealth is the health check of a switch, shared by every runtime: what want requires
+// holds (the API server's /readyz answers ok, a node is Ready, each named component is
+// available). It returns nil when all hold, else an error naming the first that does not.
+func CheckHealth(ctx context.Context, cfg *rest.Config, want Health) error {
+	if !want.API {
+		return nil // nothing else can be checked without it, and it was not there before
+	}
 	if err := APIReady(ctx, cfg); err != nil {
 		return err
 	}
-	ready, err := nodeReady(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("list nodes: %w", err)
+	if want.Node {
+		ready, err := nodeReady(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("list nodes: %w", err)
+		}
+		if !ready {
+			return errors.New("no node is Ready")
+		}
 	}
-	if !ready {
-		return errors.New("no node is Ready")
+	if len(want.Components) == 0 {
+		return nil
 	}
-	return systemDeploymentsAvailable(ctx, cfg)
-}
-
-func systemDeploymentsAvailable(ctx context.Context, cfg *rest.Config) error {
-	c, err := kubernetes.NewForConfig(cfg)
+	available, err := availableComponents(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	list, err := c.AppsV1().Deployments(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("list kube-system deployments: %w", err)
-	}
 	var waiting []string
-	for _, d := range list.Items {
-		if !deploymentAvailable(&d) {
-			waiting = append(waiting, d.Name)
+	for _, name := range want.Components {
+		if !slices.Contains(available, name) {
+			waiting = append(waiting, name)
 		}
 	}
 	if len(waiting) > 0 {
-		sort.Strings(waiting)
-		return fmt.Errorf("kube-system deployments not available yet: %s", strings.Join(waiting, ", "))
+		return fmt.Errorf("the runtime's own deployments in kube-system not available yet: %s", strings.Join(waiting, ", "))
 	}
 	return nil
+}
+
+// availableComponents lists the runtime's Components that are available now, sorted.
+func availableComponents(ctx context.Context, cfg *rest.Config) ([]string, error) {
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	list, err := c.AppsV1().Deployments(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list kube-system deployments: %w", err)
+	}
+	var available []string
+	for _, d := range list.Items {
+		if slices.Contains(Components, d.Name) && deploymentAvailable(&d) {
+			available = append(available, d.Name)
+		}
+	}
+	sort.Strings(available)
+	return available, nil
 }
 
 func deploymentAvailable(d *appsv1.Deployment) bool {
@@ -70,9 +140,9 @@ func deploymentAvailable(d *appsv1.Deployment) bool {
 	return false
 }
 
-// WaitHealth polls CheckHealth with the config from load until it passes or timeout ends; fatal,
-// when it returns an error, ends the wait early (the runtime's process died).
-func WaitHealth(ctx context.Context, timeout time.Duration, load func() (*rest.Config, error), fatal func(context.Context) error) error {
+// WaitHealth polls CheckHealth (what want requires) with the config from load until it passes or
+// timeout ends; fatal, when it returns an error, ends the wait early (the runtime's process died).
+func WaitHealth(ctx context.Context, timeout time.Duration, want Health, load func() (*rest.Config, error), fatal func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return poll(ctx, 250*time.Millisecond, func() (bool, error, error) {
@@ -81,11 +151,14 @@ func WaitHealth(ctx context.Context, timeout time.Duration, load func() (*rest.C
 				return false, err, nil
 			}
 		}
+		if !want.API {
+			return true, nil, nil
+		}
 		cfg, err := load()
 		if err != nil {
 			return false, nil, err
 		}
-		err = CheckHealth(ctx, cfg)
+		err = CheckHealth(ctx, cfg, want)
 		return err == nil, nil, err
 	})
 }

@@ -74,19 +74,41 @@ func (s k3dSwitcher) Activate(ctx context.Context, version string) error {
 	return k.createNode(ctx, next)
 }
 
-func (s k3dSwitcher) WaitHealthy(ctx context.Context, timeout time.Duration) error {
-	err := WaitHealth(ctx, timeout, func() (*rest.Config, error) {
+func (s k3dSwitcher) Baseline(ctx context.Context) Health {
+	c, err := s.k.container(ctx, K3dNode)
+	if err != nil || c == nil || c.State == nil || !c.State.Running {
+		return Health{}
+	}
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cfg, err := s.k.restConfigOnce(qctx)
+	if err != nil {
+		return Health{}
+	}
+	cfg.Timeout = 2 * time.Second
+	return Baseline(qctx, cfg)
+}
+
+func (s k3dSwitcher) WaitHealthy(ctx context.Context, timeout time.Duration, want Health) error {
+	err := WaitHealth(ctx, timeout, want, func() (*rest.Config, error) {
 		qctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		return s.k.restConfigOnce(qctx)
 	}, s.k.exited)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) {
-		return s.k.notReady("k3s was not healthy (API, node, kube-system deployments)", timeout, err)
+		return s.k.notReady("k3s was not healthy ("+want.String()+")", timeout, err)
+	}
+	if err == nil {
+		err = s.k.exited(ctx) // with nothing to wait for, the node must at least still run
 	}
 	return err
 }
 
-func (s k3dSwitcher) Healthy(ctx context.Context) bool {
+func (s k3dSwitcher) Healthy(ctx context.Context, want Health) bool {
+	if !want.API {
+		c, err := s.k.container(ctx, K3dNode)
+		return err == nil && c != nil && c.State != nil && c.State.Running
+	}
 	if !s.k.healthy(ctx) {
 		return false
 	}
@@ -97,7 +119,7 @@ func (s k3dSwitcher) Healthy(ctx context.Context) bool {
 		return false
 	}
 	cfg.Timeout = 2 * time.Second
-	return CheckHealth(qctx, cfg) == nil
+	return CheckHealth(qctx, cfg, want) == nil
 }
 
 // Finish keeps the node of the version switched away from (for a rollback) and removes every
@@ -153,8 +175,15 @@ func (k *K3d) switcher(timeout time.Duration, images map[string]string) *Switch 
 // PendingSwitch returns an unfinished upgrade or rollback, without acting on it.
 func (k *K3d) PendingSwitch() (*Journal, error) { return k.switcher(0, nil).Pending() }
 
+// AbandonSwitch ends an unfinished upgrade or rollback without acting on it (rollback --abandon);
+// nil when there was none.
+func (k *K3d) AbandonSwitch() (*Journal, error) { return k.switcher(0, nil).Abandon() }
+
 // Recover finishes or reverts an upgrade or rollback a killed process left unfinished.
-func (k *K3d) Recover(ctx context.Context) (*Recovery, error) {
+func (k *K3d) Recover(ctx context.Context) (*Recovery, error) { return k.recoverWithin(ctx, DefaultTimeout) }
+
+// recoverWithin is Recover with each wait for health bounded by timeout (the command's --timeout).
+func (k *K3d) recoverWithin(ctx context.Context, timeout time.Duration) (*Recovery, error) {
 	j, err := k.PendingSwitch()
 	if err != nil || j == nil {
 		return nil, err
@@ -162,7 +191,7 @@ func (k *K3d) Recover(ctx context.Context) (*Recovery, error) {
 	if _, err := k.docker(ctx); err != nil {
 		return nil, err
 	}
-	rec, err := k.switcher(DefaultTimeout, nil).Recover(ctx)
+	rec, err := k.switcher(timeout, nil).Recover(ctx)
 	if err == nil && rec != nil {
 		_, _ = k.mergeKubeconfig(ctx, false)
 	}
@@ -188,7 +217,7 @@ func (k *K3d) Upgrade(ctx context.Context, opts UpgradeOptions) (UpgradeResult, 
 	}
 	res.From = inst.Version
 	if !opts.DryRun {
-		if rec, err := k.Recover(ctx); err != nil {
+		if rec, err := k.recoverWithin(ctx, opts.Timeout); err != nil {
 			return res, err
 		} else if rec != nil {
 			res.Recovered = rec.Message()
@@ -230,7 +259,7 @@ func (k *K3d) Upgrade(ctx context.Context, opts UpgradeOptions) (UpgradeResult, 
 	to := rel.Version.String()
 	res.To = to
 	res.Steps = []string{"pull " + img, "stop " + res.From, "set the node aside, create it again with " + to + "'s image on volume " + K3dVolume,
-		"start " + to, "health: /readyz, node Ready, kube-system deployments available",
+		"start " + to, "health: /readyz, node Ready, and k3s's own kube-system deployments that were available before",
 		"on any failure: back to the node of " + res.From + ", started and checked the same way"}
 	if opts.DryRun {
 		return res, nil
@@ -253,7 +282,7 @@ func (k *K3d) Rollback(ctx context.Context, opts RollbackOptions) (UpgradeResult
 		return res, err
 	}
 	if !opts.DryRun {
-		if rec, err := k.Recover(ctx); err != nil {
+		if rec, err := k.recoverWithin(ctx, opts.Timeout); err != nil {
 			return res, err
 		} else if rec != nil {
 			res.Recovered, res.From, res.To = rec.Message(), rec.Journal.From, rec.Version
@@ -279,7 +308,7 @@ func (k *K3d) Rollback(ctx context.Context, opts RollbackOptions) (UpgradeResult
 			"harmony keeps the node of the version before the last upgrade; there has been no upgrade since the cluster was created")
 	}
 	res.Steps = []string{"stop " + res.From, "switch to the kept node of " + res.To, "start " + res.To,
-		"health: /readyz, node Ready, kube-system deployments available", "on any failure: back to " + res.From}
+		"health: /readyz, node Ready, and k3s's own kube-system deployments that were available before", "on any failure: back to " + res.From}
 	if opts.DryRun {
 		return res, nil
 	}

@@ -37,32 +37,56 @@ func (s k3sSwitcher) Activate(_ context.Context, version string) error {
 	return replaceSymlink(version, s.k.Paths.CurrentLink())
 }
 
-func (s k3sSwitcher) WaitHealthy(ctx context.Context, timeout time.Duration) error {
+func (s k3sSwitcher) Baseline(ctx context.Context) Health {
+	if ok, _ := s.k.supervisor().Running(ctx); !ok {
+		return Health{}
+	}
+	cfg, err := restConfig(s.k.Paths.KubeconfigFile())
+	if err != nil {
+		return Health{}
+	}
+	cfg.Timeout = 2 * time.Second
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return Baseline(ctx, cfg)
+}
+
+func (s k3sSwitcher) WaitHealthy(ctx context.Context, timeout time.Duration, want Health) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := s.k.waitAPI(ctx, timeout); err != nil {
-		return err
+	if want.API {
+		if err := s.k.waitAPI(ctx, timeout); err != nil {
+			return err
+		}
 	}
-	if err := s.k.waitNode(ctx, timeout); err != nil {
-		return err
+	if want.Node {
+		if err := s.k.waitNode(ctx, timeout); err != nil {
+			return err
+		}
 	}
-	err := WaitHealth(ctx, timeout, func() (*rest.Config, error) { return restConfig(s.k.Paths.KubeconfigFile()) }, s.k.exited)
+	err := WaitHealth(ctx, timeout, want, func() (*rest.Config, error) { return restConfig(s.k.Paths.KubeconfigFile()) }, s.k.exited)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) {
-		return s.k.notReady("the system deployments were not available", timeout, err)
+		return s.k.notReady("k3s's own deployments that were available before were not", timeout, err)
+	}
+	if err == nil {
+		err = s.k.exited(ctx) // with nothing to wait for, k3s must at least still run
 	}
 	return err
 }
 
-func (s k3sSwitcher) Healthy(ctx context.Context) bool {
-	if !s.k.healthy(ctx) {
+func (s k3sSwitcher) Healthy(ctx context.Context, want Health) bool {
+	if ok, _ := s.k.supervisor().Running(ctx); !ok {
+		return false
+	}
+	if want.API && !s.k.healthy(ctx) {
 		return false
 	}
 	cfg, err := restConfig(s.k.Paths.KubeconfigFile())
 	if err != nil {
-		return false
+		return !want.API
 	}
 	cfg.Timeout = 2 * time.Second
-	return CheckHealth(ctx, cfg) == nil
+	return CheckHealth(ctx, cfg, want) == nil
 }
 
 // Finish remembers the version the switch left (for rollback) and removes every other older
@@ -99,10 +123,17 @@ func (k *K3s) switcher(timeout time.Duration) *Switch {
 // PendingSwitch returns an unfinished upgrade or rollback, without acting on it.
 func (k *K3s) PendingSwitch() (*Journal, error) { return k.switcher(0).Pending() }
 
+// AbandonSwitch ends an unfinished upgrade or rollback without acting on it (rollback --abandon);
+// nil when there was none.
+func (k *K3s) AbandonSwitch() (*Journal, error) { return k.switcher(0).Abandon() }
+
 // Recover finishes or reverts an upgrade or rollback that a killed process left unfinished; nil
 // when there was none.
-func (k *K3s) Recover(ctx context.Context) (*Recovery, error) {
-	rec, err := k.switcher(DefaultTimeout).Recover(ctx)
+func (k *K3s) Recover(ctx context.Context) (*Recovery, error) { return k.recoverWithin(ctx, DefaultTimeout) }
+
+// recoverWithin is Recover with each wait for health bounded by timeout (the command's --timeout).
+func (k *K3s) recoverWithin(ctx context.Context, timeout time.Duration) (*Recovery, error) {
+	rec, err := k.switcher(timeout).Recover(ctx)
 	if err == nil && rec != nil {
 		_, _ = k.mergeKubeconfig(false)
 	}
@@ -159,7 +190,7 @@ func (k *K3s) Upgrade(ctx context.Context, opts UpgradeOptions) (UpgradeResult, 
 	}
 	res.From = inst.Version
 	if !opts.DryRun {
-		rec, err := k.Recover(ctx)
+		rec, err := k.recoverWithin(ctx, opts.Timeout)
 		if err != nil {
 			return res, err
 		}
@@ -188,7 +219,7 @@ func (k *K3s) Upgrade(ctx context.Context, opts UpgradeOptions) (UpgradeResult, 
 		return res, hint.With(err, "this version cannot be installed here; run 'harmony runtime versions'")
 	}
 	res.Steps = []string{"download " + bin.Name, "verify sha256 " + bin.SHA256, "install into " + k.Paths.VersionDir(to),
-		"stop " + res.From, "switch to " + to, "start " + to, "health: /readyz, node Ready, kube-system deployments available",
+		"stop " + res.From, "switch to " + to, "start " + to, "health: /readyz, node Ready, and k3s's own kube-system deployments that were available before",
 		"on any failure: back to " + res.From + ", started and checked the same way"}
 	if opts.DryRun {
 		return res, nil
@@ -229,7 +260,7 @@ func (k *K3s) Upgrade(ctx context.Context, opts UpgradeOptions) (UpgradeResult, 
 func (k *K3s) Rollback(ctx context.Context, opts RollbackOptions) (UpgradeResult, error) {
 	res := UpgradeResult{Runtime: "k3s", Op: "rollback", DryRun: opts.DryRun}
 	if !opts.DryRun {
-		rec, err := k.Recover(ctx)
+		rec, err := k.recoverWithin(ctx, opts.Timeout)
 		if err != nil {
 			return res, err
 		}
@@ -254,7 +285,7 @@ func (k *K3s) Rollback(ctx context.Context, opts RollbackOptions) (UpgradeResult
 			"harmony keeps the version before the last upgrade; there has been no upgrade since the install")
 	}
 	res.To = prev
-	res.Steps = []string{"stop " + res.From, "switch to " + prev, "start " + prev, "health: /readyz, node Ready, kube-system deployments available",
+	res.Steps = []string{"stop " + res.From, "switch to " + prev, "start " + prev, "health: /readyz, node Ready, and k3s's own kube-system deployments that were available before",
 		"on any failure: back to " + res.From}
 	if opts.DryRun {
 		return res, nil

@@ -55,6 +55,25 @@ type Journal struct {
 	Started time.Time `json:"started"`
 	Updated time.Time `json:"updated"`
 	PID     int       `json:"pid"`
+	// Before is what of the runtime was healthy before the switch: the new version must show
+	// the API, a Ready node and these components (Health.Want); the way back, only these.
+	Before *Health `json:"before,omitempty"`
+}
+
+// forward is what the new version must show to be kept.
+func (j *Journal) forward() Health {
+	if j.Before == nil { // a journal written before harmony recorded it
+		return Health{API: true, Node: true}
+	}
+	return j.Before.Want()
+}
+
+// back is what the way back must restore: no more than there was before the switch.
+func (j *Journal) back() Health {
+	if j.Before == nil {
+		return Health{API: true, Node: true}
+	}
+	return *j.Before
 }
 
 // ReadJournal returns the unfinished switch recorded at path, or nil when there is none.
@@ -90,10 +109,13 @@ type Switcher interface {
 	Activate(ctx context.Context, version string) error
 	// Start starts the active version.
 	Start(ctx context.Context) error
-	// WaitHealthy waits until the runtime is healthy (CheckHealth) or timeout passes.
-	WaitHealthy(ctx context.Context, timeout time.Duration) error
-	// Healthy checks once, quickly, whether the runtime is healthy now.
-	Healthy(ctx context.Context) bool
+	// Baseline checks once, quickly, what of the running version is healthy (before a switch).
+	Baseline(ctx context.Context) Health
+	// WaitHealthy waits until the runtime shows what want requires (CheckHealth) or timeout
+	// passes.
+	WaitHealthy(ctx context.Context, timeout time.Duration, want Health) error
+	// Healthy checks once, quickly, whether the runtime shows what want requires now.
+	Healthy(ctx context.Context, want Health) bool
 	// Finish is called after a successful switch (prune old versions, remember the previous).
 	Finish(ctx context.Context, j Journal) error
 }
@@ -172,6 +194,10 @@ func (s *Switch) Run(ctx context.Context, op, from, to string, prepare ...Step) 
 	rollingBack := func() error { return s.phase(j, PhaseRollingBack) }
 	steps := append(prepare, []Step{
 		{Name: "stop " + from, Run: func(ctx context.Context) error {
+			// What is healthy now is what the switch is judged against: a component that was not
+			// available before (or a launched repo's deployment, which never counts) cannot fail it.
+			before := sw.Baseline(ctx)
+			j.Before = &before
 			if err := s.phase(j, PhaseBegun); err != nil {
 				return err
 			}
@@ -191,7 +217,7 @@ func (s *Switch) Run(ctx context.Context, op, from, to string, prepare ...Step) 
 			if err := sw.Start(ctx); err != nil {
 				return err
 			}
-			return sw.WaitHealthy(ctx, s.Timeout)
+			return sw.WaitHealthy(ctx, s.Timeout, j.back())
 		}},
 		{Name: "switch to " + to, Run: func(ctx context.Context) error {
 			if err := sw.Activate(ctx, to); err != nil {
@@ -216,7 +242,7 @@ func (s *Switch) Run(ctx context.Context, op, from, to string, prepare ...Step) 
 			return sw.Stop(ctx)
 		}},
 		{Name: "health", Run: func(ctx context.Context) error {
-			if err := sw.WaitHealthy(ctx, s.Timeout); err != nil {
+			if err := sw.WaitHealthy(ctx, s.Timeout, j.forward()); err != nil {
 				return err
 			}
 			return s.phase(j, PhaseHealthy)
@@ -237,7 +263,8 @@ func (s *Switch) Run(ctx context.Context, op, from, to string, prepare ...Step) 
 		// The journal stays: the next harmony command tries the way back again.
 		return res, hint.With(fmt.Errorf("%s %s → %s: %w\n  what failed: %v\n  the rollback: %v", s.Runtime, from, to, ErrRollbackFailed, failed, undoErr),
 			fmt.Sprintf("the machine is set to %s %s, which is not healthy; the data directory was not touched", s.Runtime, from),
-			"try again: harmony runtime rollback (it finishes the interrupted rollback), then harmony runtime status")
+			"try again: harmony runtime rollback (it finishes the interrupted rollback), then harmony runtime status",
+			"or leave the machine as it is and end the recovery: harmony runtime rollback --abandon")
 	}
 	if err := removeIfExists(s.JournalPath); err != nil {
 		return res, err
@@ -287,7 +314,7 @@ func (s *Switch) Recover(ctx context.Context) (*Recovery, error) {
 	}
 	rec := &Recovery{Journal: *j}
 	sw := s.Switcher
-	if (j.Phase == PhaseStarted || j.Phase == PhaseHealthy) && sw.Healthy(ctx) {
+	if (j.Phase == PhaseStarted || j.Phase == PhaseHealthy) && sw.Healthy(ctx, j.forward()) {
 		if err := sw.Finish(ctx, *j); err != nil {
 			return nil, err
 		}
@@ -302,14 +329,37 @@ func (s *Switch) Recover(ctx context.Context) (*Recovery, error) {
 	err = errors.Join(sw.Stop(ctx), sw.Activate(ctx, j.From))
 	if err == nil {
 		if err = sw.Start(ctx); err == nil {
-			err = sw.WaitHealthy(ctx, s.Timeout)
+			err = sw.WaitHealthy(ctx, s.Timeout, j.back())
 		}
 	}
 	if err != nil {
 		return nil, hint.With(fmt.Errorf("finish the interrupted %s of %s (%s → %s): going back to %s failed: %w", j.Op, j.Runtime, j.From, j.To, j.From, err),
 			fmt.Sprintf("the machine is set to %s %s; the data directory was not touched", j.Runtime, j.From),
-			"try again: harmony runtime rollback")
+			"try again: harmony runtime rollback",
+			"or leave the machine as it is and end the recovery: harmony runtime rollback --abandon")
 	}
 	rec.Version = j.From
 	return rec, removeIfExists(s.JournalPath)
+}
+
+// Abandon ends an unfinished switch without acting on it: the journal is removed and the
+// runtime stays as it is (whichever version it is set to, running or not). For a recovery that
+// cannot succeed; nil when there was none.
+func (s *Switch) Abandon() (*Journal, error) {
+	j, err := ReadJournal(s.JournalPath)
+	if err != nil && !errors.Is(err, ErrBadJournal) {
+		return nil, err
+	}
+	unlock, lerr := s.lock()
+	if lerr != nil {
+		return nil, lerr
+	}
+	defer unlock()
+	if j == nil && err == nil {
+		return nil, nil
+	}
+	if j == nil {
+		j = &Journal{Runtime: s.Runtime}
+	}
+	return j, removeIfExists(s.JournalPath)
 }

@@ -23,6 +23,7 @@ type switchRecorder struct {
 	active  string
 	broken  map[string]bool
 	healthy bool
+	wants   []bootstrap.Health
 }
 
 func (r *switchRecorder) Stop(context.Context) error {
@@ -41,7 +42,12 @@ func (r *switchRecorder) Start(context.Context) error {
 	return nil
 }
 
-func (r *switchRecorder) WaitHealthy(context.Context, time.Duration) error {
+func (r *switchRecorder) Baseline(context.Context) bootstrap.Health {
+	return bootstrap.Health{API: true, Node: true, Components: []string{"coredns"}}
+}
+
+func (r *switchRecorder) WaitHealthy(_ context.Context, _ time.Duration, want bootstrap.Health) error {
+	r.wants = append(r.wants, want)
 	r.calls = append(r.calls, "wait "+r.active)
 	if r.broken[r.active] {
 		return errors.New(r.active + " never became ready")
@@ -49,7 +55,7 @@ func (r *switchRecorder) WaitHealthy(context.Context, time.Duration) error {
 	return nil
 }
 
-func (r *switchRecorder) Healthy(context.Context) bool { return r.healthy }
+func (r *switchRecorder) Healthy(context.Context, bootstrap.Health) bool { return r.healthy }
 
 func (r *switchRecorder) Finish(_ context.Context, j bootstrap.Journal) error {
 	r.calls = append(r.calls, "finish "+j.From+" "+j.To)

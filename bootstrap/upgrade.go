@@ -47,6 +47,8 @@ type UpgradeResult struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// Recovered describes an interrupted switch finished or reverted first.
 	Recovered string `json:"recovered,omitempty"`
+	// Abandoned says which interrupted switch was ended without acting on it (rollback --abandon).
+	Abandoned string `json:"abandoned,omitempty"`
 }
 
 // UpgradePolicy says, in words, what an upgrade may do.

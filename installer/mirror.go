@@ -49,6 +49,12 @@ func CheckMirror(raw string) error {
 	if raw == "" {
 		return nil
 	}
+	// Only URL characters that no shell or unit file reads as syntax: the value is written into
+	// the root agent's environment file, which cron and periodic scripts source as shell.
+	if i := strings.IndexFunc(raw, func(r rune) bool { return !mirrorChar(r) }); i >= 0 {
+		return hint.With(fmt.Errorf("%w %q: the character %q is not allowed in a mirror URL", ErrBadMirror, raw, []rune(raw[i:])[0]),
+			"a mirror URL holds only letters, digits and - . _ ~ : / % @ [ ] (percent-encode anything else)")
+	}
 	if !strings.Contains(raw, "://") {
 		return hint.With(fmt.Errorf("%w %q: no scheme: a URL starts with https:// (http:// only for this machine)", ErrBadMirror, raw),
 			mirrorExample(raw))
@@ -84,4 +90,15 @@ func mirrorExample(raw string) string {
 		}
 	}
 	return "a valid value: " + MirrorEnv + "=https://artifacts.example.com/github (the base of a GitHub-shaped release tree; http only for 127.0.0.1, ::1 or localhost)"
+}
+
+// mirrorChar reports whether r may appear in a HARMONY_MIRROR value: RFC 3986's unreserved
+// characters, percent-escapes, and the delimiters of a base URL (scheme, host, port, IPv6
+// brackets, path, user info).
+func mirrorChar(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return true
+	}
+	return strings.ContainsRune("-._~:/%@[]?#=", r) // ?, # and =: a query or fragment, refused below with its own message
 }

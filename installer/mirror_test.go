@@ -28,6 +28,15 @@ func TestCheckMirror(t *testing.T) {
 		{value: "https://", err: "no host", hint: "a valid value"},
 		{value: "https://mirror.example/?x=1", err: "no query or fragment", hint: "a valid value"},
 		{value: "https://mirror.example/%zz", err: "invalid URL escape", hint: "a valid value"},
+		// The value reaches a file root's cron sources as shell: no shell syntax gets through.
+		{value: "https://m.example/$(touch /tmp/pwned)", err: "not allowed in a mirror URL", hint: "percent-encode"},
+		{value: "https://m.example/`id`", err: "not allowed", hint: "percent-encode"},
+		{value: "https://m.example/a;id", err: "not allowed", hint: "percent-encode"},
+		{value: "https://m.example/a'b", err: "not allowed", hint: "percent-encode"},
+		{value: "https://m.example/a b", err: "not allowed", hint: "percent-encode"},
+		{value: "https://m.example/a\nb", err: "not allowed", hint: "percent-encode"},
+		{value: "https://m.example/a\\b", err: "not allowed", hint: "percent-encode"},
+		{value: "https://user@m.example:8443/gh%20mirror/", err: ""},
 	} {
 		err := installer.CheckMirror(tc.value)
 		if tc.err == "" {

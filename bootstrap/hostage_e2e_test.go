@@ -1,0 +1,172 @@
+//go:build linux
+
+package bootstrap_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/NationTech/harmony-agent/bootstrap"
+	"github.com/NationTech/harmony-agent/internal/testcluster"
+)
+
+// neverAvailable creates a Deployment in kube-system whose pods can never run (the simulated
+// node cannot pull its image), as a launched repo can, and removes it when t ends.
+func neverAvailable(t *testing.T, name string) {
+	t.Helper()
+	c := testcluster.Need(t, cluster)
+	labels := map[string]string{"app": name}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: metav1.NamespaceSystem},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: testcluster.FailingImage}}},
+			},
+		},
+	}
+	if _, err := c.Client.AppsV1().Deployments(metav1.NamespaceSystem).Create(context.Background(), d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Client.AppsV1().Deployments(metav1.NamespaceSystem).Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+}
+
+// TestARepoDeploymentInKubeSystemCannotHoldPatchingHostage: a launched repo that adds a
+// never-available Deployment to kube-system once made every upgrade fail and its rollback fail
+// too, freezing the runtime on its patch. Health is judged by k3s's own components, against
+// the state before the switch.
+func TestARepoDeploymentInKubeSystemCannotHoldPatchingHostage(t *testing.T) {
+	t.Parallel()
+	m := newMachine(t)
+	m.mustHarmony("bootstrap")
+	neverAvailable(t, "hostage-"+strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))[:20])
+	m.publish(3, patchTag)
+	r := m.harmony("runtime", "upgrade", "--timeout", "20s")
+	if r.code != 0 || !strings.Contains(r.stdout, "k3s upgraded "+k3sTag+" → "+patchTag+" and healthy") {
+		t.Fatalf("upgrade with a repo's never-available deployment in kube-system: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	m.healthyAt(patchTag)
+	r = m.harmony("runtime", "rollback", "--timeout", "20s")
+	if r.code != 0 {
+		t.Fatalf("rollback: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	m.healthyAt(k3sTag)
+}
+
+// TestAComponentUnavailableBeforeCannotFailTheSwitch: one of k3s's own components that was not
+// available before the switch (here coredns, whose image cannot be pulled) does not count
+// against the new version, nor against the way back.
+func TestAComponentUnavailableBeforeCannotFailTheSwitch(t *testing.T) {
+	t.Parallel()
+	c := testcluster.Need(t, cluster)
+	neverAvailable(t, "coredns")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	before := bootstrap.Baseline(ctx, c.Config)
+	if !before.API || !before.Node || len(before.Components) != 0 {
+		t.Fatalf("baseline with an unavailable coredns and a repo's deployments in kube-system: %+v, want the API and a node, no components", before)
+	}
+	if err := bootstrap.CheckHealth(ctx, c.Config, before.Want()); err != nil {
+		t.Fatalf("health judged against that baseline: %v", err)
+	}
+	// A component that was available before is required: coredns is not available.
+	err := bootstrap.CheckHealth(ctx, c.Config, bootstrap.Health{API: true, Node: true, Components: []string{"coredns"}})
+	if err == nil || !strings.Contains(err.Error(), "coredns") {
+		t.Fatalf("health requiring coredns, which is not available: %v", err)
+	}
+
+	m := newMachine(t)
+	m.mustHarmony("bootstrap")
+	m.publish(3, patchTag)
+	if r := m.harmony("runtime", "upgrade", "--timeout", "20s"); r.code != 0 {
+		t.Fatalf("upgrade with coredns unavailable before: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	m.healthyAt(patchTag)
+}
+
+// harmonyWithin runs harmony and fails the test when it has not ended after d.
+func (m *machine) harmonyWithin(d time.Duration, args ...string) result {
+	m.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, harmonyBin, args...)
+	cmd.Env = m.env
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	started := time.Now()
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		m.t.Fatalf("harmony %s was still running after %s\nstdout: %s\nstderr: %s", strings.Join(args, " "), time.Since(started).Round(time.Second), out.String(), errb.String())
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		m.t.Fatal(err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// TestARecoveryThatCannotSucceedHoldsNoOtherCommand: a rollback whose way back keeps failing
+// once made every later command wait minutes for it and fail. Only runtime commands recover;
+// the others say so in a line and go on; rollback --abandon ends it.
+func TestARecoveryThatCannotSucceedHoldsNoOtherCommand(t *testing.T) {
+	t.Parallel()
+	m := newMachine(t)
+	m.mustHarmony("bootstrap")
+	// An interrupted rollback whose way back requires a component that never becomes available
+	// (recorded as available before the switch: what the way back must restore).
+	journal := m.path("/var/lib/harmony/k3s/upgrade-journal.json")
+	b, _ := json.Marshal(bootstrap.Journal{Runtime: "k3s", Op: "upgrade", From: k3sTag, To: patchTag, Phase: bootstrap.PhaseRollingBack,
+		Started: time.Now(), Updated: time.Now(), PID: 1, Before: &bootstrap.Health{API: true, Node: true, Components: []string{"coredns"}}})
+	if err := os.WriteFile(journal, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another command says what is unfinished and how to end it, and goes on at once.
+	r := m.harmonyWithin(30*time.Second, "kubeconfig")
+	if r.code != 0 || !strings.Contains(r.stderr, "interrupted upgrade of k3s ("+k3sTag+" → "+patchTag) || !strings.Contains(r.stderr, "harmony runtime rollback --abandon") {
+		t.Fatalf("kubeconfig with an unfinished switch: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(journal); err != nil {
+		t.Fatalf("a command other than a runtime command acted on the journal: %v", err)
+	}
+
+	// The runtime's own recovery fails (coredns never becomes available) and names --abandon.
+	r = m.harmonyWithin(2*time.Minute, "runtime", "rollback", "--timeout", "3s")
+	if r.code == 0 || !strings.Contains(r.stderr, "--abandon") {
+		t.Fatalf("rollback of a recovery that cannot succeed: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// --abandon ends it without touching the runtime, and nothing notes it afterwards.
+	pid := m.pid()
+	r = m.harmonyWithin(30*time.Second, "runtime", "rollback", "--abandon")
+	if r.code != 0 || !strings.Contains(r.stdout, "is abandoned") {
+		t.Fatalf("rollback --abandon: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(journal); !os.IsNotExist(err) {
+		t.Fatalf("the journal is still there after --abandon: %v", err)
+	}
+	if m.pid() != pid || m.current() != k3sTag {
+		t.Fatalf("--abandon touched the runtime: pid %d → %d, current %s", pid, m.pid(), m.current())
+	}
+	if r := m.harmonyWithin(30*time.Second, "runtime", "status"); strings.Contains(r.stderr, "interrupted") {
+		t.Fatalf("status after --abandon still notes a switch:\n%s", r.stderr)
+	}
+	if r := m.harmonyWithin(30*time.Second, "runtime", "rollback", "--abandon"); r.code != 0 || !strings.Contains(r.stdout, "nothing to abandon") {
+		t.Fatalf("a second --abandon: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
