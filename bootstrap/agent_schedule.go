@@ -160,10 +160,11 @@ func (k *K3s) InstallAgent(ctx context.Context) (string, error) {
 	if mirror := os.Getenv(installer.MirrorEnv); mirror != "" {
 		// cron and periodic scripts source this file as shell, as root: the value is checked
 		// (no shell syntax can pass CheckMirror) and single-quoted (systemd reads the same).
+		// Only root reads it: a mirror URL may carry a password.
 		if err := installer.CheckMirror(mirror); err != nil {
 			return "", err
 		}
-		if err := writeFile(k.Paths.at(agentEnvFile), installer.MirrorEnv+"='"+strings.TrimSpace(mirror)+"'\n", 0o644); err != nil {
+		if err := writeFile(k.Paths.at(agentEnvFile), installer.MirrorEnv+"='"+strings.TrimSpace(mirror)+"'\n", 0o600); err != nil {
 			return "", err
 		}
 	}

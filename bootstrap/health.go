@@ -10,17 +10,37 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
-// Components are the Deployments k3s itself ships in kube-system (its manifests and its Traefik
-// chart): the runtime's own system pods. A switch's health is judged by these alone, never by
-// what a launched repo put in kube-system: a repo's never-available Deployment there must not
-// hold patching hostage.
-var Components = []string{"coredns", "local-path-provisioner", "metrics-server", "traefik"}
+// Components are the Deployments k3s itself deploys in kube-system from its own manifests (its
+// Addons): the runtime's own system pods. A switch's health is judged by these alone, and only
+// when k3s's deploy controller owns them (addonOwned) and harmony never applied to them: a
+// launched repo's Deployment there (whatever its name, whatever it can probe) must not hold
+// patching hostage. Traefik is not among them: it comes from a Helm chart whose values any
+// HelmChartConfig in kube-system changes.
+var Components = []string{"coredns", "local-path-provisioner", "metrics-server"}
+
+// addonOwned reports whether d is one of k3s's Addon-deployed objects (k3s's deploy controller
+// marks each with its owning Addon), and not one a launch ever applied to (harmony's inventory
+// mark or field manager).
+func addonOwned(d *appsv1.Deployment) bool {
+	a := d.GetAnnotations()
+	if a["objectset.rio.cattle.io/owner-gvk"] != "k3s.cattle.io/v1, Kind=Addon" || a["objectset.rio.cattle.io/owner-namespace"] != metav1.NamespaceSystem {
+		return false
+	}
+	if _, ok := a["config.k8s.io/owning-inventory"]; ok {
+		return false
+	}
+	for _, m := range d.GetManagedFields() {
+		if m.Manager == "harmony" {
+			return false
+		}
+	}
+	return true
+}
 
 // Health is what a runtime's health check requires, or what was found before a switch: the API
 // server's /readyz, a Ready node, and which of the runtime's Components are available.
@@ -58,8 +78,16 @@ func (h Health) String() string {
 // timeout): taken before a switch, it is what the way back must restore.
 func Baseline(ctx context.Context, cfg *rest.Config) Health {
 	var h Health
-	if cfg == nil || APIReady(ctx, cfg) != nil {
+	if cfg == nil {
 		return h
+	}
+	// A busy API server gets a few tries (within ctx) before it counts as down.
+	for APIReady(ctx, cfg) != nil {
+		select {
+		case <-ctx.Done():
+			return h
+		case <-time.After(2 * time.Second):
+		}
 	}
 	h.API = true
 	h.Node, _ = nodeReady(ctx, cfg)
@@ -117,7 +145,7 @@ func availableComponents(ctx context.Context, cfg *rest.Config) ([]string, error
 	}
 	var available []string
 	for _, d := range list.Items {
-		if slices.Contains(Components, d.Name) && deploymentAvailable(&d) {
+		if slices.Contains(Components, d.Name) && addonOwned(&d) && deploymentAvailable(&d) {
 			available = append(available, d.Name)
 		}
 	}
@@ -125,19 +153,18 @@ func availableComponents(ctx context.Context, cfg *rest.Config) ([]string, error
 	return available, nil
 }
 
+// deploymentAvailable: every replica is updated and available (not the Available condition,
+// which a one-replica Deployment with maxUnavailable 1, as k3s's coredns, holds with none).
 func deploymentAvailable(d *appsv1.Deployment) bool {
-	if d.Spec.Replicas != nil && *d.Spec.Replicas == 0 {
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	if want == 0 {
 		return true
 	}
-	if d.Status.ObservedGeneration < d.Generation {
-		return false
-	}
-	for _, c := range d.Status.Conditions {
-		if c.Type == appsv1.DeploymentAvailable {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+	st := d.Status
+	return st.ObservedGeneration >= d.Generation && st.UpdatedReplicas >= want && st.AvailableReplicas >= want && st.Replicas == st.UpdatedReplicas
 }
 
 // WaitHealth polls CheckHealth (what want requires) with the config from load until it passes or

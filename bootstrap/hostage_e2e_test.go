@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -24,15 +25,28 @@ import (
 // node cannot pull its image), as a launched repo can, and removes it when t ends.
 func neverAvailable(t *testing.T, name string) {
 	t.Helper()
+	systemDeployment(t, name, testcluster.FailingImage, nil)
+}
+
+// addonMarks are the annotations k3s's deploy controller puts on what its Addons deploy.
+var addonMarks = map[string]string{
+	"objectset.rio.cattle.io/owner-gvk": "k3s.cattle.io/v1, Kind=Addon", "objectset.rio.cattle.io/owner-name": "x",
+	"objectset.rio.cattle.io/owner-namespace": "kube-system",
+}
+
+// systemDeployment creates a Deployment in kube-system running image, with annotations, and
+// removes it when t ends.
+func systemDeployment(t *testing.T, name, image string, annotations map[string]string) {
+	t.Helper()
 	c := testcluster.Need(t, cluster)
 	labels := map[string]string{"app": name}
 	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: metav1.NamespaceSystem},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: metav1.NamespaceSystem, Annotations: annotations},
 		Spec: appsv1.DeploymentSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: testcluster.FailingImage}}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}},
 			},
 		},
 	}
@@ -67,14 +81,26 @@ func TestARepoDeploymentInKubeSystemCannotHoldPatchingHostage(t *testing.T) {
 }
 
 // TestAComponentUnavailableBeforeCannotFailTheSwitch: one of k3s's own components that was not
-// available before the switch (here coredns, whose image cannot be pulled) does not count
-// against the new version, nor against the way back.
+// available before the switch (here coredns, k3s's marks on it, whose image cannot be pulled)
+// does not count against the new version, nor against the way back; and a repo's Deployment
+// squatting a component's name counts never, even with k3s's marks copied, once harmony applied
+// it (its inventory mark), nor one without k3s's marks.
 func TestAComponentUnavailableBeforeCannotFailTheSwitch(t *testing.T) {
 	t.Parallel()
 	c := testcluster.Need(t, cluster)
-	neverAvailable(t, "coredns")
+	systemDeployment(t, "coredns", testcluster.FailingImage, addonMarks)
+	squat := map[string]string{"config.k8s.io/owning-inventory": "hostile-repo"}
+	for k, v := range addonMarks {
+		squat[k] = v
+	}
+	systemDeployment(t, "metrics-server", "registry.invalid/squat:v1", squat)
+	systemDeployment(t, "local-path-provisioner", "registry.invalid/squat:v1", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Both squatters become available on the simulated node (it runs any image but the failing one).
+	if err := waitAvailable(ctx, c, "metrics-server", "local-path-provisioner"); err != nil {
+		t.Fatal(err)
+	}
 	before := bootstrap.Baseline(ctx, c.Config)
 	if !before.API || !before.Node || len(before.Components) != 0 {
 		t.Fatalf("baseline with an unavailable coredns and a repo's deployments in kube-system: %+v, want the API and a node, no components", before)
@@ -130,8 +156,12 @@ func TestARecoveryThatCannotSucceedHoldsNoOtherCommand(t *testing.T) {
 	// An interrupted rollback whose way back requires a component that never becomes available
 	// (recorded as available before the switch: what the way back must restore).
 	journal := m.path("/var/lib/harmony/k3s/upgrade-journal.json")
+	dead := exec.Command("true") // the killed harmony's process: gone
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
 	b, _ := json.Marshal(bootstrap.Journal{Runtime: "k3s", Op: "upgrade", From: k3sTag, To: patchTag, Phase: bootstrap.PhaseRollingBack,
-		Started: time.Now(), Updated: time.Now(), PID: 1, Before: &bootstrap.Health{API: true, Node: true, Components: []string{"coredns"}}})
+		Started: time.Now(), Updated: time.Now(), PID: dead.Process.Pid, Before: &bootstrap.Health{API: true, Node: true, Components: []string{"coredns"}}})
 	if err := os.WriteFile(journal, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -169,4 +199,22 @@ func TestARecoveryThatCannotSucceedHoldsNoOtherCommand(t *testing.T) {
 	if r := m.harmonyWithin(30*time.Second, "runtime", "rollback", "--abandon"); r.code != 0 || !strings.Contains(r.stdout, "nothing to abandon") {
 		t.Fatalf("a second --abandon: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+}
+
+// waitAvailable waits until each named kube-system Deployment has all its replicas available.
+func waitAvailable(ctx context.Context, c *testcluster.Cluster, names ...string) error {
+	for _, name := range names {
+		for {
+			d, err := c.Client.AppsV1().Deployments(metav1.NamespaceSystem).Get(ctx, name, metav1.GetOptions{})
+			if err == nil && d.Status.AvailableReplicas >= 1 && d.Status.UpdatedReplicas >= 1 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("kube-system/%s never became available: %v", name, ctx.Err())
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }

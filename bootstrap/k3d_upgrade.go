@@ -79,13 +79,13 @@ func (s k3dSwitcher) Baseline(ctx context.Context) Health {
 	if err != nil || c == nil || c.State == nil || !c.State.Running {
 		return Health{}
 	}
-	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cfg, err := s.k.restConfigOnce(qctx)
 	if err != nil {
 		return Health{}
 	}
-	cfg.Timeout = 2 * time.Second
+	cfg.Timeout = 5 * time.Second
 	return Baseline(qctx, cfg)
 }
 
@@ -179,8 +179,13 @@ func (k *K3d) PendingSwitch() (*Journal, error) { return k.switcher(0, nil).Pend
 // nil when there was none.
 func (k *K3d) AbandonSwitch() (*Journal, error) { return k.switcher(0, nil).Abandon() }
 
+// SwitchRunning reports whether a harmony process is upgrading or rolling back the runtime now.
+func (k *K3d) SwitchRunning() bool { return k.switcher(0, nil).Running() }
+
 // Recover finishes or reverts an upgrade or rollback a killed process left unfinished.
-func (k *K3d) Recover(ctx context.Context) (*Recovery, error) { return k.recoverWithin(ctx, DefaultTimeout) }
+func (k *K3d) Recover(ctx context.Context) (*Recovery, error) {
+	return k.recoverWithin(ctx, DefaultTimeout)
+}
 
 // recoverWithin is Recover with each wait for health bounded by timeout (the command's --timeout).
 func (k *K3d) recoverWithin(ctx context.Context, timeout time.Duration) (*Recovery, error) {

@@ -45,8 +45,8 @@ func (s k3sSwitcher) Baseline(ctx context.Context) Health {
 	if err != nil {
 		return Health{}
 	}
-	cfg.Timeout = 2 * time.Second
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cfg.Timeout = 5 * time.Second
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return Baseline(ctx, cfg)
 }
@@ -69,7 +69,12 @@ func (s k3sSwitcher) WaitHealthy(ctx context.Context, timeout time.Duration, wan
 		return s.k.notReady("k3s's own deployments that were available before were not", timeout, err)
 	}
 	if err == nil {
-		err = s.k.exited(ctx) // with nothing to wait for, k3s must at least still run
+		// With nothing else to wait for, k3s must at least still run.
+		if err = s.k.exited(ctx); err == nil {
+			if ok, _ := s.k.supervisor().Running(ctx); !ok {
+				err = fmt.Errorf("%w: k3s is not running", ErrNotReady)
+			}
+		}
 	}
 	return err
 }
@@ -127,9 +132,14 @@ func (k *K3s) PendingSwitch() (*Journal, error) { return k.switcher(0).Pending()
 // nil when there was none.
 func (k *K3s) AbandonSwitch() (*Journal, error) { return k.switcher(0).Abandon() }
 
+// SwitchRunning reports whether a harmony process is upgrading or rolling back the runtime now.
+func (k *K3s) SwitchRunning() bool { return k.switcher(0).Running() }
+
 // Recover finishes or reverts an upgrade or rollback that a killed process left unfinished; nil
 // when there was none.
-func (k *K3s) Recover(ctx context.Context) (*Recovery, error) { return k.recoverWithin(ctx, DefaultTimeout) }
+func (k *K3s) Recover(ctx context.Context) (*Recovery, error) {
+	return k.recoverWithin(ctx, DefaultTimeout)
+}
 
 // recoverWithin is Recover with each wait for health bounded by timeout (the command's --timeout).
 func (k *K3s) recoverWithin(ctx context.Context, timeout time.Duration) (*Recovery, error) {

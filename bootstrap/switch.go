@@ -17,7 +17,8 @@ import (
 // A switch moves a runtime from one installed version to another (an upgrade or a rollback):
 // stop → point the runtime at the new version → start → wait until healthy. It is written to a
 // journal before it starts and at every phase, so a process killed at any point leaves a record
-// that the next harmony command finishes or reverts (Recover). Any failure reverts at once: the
+// that harmony runtime rollback (or upgrade, start, restart, the agent) finishes or reverts
+// (Recover). Any failure reverts at once: the
 // previous version is pointed at again, started and waited for. Runtimes take part through
 // Switcher; the journal, the lock, the automatic rollback and the recovery are shared.
 
@@ -260,7 +261,7 @@ func (s *Switch) Run(ctx context.Context, op, from, to string, prepare ...Step) 
 	}
 	res.RolledBack, res.Failure = true, failed.Error()
 	if undoErr != nil {
-		// The journal stays: the next harmony command tries the way back again.
+		// The journal stays: runtime rollback tries the way back again (or --abandon ends it).
 		return res, hint.With(fmt.Errorf("%s %s → %s: %w\n  what failed: %v\n  the rollback: %v", s.Runtime, from, to, ErrRollbackFailed, failed, undoErr),
 			fmt.Sprintf("the machine is set to %s %s, which is not healthy; the data directory was not touched", s.Runtime, from),
 			"try again: harmony runtime rollback (it finishes the interrupted rollback), then harmony runtime status",
@@ -294,6 +295,14 @@ func (r Recovery) Message() string {
 
 // Pending returns the unfinished switch, if any, without acting on it.
 func (s *Switch) Pending() (*Journal, error) { return ReadJournal(s.JournalPath) }
+
+// Running reports whether the process that wrote the journal still runs (a switch in progress,
+// not an interrupted one). It never takes the lock: a look must not make a switch starting at
+// that moment fail.
+func (s *Switch) Running() bool {
+	j, err := ReadJournal(s.JournalPath)
+	return err == nil && j != nil && j.PID != os.Getpid() && pidAlive(j.PID)
+}
 
 // Recover finishes or reverts a switch a killed process left unfinished. It returns nil when
 // there is none, and ErrSwitchInProgress when the switch is not abandoned but still running.
@@ -346,15 +355,15 @@ func (s *Switch) Recover(ctx context.Context) (*Recovery, error) {
 // runtime stays as it is (whichever version it is set to, running or not). For a recovery that
 // cannot succeed; nil when there was none.
 func (s *Switch) Abandon() (*Journal, error) {
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	j, err := ReadJournal(s.JournalPath)
 	if err != nil && !errors.Is(err, ErrBadJournal) {
 		return nil, err
 	}
-	unlock, lerr := s.lock()
-	if lerr != nil {
-		return nil, lerr
-	}
-	defer unlock()
 	if j == nil && err == nil {
 		return nil, nil
 	}

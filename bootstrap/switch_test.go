@@ -43,7 +43,7 @@ func (r *switchRecorder) Start(context.Context) error {
 }
 
 func (r *switchRecorder) Baseline(context.Context) bootstrap.Health {
-	return bootstrap.Health{API: true, Node: true, Components: []string{"coredns"}}
+	return recorderBaseline
 }
 
 func (r *switchRecorder) WaitHealthy(_ context.Context, _ time.Duration, want bootstrap.Health) error {
@@ -61,6 +61,10 @@ func (r *switchRecorder) Finish(_ context.Context, j bootstrap.Journal) error {
 	r.calls = append(r.calls, "finish "+j.From+" "+j.To)
 	return nil
 }
+
+// recorderBaseline is what the recorder reports healthy before a switch: the API and coredns,
+// no Ready node (so what the new version must show and what the way back must restore differ).
+var recorderBaseline = bootstrap.Health{API: true, Components: []string{"coredns"}}
 
 func newSwitch(t *testing.T, r *switchRecorder) *bootstrap.Switch {
 	dir := t.TempDir()
@@ -109,12 +113,26 @@ func TestSwitch(t *testing.T) {
 			if res.RolledBack != (tt.wantErr != nil) {
 				t.Fatalf("RolledBack %v", res.RolledBack)
 			}
+			// The new version is judged by the API, a Ready node and what was available before;
+			// the way back, by what was healthy before, no more.
+			forward := bootstrap.Health{API: true, Node: true, Components: []string{"coredns"}}
+			for i, w := range r.wants {
+				want := forward
+				if i > 0 {
+					want = recorderBaseline
+				}
+				if w.String() != want.String() {
+					t.Errorf("health wait %d required %s, want %s", i, w, want)
+				}
+			}
 			j, _ := s.Pending()
 			switch {
 			case tt.journal == "" && j != nil:
 				t.Fatalf("journal left: %+v", j)
 			case tt.journal != "" && (j == nil || j.Phase != tt.journal):
 				t.Fatalf("journal %+v, want phase %s", j, tt.journal)
+			case j != nil && (j.Before == nil || j.Before.String() != recorderBaseline.String()):
+				t.Fatalf("journal records %v as healthy before the switch, want %s", j.Before, recorderBaseline)
 			}
 		})
 	}

@@ -316,7 +316,7 @@ func TestAgentOnceAppliesAPatchAndLogsIt(t *testing.T) {
 	}
 }
 
-func TestKilledSwitchIsRecoveredByTheNextCommand(t *testing.T) {
+func TestKilledSwitchIsRecoveredByRuntimeRollback(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		pause bootstrap.Phase
@@ -382,10 +382,18 @@ func TestKilledSwitchIsRecoveredByTheNextCommand(t *testing.T) {
 				m.waitWroteKubeconfig()
 			}
 
-			// The next command, whatever it is, finishes or reverts the switch and says so.
+			// Other commands say what is unfinished and go on; runtime rollback finishes or
+			// reverts the switch and says so.
 			r := m.mustHarmony("runtime", "status")
-			if !strings.Contains(r.stderr, "interrupted upgrade of k3s ("+k3sTag+" → "+patchTag) || !strings.Contains(r.stderr, tt.did+": k3s "+tt.want+" runs and is healthy") {
+			if !strings.Contains(r.stderr, "interrupted upgrade of k3s ("+k3sTag+" → "+patchTag) || !strings.Contains(r.stderr, "harmony runtime rollback finishes it") {
 				t.Fatalf("status after the kill:\n%s", r.stderr)
+			}
+			if _, err := os.Stat(m.path("/var/lib/harmony/k3s/upgrade-journal.json")); err != nil {
+				t.Fatalf("runtime status acted on the journal: %v", err)
+			}
+			r = m.mustHarmony("runtime", "rollback")
+			if !strings.Contains(r.stdout, "interrupted upgrade of k3s ("+k3sTag+" → "+patchTag) || !strings.Contains(r.stdout, tt.did+": k3s "+tt.want+" runs and is healthy") {
+				t.Fatalf("rollback after the kill:\n%s%s", r.stdout, r.stderr)
 			}
 			m.healthyAt(tt.want)
 			if _, err := os.Stat(m.path("/var/lib/harmony/k3s/upgrade-journal.json")); !os.IsNotExist(err) {

@@ -51,8 +51,10 @@ func CheckMirror(raw string) error {
 	}
 	// Only URL characters that no shell or unit file reads as syntax: the value is written into
 	// the root agent's environment file, which cron and periodic scripts source as shell.
-	if i := strings.IndexFunc(raw, func(r rune) bool { return !mirrorChar(r) }); i >= 0 {
-		return hint.With(fmt.Errorf("%w %q: the character %q is not allowed in a mirror URL", ErrBadMirror, raw, []rune(raw[i:])[0]),
+	// A query or fragment is refused below whatever it holds.
+	base, _, _ := strings.Cut(strings.SplitN(raw, "#", 2)[0], "?")
+	if i := strings.IndexFunc(base, func(r rune) bool { return !mirrorChar(r) }); i >= 0 {
+		return hint.With(fmt.Errorf("%w %q: the character %q is not allowed in a mirror URL", ErrBadMirror, raw, []rune(base[i:])[0]),
 			"a mirror URL holds only letters, digits and - . _ ~ : / % @ [ ] (percent-encode anything else)")
 	}
 	if !strings.Contains(raw, "://") {
@@ -68,7 +70,7 @@ func CheckMirror(raw string) error {
 			mirrorExample(""))
 	case u.Host == "" || u.Hostname() == "":
 		return hint.With(fmt.Errorf("%w %q: no host", ErrBadMirror, raw), mirrorExample(""))
-	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || strings.ContainsAny(raw, "?#"):
 		return hint.With(fmt.Errorf("%w %q: a base URL has no query or fragment", ErrBadMirror, raw), mirrorExample(""))
 	case u.Scheme == "http" && !isLoopback(u.Hostname()):
 		return hint.With(fmt.Errorf("%w %q: plain http is accepted only for this machine (127.0.0.1, ::1, localhost)", ErrBadMirror, raw),
@@ -100,5 +102,5 @@ func mirrorChar(r rune) bool {
 	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
 		return true
 	}
-	return strings.ContainsRune("-._~:/%@[]?#=", r) // ?, # and =: a query or fragment, refused below with its own message
+	return strings.ContainsRune("-._~:/%@[]", r)
 }

@@ -37,6 +37,9 @@ func TestCheckMirror(t *testing.T) {
 		{value: "https://m.example/a\nb", err: "not allowed", hint: "percent-encode"},
 		{value: "https://m.example/a\\b", err: "not allowed", hint: "percent-encode"},
 		{value: "https://user@m.example:8443/gh%20mirror/", err: ""},
+		{value: "https://m.example/a=b", err: "not allowed", hint: "percent-encode"},
+		{value: "https://m.example/?$(id)", err: "no query or fragment", hint: "a valid value"},
+		{value: "https://m.example/#", err: "no query or fragment", hint: "a valid value"},
 	} {
 		err := installer.CheckMirror(tc.value)
 		if tc.err == "" {

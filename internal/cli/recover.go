@@ -12,10 +12,11 @@ import (
 func needsRoot(rt bootstrap.Runtime) bool { return rt.NeedsRoot("upgrade") != "" }
 
 // recoverInterrupted runs before every command: when a killed harmony left an upgrade or a
-// rollback unfinished, a runtime command (harmony runtime …) completes or reverts it first, and
-// the user is told; every other command only says so, in one line, and goes on: a recovery can
-// take minutes, and a launch or a status must not spend them unasked. Without the privileges to
-// do it, the user is told which command does.
+// rollback unfinished, harmony runtime start and restart complete or revert it first, and the
+// user is told (runtime upgrade and rollback do it themselves, and the agent in its cycle); every
+// other command only says so, in one line, and goes on: a recovery can take minutes, and a
+// launch, a status or a stop must not spend them unasked. Without the privileges to do it, the
+// user is told which command does.
 func recoverInterrupted(cmd *cobra.Command, g *globalOptions) error {
 	switch cmd.Name() {
 	case "version", "completion", "help", "__complete":
@@ -31,9 +32,20 @@ func recoverInterrupted(cmd *cobra.Command, g *globalOptions) error {
 	if !ok {
 		return nil
 	}
+	if switches(cmd) {
+		return nil // runtime upgrade and rollback finish (or, --abandon, end) it themselves, and say so
+	}
 	j, err := pending.PendingSwitch()
+	if err != nil && (!recovers(cmd) || needsRoot(rt)) { // as root, the command's own sudo run recovers
+		fmt.Fprintf(g.Stderr, "harmony: note: %v (harmony runtime rollback --abandon removes it)\n", err)
+		return nil
+	}
 	if err != nil || j == nil {
 		return err
+	}
+	if running, ok := any(rt).(interface{ SwitchRunning() bool }); ok && running.SwitchRunning() {
+		fmt.Fprintf(g.Stderr, "harmony: note: an %s of %s (%s → %s) is in progress (harmony process %d)\n", j.Op, j.Runtime, j.From, j.To, j.PID)
+		return nil
 	}
 	if !recovers(cmd) {
 		fmt.Fprintf(g.Stderr, "harmony: note: an interrupted %s of %s (%s → %s, stopped at %q) is unfinished; harmony runtime rollback finishes it "+
@@ -58,15 +70,17 @@ func recoverInterrupted(cmd *cobra.Command, g *globalOptions) error {
 	return nil
 }
 
-// recovers reports whether cmd finishes an interrupted switch before it runs: the runtime
-// commands do (upgrade and rollback also do it themselves), except rollback --abandon, which
-// ends one that cannot finish.
+// recovers reports whether cmd finishes an interrupted switch before it runs: runtime start and
+// restart, which would otherwise start whichever version the switch left.
 func recovers(cmd *cobra.Command) bool {
 	if cmd.Parent() == nil || cmd.Parent().Name() != "runtime" {
 		return false
 	}
-	if f := cmd.Flags().Lookup("abandon"); f != nil && f.Changed {
-		return false
-	}
-	return true
+	return cmd.Name() == "start" || cmd.Name() == "restart"
+}
+
+// switches reports whether cmd is runtime upgrade or rollback, which deal with an unfinished
+// switch themselves.
+func switches(cmd *cobra.Command) bool {
+	return cmd.Parent() != nil && cmd.Parent().Name() == "runtime" && (cmd.Name() == "upgrade" || cmd.Name() == "rollback")
 }
