@@ -10,6 +10,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -48,6 +49,9 @@ type Health struct {
 	API        bool     `json:"api"`
 	Node       bool     `json:"node"`
 	Components []string `json:"components,omitempty"`
+	// Since, when set with Node, requires the Ready node's kubelet to have renewed its lease
+	// after it: right after a restart, a node's Ready status is the one from before.
+	Since time.Time `json:"-"`
 }
 
 // Want returns what a new version must show to be kept: the API and a Ready node always, and
@@ -112,6 +116,15 @@ func CheckHealth(ctx context.Context, cfg *rest.Config, want Health) error {
 		}
 		if !ready {
 			return errors.New("no node is Ready")
+		}
+		if !want.Since.IsZero() {
+			fresh, err := nodeReportedSince(ctx, cfg, want.Since)
+			if err != nil {
+				return err
+			}
+			if !fresh {
+				return errors.New("no Ready node's kubelet has reported since the start (its lease in kube-node-lease)")
+			}
 		}
 	}
 	if len(want.Components) == 0 {
@@ -188,4 +201,40 @@ func WaitHealth(ctx context.Context, timeout time.Duration, want Health, load fu
 		err = CheckHealth(ctx, cfg, want)
 		return err == nil, nil, err
 	})
+}
+
+// nodeReportedSince reports whether a Ready node's kubelet renewed its lease after since.
+func nodeReportedSince(ctx context.Context, cfg *rest.Config, since time.Time) (bool, error) {
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return false, err
+	}
+	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, fmt.Errorf("list nodes: %w", err)
+	}
+	leases, err := c.CoordinationV1().Leases(corev1.NamespaceNodeLease).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, fmt.Errorf("list node leases: %w", err)
+	}
+	for _, n := range nodes.Items {
+		if !isReady(&n) {
+			continue
+		}
+		for _, l := range leases.Items {
+			if l.Name == n.Name && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(since) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+func isReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
 }

@@ -218,3 +218,20 @@ func waitAvailable(ctx context.Context, c *testcluster.Cluster, names ...string)
 	}
 	return nil
 }
+
+// TestHealthWantsTheNodeToReportSinceTheStart: right after a restart a node's Ready status is the
+// one from before; the health check of a switch wants the node's kubelet to have renewed its
+// lease since the new version started.
+func TestHealthWantsTheNodeToReportSinceTheStart(t *testing.T) {
+	t.Parallel()
+	c := testcluster.Need(t, cluster)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := bootstrap.CheckHealth(ctx, c.Config, bootstrap.Health{API: true, Node: true, Since: time.Now().Add(-time.Minute)}); err != nil {
+		t.Fatalf("a node that reports every few seconds, wanted since a minute ago: %v", err)
+	}
+	err := bootstrap.CheckHealth(ctx, c.Config, bootstrap.Health{API: true, Node: true, Since: time.Now().Add(time.Hour)})
+	if err == nil || !strings.Contains(err.Error(), "reported since the start") {
+		t.Fatalf("a node that has not reported since the start passed: %v", err)
+	}
+}

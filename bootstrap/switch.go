@@ -61,20 +61,25 @@ type Journal struct {
 	Before *Health `json:"before,omitempty"`
 }
 
-// forward is what the new version must show to be kept.
-func (j *Journal) forward() Health {
-	if j.Before == nil { // a journal written before harmony recorded it
-		return Health{API: true, Node: true}
+// forward is what the new version must show to be kept, its node reporting since since.
+func (j *Journal) forward(since time.Time) Health {
+	h := Health{API: true, Node: true}
+	if j.Before != nil { // else a journal written before harmony recorded it
+		h = j.Before.Want()
 	}
-	return j.Before.Want()
+	h.Since = since
+	return h
 }
 
-// back is what the way back must restore: no more than there was before the switch.
-func (j *Journal) back() Health {
-	if j.Before == nil {
-		return Health{API: true, Node: true}
+// back is what the way back must restore: no more than there was before the switch, its node
+// (when it had one) reporting since since.
+func (j *Journal) back(since time.Time) Health {
+	h := Health{API: true, Node: true}
+	if j.Before != nil {
+		h = *j.Before
 	}
-	return *j.Before
+	h.Since = since
+	return h
 }
 
 // ReadJournal returns the unfinished switch recorded at path, or nil when there is none.
@@ -192,6 +197,7 @@ func (s *Switch) Run(ctx context.Context, op, from, to string, prepare ...Step) 
 	res := SwitchResult{From: from, To: to}
 	j := &Journal{Runtime: s.Runtime, Op: op, From: from, To: to, Started: time.Now().UTC(), PID: os.Getpid()}
 	sw := s.Switcher
+	var started time.Time // when the new version was started
 	rollingBack := func() error { return s.phase(j, PhaseRollingBack) }
 	steps := append(prepare, []Step{
 		{Name: "stop " + from, Run: func(ctx context.Context) error {
@@ -215,10 +221,11 @@ func (s *Switch) Run(ctx context.Context, op, from, to string, prepare ...Step) 
 			if err := rollingBack(); err != nil {
 				return err
 			}
+			since := time.Now()
 			if err := sw.Start(ctx); err != nil {
 				return err
 			}
-			return sw.WaitHealthy(ctx, s.Timeout, j.back())
+			return sw.WaitHealthy(ctx, s.Timeout, j.back(since))
 		}},
 		{Name: "switch to " + to, Run: func(ctx context.Context) error {
 			if err := sw.Activate(ctx, to); err != nil {
@@ -232,6 +239,7 @@ func (s *Switch) Run(ctx context.Context, op, from, to string, prepare ...Step) 
 			return sw.Activate(ctx, from)
 		}},
 		{Name: "start " + to, Run: func(ctx context.Context) error {
+			started = time.Now()
 			if err := sw.Start(ctx); err != nil {
 				return errors.Join(err, sw.Stop(ctx))
 			}
@@ -243,7 +251,8 @@ func (s *Switch) Run(ctx context.Context, op, from, to string, prepare ...Step) 
 			return sw.Stop(ctx)
 		}},
 		{Name: "health", Run: func(ctx context.Context) error {
-			if err := sw.WaitHealthy(ctx, s.Timeout, j.forward()); err != nil {
+			// A node's status from before the restart is stale: its kubelet must report since.
+			if err := sw.WaitHealthy(ctx, s.Timeout, j.forward(started)); err != nil {
 				return err
 			}
 			return s.phase(j, PhaseHealthy)
@@ -323,7 +332,8 @@ func (s *Switch) Recover(ctx context.Context) (*Recovery, error) {
 	}
 	rec := &Recovery{Journal: *j}
 	sw := s.Switcher
-	if (j.Phase == PhaseStarted || j.Phase == PhaseHealthy) && sw.Healthy(ctx, j.forward()) {
+	// The new version counts as healthy only if its node reported after the switch began.
+	if (j.Phase == PhaseStarted || j.Phase == PhaseHealthy) && sw.Healthy(ctx, j.forward(j.Started)) {
 		if err := sw.Finish(ctx, *j); err != nil {
 			return nil, err
 		}
@@ -337,8 +347,9 @@ func (s *Switch) Recover(ctx context.Context) (*Recovery, error) {
 	}
 	err = errors.Join(sw.Stop(ctx), sw.Activate(ctx, j.From))
 	if err == nil {
+		since := time.Now()
 		if err = sw.Start(ctx); err == nil {
-			err = sw.WaitHealthy(ctx, s.Timeout, j.back())
+			err = sw.WaitHealthy(ctx, s.Timeout, j.back(since))
 		}
 	}
 	if err != nil {

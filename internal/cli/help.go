@@ -75,7 +75,7 @@ $ harmony runtime upgrade --to v1.37.1+k3s1`},
 	"harmony runtime rollback": {example: `
 $ harmony runtime rollback
 $ harmony runtime rollback --dry-run
-$ harmony runtime rollback --abandon   # end an interrupted upgrade whose way back keeps failing`},
+$ harmony runtime rollback --abandon`},
 	"harmony runtime uninstall": {
 		long: "Stop the runtime harmony installed and remove it: binaries, service, links and the \"harmony\"\nkubeconfig context. Its data (cluster objects, volumes) stays unless --purge, which asks\nfirst. With nothing installed it says so and succeeds.",
 		example: `

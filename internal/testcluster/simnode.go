@@ -170,10 +170,11 @@ func (n *simNode) renewLease(ctx context.Context) error {
 	return err
 }
 
-// heartbeat renews the lease every 10 seconds and the Ready condition every 30, well inside
-// the node lifecycle controller's grace period.
+// heartbeat renews the lease every 2 seconds (a runtime's health check waits for a renewal
+// after a restart) and the Ready condition every 30, well inside the node lifecycle
+// controller's grace period.
 func (n *simNode) heartbeat(ctx context.Context) {
-	tick := time.NewTicker(10 * time.Second)
+	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	for i := 1; ; i++ {
 		select {
@@ -185,7 +186,7 @@ func (n *simNode) heartbeat(ctx context.Context) {
 		if err := n.renewLease(rctx); err != nil && ctx.Err() == nil {
 			n.logf("renew lease: %v", err)
 		}
-		if i%3 == 0 {
+		if i%15 == 0 {
 			if node, err := n.client.CoreV1().Nodes().Get(rctx, NodeName, metav1.GetOptions{}); err == nil {
 				node.Status.Conditions = simNodeConditions(time.Now())
 				if _, err := n.client.CoreV1().Nodes().UpdateStatus(rctx, node, metav1.UpdateOptions{}); err != nil && ctx.Err() == nil {
