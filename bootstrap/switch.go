@@ -332,8 +332,11 @@ func (s *Switch) Recover(ctx context.Context) (*Recovery, error) {
 	}
 	rec := &Recovery{Journal: *j}
 	sw := s.Switcher
-	// The new version counts as healthy only if its node reported after the switch began.
-	if (j.Phase == PhaseStarted || j.Phase == PhaseHealthy) && sw.Healthy(ctx, j.forward(j.Started)) {
+	// The new version is kept when it is healthy now, its node reporting since the switch began:
+	// it gets up to 30 s (a kubelet renews its lease every 10 s), not the one look that would
+	// revert a healthy version whose kubelet has not reported yet.
+	if (j.Phase == PhaseStarted || j.Phase == PhaseHealthy) && sw.Healthy(ctx, Health{}) &&
+		sw.WaitHealthy(ctx, min(s.Timeout, 30*time.Second), j.forward(j.Started)) == nil {
 		if err := sw.Finish(ctx, *j); err != nil {
 			return nil, err
 		}

@@ -167,8 +167,8 @@ func TestSwitchRecover(t *testing.T) {
 		{bootstrap.PhaseStopped, false, []string{"stop", "activate old", "start old", "wait old"}, false},
 		{bootstrap.PhaseSwitched, true, []string{"stop", "activate old", "start old", "wait old"}, false},
 		{bootstrap.PhaseStarted, false, []string{"stop", "activate old", "start old", "wait old"}, false},
-		{bootstrap.PhaseStarted, true, []string{"finish old new"}, true},
-		{bootstrap.PhaseHealthy, true, []string{"finish old new"}, true},
+		{bootstrap.PhaseStarted, true, []string{"wait new", "finish old new"}, true},
+		{bootstrap.PhaseHealthy, true, []string{"wait new", "finish old new"}, true},
 		{bootstrap.PhaseRollingBack, true, []string{"stop", "activate old", "start old", "wait old"}, false},
 	}
 	for _, tt := range tests {
