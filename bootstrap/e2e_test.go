@@ -4,6 +4,7 @@ package bootstrap_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -105,11 +107,26 @@ type result struct {
 
 func (m *machine) harmony(args ...string) result {
 	m.t.Helper()
-	cmd := exec.Command(harmonyBin, args...)
+	return m.harmonyWithin(0, args...)
+}
+
+// harmonyWithin runs harmony and, when d is set, fails the test if it has not ended after d.
+func (m *machine) harmonyWithin(d time.Duration, args ...string) result {
+	m.t.Helper()
+	ctx := context.Background()
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, harmonyBin, args...)
 	cmd.Env = m.env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		m.t.Fatalf("harmony %s was still running after %s\nstdout: %s\nstderr: %s", strings.Join(args, " "), d, out.String(), errb.String())
+	}
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()

@@ -3,7 +3,6 @@
 package bootstrap_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -121,29 +120,6 @@ func TestAComponentUnavailableBeforeCannotFailTheSwitch(t *testing.T) {
 		t.Fatalf("upgrade with coredns unavailable before: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	m.healthyAt(patchTag)
-}
-
-// harmonyWithin runs harmony and fails the test when it has not ended after d.
-func (m *machine) harmonyWithin(d time.Duration, args ...string) result {
-	m.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, harmonyBin, args...)
-	cmd.Env = m.env
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	started := time.Now()
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		m.t.Fatalf("harmony %s was still running after %s\nstdout: %s\nstderr: %s", strings.Join(args, " "), time.Since(started).Round(time.Second), out.String(), errb.String())
-	}
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		m.t.Fatal(err)
-	}
-	return result{out.String(), errb.String(), code}
 }
 
 // TestARecoveryThatCannotSucceedHoldsNoOtherCommand: a rollback whose way back keeps failing
