@@ -254,17 +254,19 @@ func conditionTrue(u *unstructured.Unstructured, typ string) bool {
 
 // ensureNamespace creates the project namespace when missing (from the project's own Namespace
 // object when it lists one, already marked) and reports whether it did.
-func (e *Engine) ensureNamespace(ctx context.Context, p *Project, listed *unstructured.Unstructured) (bool, error) {
+func (e *Engine) ensureNamespace(ctx context.Context, p *Project, listed *unstructured.Unstructured, level string) (bool, error) {
 	ns := p.Namespace
-	_, err := e.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-	if err == nil {
-		return false, nil
-	}
-	if !apierrors.IsNotFound(err) {
+	live, err := e.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
 		return false, fmt.Errorf("namespace %s: %w", ns, err)
 	}
+	exists := err == nil
 	u := listed
 	if u == nil {
+		if exists && (live.Annotations[CreatedNamespaceAnnotation] != p.InventoryID || live.Labels[podSecurityEnforce] == level) {
+			return false, nil // not harmony's to label, or labelled already
+		}
+		// harmony's own: its Pod Security level follows what the user allowed.
 		u = &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "v1", "kind": "Namespace",
 			"metadata": map[string]any{
@@ -273,6 +275,15 @@ func (e *Engine) ensureNamespace(ctx context.Context, p *Project, listed *unstru
 				"annotations": map[string]any{CreatedNamespaceAnnotation: p.InventoryID},
 			},
 		}}
+		setPodSecurity(u, level)
+	}
+	if exists {
+		if listed == nil {
+			if _, err := e.apply(ctx, u, false, false); err != nil {
+				return false, fmt.Errorf("label namespace %s: %w", ns, err)
+			}
+		}
+		return false, nil // a listed one is applied with the other objects
 	}
 	if _, err := e.apply(ctx, u, false, false); err != nil {
 		return false, fmt.Errorf("create namespace %s: %w", ns, err)

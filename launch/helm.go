@@ -536,13 +536,25 @@ func (e *Engine) Launched(ctx context.Context, p *Project) (bool, error) {
 // namespaced, as most custom resources are).
 func Unchecked(ns string, objs []Object) *Report {
 	rep := &Report{Namespace: ns}
+	owned := map[string]bool{ns: true} // cannot be checked without a cluster: as if new
+	placed := make([]Object, 0, len(objs))
 	for _, o := range objs {
 		id := object.UnstructuredToObjMetadata(o.Unstructured)
 		if id.Namespace == "" && !clusterScopedKinds[id.GroupKind] {
 			id.Namespace = ns
 		}
+		if clusterScopedKinds[id.GroupKind] {
+			id.Namespace = ""
+		}
+		if object.IsNamespace(o.Unstructured) {
+			owned[id.Name] = true
+		}
+		c := Object{Unstructured: o.DeepCopy(), Origin: o.Origin}
+		c.SetNamespace(id.Namespace)
+		placed = append(placed, c)
 		rep.Plan = append(rep.Plan, Step{ID: id, Ref: ref(id), Action: Create, Origin: o.Origin, Note: "not checked: no cluster"})
 	}
+	rep.Privileges = privileges(placed, func(n string) bool { return owned[n] })
 	return rep
 }
 

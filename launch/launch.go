@@ -40,6 +40,12 @@ type Options struct {
 	// applied, post-install/post-upgrade after they are ready (upgrade when the project was
 	// launched before).
 	Hooks []Hook
+	// Allow are the risks the user allows (--allow): what the objects ask for beyond the
+	// project's own namespaces (see Privilege) is applied only when allowed here or by Confirm.
+	Allow []Risk
+	// Confirm, when set, shows the privileges not allowed and asks the user (a terminal); nil
+	// or no means nothing is applied.
+	Confirm func(asked []Privilege) (bool, error)
 }
 
 // DefaultTimeout bounds the readiness wait when neither the user nor harmony.yaml says.
@@ -57,6 +63,8 @@ type Report struct {
 	Chart *ChartInfo `json:"chart,omitempty"`
 	// Images are the images the project builds (see PrepareImages).
 	Images []ImageState `json:"images,omitempty"`
+	// Privileges are what the objects ask for beyond the project's own namespaces.
+	Privileges []Privilege `json:"privileges,omitempty"`
 }
 
 // Namespace derives a namespace from a folder name: a valid DNS label.
@@ -125,6 +133,40 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 	}
 	markNamespaces(objs, claims, p)
 
+	// What the repository asks for beyond its own namespaces is applied only when the user
+	// allows it; the namespaces it creates enforce Pod Security's baseline otherwise.
+	privs, asked, err := e.checkPrivileges(ctx, p, objs, hooks, claims, o.Allow)
+	if err != nil {
+		return nil, err
+	}
+	rep.Privileges = privs
+	allowed := o.Allow
+	if len(asked) > 0 && !o.DryRun {
+		yes := false
+		if o.Confirm != nil {
+			if yes, err = o.Confirm(asked); err != nil {
+				return rep, err
+			}
+		}
+		if !yes {
+			return rep, privilegeError(asked, p)
+		}
+		for _, pr := range asked {
+			if !slices.Contains(allowed, pr.Risk) {
+				allowed = append(allowed, pr.Risk)
+			}
+		}
+	}
+	level := podSecurityLevel(nil)
+	if slices.ContainsFunc(privs, func(pr Privilege) bool { return pr.Risk == RiskHost }) {
+		level = podSecurityLevel(allowed)
+	}
+	for _, obj := range objs {
+		if object.IsNamespace(obj.Unstructured) && createdBy(obj.Unstructured, p) {
+			setPodSecurity(obj.Unstructured, level)
+		}
+	}
+
 	current := object.ObjMetadataSet{}
 	var projectNS *unstructured.Unstructured // the project namespace, when the project lists it
 	var early, late []Object                 // Namespaces and CRDs first, then what may need them
@@ -151,7 +193,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 	// before any of it is created.
 	createdNS := false
 	if !o.DryRun {
-		if createdNS, err = e.ensureNamespace(ctx, p, projectNS); err != nil {
+		if createdNS, err = e.ensureNamespace(ctx, p, projectNS, level); err != nil {
 			return nil, err
 		}
 		if err := e.saveInventory(ctx, p, inv, union(inv.Objects, current)); err != nil {

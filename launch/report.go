@@ -108,6 +108,21 @@ func PrintPlan(w io.Writer, plan []Step) {
 	tw.Flush()
 }
 
+// PrintPrivileges writes what a repository asks for beyond its own namespaces (a dry run's
+// list), and what a launch needs to apply it.
+func PrintPrivileges(w io.Writer, privs []Privilege, allowed []Risk, launchCommand func(flags ...string) string) {
+	if len(privs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "this repository asks for more than its own namespaces:")
+	for _, pr := range privs {
+		fmt.Fprintf(w, "  %s\n", Sanitize(pr.String())) // a repository's names
+	}
+	if need := riskList(privs, allowed); need != "" {
+		fmt.Fprintf(w, "a launch applies these only with your yes on a terminal, or: %s\n", launchCommand("--allow", need))
+	}
+}
+
 // PrintSummary writes what runs and how to reach it.
 func PrintSummary(w io.Writer, rep *Report) {
 	counts := map[Action]int{}

@@ -140,6 +140,9 @@ type launchOptions struct {
 	AllowRemote bool
 	// Profile activates a skaffold.yaml profile.
 	Profile string
+	// Allow are the risks allowed (--allow): see launch.Risk.
+	Allow []string
+	risks []launch.Risk
 }
 
 func newLaunchCmd(g *globalOptions) *cobra.Command {
@@ -159,12 +162,22 @@ Make sure the runtime is up (bootstrapping it when needed), check every object w
 server-side dry run, apply what changed with server-side apply, remove what was deleted since
 the last launch, wait until everything is ready, and print how to reach it.
 An object that already exists and is not this project's stops the launch before anything is
-written; --adopt takes over those nobody owns (never another project's or a Helm release's).`,
+written; --adopt takes over those nobody owns (never another project's or a Helm release's).
+What the objects ask for beyond the project's own namespaces (host-access: pods beyond Pod
+Security's baseline, host paths; cluster-wide: cluster roles and bindings, admission webhooks;
+other-namespaces: objects in namespaces it did not create) is listed before anything is written
+and applied only with your yes on a terminal or --allow; the namespaces a project creates
+enforce Pod Security's baseline.`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.validate(); err != nil {
 				return err
 			}
+			risks, err := launch.ParseRisks(opts.Allow)
+			if err != nil {
+				return &usageError{err}
+			}
+			opts.risks = risks
 			if !cmd.Flags().Changed("timeout") {
 				opts.Timeout = 0 // harmony.yaml's, else the default
 			} else if err := checkTimeout(opts.Timeout); err != nil {
@@ -182,6 +195,7 @@ written; --adopt takes over those nobody owns (never another project's or a Helm
 	f.DurationVar(&opts.Timeout, "timeout", launch.DefaultTimeout, "how long to wait for readiness (default: harmony.yaml's timeout, else 5m)")
 	f.BoolVar(&opts.AllowRemote, "allow-remote", false, "let kustomizations use URL and git resources, bases and components (fetched with a time and size limit), and fetch a chart's dependencies that are not vendored (the versions Chart.lock pins)")
 	f.StringVar(&opts.Profile, "profile", "", "activate this profile of the project's skaffold.yaml")
+	f.StringSliceVar(&opts.Allow, "allow", nil, "apply what the repository asks for beyond its own namespaces: host-access (pods beyond Pod Security's baseline: privileged, host network/PID/paths…), cluster-wide (cluster roles and bindings, admission webhooks, other cluster-scoped objects), other-namespaces (objects in namespaces it did not create); without it a terminal asks, and anything else applies nothing")
 	return cmd
 }
 
@@ -282,6 +296,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	}
 	rep, err := eng.Launch(ctx, proj, objs, launch.Options{
 		DryRun: opts.DryRun, Adopt: opts.Adopt, NoWait: opts.NoWait, Timeout: opts.Timeout, Out: out, Live: live, Hooks: hooks,
+		Allow: opts.risks, Confirm: askPrivileges(g, opts),
 	})
 	if rep != nil && chart != nil {
 		rep.Chart = chart.Chart
@@ -303,6 +318,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if opts.DryRun {
 		launch.PrintImages(out, imgs)
 		launch.PrintPlan(out, rep.Plan)
+		launch.PrintPrivileges(out, rep.Privileges, opts.risks, func(flags ...string) string { return proj.Command("launch", flags...) })
 		fmt.Fprintln(out, "dry run: nothing was changed")
 		return nil
 	}
@@ -311,6 +327,22 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		fmt.Fprintf(out, "\nNOTES:\n%s\n", printable(chart.Chart.Notes))
 	}
 	return nil
+}
+
+// askPrivileges shows what the repository asks for beyond its own namespaces and asks the user,
+// on a terminal only: a launch from a script, CI or a pipe applies none of it without --allow.
+func askPrivileges(g *globalOptions, opts *launchOptions) func([]launch.Privilege) (bool, error) {
+	f, ok := g.Stderr.(*os.File)
+	if !ok || opts.Output.json() || !term.IsTerminal(int(os.Stdin.Fd())) || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return func(asked []launch.Privilege) (bool, error) {
+		fmt.Fprintln(g.Stderr, "this repository asks for more than its own namespaces:")
+		for _, pr := range asked {
+			fmt.Fprintf(g.Stderr, "  %s\n", printable(pr.String()))
+		}
+		return confirm(g, "launching it gives it all of the above. Launch it? [y/N] "), nil
+	}
 }
 
 // chartFound is the line that says a Helm chart is what launch deploys: harmony renders it
@@ -380,6 +412,7 @@ func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, ns str
 	fmt.Fprintln(out, "what it would apply, not checked by a server:")
 	launch.PrintImages(out, imgs)
 	launch.PrintPlan(out, rep.Plan)
+	launch.PrintPrivileges(out, rep.Privileges, opts.risks, func(flags ...string) string { return opts.proj.Command("launch", flags...) })
 	fmt.Fprintln(out, "dry run: nothing was changed")
 	for _, n := range next {
 		fmt.Fprintf(out, "next: %s\n", printable(n))
