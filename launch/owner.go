@@ -125,6 +125,14 @@ func (e *Engine) owner(ctx context.Context, live *unstructured.Unstructured) (Ow
 	if labels[managedByLabel] == "Helm" {
 		return OwnerHelm, "a Helm release (labelled " + managedByLabel + "=Helm)"
 	}
+	// k3s's own: what its deploy controller applied from its manifests (coredns, traefik, …) and
+	// what its Helm controller installed carry wrangler's objectset marks.
+	if gvk := ann["objectset.rio.cattle.io/owner-gvk"]; gvk != "" {
+		return OwnerController, "k3s's (" + gvk + " " + ann["objectset.rio.cattle.io/owner-namespace"] + "/" + ann["objectset.rio.cattle.io/owner-name"] + ")"
+	}
+	if labels["objectset.rio.cattle.io/hash"] != "" || ann["objectset.rio.cattle.io/id"] != "" {
+		return OwnerController, "k3s's (objectset.rio.cattle.io marks)"
+	}
 	for _, o := range live.GetOwnerReferences() {
 		if o.Controller != nil && *o.Controller {
 			return OwnerController, fmt.Sprintf("controlled by %s/%s", strings.ToLower(o.Kind), o.Name)

@@ -168,6 +168,10 @@ func privileges(objs []Object, owned func(ns string) bool) []Privilege {
 		}
 		gk := u.GroupVersionKind().GroupKind()
 		ns := u.GetNamespace()
+		if gk.Group == "helm.cattle.io" || gk.Group == "k3s.cattle.io" {
+			// k3s's Helm and deploy controllers install these as cluster-admin, in any namespace.
+			add(RiskCluster, "k3s installs what a "+gk.Kind+" names with cluster-admin")
+		}
 		switch {
 		case object.IsCRD(u):
 		case object.IsNamespace(u):

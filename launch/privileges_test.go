@@ -201,3 +201,31 @@ func TestRepoCannotChooseAnExistingNamespace(t *testing.T) {
 		t.Fatalf("kube-system: %v, labels %v: harmony must not label a namespace it did not create", err, ks.Labels)
 	}
 }
+
+// What k3s's own controllers applied (its coredns, traefik, a HelmChart's release: wrangler's
+// objectset marks) is never taken over, --adopt or not.
+func TestK3sObjectsAreNeverAdopted(t *testing.T) {
+	t.Parallel()
+	c := testcluster.Need(t, cluster)
+	ctx := context.Background()
+	userNamespace(t, "k3s-like")
+	cm := configMap("coredns-custom")
+	cm.Annotations = map[string]string{
+		"objectset.rio.cattle.io/owner-gvk":       "k3s.cattle.io/v1, Kind=Addon",
+		"objectset.rio.cattle.io/owner-name":      "coredns",
+		"objectset.rio.cattle.io/owner-namespace": "kube-system",
+	}
+	if _, err := c.Client.CoreV1().ConfigMaps("k3s-like").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := repo(t, "taker", map[string]string{"k8s/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: coredns-custom}\ndata: {Corefile: hijacked}\n"})
+	_, rep, err := run(t, launch.Selection{Dir: dir, Namespace: "k3s-like"}, launch.Options{Adopt: true, NoWait: true})
+	if !errors.Is(err, launch.ErrNotOwned) || rep == nil || len(rep.Conflicts) != 1 || rep.Conflicts[0].Owner != launch.OwnerController ||
+		!strings.Contains(rep.Conflicts[0].Detail, "k3s's") {
+		t.Fatalf("launch --adopt over k3s's object: %v, conflicts %+v, want it refused as k3s's", err, rep)
+	}
+	live, err := c.Client.CoreV1().ConfigMaps("k3s-like").Get(ctx, "coredns-custom", metav1.GetOptions{})
+	if err != nil || live.Data["owner"] != "the user" {
+		t.Fatalf("k3s's ConfigMap was changed: %v %v", err, live.Data)
+	}
+}
