@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/NationTech/harmony-agent/bootstrap"
 	"github.com/NationTech/harmony-agent/internal/hint"
@@ -31,5 +34,35 @@ func TestInterruptedSaysWhatWasUndone(t *testing.T) {
 		if code := interrupted(&b, tc.err); code != 130 || b.String() != tc.want {
 			t.Errorf("%v: exit %d, printed %q, want 130 and %q", tc.err, code, b.String(), tc.want)
 		}
+	}
+}
+
+// A second Ctrl-C ends the process wherever it is: a step that does not look at its context (a
+// library rendering a template, an undo) cannot hold it.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	sig := make(chan os.Signal, 2)
+	cancelled := make(chan struct{})
+	exited := make(chan int, 1)
+	var stderr bytes.Buffer
+	go onSignals(sig, func() { close(cancelled) }, func(code int) { exited <- code; select {} }, &stderr)
+	sig <- os.Interrupt
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first signal did not cancel")
+	}
+	select {
+	case code := <-exited:
+		t.Fatalf("the first signal exited (%d)", code)
+	case <-time.After(100 * time.Millisecond):
+	}
+	sig <- syscall.SIGTERM
+	select {
+	case code := <-exited:
+		if code != 130 {
+			t.Fatalf("exit code %d, want 130", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second signal did not end the process")
 	}
 }

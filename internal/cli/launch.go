@@ -143,6 +143,10 @@ type launchOptions struct {
 	// Allow are the risks allowed (--allow): see launch.Risk.
 	Allow []string
 	risks []launch.Risk
+	// RenderTimeout, RenderMemory (MiB) and MaxObjects bound rendering (launch.RenderLimits).
+	RenderTimeout time.Duration
+	RenderMemory  uint64
+	MaxObjects    int
 }
 
 func newLaunchCmd(g *globalOptions) *cobra.Command {
@@ -178,6 +182,9 @@ enforce Pod Security's baseline.`,
 				return &usageError{err}
 			}
 			opts.risks = risks
+			if opts.RenderTimeout <= 0 || opts.RenderMemory == 0 || opts.MaxObjects <= 0 {
+				return &usageError{errors.New("--render-timeout, --render-memory and --max-objects must be positive (e.g. --render-timeout 5m)")}
+			}
 			if !cmd.Flags().Changed("timeout") {
 				opts.Timeout = 0 // harmony.yaml's, else the default
 			} else if err := checkTimeout(opts.Timeout); err != nil {
@@ -195,6 +202,9 @@ enforce Pod Security's baseline.`,
 	f.DurationVar(&opts.Timeout, "timeout", launch.DefaultTimeout, "how long to wait for readiness (default: harmony.yaml's timeout, else 5m)")
 	f.BoolVar(&opts.AllowRemote, "allow-remote", false, "let kustomizations use URL and git resources, bases and components (fetched with a time and size limit), and fetch a chart's dependencies that are not vendored (the versions Chart.lock pins)")
 	f.StringVar(&opts.Profile, "profile", "", "activate this profile of the project's skaffold.yaml")
+	f.DurationVar(&opts.RenderTimeout, "render-timeout", launch.DefaultRenderTimeout, "stop rendering the manifests or chart after this long (a template or kustomization that loops)")
+	f.Uint64Var(&opts.RenderMemory, "render-memory", launch.DefaultRenderMemory>>20, "stop rendering when harmony's memory passes this many MiB (a template that grows without end)")
+	f.IntVar(&opts.MaxObjects, "max-objects", launch.DefaultMaxObjects, "refuse a rendering of more objects than this")
 	f.StringSliceVar(&opts.Allow, "allow", nil, "apply what the repository asks for beyond its own namespaces: host-access (pods beyond Pod Security's baseline: privileged, host network/PID/paths…), cluster-wide (cluster roles and bindings, admission webhooks, other cluster-scoped objects), other-namespaces (objects in namespaces it did not create); without it a terminal asks, and anything else applies nothing")
 	return cmd
 }
@@ -225,7 +235,14 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if len(opts.Files) == 0 && len(sel.Manifests) == 1 {
 		src.Reason = "the file " + dir
 	}
-	objs, err := launch.Render(ctx, src, launch.RenderOptions{AllowRemote: opts.AllowRemote})
+	limits := launch.RenderLimits{Timeout: opts.RenderTimeout, MaxMemory: opts.RenderMemory << 20, MaxObjects: opts.MaxObjects,
+		Command: func(flags ...string) string { return proj.Command("launch", flags...) }}
+	objs, err := launch.Bounded(ctx, limits, "the manifests", func(ctx context.Context) ([]launch.Object, error) {
+		return launch.Render(ctx, src, launch.RenderOptions{AllowRemote: opts.AllowRemote})
+	}, func(o []launch.Object) int { return len(o) })
+	if errors.Is(err, launch.ErrRenderLimit) || ctx.Err() != nil {
+		return err
+	}
 	if err != nil {
 		return hint.With(err, "nothing was applied: fix the manifest and launch again")
 	}
@@ -233,7 +250,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	// stop here, before any cluster is touched), then again with the cluster's Capabilities.
 	chartOpts := launch.ChartOptions{Release: proj.ReleaseName(), Namespace: proj.Namespace, KubeVersion: pinnedKubeVersion(),
 		AllowRemote: opts.AllowRemote, CacheDir: chartCache(), Out: g.Stderr}
-	chart, err := renderChart(ctx, src, chartOpts)
+	chart, err := boundedChart(ctx, limits, src, chartOpts)
 	if err != nil {
 		return err
 	}
@@ -277,7 +294,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		if chartOpts.Upgrade, err = eng.Launched(ctx, proj); err != nil {
 			return err
 		}
-		if chart, err = renderChart(ctx, src, chartOpts); err != nil {
+		if chart, err = boundedChart(ctx, limits, src, chartOpts); err != nil {
 			return err
 		}
 		objs = append(objs, chart.Objects...)
@@ -354,6 +371,18 @@ func chartFound(c *launch.ChartInfo, release string) string {
 		where = "at the project root"
 	}
 	return fmt.Sprintf("found a Helm chart %s: %s %s, rendered by harmony as release %s (no helm needed)", where, c.Name, c.Version, release)
+}
+
+// boundedChart is renderChart within the render limits.
+func boundedChart(ctx context.Context, limits launch.RenderLimits, src *launch.Source, o launch.ChartOptions) (*launch.Rendered, error) {
+	return launch.Bounded(ctx, limits, "the chart", func(ctx context.Context) (*launch.Rendered, error) {
+		return renderChart(ctx, src, o)
+	}, func(r *launch.Rendered) int {
+		if r == nil {
+			return 0
+		}
+		return len(r.Objects) + len(r.Hooks)
+	})
 }
 
 // renderChart renders src's chart when it has one.

@@ -120,10 +120,24 @@ func notImplemented(what string) error {
 }
 
 // Main runs harmony with os.Args and returns the process exit code.
+// The first Ctrl-C (or SIGTERM) cancels the command's context: it stops what it is doing, undoes
+// what it must and says so. A second one ends the process at once, wherever it is.
 func Main() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go onSignals(sig, cancel, os.Exit, os.Stderr)
 	return Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+}
+
+// onSignals cancels on the first signal and exits (exit code 130) on the second.
+func onSignals(sig <-chan os.Signal, cancel func(), exit func(int), stderr io.Writer) {
+	<-sig
+	cancel()
+	<-sig
+	fmt.Fprintln(stderr, "\nharmony: interrupted again: stopped at once")
+	exit(exitInterrupted)
 }
 
 // Run runs harmony with the given arguments and streams and returns the exit code.
