@@ -1,11 +1,14 @@
 package installer_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -208,6 +211,41 @@ func TestFetchTellsEachRetry(t *testing.T) {
 	}
 	if installer.PrintRetries(&b, true) != nil {
 		t.Fatal("--quiet shows retries")
+	}
+}
+
+// A mirror's status line is the mirror's text: its retry line reaches the terminal without
+// control characters (no window title, no screen clearing, no forged line).
+func TestRetryLineFromAHostileMirrorIsInert(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = bufio.NewReader(c).ReadString('\n')
+				_, _ = io.WriteString(c, "HTTP/1.1 503 \x1b]0;PWNED\x07\x1b[2J\u202e\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			}()
+		}
+	}()
+	f := newFetcher(t)
+	var b bytes.Buffer
+	f.OnRetry = installer.PrintRetries(&b, false)
+	data := []byte("payload")
+	a := installer.Artifact{Name: "k3s", URL: "http://" + ln.Addr().String() + "/k3s", SHA256: releasetest.Digest(data), MaxSize: int64(len(data))}
+	if _, err := f.Fetch(context.Background(), a); err == nil {
+		t.Fatal("a mirror that only answers 503 served the file")
+	}
+	if b.Len() == 0 || strings.ContainsAny(b.String(), "\x1b\x07\u202e") {
+		t.Fatalf("retry lines %q: want them told, without control characters", b.String())
 	}
 }
 

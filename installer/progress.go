@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
 )
 
 // Bar receives the bytes of one transfer as they arrive.
@@ -103,6 +106,21 @@ func PrintRetries(w io.Writer, quiet bool) func(Retry) {
 		return nil
 	}
 	return func(r Retry) {
-		fmt.Fprintf(w, "%s: retry %d/%d in %s: %s\n", r.Name, r.Attempt, r.Of, r.Wait, r.Reason)
+		// The reason quotes the mirror (an HTTP status line): no terminal controls.
+		fmt.Fprintf(w, "%s: retry %d/%d in %s: %s\n", oneLine(r.Name), r.Attempt, r.Of, r.Wait, oneLine(r.Reason))
 	}
+}
+
+// oneLine is s with line breaks as spaces and every other control character, and the
+// invisible characters that reorder text, dropped; invalid UTF-8 becomes U+FFFD.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\r' || r == '\t':
+			return ' '
+		case hint.Invisible(r):
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 }

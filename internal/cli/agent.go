@@ -100,13 +100,13 @@ func agentOnceRun(ctx context.Context, g *globalOptions, opts *agentOptions) err
 
 func printAgentEntry(g *globalOptions, e bootstrap.AgentEntry) {
 	for _, c := range e.Checked {
-		fmt.Fprintf(g.out(), "checked: %s\n", c)
+		fmt.Fprintf(g.out(), "checked: %s\n", printable(c))
 	}
-	fmt.Fprintf(g.out(), "decided: %s\n", e.Decision)
+	fmt.Fprintf(g.out(), "decided: %s\n", printable(e.Decision))
 	if e.Did != "" {
-		fmt.Fprintf(g.out(), "did: %s\n", e.Did)
+		fmt.Fprintf(g.out(), "did: %s\n", printable(e.Did))
 	}
-	fmt.Fprintf(g.out(), "result: %s\n", e.Result)
+	fmt.Fprintf(g.out(), "result: %s\n", printable(e.Result))
 }
 
 func agentShowRun(g *globalOptions, opts *agentOptions) error {
@@ -275,7 +275,7 @@ func newAgentLogCmd(g *globalOptions) *cobra.Command {
 				if e.Error != "" {
 					line += ": " + e.Error
 				}
-				fmt.Fprintln(g.Stdout, line)
+				fmt.Fprintln(g.Stdout, printable(line))
 			}
 			return nil
 		},

@@ -67,7 +67,7 @@ func (n *updateNotice) finish(stderr io.Writer) {
 	ctx, cancel := context.WithTimeout(context.Background(), noticeGrace)
 	defer cancel()
 	if msg, err := n.checker.Message(ctx); err == nil && msg != "" {
-		fmt.Fprintf(stderr, "\n%s\n", msg)
+		fmt.Fprintf(stderr, "\n%s\n", printable(msg))
 	}
 }
 

@@ -93,14 +93,14 @@ func selfUpdateRun(ctx context.Context, g *globalOptions, opts *selfUpdateOption
 		if opts.Output.json() {
 			return printJSON(g.Stdout, c)
 		}
-		fmt.Fprintln(g.Stdout, describeCheck(c))
+		fmt.Fprintln(g.Stdout, printable(describeCheck(c)))
 		return nil
 	}
 	if !c.Newer && !c.Downgrade {
 		if opts.Output.json() {
 			return printJSON(g.Stdout, c)
 		}
-		fmt.Fprintln(g.Stdout, describeCheck(c))
+		fmt.Fprintln(g.Stdout, printable(describeCheck(c)))
 		return nil
 	}
 	if c.Downgrade && !opts.Yes {

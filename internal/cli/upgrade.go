@@ -169,7 +169,7 @@ func runtimeSwitchRun(ctx context.Context, g *globalOptions, op string, opts *ru
 
 func printSwitchResult(out, notes io.Writer, res bootstrap.UpgradeResult) {
 	for _, w := range res.Warnings {
-		fmt.Fprintf(notes, "note: %s\n", w)
+		fmt.Fprintf(notes, "note: %s\n", printable(w))
 	}
 	if res.Abandoned != "" {
 		fmt.Fprintln(out, res.Abandoned)
@@ -185,7 +185,7 @@ func printSwitchResult(out, notes io.Writer, res bootstrap.UpgradeResult) {
 	case res.DryRun:
 		fmt.Fprintf(out, "would %s %s %s → %s (dry run: nothing changed):\n", res.Op, res.Runtime, res.From, res.To)
 		for i, s := range res.Steps {
-			fmt.Fprintf(out, "  %d. %s\n", i+1, s)
+			fmt.Fprintf(out, "  %d. %s\n", i+1, printable(s))
 		}
 	case res.Op == "upgrade":
 		fmt.Fprintf(out, "%s upgraded %s → %s and healthy; %s is kept: harmony runtime rollback goes back to it\n", res.Runtime, res.From, res.To, res.From)
@@ -193,6 +193,6 @@ func printSwitchResult(out, notes io.Writer, res bootstrap.UpgradeResult) {
 		fmt.Fprintf(out, "%s rolled back %s → %s and healthy\n", res.Runtime, res.From, res.To)
 	}
 	if res.Held != "" {
-		fmt.Fprintf(out, "newer, held back by the policy: %s\n", strings.TrimSpace(res.Held))
+		fmt.Fprintf(out, "newer, held back by the policy: %s\n", printable(strings.TrimSpace(res.Held)))
 	}
 }
