@@ -116,6 +116,14 @@ func (e *Engine) owner(ctx context.Context, live *unstructured.Unstructured) (Ow
 	if inv := ann[OwningInventoryAnnotation]; inv != "" {
 		return OwnerHarmony, e.describeInventory(ctx, inv)
 	}
+	// A project's inventory and the namespaces it created are that project's, though they
+	// carry no inventory mark of their own.
+	if inv := labels[InventoryLabel]; inv != "" {
+		return OwnerHarmony, "the inventory of " + e.describeInventory(ctx, inv)
+	}
+	if inv := ann[CreatedNamespaceAnnotation]; inv != "" {
+		return OwnerHarmony, "created by " + e.describeInventory(ctx, inv)
+	}
 	if rel := ann[helmReleaseNameAnnotation]; rel != "" {
 		if ns := ann[helmReleaseNamespaceAnnotation]; ns != "" {
 			rel = ns + "/" + rel

@@ -229,3 +229,34 @@ func TestK3sObjectsAreNeverAdopted(t *testing.T) {
 		t.Fatalf("k3s's ConfigMap was changed: %v %v", err, live.Data)
 	}
 }
+
+// Another project's inventory and the namespace it created are that project's: --adopt (even
+// with every risk allowed) never takes them, so a second project cannot delete the first's.
+func TestAnotherProjectsInventoryAndNamespaceAreNeverAdopted(t *testing.T) {
+	t.Parallel()
+	c := testcluster.Need(t, cluster)
+	ctx := context.Background()
+	first := repo(t, "first-owner", map[string]string{"k8s/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: b}\n"})
+	p1, _, err := run(t, launch.Selection{Dir: first}, launch.Options{NoWait: true})
+	deleteNamespaceAtEnd(t, p1.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inventory := p1.InventoryName()
+	second := repo(t, "second-taker", map[string]string{"k8s/all.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: first-owner}\n---\n" +
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + inventory + ", namespace: first-owner}\ndata: {}\n"})
+	p2, rep, err := run(t, launch.Selection{Dir: second}, launch.Options{NoWait: true, Adopt: true, Allow: launch.Risks})
+	deleteNamespaceAtEnd(t, p2.Namespace)
+	if !errors.Is(err, launch.ErrNotOwned) || rep == nil || len(rep.Conflicts) != 2 {
+		t.Fatalf("launch --adopt of another project's namespace and inventory: %v, conflicts %+v, want both refused", err, rep)
+	}
+	for _, cf := range rep.Conflicts {
+		if cf.Owner != launch.OwnerHarmony || !strings.Contains(cf.Detail, "first-owner") {
+			t.Errorf("conflict %+v: want another harmony project's, naming it", cf)
+		}
+	}
+	cm, err := c.Client.CoreV1().ConfigMaps("first-owner").Get(ctx, inventory, metav1.GetOptions{})
+	if err != nil || len(cm.Data) == 0 {
+		t.Fatalf("the first project's inventory was changed: %v %v", err, cm)
+	}
+}
