@@ -1,9 +1,13 @@
 package launch
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,7 +57,9 @@ func fetchDependencies(files []*archive.BufferedFile, ch *chart.Chart, chartRel,
 			return nil, err
 		}
 	}
-	// The repositories Chart.lock names, known to the downloader only for this run.
+	// The repositories Chart.lock names, known to the downloader only for this run, each named
+	// by a hash of its URL: the cached index of one repository is never read for another
+	// (a name per position let one project's repository plant the index another resolved from).
 	repos := repo.NewFile()
 	seen := map[string]bool{}
 	for _, d := range ch.Lock.Dependencies {
@@ -61,8 +67,13 @@ func fetchDependencies(files []*archive.BufferedFile, ch *chart.Chart, chartRel,
 		if u == "" || seen[u] || registry.IsOCI(u) || strings.HasPrefix(u, "file://") {
 			continue
 		}
+		if !strings.HasPrefix(u, "https://") {
+			return nil, hint.With(fmt.Errorf("chart %s: dependency %s: repository %q: %w", chartRel, d.Name, d.Repository, ErrInsecureRepository),
+				"harmony fetches charts only over https:// (or oci://): vendor it into "+chartRel+"/charts/")
+		}
 		seen[u] = true
-		repos.Add(&repo.Entry{Name: fmt.Sprintf("harmony-%d", len(repos.Repositories)), URL: u})
+		sum := sha256.Sum256([]byte(u))
+		repos.Add(&repo.Entry{Name: "harmony-" + hex.EncodeToString(sum[:8]), URL: u})
 	}
 	reposFile := filepath.Join(tmp, "repositories.yaml")
 	if err := repos.WriteFile(reposFile, 0o600); err != nil {
@@ -77,8 +88,9 @@ func fetchDependencies(files []*archive.BufferedFile, ch *chart.Chart, chartRel,
 	if err := os.WriteFile(creds, []byte("{}"), 0o600); err != nil {
 		return nil, err
 	}
-	// Every response (index, chart, OCI blob) is capped: a repository cannot fill memory or disk.
-	transport := installer.CappedTransport(DefaultMaxRemoteSize)
+	// Every response (index, chart, OCI blob) is capped: a repository cannot fill memory or disk;
+	// and every request is https (a redirect to http:// is refused).
+	transport := httpsOnly(installer.CappedTransport(DefaultMaxRemoteSize))
 	rc, err := registry.NewClient(registry.ClientOptWriter(io.Discard), registry.ClientOptCredentialsFile(creds),
 		registry.ClientOptHTTPClient(&http.Client{Transport: transport, Timeout: remoteTimeout}))
 	if err != nil {
@@ -92,19 +104,49 @@ func fetchDependencies(files []*archive.BufferedFile, ch *chart.Chart, chartRel,
 	if out == nil {
 		out = io.Discard
 	}
+	getters := getter.Providers{{Schemes: []string{"https"}, New: timeout(getter.NewHTTPGetter)}, {Schemes: []string{registry.OCIScheme}, New: timeout(getter.NewOCIGetter)}}
+	// Each repository's index is fetched now, and a failure is the launch's: Helm's own update
+	// only prints it and goes on with whatever index the cache holds.
+	indexes := map[string]*repo.IndexFile{}
+	for _, e := range repos.Repositories {
+		cr, err := repo.NewChartRepository(e, getters)
+		if err != nil {
+			return nil, fmt.Errorf("chart %s: repository %s: %w", chartRel, e.URL, err)
+		}
+		cr.CachePath = filepath.Join(cacheDir, "repository")
+		path, err := cr.DownloadIndexFile()
+		if err != nil {
+			return nil, hint.With(fmt.Errorf("chart %s: repository %s: its index: %w", chartRel, e.URL, err),
+				"check the repositories Chart.lock names, or vendor the dependencies into "+chartRel+"/charts/")
+		}
+		if indexes[e.URL], err = repo.LoadIndexFile(path); err != nil {
+			return nil, fmt.Errorf("chart %s: repository %s: its index: %w", chartRel, e.URL, err)
+		}
+	}
 	m := &downloader.Manager{
 		Out:              out,
 		ChartPath:        dir,
 		Verify:           downloader.VerifyNever,
-		Getters:          getter.Providers{{Schemes: []string{"http", "https"}, New: timeout(getter.NewHTTPGetter)}, {Schemes: []string{registry.OCIScheme}, New: timeout(getter.NewOCIGetter)}},
+		Getters:          getters,
 		RegistryClient:   rc,
 		RepositoryConfig: reposFile,
 		RepositoryCache:  filepath.Join(cacheDir, "repository"),
 		ContentCache:     filepath.Join(cacheDir, "content"),
+		SkipUpdate:       true,
 	}
 	if err := m.Build(); err != nil {
 		return nil, hint.With(fmt.Errorf("chart %s: fetch dependencies: %w", chartRel, err),
 			"check the repositories Chart.lock names, or vendor the dependencies into "+chartRel+"/charts/")
+	}
+	// Each chart fetched from a repository is the one its index lists (its digest).
+	for _, d := range ch.Lock.Dependencies {
+		idx := indexes[strings.TrimSuffix(d.Repository, "/")]
+		if idx == nil {
+			continue
+		}
+		if err := checkDigest(idx, d, filepath.Join(dir, "charts")); err != nil {
+			return nil, fmt.Errorf("chart %s: dependency %s: %w", chartRel, d.Name, err)
+		}
 	}
 	fetched, err := loader.LoadDir(dir)
 	if err != nil {
@@ -120,4 +162,49 @@ func fetchDependencies(files []*archive.BufferedFile, ch *chart.Chart, chartRel,
 		}
 	}
 	return fetched, nil
+}
+
+// ErrInsecureRepository means a chart repository is not https: nothing is fetched from it.
+var ErrInsecureRepository = errors.New("not an https:// repository: harmony does not fetch charts over plain http")
+
+// httpsOnly makes t refuse any request that is not https: a repository, or a redirect, to
+// http:// (the transport asks its Proxy function about every request, redirects included).
+func httpsOnly(t *http.Transport) *http.Transport {
+	proxy := t.Proxy
+	t.Proxy = func(r *http.Request) (*url.URL, error) {
+		if r.URL.Scheme != "https" {
+			return nil, fmt.Errorf("%s: %w", r.URL.Redacted(), ErrInsecureRepository)
+		}
+		if proxy == nil {
+			return nil, nil
+		}
+		return proxy(r)
+	}
+	return t
+}
+
+// checkDigest checks the fetched archive of dependency d in charts against the digest its
+// repository's index lists for that version.
+func checkDigest(idx *repo.IndexFile, d *chart.Dependency, charts string) error {
+	cv, err := idx.Get(d.Name, d.Version)
+	if err != nil {
+		return fmt.Errorf("the repository's index lists no version %s: %w", d.Version, err)
+	}
+	want := strings.TrimPrefix(cv.Digest, "sha256:")
+	if want == "" {
+		return fmt.Errorf("the repository's index lists no digest for %s %s: harmony cannot check what it fetched", d.Name, d.Version)
+	}
+	f, err := os.Open(filepath.Join(charts, d.Name+"-"+d.Version+".tgz"))
+	if err != nil {
+		return fmt.Errorf("the fetched archive: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("the fetched archive's sha256 is %s, the repository's index says %s: refused", got, want)
+	}
+	return nil
 }

@@ -23,9 +23,21 @@ import (
 	"github.com/NationTech/harmony-agent/launch"
 )
 
+// repoFaults make chartRepo's repository misbehave.
+type repoFaults struct {
+	tamper    atomic.Bool // serve another archive than the index's digest
+	failIndex atomic.Bool // answer the index with 500
+	toHTTP    atomic.Bool // redirect the chart to http://
+}
+
 // chartRepo serves a Helm chart repository (index.yaml and one packaged chart, both built
-// here) from a local HTTP server, counting requests.
+// here) from a local HTTPS server, counting requests.
 func chartRepo(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	srv, n, _ := faultyChartRepo(t)
+	return srv, n
+}
+
+func faultyChartRepo(t *testing.T) (*httptest.Server, *atomic.Int64, *repoFaults) {
 	t.Helper()
 	db := &chart.Chart{
 		Metadata:  &chart.Metadata{APIVersion: chart.APIVersionV2, Name: "db", Version: "1.2.3"},
@@ -42,8 +54,9 @@ func chartRepo(t *testing.T) (*httptest.Server, *atomic.Int64) {
 		t.Fatal(err)
 	}
 	var requests atomic.Int64
+	faults := &repoFaults{}
 	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewTLSServer(mux)
 	t.Cleanup(srv.Close)
 	digest, _ := provenance.Digest(bytes.NewReader(tgz))
 	idx := helmrepo.NewIndexFile()
@@ -54,9 +67,34 @@ func chartRepo(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux.HandleFunc("/charts/index.yaml", func(w http.ResponseWriter, r *http.Request) { requests.Add(1); w.Write(index) })
-	mux.HandleFunc("/charts/db-1.2.3.tgz", func(w http.ResponseWriter, r *http.Request) { requests.Add(1); w.Write(tgz) })
-	return srv, &requests
+	mux.HandleFunc("/charts/index.yaml", func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if faults.failIndex.Load() {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		w.Write(index)
+	})
+	mux.HandleFunc("/charts/db-1.2.3.tgz", func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		switch {
+		case faults.toHTTP.Load():
+			http.Redirect(w, r, "http://"+r.Host+r.URL.Path, http.StatusFound)
+		case faults.tamper.Load():
+			other := *db.Metadata
+			other.Description = "swapped"
+			pkg, err := chartutil.Save(&chart.Chart{Metadata: &other, Templates: db.Templates}, t.TempDir())
+			if err != nil {
+				http.Error(w, err.Error(), 500)
+				return
+			}
+			b, _ := os.ReadFile(pkg)
+			w.Write(b)
+		default:
+			w.Write(tgz)
+		}
+	})
+	return srv, &requests, faults
 }
 
 // lockFor writes Chart.lock the way helm dependency update does (its digest covers Chart.yaml's
@@ -147,7 +185,7 @@ func TestChartRemoteDependencies(t *testing.T) {
 func TestChartRemoteDependencyEndlessResponse(t *testing.T) {
 	t.Parallel()
 	srv, _ := chartRepo(t)
-	endless := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	endless := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/index.yaml") {
 			// The real index, pointing at this server's endless chart.
 			resp, err := http.Get(srv.URL + "/charts/index.yaml")
@@ -158,7 +196,7 @@ func TestChartRemoteDependencyEndlessResponse(t *testing.T) {
 			defer resp.Body.Close()
 			var b bytes.Buffer
 			b.ReadFrom(resp.Body)
-			w.Write([]byte(strings.ReplaceAll(b.String(), srv.URL, "http://"+r.Host)))
+			w.Write([]byte(strings.ReplaceAll(b.String(), srv.URL, "https://"+r.Host)))
 			return
 		}
 		chunk := bytes.Repeat([]byte{0}, 1<<20)
@@ -185,5 +223,60 @@ func TestChartRemoteDependencyEndlessResponse(t *testing.T) {
 		KubeVersion: "v1.36.4+k3s1", AllowRemote: true, CacheDir: filepath.Join(t.TempDir(), "cache")})
 	if err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Fatalf("error %v, want the size cap", err)
+	}
+}
+
+// What --allow-remote fetches is what the repository's index lists, from the repository Chart.lock
+// names, over https: a plain-http repository, a redirect to http://, an archive that is not the
+// one the index lists, and an index that cannot be fetched now (where a cached one, possibly
+// another repository's, used to be read) each stop the launch.
+func TestChartRemoteDependencyCannotBeSubstituted(t *testing.T) {
+	t.Parallel()
+	srv, requests, faults := faultyChartRepo(t)
+	cache := filepath.Join(t.TempDir(), "cache") // shared by every render below, as a user's is
+	render := func(url string) error {
+		req := []*chart.Dependency{{Name: "db", Version: "~1.2.0", Repository: url}}
+		locked := []*chart.Dependency{{Name: "db", Version: "1.2.3", Repository: url}}
+		root := tree(t, map[string]string{
+			"chart/Chart.yaml":        "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n- name: db\n  version: ~1.2.0\n  repository: " + url + "\n",
+			"chart/Chart.lock":        lockFor(t, req, locked),
+			"chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
+		})
+		src, err := launch.Discover(root, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = launch.RenderChart(context.Background(), src, launch.ChartOptions{Release: "shop", Namespace: "shop",
+			KubeVersion: "v1.36.4+k3s1", AllowRemote: true, CacheDir: cache})
+		return err
+	}
+	url := srv.URL + "/charts"
+	if err := render(url); err != nil {
+		t.Fatalf("the repository as it is: %v", err)
+	}
+
+	before := requests.Load()
+	if err := render(strings.Replace(url, "https://", "http://", 1)); !errors.Is(err, launch.ErrInsecureRepository) {
+		t.Errorf("an http:// repository: %v, want ErrInsecureRepository", err)
+	}
+	if requests.Load() != before {
+		t.Errorf("an http:// repository was asked")
+	}
+
+	faults.toHTTP.Store(true)
+	if err := render(url); !errors.Is(err, launch.ErrInsecureRepository) {
+		t.Errorf("a redirect to http://: %v, want ErrInsecureRepository", err)
+	}
+	faults.toHTTP.Store(false)
+
+	faults.tamper.Store(true)
+	if err := render(url); err == nil || !strings.Contains(err.Error(), "the repository's index says") {
+		t.Errorf("an archive that is not the index's: %v, want refused by its digest", err)
+	}
+	faults.tamper.Store(false)
+
+	faults.failIndex.Store(true)
+	if err := render(url); err == nil || !strings.Contains(err.Error(), "its index") {
+		t.Errorf("an index that cannot be fetched, with one cached: %v, want the launch stopped", err)
 	}
 }

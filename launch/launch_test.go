@@ -3,7 +3,10 @@ package launch_test
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
+	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +26,20 @@ import (
 var cluster *testcluster.Cluster
 
 func TestMain(m *testing.M) {
-	os.Exit(testcluster.Main(m, &cluster))
+	// Chart repositories are https only: the tests' servers (httptest's TLS certificate) are
+	// trusted as a system root would be.
+	srv := httptest.NewTLSServer(nil)
+	pemFile := filepath.Join(os.TempDir(), fmt.Sprintf("harmony-launch-test-ca-%d.pem", os.Getpid()))
+	err := os.WriteFile(pemFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600)
+	srv.Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("SSL_CERT_FILE", pemFile)
+	code := testcluster.Main(m, &cluster)
+	os.Remove(pemFile)
+	os.Exit(code)
 }
 
 // copyDir copies an example project into a temp dir the test may edit.
