@@ -76,6 +76,9 @@ type ChartOptions struct {
 	Release, Namespace string
 	// Cluster, when set, gives the Capabilities (version and API versions) and serves lookup.
 	Cluster *rest.Config
+	// NoLookup renders lookup as Helm's client-side dry run does (nothing found): a dry run
+	// must not let a chart read the cluster's objects (a Secret) into what it prints.
+	NoLookup bool
 	// KubeVersion is used when there is no cluster (the pinned runtime's version).
 	KubeVersion string
 	// Upgrade renders with .Release.IsUpgrade (the project was launched before).
@@ -431,7 +434,7 @@ func RenderChart(ctx context.Context, src *Source, o ChartOptions) (*Rendered, e
 		return nil, fmt.Errorf("chart %s: values: %s: %w", chartRel, fixChartPaths(err.Error(), ch.Name(), chartRel), ErrBadManifest)
 	}
 	var eng engine.Engine
-	if o.Cluster != nil {
+	if o.Cluster != nil && !o.NoLookup {
 		eng = engine.New(o.Cluster)
 	}
 	rendered, err := eng.Render(ch, vals)

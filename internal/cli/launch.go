@@ -290,7 +290,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	}
 	var hooks []launch.Hook
 	if chart != nil {
-		chartOpts.Cluster = cfg
+		chartOpts.Cluster, chartOpts.NoLookup = cfg, opts.DryRun
 		if chartOpts.Upgrade, err = eng.Launched(ctx, proj); err != nil {
 			return err
 		}
