@@ -3,9 +3,12 @@
 package launch_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -182,6 +185,29 @@ func gitRepo(t *testing.T, files map[string]string) string {
 	return dir
 }
 
+// gitServer serves the repositories under root over https with git's own smart-HTTP backend,
+// as a git host does; it returns the server's URL.
+func gitServer(t *testing.T, root string) string {
+	t.Helper()
+	backend, err := exec.Command("git", "--exec-path").Output()
+	if err != nil {
+		t.Fatalf("git --exec-path: %v", err)
+	}
+	git := &cgi.Handler{
+		Path: filepath.Join(strings.TrimSpace(string(backend)), "git-http-backend"),
+		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1"},
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/info/refs") && !strings.HasSuffix(r.URL.Path, "/git-upload-pack") {
+			http.NotFound(w, r) // not a file: kustomize's reference is then cloned
+			return
+		}
+		git.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 func TestAllowRemote(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("git"); err != nil {
@@ -211,7 +237,12 @@ func TestAllowRemote(t *testing.T) {
 		"big/kustomization.yaml":    "resources: [cm.yaml]\n",
 		"big/cm.yaml":               cmDoc("big") + "data:\n  blob: " + strings.Repeat("x", 256<<10) + "\n",
 	})
-	gitBase := "file://" + repo + "//deploy?ref=main"
+	gitURL := gitServer(t, filepath.Dir(repo)) + "/" + filepath.Base(repo)
+	gitBase := gitURL + "//deploy?ref=main"
+	// The name kustomize's reference had in the checkout's folder before: a repository could
+	// compute it and read a checkout's file through its own configMapGenerator.
+	sum := sha256.Sum256([]byte(gitBase))
+	oldMount := ".harmony-remote-" + hex.EncodeToString(sum[:6])
 	tests := []struct {
 		name      string
 		kust      string
@@ -220,13 +251,18 @@ func TestAllowRemote(t *testing.T) {
 		wantErr   string
 	}{
 		{"an http resource, a git base and a git component",
-			fmt.Sprintf("resources:\n- cm.yaml\n- %s/cm.yaml\n- %s\ncomponents:\n- file://%s//comp\n", srv.URL, gitBase, repo),
+			fmt.Sprintf("resources:\n- cm.yaml\n- %s/cm.yaml\n- %s\ncomponents:\n- %s//comp?ref=main\n", srv.URL, gitBase, gitURL),
 			launch.RenderOptions{}, "local,from-http,from-git", ""},
+		{"a local repository as a git base", fmt.Sprintf("resources:\n- file://%s//deploy?ref=main\n", repo),
+			launch.RenderOptions{}, "", "over https:// or ssh only"},
+		{"a checkout read through the repository's own generator",
+			fmt.Sprintf("resources:\n- %s\nconfigMapGenerator:\n- name: stolen\n  files: [%s/deploy/cm.yaml]\n", gitBase, oldMount),
+			launch.RenderOptions{}, "", oldMount},
 		{"endless http body", fmt.Sprintf("resources:\n- %s/endless.yaml\n", srv.URL),
 			launch.RenderOptions{MaxRemoteSize: 1 << 20}, "", "larger than"},
 		{"http server that never answers", fmt.Sprintf("resources:\n- %s/hang.yaml\n", srv.URL),
 			launch.RenderOptions{RemoteTimeout: time.Second}, "", "not fetched within 1s"},
-		{"git checkout over the size cap", fmt.Sprintf("resources:\n- file://%s//big?ref=main\n", repo),
+		{"git checkout over the size cap", fmt.Sprintf("resources:\n- %s//big?ref=main\n", gitURL),
 			launch.RenderOptions{MaxRemoteSize: 64 << 10}, "", "larger than 64 KiB"},
 		{"remote patch stays refused", fmt.Sprintf("resources: [cm.yaml]\npatches:\n- path: %s/cm.yaml\n", srv.URL),
 			launch.RenderOptions{}, "", "fetches only resources, bases and components"},

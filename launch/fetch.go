@@ -2,7 +2,7 @@ package launch
 
 import (
 	"context"
-	"crypto/sha256"
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -120,8 +120,13 @@ type fetcher struct {
 // ".harmony-remote-<id>[/path]" for a git checkout. As kustomize does, an http(s) resource is
 // first tried as a file, then as a git repository.
 func (f *fetcher) fetch(ctx context.Context, r remoteRef) (string, error) {
-	sum := sha256.Sum256([]byte(r.ref))
-	id := ".harmony-remote-" + hex.EncodeToString(sum[:6])
+	// A name the repository cannot compute: its own kustomizations cannot read a checkout (or
+	// a fetched file) through a path of their own.
+	var nonce [8]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return "", err
+	}
+	id := ".harmony-remote-" + hex.EncodeToString(nonce[:])
 	dir, err := f.t.resolve(path.Dir(r.file))
 	if err != nil {
 		return "", err
@@ -146,6 +151,9 @@ func (f *fetcher) fetch(ctx context.Context, r remoteRef) (string, error) {
 		return "", fmt.Errorf("%s: %s: %w: a %s entry must be a folder, which only a git repository can give", r.file, r.ref, ErrRemote, r.field)
 	}
 	o := (&resource.Origin{}).Append(r.ref)
+	if !networkRepo(o.Repo) {
+		return "", fmt.Errorf("%s: %s: %w: --allow-remote fetches git repositories over https:// or ssh only, never a local one", r.file, r.ref, ErrRemote)
+	}
 	inRepo := o.Path
 	if inRepo == "notCloned" {
 		inRepo = "" // kustomize's placeholder: the reference names the repository's root
@@ -225,7 +233,9 @@ func (f *fetcher) gitCheckout(ctx context.Context, repo, ref string) (string, er
 		{"fetch", "-q", "--depth=1", "--no-tags", "--no-recurse-submodules", "--", repo, ref},
 		{"checkout", "-q", "FETCH_HEAD"},
 	} {
-		cmd := exec.CommandContext(ctx, "git", append([]string{"-c", "protocol.ext.allow=never", "-c", "advice.detachedHead=false", "-C", dir}, args...)...)
+		// Only https and ssh: never file (a local repository), ext (a command), git or http.
+		cmd := exec.CommandContext(ctx, "git", append([]string{"-c", "protocol.allow=never", "-c", "protocol.https.allow=always",
+			"-c", "protocol.ssh.allow=always", "-c", "advice.detachedHead=false", "-C", dir}, args...)...)
 		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "SSH_ASKPASS=")
 		cmd.WaitDelay = 2 * time.Second // a helper git started may hold the output open
 		out := &tailBuffer{max: 2048}
@@ -324,4 +334,15 @@ func (t *tree) rewrite(file string, local map[string]string) error {
 	}
 	m.overlay[sub] = []byte(out)
 	return nil
+}
+
+// networkRepo reports whether a git repository kustomize would clone is a network one: https://,
+// ssh:// or scp-like (git@host:path). A file:// URL or a local path is not: --allow-remote allows
+// network fetches, not reads of the user's other folders.
+func networkRepo(repo string) bool {
+	if u, err := url.Parse(repo); err == nil && u.Scheme != "" && strings.Contains(repo, "://") {
+		return (u.Scheme == "https" || u.Scheme == "ssh") && u.Host != ""
+	}
+	at, colon := strings.Index(repo, "@"), strings.Index(repo, ":")
+	return at > 0 && colon > at+1 && !strings.Contains(repo[:colon], "/")
 }

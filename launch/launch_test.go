@@ -37,6 +37,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Setenv("SSL_CERT_FILE", pemFile)
+	os.Setenv("GIT_SSL_CAINFO", pemFile) // git's https (the tests' git servers)
 	code := testcluster.Main(m, &cluster)
 	os.Remove(pemFile)
 	os.Exit(code)
