@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/Masterminds/semver/v3"
 	"helm.sh/helm/v4/pkg/chart/common"
 	commonutil "helm.sh/helm/v4/pkg/chart/common/util"
 	"helm.sh/helm/v4/pkg/chart/loader/archive"
@@ -282,6 +283,45 @@ func LoadChart(projectRoot, dir string) (*chart.Chart, []*archive.BufferedFile, 
 	return ch, files, nil
 }
 
+// localDependencies adds to ch (the chart in dir) the dependencies its Chart.yaml names with a
+// file:// repository and its charts/ folder lacks, each loaded through the project's confined
+// tree from the folder it names relative to dir (Helm's rule), and theirs in turn.
+func localDependencies(projectRoot, dir string, ch *chart.Chart, depth int) error {
+	chartRel := filepath.ToSlash(rel(projectRoot, dir))
+	for _, d := range missingDependencies(ch) {
+		if !strings.HasPrefix(d.Repository, "file://") {
+			continue
+		}
+		p := filepath.FromSlash(strings.TrimPrefix(d.Repository, "file://"))
+		sub := filepath.Join(dir, p)
+		if filepath.IsAbs(p) || !within(projectRoot, sub) {
+			return fmt.Errorf("chart %s: dependency %s: %s: %w", chartRel, d.Name, d.Repository, ErrOutside)
+		}
+		if depth > 8 {
+			return fmt.Errorf("chart %s: dependency %s: file:// dependencies nested too deep (a cycle?)", chartRel, d.Name)
+		}
+		dep, _, err := LoadChart(projectRoot, sub)
+		if err != nil {
+			return fmt.Errorf("chart %s: dependency %s (%s): %w", chartRel, d.Name, d.Repository, err)
+		}
+		if dep.Name() != d.Name {
+			return fmt.Errorf("chart %s: dependency %s: %s holds the chart %s", chartRel, d.Name, d.Repository, dep.Name())
+		}
+		if d.Version != "" {
+			c, err := semver.NewConstraint(d.Version)
+			v, verr := semver.NewVersion(dep.Metadata.Version)
+			if err != nil || verr != nil || !c.Check(v) {
+				return fmt.Errorf("chart %s: dependency %s: %s holds version %s, Chart.yaml asks for %s", chartRel, d.Name, d.Repository, dep.Metadata.Version, d.Version)
+			}
+		}
+		if err := localDependencies(projectRoot, sub, dep, depth+1); err != nil {
+			return err
+		}
+		ch.AddDependency(dep)
+	}
+	return nil
+}
+
 // missingDependencies lists the dependencies of Chart.yaml that are not in charts/.
 func missingDependencies(ch *chart.Chart) []*chart.Dependency {
 	have := map[string]bool{}
@@ -395,6 +435,11 @@ func RenderChart(ctx context.Context, src *Source, o ChartOptions) (*Rendered, e
 	}
 	if ch.Metadata.Type == "library" {
 		return nil, fmt.Errorf("chart %s is a library chart: it renders nothing on its own", chartRel)
+	}
+	// file:// dependencies are the project's own folders: loaded through its confined tree,
+	// never by Helm's downloader (which reads any path, relative to a temporary copy).
+	if err := localDependencies(src.Root, c.Dir, ch, 0); err != nil {
+		return nil, err
 	}
 	if missing := missingDependencies(ch); len(missing) > 0 && o.AllowRemote {
 		if ch, err = fetchDependencies(files, ch, chartRel, o.CacheDir, o.Out); err != nil {

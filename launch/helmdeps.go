@@ -3,6 +3,7 @@ package launch
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"helm.sh/helm/v4/pkg/getter"
 	"helm.sh/helm/v4/pkg/registry"
 	repo "helm.sh/helm/v4/pkg/repo/v1"
+	"sigs.k8s.io/yaml"
 
 	"github.com/NationTech/harmony-agent/installer"
 	"github.com/NationTech/harmony-agent/internal/hint"
@@ -56,6 +58,16 @@ func fetchDependencies(files []*archive.BufferedFile, ch *chart.Chart, chartRel,
 		if err := os.WriteFile(p, f.Data, 0o600); err != nil {
 			return nil, err
 		}
+	}
+	// Chart.lock is checked against Chart.yaml as Helm checks it; then the copy Helm's downloader
+	// sees names only the remote dependencies (the file:// ones are the project's own folders,
+	// loaded already through its confined tree: Helm would read them from any path).
+	if sum, err := hashReq(ch.Metadata.Dependencies, ch.Lock.Dependencies); err != nil || sum != ch.Lock.Digest {
+		return nil, hint.With(fmt.Errorf("chart %s: Chart.lock is out of sync with the dependencies of Chart.yaml: %w", chartRel, ErrChartDependencies),
+			"run helm dependency update in "+chartRel+" and commit Chart.lock")
+	}
+	if err := remoteOnly(dir, ch); err != nil {
+		return nil, fmt.Errorf("chart %s: %w", chartRel, err)
 	}
 	// The repositories Chart.lock names, known to the downloader only for this run, each named
 	// by a hash of its URL: the cached index of one repository is never read for another
@@ -152,6 +164,17 @@ func fetchDependencies(files []*archive.BufferedFile, ch *chart.Chart, chartRel,
 	if err != nil {
 		return nil, fmt.Errorf("chart %s: load with its fetched dependencies: %w", chartRel, err)
 	}
+	// Back to the chart as written, with its local dependencies.
+	fetched.Metadata.Dependencies, fetched.Lock = ch.Metadata.Dependencies, ch.Lock
+	have := map[string]bool{}
+	for _, d := range fetched.Dependencies() {
+		have[d.Name()] = true
+	}
+	for _, d := range ch.Dependencies() {
+		if !have[d.Name()] {
+			fetched.AddDependency(d)
+		}
+	}
 	got := map[string]string{}
 	for _, d := range fetched.Dependencies() {
 		got[d.Name()] = d.Metadata.Version
@@ -205,6 +228,51 @@ func checkDigest(idx *repo.IndexFile, d *chart.Dependency, charts string) error 
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
 		return fmt.Errorf("the fetched archive's sha256 is %s, the repository's index says %s: refused", got, want)
+	}
+	return nil
+}
+
+// hashReq is Helm's digest of Chart.yaml's dependencies and Chart.lock's (Chart.lock's digest).
+func hashReq(req, lock []*chart.Dependency) (string, error) {
+	data, err := json.Marshal([2][]*chart.Dependency{req, lock})
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// remoteOnly rewrites the copy of a chart in dir so that its Chart.yaml and Chart.lock name only
+// the dependencies that are not file://, with Chart.lock's digest to match.
+func remoteOnly(dir string, ch *chart.Chart) error {
+	remote := func(list []*chart.Dependency) []*chart.Dependency {
+		var out []*chart.Dependency
+		for _, d := range list {
+			if !strings.HasPrefix(d.Repository, "file://") {
+				out = append(out, d)
+			}
+		}
+		return out
+	}
+	md := *ch.Metadata
+	md.Dependencies = remote(ch.Metadata.Dependencies)
+	lock := *ch.Lock
+	lock.Dependencies = remote(ch.Lock.Dependencies)
+	if len(md.Dependencies) == len(ch.Metadata.Dependencies) && len(lock.Dependencies) == len(ch.Lock.Dependencies) {
+		return nil
+	}
+	var err error
+	if lock.Digest, err = hashReq(md.Dependencies, lock.Dependencies); err != nil {
+		return err
+	}
+	for name, v := range map[string]any{"Chart.yaml": &md, "Chart.lock": &lock} {
+		b, err := yaml.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -280,3 +280,68 @@ func TestChartRemoteDependencyCannotBeSubstituted(t *testing.T) {
 		t.Errorf("an index that cannot be fetched, with one cached: %v, want the launch stopped", err)
 	}
 }
+
+// file:// dependencies are the project's own folders, read through its confined tree (Helm's
+// downloader read them relative to a temporary copy, so an in-repo file://../common failed, and
+// from any absolute path or ../.. out of it).
+func TestChartFileDependencies(t *testing.T) {
+	t.Parallel()
+	common := map[string]string{
+		"charts/common/Chart.yaml":            "apiVersion: v2\nname: common\nversion: 0.1.0\ntype: library\n",
+		"charts/common/templates/_names.tpl": `{{- define "common.name" -}}{{ .Release.Name }}-common{{- end -}}`,
+	}
+	web := func(repo string, extra ...string) map[string]string {
+		f := map[string]string{
+			"charts/web/Chart.yaml":        "apiVersion: v2\nname: web\nversion: 1.0.0\ndependencies:\n- name: common\n  version: 0.1.0\n  repository: " + repo + "\n" + strings.Join(extra, ""),
+			"charts/web/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ include \"common.name\" . }}}\n",
+		}
+		for k, v := range common {
+			f[k] = v
+		}
+		return f
+	}
+	render := func(files map[string]string, allow bool) (*launch.Rendered, error) {
+		root := tree(t, files)
+		src, err := launch.Discover(root, []string{filepath.Join(root, "charts", "web")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return launch.RenderChart(context.Background(), src, launch.ChartOptions{Release: "shop", Namespace: "shop",
+			KubeVersion: "v1.36.4+k3s1", AllowRemote: allow, CacheDir: filepath.Join(t.TempDir(), "cache")})
+	}
+
+	r, err := render(web("file://../common"), false)
+	if err != nil || len(r.Objects) != 1 || r.Objects[0].GetName() != "shop-common" {
+		t.Fatalf("an in-repo file://../common: %v %+v", err, r)
+	}
+
+	outside := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(outside, "common"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(outside, "common", "Chart.yaml"), []byte("apiVersion: v2\nname: common\nversion: 0.1.0\ntype: library\n"), 0o644)
+	for _, repo := range []string{"file://" + filepath.Join(outside, "common"), "file://../../../../../../../../" + filepath.Join(outside, "common")} {
+		if _, err := render(web(repo), true); !errors.Is(err, launch.ErrOutside) {
+			t.Errorf("%s: %v, want it refused as outside the project", repo, err)
+		}
+	}
+
+	// With a remote dependency beside it, Helm's downloader fetches only the remote one.
+	srv, _ := chartRepo(t)
+	url := srv.URL + "/charts"
+	req := []*chart.Dependency{{Name: "common", Version: "0.1.0", Repository: "file://../common"}, {Name: "db", Version: "~1.2.0", Repository: url}}
+	locked := []*chart.Dependency{{Name: "common", Version: "0.1.0", Repository: "file://../common"}, {Name: "db", Version: "1.2.3", Repository: url}}
+	files := web("file://../common", "- name: db\n  version: ~1.2.0\n  repository: "+url+"\n")
+	files["charts/web/Chart.lock"] = lockFor(t, req, locked)
+	r, err = render(files, true)
+	if err != nil {
+		t.Fatalf("a local and a remote dependency: %v", err)
+	}
+	var names []string
+	for _, o := range r.Objects {
+		names = append(names, o.GetName())
+	}
+	if strings.Join(names, ",") != "shop-db,shop-common" && strings.Join(names, ",") != "shop-common,shop-db" {
+		t.Fatalf("rendered %v, want the remote db and the local common", names)
+	}
+}
