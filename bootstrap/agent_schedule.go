@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/NationTech/harmony-agent/installer"
+	"github.com/NationTech/harmony-agent/internal/hint"
 )
 
 // AgentCommand is what a schedule runs.
@@ -116,6 +117,23 @@ func (k *K3s) AgentSchedule() string {
 	return ""
 }
 
+// checkAgentPath refuses a binary path the schedules could not run as written: the systemd
+// unit, the cron line and the periodic script name it bare, and a space, quote or shell
+// character there would split it or run something else as root.
+func checkAgentPath(p string) error {
+	for _, r := range p {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._+-@", r)
+		if !ok {
+			return hint.With(fmt.Errorf("the harmony binary's path %q holds %q: %w", p, r, ErrAgentPathUnsafe),
+				"install harmony where its path holds only letters, digits and / . _ + - @ (e.g. /usr/local/bin/harmony), then enable the agent again")
+		}
+	}
+	return nil
+}
+
+// ErrAgentPathUnsafe means the schedule cannot name the harmony binary's path safely.
+var ErrAgentPathUnsafe = errors.New("a schedule cannot run a path with spaces or shell characters")
+
 // ErrAgentBinaryUnsafe means root would run a harmony binary another user can replace.
 var ErrAgentBinaryUnsafe = errors.New("root must not run a harmony binary another user can write")
 
@@ -123,7 +141,7 @@ var ErrAgentBinaryUnsafe = errors.New("root must not run a harmony binary anothe
 // run unattended (writable by another user, through the file or any directory above it).
 func (k *K3s) agentBinary() (string, error) {
 	if k.HarmonyBinary != "" {
-		return k.HarmonyBinary, nil
+		return k.HarmonyBinary, checkAgentPath(k.HarmonyBinary)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -142,7 +160,7 @@ func (k *K3s) agentBinary() (string, error) {
 			}
 		}
 	}
-	return self, nil
+	return self, checkAgentPath(self)
 }
 
 // InstallAgent schedules `harmony agent --once`: a systemd timer where systemd runs, the daily

@@ -183,3 +183,21 @@ func TestAgentEnvironmentFileRunsNoMirrorShell(t *testing.T) {
 		t.Fatal("sourcing the environment file ran a command")
 	}
 }
+
+// The schedules name the harmony binary bare (unit, cron line, periodic script): a path with a
+// space or shell characters is refused, never written where root would run it split or as shell.
+func TestAgentRefusesABinaryPathItCannotNameSafely(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "run/systemd/system"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, bin := range []string{"/opt/my tools/harmony", "/opt/x;touch /tmp/pwned/harmony", "/opt/$(id)/harmony", "/opt/a'b/harmony"} {
+		k := &bootstrap.K3s{Paths: bootstrap.Paths{Root: root}, Runner: &recorder{}, HarmonyBinary: bin}
+		if _, err := k.InstallAgent(context.Background()); !errors.Is(err, bootstrap.ErrAgentPathUnsafe) {
+			t.Errorf("InstallAgent with the binary %q: %v, want ErrAgentPathUnsafe", bin, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/systemd/system/harmony-agent.service")); !os.IsNotExist(err) {
+		t.Fatalf("a unit was written (%v)", err)
+	}
+}
