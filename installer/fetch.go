@@ -138,8 +138,8 @@ func (f *Fetcher) tooSlow(ctx context.Context, err error, what, addr string, rec
 		return err
 	}
 	return hint.With(fmt.Errorf("%s from %q: %w: received %d of at most %d bytes in %s, below the %s harmony requires on average (the mirror drips or the network is very slow)",
-		what, addr, ErrTooSlow, received, size, roundDuration(d), rate(f.MinRate)),
-		"check HARMONY_MIRROR (now "+strconv.Quote(Mirror())+"): point it at a faster mirror, e.g. HARMONY_MIRROR=https://artifacts.example.com/github, or retry on a faster network: the download resumes where it stopped")
+		what, redactURL(addr), ErrTooSlow, received, size, roundDuration(d), rate(f.MinRate)),
+		"check HARMONY_MIRROR (now "+strconv.Quote(redactURL(Mirror()))+"): point it at a faster mirror, e.g. HARMONY_MIRROR=https://artifacts.example.com/github, or retry on a faster network: the download resumes where it stopped")
 }
 
 // roundDuration drops sub-second noise from a duration of a second or more.
@@ -247,6 +247,16 @@ func isLoopback(host string) bool {
 
 // redact drops any user:password from an address before it goes into a message.
 func redact(u *url.URL) string { return u.Redacted() }
+
+// redactURL is the address s with any password replaced by "xxxxx" (a mirror URL may carry
+// one: errors and hints are printed, logged by the agent and kept in its log).
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}
 
 // transientError is a failure worth retrying; reason is what went wrong in short, for the
 // retry notice (the error itself names the file and its address).
@@ -364,7 +374,7 @@ func cachedOK(path, want string, max int64) bool {
 }
 
 func (f *Fetcher) explain(a Artifact, err error) error {
-	mirror := fmt.Sprintf("HARMONY_MIRROR (now %q)", Mirror())
+	mirror := fmt.Sprintf("HARMONY_MIRROR (now %q)", redactURL(Mirror()))
 	switch {
 	case errors.Is(err, ErrInsecureTransport):
 		return hint.With(err, "set HARMONY_MIRROR to an https address, for example HARMONY_MIRROR=https://artifacts.example.com/github (plain http is accepted only for 127.0.0.1, ::1 or localhost)")
@@ -434,7 +444,7 @@ func (f *Fetcher) download(ctx context.Context, a Artifact, want, final string) 
 	}
 	resp, err := f.client().Do(req)
 	if err != nil {
-		err = requestError(fmt.Sprintf("download %s from %q", a.Name, a.URL), err)
+		err = requestError(fmt.Sprintf("download %s from %q", a.Name, redactURL(a.URL)), err)
 		if errors.Is(err, ErrInsecureTransport) {
 			return 0, false, err
 		}
@@ -475,9 +485,9 @@ func (f *Fetcher) download(ctx context.Context, a Artifact, want, final string) 
 		_ = os.Remove(metaPath)
 		return 0, false, transient(fmt.Errorf("download %s: server refused to resume; starting over", a.Name))
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout:
-		return 0, false, transientWhy(fmt.Errorf("download %s from %q: HTTP %s", a.Name, a.URL, resp.Status), "HTTP "+resp.Status)
+		return 0, false, transientWhy(fmt.Errorf("download %s from %q: HTTP %s", a.Name, redactURL(a.URL), resp.Status), "HTTP "+resp.Status)
 	default:
-		return 0, false, fmt.Errorf("download %s from %q: HTTP %s: %w", a.Name, a.URL, resp.Status, ErrHTTPStatus)
+		return 0, false, fmt.Errorf("download %s from %q: HTTP %s: %w", a.Name, redactURL(a.URL), resp.Status, ErrHTTPStatus)
 	}
 
 	total := int64(-1)
@@ -681,12 +691,12 @@ func (f *Fetcher) get(ctx context.Context, url string, max int64) ([]byte, error
 	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("get %q: %w", url, err)
+		return nil, fmt.Errorf("get %q: %w", redactURL(url), err)
 	}
 	req.Header.Set("User-Agent", "harmony")
 	resp, err := f.client().Do(req)
 	if err != nil {
-		err = requestError(fmt.Sprintf("get %q", url), err)
+		err = requestError(fmt.Sprintf("get %q", redactURL(url)), err)
 		if errors.Is(err, ErrInsecureTransport) {
 			return nil, err
 		}
@@ -696,9 +706,9 @@ func (f *Fetcher) get(ctx context.Context, url string, max int64) ([]byte, error
 	switch {
 	case resp.StatusCode == http.StatusOK:
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		return nil, transientWhy(fmt.Errorf("get %q: HTTP %s", url, resp.Status), "HTTP "+resp.Status)
+		return nil, transientWhy(fmt.Errorf("get %q: HTTP %s", redactURL(url), resp.Status), "HTTP "+resp.Status)
 	default:
-		return nil, fmt.Errorf("get %q: HTTP %s: %w", url, resp.Status, ErrHTTPStatus)
+		return nil, fmt.Errorf("get %q: HTTP %s: %w", redactURL(url), resp.Status, ErrHTTPStatus)
 	}
 	// A server that sends its headers and then nothing (or stops half-way) is cut off, as in
 	// Fetch: a small file must not hang harmony forever.
@@ -707,13 +717,13 @@ func (f *Fetcher) get(ctx context.Context, url string, max int64) ([]byte, error
 		if cause := context.Cause(ctx); errors.Is(cause, errStalled) {
 			err = cause
 		}
-		return b, transient(fmt.Errorf("get %q: %w", url, err)) // b: what arrived, for the message
+		return b, transient(fmt.Errorf("get %q: %w", redactURL(url), err)) // b: what arrived, for the message
 	}
 	if int64(len(b)) > max {
-		return nil, fmt.Errorf("get %q: more than %d bytes: %w", url, max, ErrTooLarge)
+		return nil, fmt.Errorf("get %q: more than %d bytes: %w", redactURL(url), max, ErrTooLarge)
 	}
 	if resp.ContentLength >= 0 && int64(len(b)) != resp.ContentLength {
-		return nil, transient(fmt.Errorf("get %q: truncated: got %d of %d bytes", url, len(b), resp.ContentLength))
+		return nil, transient(fmt.Errorf("get %q: truncated: got %d of %d bytes", redactURL(url), len(b), resp.ContentLength))
 	}
 	return b, nil
 }

@@ -527,3 +527,28 @@ func TestGetDripFeedMirror(t *testing.T) {
 		t.Fatalf("Get from a drip-feeding mirror: %v (context: %v), want ErrTooSlow", err, ctx.Err())
 	}
 }
+
+// A mirror URL may carry a password: no error or hint harmony prints (or the agent logs) shows it.
+func TestMirrorPasswordNeverPrinted(t *testing.T) {
+	t.Parallel()
+	srv := releasetest.New(t)
+	data := randomBytes(t, 1024)
+	srv.Add(repo, tag, "k3s", data)
+	srv.SetFault(repo, tag, "k3s", releasetest.Fault{Status: 404, Times: 10})
+	f := newFetcher(t)
+	a := artifact(srv, "k3s", data)
+	a.URL = strings.Replace(a.URL, "://", "://mirror-user:hunter2-s3cret@", 1)
+	_, err := f.Fetch(context.Background(), a)
+	if err == nil {
+		t.Fatal("a 404 served the file")
+	}
+	if _, gerr := f.Get(context.Background(), a.URL, 1024); gerr == nil || strings.Contains(gerr.Error(), "hunter2") {
+		t.Errorf("get: %v: want an error without the password", gerr)
+	}
+	if text := err.Error() + strings.Join(hint.Of(err), "\n"); strings.Contains(text, "hunter2") || !strings.Contains(text, "mirror-user") {
+		t.Fatalf("error %q: want the user named and the password hidden", text)
+	}
+	if cerr := installer.CheckMirror("ftp://mirror-user:hunter2-s3cret@m.example/"); cerr == nil || strings.Contains(cerr.Error(), "hunter2") {
+		t.Fatalf("CheckMirror: %v: want an error without the password", cerr)
+	}
+}

@@ -66,14 +66,14 @@ func CheckMirror(raw string) error {
 	case err != nil:
 		return hint.With(fmt.Errorf("%w %q: %w", ErrBadMirror, raw, errors.Unwrap(err)), mirrorExample(""))
 	case u.Scheme != "https" && u.Scheme != "http":
-		return hint.With(fmt.Errorf("%w %q: scheme %q: want https (http only for this machine)", ErrBadMirror, raw, u.Scheme),
+		return hint.With(fmt.Errorf("%w %q: scheme %q: want https (http only for this machine)", ErrBadMirror, redactURL(raw), u.Scheme),
 			mirrorExample(""))
 	case u.Host == "" || u.Hostname() == "":
-		return hint.With(fmt.Errorf("%w %q: no host", ErrBadMirror, raw), mirrorExample(""))
+		return hint.With(fmt.Errorf("%w %q: no host", ErrBadMirror, redactURL(raw)), mirrorExample(""))
 	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || strings.ContainsAny(raw, "?#"):
-		return hint.With(fmt.Errorf("%w %q: a base URL has no query or fragment", ErrBadMirror, raw), mirrorExample(""))
+		return hint.With(fmt.Errorf("%w %q: a base URL has no query or fragment", ErrBadMirror, redactURL(raw)), mirrorExample(""))
 	case u.Scheme == "http" && !isLoopback(u.Hostname()):
-		return hint.With(fmt.Errorf("%w %q: plain http is accepted only for this machine (127.0.0.1, ::1, localhost)", ErrBadMirror, raw),
+		return hint.With(fmt.Errorf("%w %q: plain http is accepted only for this machine (127.0.0.1, ::1, localhost)", ErrBadMirror, redactURL(raw)),
 			"use the mirror's https address, e.g. "+MirrorEnv+"=https://"+u.Host+strings.TrimRight(u.EscapedPath(), "/"))
 	}
 	return nil
