@@ -289,7 +289,12 @@ func TestTwoProjectsInOneNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pb, _, err := run(t, launch.Selection{Dir: b}, launch.Options{NoWait: true})
+	// beta's harmony.yaml names alpha's namespace: beta asks for it, and gets it when allowed.
+	if _, _, err := run(t, launch.Selection{Dir: b}, launch.Options{NoWait: true}); !errors.Is(err, launch.ErrPrivileges) {
+		t.Fatalf("a repository naming another project's namespace: %v, want ErrPrivileges", err)
+	}
+	allow := []launch.Risk{launch.RiskNamespaces}
+	pb, _, err := run(t, launch.Selection{Dir: b}, launch.Options{NoWait: true, Allow: allow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +306,7 @@ func TestTwoProjectsInOneNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, dir := range []string{a, b} {
-		_, rep, err := run(t, launch.Selection{Dir: dir}, launch.Options{NoWait: true})
+		_, rep, err := run(t, launch.Selection{Dir: dir}, launch.Options{NoWait: true, Allow: allow})
 		if err != nil {
 			t.Fatal(err)
 		}

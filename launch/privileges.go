@@ -304,19 +304,20 @@ func (e *Engine) projectNamespaceOwned(ctx context.Context, p *Project) (bool, e
 	if err != nil {
 		return false, fmt.Errorf("namespace %s: %w", p.Namespace, err)
 	}
-	return live.Annotations[CreatedNamespaceAnnotation] == p.InventoryID, nil
+	// this project created it, or the user took it over before (--adopt marks it the project's)
+	return live.Annotations[CreatedNamespaceAnnotation] == p.InventoryID || live.Annotations[OwningInventoryAnnotation] == p.InventoryID, nil
 }
 
 // checkPrivileges lists what a launch's objects (hooks included) ask for beyond the project's
 // own namespaces. It returns those the user did not allow.
 func (e *Engine) checkPrivileges(ctx context.Context, p *Project, objs []Object, hooks []Hook, claims map[object.ObjMetadata]claim, allowed []Risk) (all, asked []Privilege, err error) {
 	// The Namespaces it lists are its own when it creates them (or created them before), or
-	// when the user took them over with --adopt.
+	// when the user takes them over with --adopt (now or before: then they carry its mark).
 	created := map[string]bool{}
 	for _, obj := range objs {
 		if object.IsNamespace(obj.Unstructured) {
 			c := claims[object.UnstructuredToObjMetadata(obj.Unstructured)]
-			created[obj.GetName()] = c.live == nil || createdBy(c.live, p) || c.adopted
+			created[obj.GetName()] = c.live == nil || ours(c.live, p) || c.adopted
 		}
 	}
 	projectOwned := created[p.Namespace]
