@@ -287,7 +287,7 @@ func TestChartRemoteDependencyCannotBeSubstituted(t *testing.T) {
 func TestChartFileDependencies(t *testing.T) {
 	t.Parallel()
 	common := map[string]string{
-		"charts/common/Chart.yaml":            "apiVersion: v2\nname: common\nversion: 0.1.0\ntype: library\n",
+		"charts/common/Chart.yaml":           "apiVersion: v2\nname: common\nversion: 0.1.0\ntype: library\n",
 		"charts/common/templates/_names.tpl": `{{- define "common.name" -}}{{ .Release.Name }}-common{{- end -}}`,
 	}
 	web := func(repo string, extra ...string) map[string]string {
