@@ -174,6 +174,9 @@ func privileges(objs []Object, owned func(ns string) bool) []Privilege {
 		}
 		switch {
 		case object.IsCRD(u):
+			if strategy, _, _ := unstructured.NestedString(u.Object, "spec", "conversion", "strategy"); strategy == "Webhook" {
+				add(RiskCluster, "its conversion webhook is sent every object of this kind, whoever made it")
+			}
 		case object.IsNamespace(u):
 			if !owned(u.GetName()) {
 				add(RiskNamespaces, "exists, and this project did not create it")

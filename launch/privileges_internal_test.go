@@ -16,6 +16,8 @@ func TestPrivilegesOfEachKind(t *testing.T) {
 		{"a plain deployment", `{apiVersion: apps/v1, kind: Deployment, metadata: {name: web, namespace: app}, spec: {template: {spec: {containers: [{name: web, image: nginx, ports: [{containerPort: 80}]}]}}}}`, nil},
 		{"a role binding inside the project", `{apiVersion: rbac.authorization.k8s.io/v1, kind: RoleBinding, metadata: {name: rb, namespace: app}, roleRef: {kind: ClusterRole, name: admin}, subjects: [{kind: ServiceAccount, name: default, namespace: app}]}`, nil},
 		{"a CRD", `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: things.example.com}}`, nil},
+		{"a CRD with a conversion webhook", `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: things.example.com}, spec: {conversion: {strategy: Webhook}}}`,
+			[]string{"cluster-wide: its conversion webhook"}},
 		{"a namespace it creates", `{apiVersion: v1, kind: Namespace, metadata: {name: app-extra}}`, nil},
 		{"a privileged cronjob", `{apiVersion: batch/v1, kind: CronJob, metadata: {name: c, namespace: app}, spec: {jobTemplate: {spec: {template: {spec: {containers: [{name: c, image: x, securityContext: {privileged: true, capabilities: {add: [SYS_ADMIN]}}}]}}}}}}`,
 			[]string{"host-access: more than Pod Security's baseline: non-default capabilities", "privileged (container \"c\" must not set securityContext.privileged=true)"}},
