@@ -22,6 +22,7 @@ import (
 	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 	"helm.sh/helm/v4/pkg/engine"
 	"helm.sh/helm/v4/pkg/ignore"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -479,10 +480,15 @@ func RenderChart(ctx context.Context, src *Source, o ChartOptions) (*Rendered, e
 		return nil, fmt.Errorf("chart %s: values: %s: %w", chartRel, fixChartPaths(err.Error(), ch.Name(), chartRel), ErrBadManifest)
 	}
 	var eng engine.Engine
+	render := func() (map[string]string, error) { return eng.Render(ch, vals) }
 	if o.Cluster != nil && !o.NoLookup {
-		eng = engine.New(o.Cluster)
+		lookup, err := newConfinedLookup(o.Cluster, o.Namespace)
+		if err != nil {
+			return nil, fmt.Errorf("chart %s: %w", chartRel, err)
+		}
+		render = func() (map[string]string, error) { return engine.RenderWithClientProvider(ch, vals, lookup) }
 	}
-	rendered, err := eng.Render(ch, vals)
+	rendered, err := render()
 	if err != nil {
 		return nil, fmt.Errorf("chart %s: %s: %w", chartRel, fixChartPaths(err.Error(), ch.Name(), chartRel), ErrBadManifest)
 	}
@@ -597,13 +603,30 @@ func Unchecked(ns string, objs []Object) *Report {
 		if object.IsNamespace(o.Unstructured) {
 			owned[id.Name] = true
 		}
-		c := Object{Unstructured: o.DeepCopy(), Origin: o.Origin}
-		c.SetNamespace(id.Namespace)
-		placed = append(placed, c)
+		placed = append(placed, Object{Unstructured: withNamespace(o.Unstructured, id.Namespace), Origin: o.Origin})
 		rep.Plan = append(rep.Plan, Step{ID: id, Ref: ref(id), Action: Create, Origin: o.Origin, Note: "not checked: no cluster"})
 	}
 	rep.Privileges = privileges(placed, func(n string) bool { return owned[n] })
 	return rep
+}
+
+// withNamespace is a shallow copy of u in namespace ns (u is left as it is). Not DeepCopy:
+// kustomize's objects hold Go ints, which unstructured's deep copy refuses.
+func withNamespace(u *unstructured.Unstructured, ns string) *unstructured.Unstructured {
+	obj := make(map[string]any, len(u.Object))
+	for k, v := range u.Object {
+		obj[k] = v
+	}
+	if md, ok := u.Object["metadata"].(map[string]any); ok {
+		m := make(map[string]any, len(md))
+		for k, v := range md {
+			m[k] = v
+		}
+		obj["metadata"] = m
+	}
+	c := &unstructured.Unstructured{Object: obj}
+	c.SetNamespace(ns)
+	return c
 }
 
 // clusterScopedKinds are the cluster-scoped kinds Kubernetes itself serves.

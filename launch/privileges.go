@@ -140,9 +140,14 @@ func podTemplate(u *unstructured.Unstructured) (*metav1.ObjectMeta, *corev1.PodS
 	}
 	m := u.Object
 	if path != nil {
-		t, found, err := unstructured.NestedMap(u.Object, path...)
+		// No copy: kustomize's objects hold Go ints, which unstructured's deep copy refuses.
+		v, found, err := unstructured.NestedFieldNoCopy(u.Object, path...)
 		if err != nil || !found {
 			return nil, nil, err
+		}
+		t, ok := v.(map[string]any)
+		if !ok {
+			return nil, nil, fmt.Errorf("%s is not an object", strings.Join(path, "."))
 		}
 		m = t
 	}
