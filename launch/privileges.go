@@ -73,7 +73,7 @@ type Privilege struct {
 func (p Privilege) String() string {
 	s := fmt.Sprintf("%-16s %s", p.Risk, p.Object)
 	if p.Origin != "" {
-		s += " (" + p.Origin + ")"
+		s += ", " + p.Origin
 	}
 	return s + ": " + p.What
 }
@@ -164,8 +164,21 @@ func podTemplate(u *unstructured.Unstructured) (*metav1.ObjectMeta, *corev1.PodS
 // privileges lists what objs ask for beyond the project's own namespaces (owned says which
 // those are), in the order of objs.
 func privileges(objs []Object, owned func(ns string) bool) []Privilege {
+	return privilegesWith(objs, owned, nil)
+}
+
+// privilegesWith is privileges; liveRole gives the rules of a cluster role the objects do not
+// hold (nil: only cluster-admin is known).
+func privilegesWith(objs []Object, owned func(ns string) bool, liveRole func(name string) []any) []Privilege {
 	evaluate := baselineChecks()
 	var out []Privilege
+	listedRoles := map[string][]any{}
+	for _, obj := range objs {
+		if k := obj.GroupVersionKind().GroupKind(); k.Group == "rbac.authorization.k8s.io" && k.Kind == "ClusterRole" {
+			rules, _, _ := unstructured.NestedSlice(obj.Object, "rules")
+			listedRoles[obj.GetName()] = rules
+		}
+	}
 	for _, obj := range objs {
 		u := obj.Unstructured
 		add := func(r Risk, what string) {
@@ -197,6 +210,34 @@ func privileges(objs []Object, owned func(ns string) bool) []Privilege {
 				add(RiskCluster, s)
 			}
 		}
+		if gk.Group == "rbac.authorization.k8s.io" {
+			// A role that can change namespaces can lift its own namespace's Pod Security level;
+			// one that can escalate or bind can give itself anything.
+			var rules []any
+			switch gk.Kind {
+			case "Role", "ClusterRole":
+				rules, _, _ = unstructured.NestedSlice(u.Object, "rules")
+			case "RoleBinding", "ClusterRoleBinding":
+				kind, _, _ := unstructured.NestedString(u.Object, "roleRef", "kind")
+				name, _, _ := unstructured.NestedString(u.Object, "roleRef", "name")
+				_, listed := listedRoles[name] // a listed role says it itself
+				if kind == "ClusterRole" && !listed {
+					if name == "cluster-admin" {
+						rules = []any{map[string]any{"apiGroups": []any{"*"}, "resources": []any{"*"}, "verbs": []any{"*"}}}
+					} else if liveRole != nil {
+						rules = liveRole(name)
+					}
+				}
+			}
+			if what := dangerousRules(rules); what != "" {
+				add(RiskHost, what+": its holders can then run privileged pods, root on this machine in effect")
+			}
+		}
+		if gk.Group == "" && gk.Kind == "Service" {
+			if ips, _, _ := unstructured.NestedStringSlice(u.Object, "spec", "externalIPs"); len(ips) > 0 {
+				add(RiskHost, "takes over traffic to "+strings.Join(ips, ", ")+" from this machine and every pod (externalIPs)")
+			}
+		}
 		meta, spec, err := podTemplate(u)
 		if err != nil {
 			add(RiskHost, "its pod template cannot be read, so what it asks for cannot be checked: "+err.Error())
@@ -217,10 +258,44 @@ func privileges(objs []Object, owned func(ns string) bool) []Privilege {
 			why = append(why, w)
 		}
 		if len(why) > 0 {
-			add(RiskHost, "more than Pod Security's baseline: "+strings.Join(why, "; "))
+			add(RiskHost, "runs beyond Pod Security's baseline (root on this machine, in effect): "+strings.Join(why, "; "))
+		}
+		if pc := spec.PriorityClassName; strings.HasPrefix(pc, "system-") {
+			add(RiskCluster, "takes the priority "+pc+", which can push other projects' pods (and the cluster's own) off the node")
 		}
 	}
+	// Listed by risk, each risk's in the objects' order.
+	sort.SliceStable(out, func(i, j int) bool { return slices.Index(Risks, out[i].Risk) < slices.Index(Risks, out[j].Risk) })
 	return out
+}
+
+// dangerousRules says what RBAC rules allow that reaches beyond their namespace ("" for nothing):
+// changing namespaces (their Pod Security labels), or escalating and binding roles.
+func dangerousRules(rules []any) string {
+	has := func(list []string, want ...string) bool {
+		for _, v := range list {
+			if v == "*" || slices.Contains(want, v) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, r := range rules {
+		m, _ := r.(map[string]any)
+		if m == nil {
+			continue
+		}
+		groups, _, _ := unstructured.NestedStringSlice(m, "apiGroups")
+		resources, _, _ := unstructured.NestedStringSlice(m, "resources")
+		verbs, _, _ := unstructured.NestedStringSlice(m, "verbs")
+		if has(groups, "") && has(resources, "namespaces") && has(verbs, "update", "patch") {
+			return "may change namespaces (their Pod Security level)"
+		}
+		if has(groups, "rbac.authorization.k8s.io") && has(resources, "roles", "clusterroles", "rolebindings", "clusterrolebindings") && has(verbs, "escalate", "bind") {
+			return "may escalate or bind roles (give itself any permission)"
+		}
+	}
+	return ""
 }
 
 // clusterScoped says what a cluster-scoped object (not a namespace or CRD) asks for.
@@ -247,7 +322,7 @@ func clusterScoped(u *unstructured.Unstructured) (Risk, string) {
 		}
 		return RiskCluster, "a cluster role (rules for every namespace, once bound)"
 	case gk.Group == "admissionregistration.k8s.io":
-		return RiskCluster, "an admission " + strings.ToLower(gk.Kind) + ": sees (and may change or refuse) what every project sends to the API server"
+		return RiskCluster, "an admission webhook or policy (" + gk.Kind + "): sees, and may change or refuse, what every project sends to the cluster"
 	case gk.Group == "apiregistration.k8s.io":
 		return RiskCluster, "serves part of the cluster's API: requests for it go to this project"
 	case gk.Group == "" && gk.Kind == "PersistentVolume":
@@ -349,7 +424,20 @@ func (e *Engine) checkPrivileges(ctx context.Context, p *Project, objs []Object,
 		all = append(all, Privilege{Risk: RiskNamespaces, Object: "namespace/" + p.Namespace,
 			What: "the project's namespace exists and this project did not create it (choose one yourself with -n)"})
 	}
-	all = append(all, privileges(list, owned)...)
+	liveRole := func(name string) []any {
+		cr, err := e.client.RbacV1().ClusterRoles().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil
+		}
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cr)
+		if err != nil {
+			return nil
+		}
+		rules, _, _ := unstructured.NestedSlice(u, "rules")
+		return rules
+	}
+	all = append(all, privilegesWith(list, owned, liveRole)...)
+	sort.SliceStable(all, func(i, j int) bool { return slices.Index(Risks, all[i].Risk) < slices.Index(Risks, all[j].Risk) })
 	for _, pr := range all {
 		if !slices.Contains(allowed, pr.Risk) {
 			asked = append(asked, pr)
