@@ -187,7 +187,7 @@ func gitRepo(t *testing.T, files map[string]string) string {
 
 // gitServer serves the repositories under root over https with git's own smart-HTTP backend,
 // as a git host does; it returns the server's URL.
-func gitServer(t *testing.T, root string) string {
+func gitServer(t *testing.T, root string, userAndPassword ...string) string {
 	t.Helper()
 	backend, err := exec.Command("git", "--exec-path").Output()
 	if err != nil {
@@ -201,6 +201,13 @@ func gitServer(t *testing.T, root string) string {
 		if !strings.HasSuffix(r.URL.Path, "/info/refs") && !strings.HasSuffix(r.URL.Path, "/git-upload-pack") {
 			http.NotFound(w, r) // not a file: kustomize's reference is then cloned
 			return
+		}
+		if len(userAndPassword) == 2 {
+			if u, p, ok := r.BasicAuth(); !ok || u != userAndPassword[0] || p != userAndPassword[1] {
+				w.Header().Set("WWW-Authenticate", `Basic realm="private"`)
+				http.Error(w, "private", http.StatusUnauthorized)
+				return
+			}
 		}
 		git.ServeHTTP(w, r)
 	}))
@@ -296,5 +303,31 @@ func TestAllowRemote(t *testing.T) {
 				t.Fatalf("the repository's kustomization changed: %q", b)
 			}
 		})
+	}
+}
+
+// --allow-remote fetches anonymously: a repository naming a private repository of the user's
+// does not get it through the user's git credentials (their credential helper here). Not
+// parallel: it sets the git configuration of the whole process.
+func TestAllowRemoteUsesNoCredentialsOfTheUser(t *testing.T) {
+	repo := gitRepo(t, map[string]string{"deploy/kustomization.yaml": "resources: [cm.yaml]\n", "deploy/cm.yaml": cmDoc("private")})
+	base := gitServer(t, filepath.Dir(repo), "user", "s3cret")
+	url := base + "/" + filepath.Base(repo)
+	store := filepath.Join(t.TempDir(), "credentials")
+	if err := os.WriteFile(store, []byte(strings.Replace(base, "https://", "https://user:s3cret@", 1)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	global := filepath.Join(t.TempDir(), "gitconfig")
+	if err := os.WriteFile(global, []byte("[credential]\n\thelper = store --file="+store+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GIT_CONFIG_GLOBAL", global)
+	// The user's own git reaches it with those credentials.
+	if out, err := exec.Command("git", "ls-remote", url).CombinedOutput(); err != nil {
+		t.Fatalf("the user's git: %v\n%s", err, out)
+	}
+	root := tree(t, map[string]string{"kustomization.yaml": "resources:\n- " + url + "//deploy?ref=main\n"})
+	if objs, err := discoverAndRender(t, root, launch.RenderOptions{AllowRemote: true, RemoteTimeout: 30 * time.Second}); err == nil {
+		t.Fatalf("the repository fetched the user's private repository with the user's credentials: %d objects", len(objs))
 	}
 }

@@ -234,9 +234,14 @@ func (f *fetcher) gitCheckout(ctx context.Context, repo, ref string) (string, er
 		{"checkout", "-q", "FETCH_HEAD"},
 	} {
 		// Only https and ssh: never file (a local repository), ext (a command), git or http.
+		// Anonymous: none of the user's git configuration, credential helpers, SSH keys or agent
+		// (a repository would otherwise fetch the user's private repositories into what it
+		// applies), and nothing that can prompt.
 		cmd := exec.CommandContext(ctx, "git", append([]string{"-c", "protocol.allow=never", "-c", "protocol.https.allow=always",
-			"-c", "protocol.ssh.allow=always", "-c", "advice.detachedHead=false", "-C", dir}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "SSH_ASKPASS=")
+			"-c", "protocol.ssh.allow=always", "-c", "credential.helper=", "-c", "core.askPass=", "-c", "advice.detachedHead=false", "-C", dir}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=", "SSH_ASKPASS=", "SSH_ASKPASS_REQUIRE=never",
+			"GIT_CONFIG_GLOBAL="+os.DevNull, "GIT_CONFIG_NOSYSTEM=1", "SSH_AUTH_SOCK=",
+			"GIT_SSH_COMMAND=ssh -F "+os.DevNull+" -o BatchMode=yes -o IdentityAgent=none -o IdentitiesOnly=yes -o IdentityFile="+os.DevNull+" -o StrictHostKeyChecking=yes")
 		cmd.WaitDelay = 2 * time.Second // a helper git started may hold the output open
 		out := &tailBuffer{max: 2048}
 		cmd.Stdout, cmd.Stderr = out, out
