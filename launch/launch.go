@@ -46,6 +46,9 @@ type Options struct {
 	// Confirm, when set, shows the privileges not allowed and asks the user (a terminal); nil
 	// or no means nothing is applied.
 	Confirm func(asked []Privilege) (bool, error)
+	// Accepted are the privileges (Privilege.Key) the user allowed this project before: not
+	// asked again.
+	Accepted []string
 }
 
 // DefaultTimeout bounds the readiness wait when neither the user nor harmony.yaml says.
@@ -135,7 +138,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 
 	// What the repository asks for beyond its own namespaces is applied only when the user
 	// allows it; the namespaces it creates enforce Pod Security's baseline otherwise.
-	privs, asked, err := e.checkPrivileges(ctx, p, objs, hooks, claims, o.Allow)
+	privs, asked, err := e.checkPrivileges(ctx, p, objs, hooks, claims, o.Allow, o.Accepted)
 	if err != nil {
 		return nil, err
 	}
@@ -149,12 +152,12 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 			}
 		}
 		if !yes {
-			return rep, privilegeError(asked, p)
+			return rep, privilegeError(asked, p, o.Confirm != nil)
 		}
-		for _, pr := range asked {
-			if !slices.Contains(allowed, pr.Risk) {
-				allowed = append(allowed, pr.Risk)
-			}
+	}
+	for _, pr := range privs { // allowed now: by --allow, the user's yes, or before
+		if !slices.Contains(allowed, pr.Risk) {
+			allowed = append(allowed, pr.Risk)
 		}
 	}
 	level := podSecurityLevel(nil)

@@ -78,6 +78,10 @@ func (p Privilege) String() string {
 	return s + ": " + p.What
 }
 
+// Key identifies a privilege across launches (its risk, object and what it asks, not where in
+// the repository it is written).
+func (p Privilege) Key() string { return string(p.Risk) + " " + p.Object + ": " + p.What }
+
 // Pod Security labels harmony sets on the namespaces a project creates.
 const (
 	podSecurityEnforce        = psaapi.EnforceLevelLabel
@@ -393,7 +397,7 @@ func (e *Engine) projectNamespaceOwned(ctx context.Context, p *Project) (bool, e
 
 // checkPrivileges lists what a launch's objects (hooks included) ask for beyond the project's
 // own namespaces. It returns those the user did not allow.
-func (e *Engine) checkPrivileges(ctx context.Context, p *Project, objs []Object, hooks []Hook, claims map[object.ObjMetadata]claim, allowed []Risk) (all, asked []Privilege, err error) {
+func (e *Engine) checkPrivileges(ctx context.Context, p *Project, objs []Object, hooks []Hook, claims map[object.ObjMetadata]claim, allowed []Risk, accepted []string) (all, asked []Privilege, err error) {
 	// The Namespaces it lists are its own when it creates them (or created them before), or
 	// when the user takes them over with --adopt (now or before: then they carry its mark).
 	created := map[string]bool{}
@@ -439,7 +443,7 @@ func (e *Engine) checkPrivileges(ctx context.Context, p *Project, objs []Object,
 	all = append(all, privilegesWith(list, owned, liveRole)...)
 	sort.SliceStable(all, func(i, j int) bool { return slices.Index(Risks, all[i].Risk) < slices.Index(Risks, all[j].Risk) })
 	for _, pr := range all {
-		if !slices.Contains(allowed, pr.Risk) {
+		if !slices.Contains(allowed, pr.Risk) && !slices.Contains(accepted, pr.Key()) {
 			asked = append(asked, pr)
 		}
 	}
@@ -447,7 +451,11 @@ func (e *Engine) checkPrivileges(ctx context.Context, p *Project, objs []Object,
 }
 
 // privilegeError lists what a repository asks for that the user did not allow.
-func privilegeError(asked []Privilege, p *Project) error {
+func privilegeError(asked []Privilege, p *Project, answeredNo bool) error {
+	if answeredNo { // the list is on the screen already
+		return hint.With(fmt.Errorf("%w (you answered no)", ErrPrivileges),
+			"to launch it with them without being asked: "+p.Command("launch", "--allow", riskList(asked, nil)))
+	}
 	var lines []string
 	for _, pr := range asked {
 		lines = append(lines, pr.String())

@@ -19,6 +19,7 @@ import (
 	"github.com/NationTech/harmony-agent/bootstrap"
 	"github.com/NationTech/harmony-agent/installer"
 	"github.com/NationTech/harmony-agent/internal/hint"
+	"github.com/NationTech/harmony-agent/internal/state"
 	"github.com/NationTech/harmony-agent/launch"
 	"github.com/NationTech/harmony-agent/manifests"
 )
@@ -313,8 +314,11 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	}
 	rep, err := eng.Launch(ctx, proj, objs, launch.Options{
 		DryRun: opts.DryRun, Adopt: opts.Adopt, NoWait: opts.NoWait, Timeout: opts.Timeout, Out: out, Live: live, Hooks: hooks,
-		Allow: opts.risks, Confirm: askPrivileges(g, opts),
+		Allow: opts.risks, Confirm: askPrivileges(g, opts), Accepted: acceptedPrivileges(proj),
 	})
+	if rep != nil && !opts.DryRun && len(rep.Privileges) > 0 && !errors.Is(err, launch.ErrPrivileges) {
+		rememberPrivileges(ctx, proj, rep.Privileges)
+	}
 	if rep != nil && chart != nil {
 		rep.Chart = chart.Chart
 	}
@@ -358,8 +362,41 @@ func askPrivileges(g *globalOptions, opts *launchOptions) func([]launch.Privileg
 		for _, pr := range asked {
 			fmt.Fprintf(g.Stderr, "  %s\n", printable(pr.String()))
 		}
-		return confirm(g, "launching it gives it all of the above. Launch it? [y/N] "), nil
+		return confirm(g, "launching it gives it all of the above (asked again only when what it asks for changes). Launch it? [y/N] "), nil
 	}
+}
+
+// acceptedPrivileges are the privileges the user allowed this project before (state.json).
+func acceptedPrivileges(p *launch.Project) []string {
+	home, err := installer.Home()
+	if err != nil {
+		return nil
+	}
+	s, err := state.Load(home)
+	if err != nil {
+		return nil
+	}
+	return s.AcceptedPrivileges[p.InventoryID]
+}
+
+// rememberPrivileges records what the project was allowed, so the next launch asks only for
+// what changed. A failure to record only means asking again.
+func rememberPrivileges(ctx context.Context, p *launch.Project, privs []launch.Privilege) {
+	home, err := installer.Home()
+	if err != nil {
+		return
+	}
+	keys := make([]string, len(privs))
+	for i, pr := range privs {
+		keys[i] = pr.Key()
+	}
+	_ = state.Update(context.WithoutCancel(ctx), home, func(s *state.State) error {
+		if s.AcceptedPrivileges == nil {
+			s.AcceptedPrivileges = map[string][]string{}
+		}
+		s.AcceptedPrivileges[p.InventoryID] = keys
+		return nil
+	})
 }
 
 // chartFound is the line that says a Helm chart is what launch deploys: harmony renders it

@@ -28,6 +28,9 @@ type State struct {
 	LatestHarmony string `json:"latestHarmony,omitempty"`
 	// LastUpdateNotice is when the "newer harmony" notice was last printed.
 	LastUpdateNotice time.Time `json:"lastUpdateNotice,omitzero"`
+	// AcceptedPrivileges are, per project (its inventory id), the privileges the user allowed
+	// it (launch.Privilege.Key): a launch asks again only for what changed.
+	AcceptedPrivileges map[string][]string `json:"acceptedPrivileges,omitempty"`
 }
 
 func path(home string) string { return filepath.Join(home, "state.json") }
