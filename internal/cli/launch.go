@@ -203,10 +203,10 @@ enforce Pod Security's baseline.`,
 	f.DurationVar(&opts.Timeout, "timeout", launch.DefaultTimeout, "how long to wait for readiness (default: harmony.yaml's timeout, else 5m)")
 	f.BoolVar(&opts.AllowRemote, "allow-remote", false, "let kustomizations use URL and git resources, bases and components (fetched with a time and size limit), and fetch a chart's dependencies that are not vendored (the versions Chart.lock pins)")
 	f.StringVar(&opts.Profile, "profile", "", "activate this profile of the project's skaffold.yaml")
-	f.DurationVar(&opts.RenderTimeout, "render-timeout", launch.DefaultRenderTimeout, "stop rendering the manifests or chart after this long (a template or kustomization that loops)")
-	f.Uint64Var(&opts.RenderMemory, "render-memory", launch.DefaultRenderMemory>>20, "stop rendering when harmony's memory passes this many MiB (a template that grows without end)")
+	f.DurationVar(&opts.RenderTimeout, "render-timeout", launch.DefaultRenderTimeout, "stop rendering manifests or a chart after this long")
+	f.Uint64Var(&opts.RenderMemory, "render-memory", launch.DefaultRenderMemory>>20, "stop rendering when harmony's memory passes this many MiB")
 	f.IntVar(&opts.MaxObjects, "max-objects", launch.DefaultMaxObjects, "refuse a rendering of more objects than this")
-	f.StringSliceVar(&opts.Allow, "allow", nil, "apply what the repository asks for beyond its own namespaces: host-access (pods beyond Pod Security's baseline: privileged, host network/PID/paths…), cluster-wide (cluster roles and bindings, admission webhooks, other cluster-scoped objects), other-namespaces (objects in namespaces it did not create); without it a terminal asks, and anything else applies nothing")
+	f.StringSliceVar(&opts.Allow, "allow", nil, "risks to allow: host-access, cluster-wide, other-namespaces")
 	return cmd
 }
 
