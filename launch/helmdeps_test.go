@@ -207,7 +207,16 @@ func TestChartRemoteDependencyEndlessResponse(t *testing.T) {
 		}
 	}))
 	t.Cleanup(endless.Close)
-	url := endless.URL + "/charts"
+	err := renderWithDB(t, endless.URL+"/charts", filepath.Join(t.TempDir(), "cache"))
+	if err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("error %v, want the size cap", err)
+	}
+}
+
+// renderWithDB renders, with --allow-remote, a chart whose Chart.lock pins db 1.2.3 from the
+// repository at url, caching in cache.
+func renderWithDB(t *testing.T, url, cache string) error {
+	t.Helper()
 	req := []*chart.Dependency{{Name: "db", Version: "~1.2.0", Repository: url}}
 	locked := []*chart.Dependency{{Name: "db", Version: "1.2.3", Repository: url}}
 	root := tree(t, map[string]string{
@@ -220,10 +229,8 @@ func TestChartRemoteDependencyEndlessResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = launch.RenderChart(context.Background(), src, launch.ChartOptions{Release: "shop", Namespace: "shop",
-		KubeVersion: "v1.36.4+k3s1", AllowRemote: true, CacheDir: filepath.Join(t.TempDir(), "cache")})
-	if err == nil || !strings.Contains(err.Error(), "larger than") {
-		t.Fatalf("error %v, want the size cap", err)
-	}
+		KubeVersion: "v1.36.4+k3s1", AllowRemote: true, CacheDir: cache})
+	return err
 }
 
 // What --allow-remote fetches is what the repository's index lists, from the repository Chart.lock
@@ -234,22 +241,7 @@ func TestChartRemoteDependencyCannotBeSubstituted(t *testing.T) {
 	t.Parallel()
 	srv, requests, faults := faultyChartRepo(t)
 	cache := filepath.Join(t.TempDir(), "cache") // shared by every render below, as a user's is
-	render := func(url string) error {
-		req := []*chart.Dependency{{Name: "db", Version: "~1.2.0", Repository: url}}
-		locked := []*chart.Dependency{{Name: "db", Version: "1.2.3", Repository: url}}
-		root := tree(t, map[string]string{
-			"chart/Chart.yaml":        "apiVersion: v2\nname: app\nversion: 1.0.0\ndependencies:\n- name: db\n  version: ~1.2.0\n  repository: " + url + "\n",
-			"chart/Chart.lock":        lockFor(t, req, locked),
-			"chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n",
-		})
-		src, err := launch.Discover(root, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = launch.RenderChart(context.Background(), src, launch.ChartOptions{Release: "shop", Namespace: "shop",
-			KubeVersion: "v1.36.4+k3s1", AllowRemote: true, CacheDir: cache})
-		return err
-	}
+	render := func(url string) error { return renderWithDB(t, url, cache) }
 	url := srv.URL + "/charts"
 	if err := render(url); err != nil {
 		t.Fatalf("the repository as it is: %v", err)
