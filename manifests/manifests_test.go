@@ -419,3 +419,40 @@ func TestTrustFetchOverHTTP(t *testing.T) {
 		t.Fatalf("expired manifest: %v, want ErrExpired", err)
 	}
 }
+
+// A stolen key cannot freeze a machine: a serial far above the highest is refused, and once the
+// key is rotated out (a binary that trusts only the new key), the floors it set no longer count,
+// so the new key's manifests (and the built-in one) are accepted again.
+func TestTrustStolenKeyCannotFreezeUpdates(t *testing.T) {
+	t.Parallel()
+	stolen, next := releasetest.NewKey(t), releasetest.NewKey(t)
+	trust := newTrust(t, stolen)
+	ctx := context.Background()
+	huge := withSerial(t, "4611686018427387904") // 2^62
+	if _, err := trust.Accept(ctx, huge, stolen.Sign(huge)); !errors.Is(err, manifests.ErrSerialJump) {
+		t.Fatalf("serial 2^62: %v, want ErrSerialJump", err)
+	}
+	high := withSerial(t, fmt.Sprint(manifests.MaxSerialJump))
+	if _, err := trust.Accept(ctx, high, stolen.Sign(high)); err != nil {
+		t.Fatalf("a serial within the jump: %v", err)
+	}
+
+	// The key is rotated: a harmony that trusts only the next key, on the same machine.
+	v, err := installer.NewVerifier([]string{next.Public})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated := manifests.Trust{Home: trust.Home, Verifier: v}
+	if cur, err := rotated.Current(); err != nil || cur.Serial != 1 {
+		t.Fatalf("current after the rotation: serial %s, %v; want the built-in one", serialOf(cur), err)
+	}
+	m2 := withSerial(t, "2")
+	if m, err := rotated.Accept(ctx, m2, next.Sign(m2)); err != nil || m.Serial != 2 {
+		t.Fatalf("the next key's serial 2 after the rotation: %v", err)
+	}
+	// The new key's floor holds: a replay of an older one is still a rollback.
+	m1 := withSerial(t, "1")
+	if _, err := rotated.Accept(ctx, m1, next.Sign(m1)); !errors.Is(err, manifests.ErrRollback) {
+		t.Fatalf("serial 1 after 2 under the next key: %v, want ErrRollback", err)
+	}
+}

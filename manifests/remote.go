@@ -22,6 +22,8 @@ var (
 	// ErrExpired refuses a remote manifest past its expiry: a mirror serving it cannot show
 	// current runtime releases (a freeze).
 	ErrExpired = errors.New("manifest expired")
+	// ErrSerialJump means a manifest's serial is implausibly far above the highest seen.
+	ErrSerialJump = errors.New("manifest serial jumps too far")
 )
 
 // Remote names of the signed manifest published with every harmony release.
@@ -115,10 +117,34 @@ type seen struct {
 	newest   *Manifest
 }
 
+// MaxSerialJump is how far a manifest's serial may go above the highest seen (or the built-in
+// one's): a release raises it by one per change of the pins. A serial far above would stand
+// as a floor that no genuine manifest reaches (a stolen key's way to freeze every machine).
+const MaxSerialJump = 10000
+
 func (t Trust) seen(home state.State) seen {
 	var s seen
+	trusted := map[string]bool{}
+	if t.Verifier != nil {
+		for _, id := range t.Verifier.KeyIDs() {
+			trusted[id] = true
+		}
+	}
+	ceiling := int64(MaxSerialJump)
+	if b, err := Load(); err == nil {
+		ceiling += b.Serial
+	}
 	add := func(st state.State) {
-		s.highest = max(s.highest, st.HighestManifestSerial)
+		// A floor counts only under a key this binary trusts; the floor older versions kept
+		// (any key; a state they alone wrote has no floors per key) only when it is plausible.
+		for id, f := range st.ManifestSerialFloors {
+			if trusted[id] {
+				s.highest = max(s.highest, f)
+			}
+		}
+		if len(st.ManifestSerialFloors) == 0 && st.HighestManifestSerial <= ceiling {
+			s.highest = max(s.highest, st.HighestManifestSerial)
+		}
 		if st.ManifestLastSeen.After(s.lastSeen) {
 			s.lastSeen = st.ManifestLastSeen
 		}
@@ -157,7 +183,8 @@ func rollback(serial, highest int64) error {
 // that its serial is not lower than the highest seen, then records it as the newest accepted
 // manifest and notes when it was seen. A refused manifest changes nothing.
 func (t Trust) Accept(ctx context.Context, data, sig []byte) (*Manifest, error) {
-	if _, err := t.Verifier.Verify(RemoteName, data, sig); err != nil {
+	keyID, err := t.Verifier.Verify(RemoteName, data, sig)
+	if err != nil {
 		return nil, hint.With(err, "the runtime manifest was not signed by a key this harmony trusts: either the mirror serves altered files or you need a newer harmony; the pinned runtimes built into harmony stay in use")
 	}
 	m, err := Parse(data)
@@ -179,6 +206,9 @@ func (t Trust) Accept(ctx context.Context, data, sig []byte) (*Manifest, error) 
 		if m.Serial < highest {
 			return rollback(m.Serial, highest)
 		}
+		if m.Serial > highest+MaxSerialJump {
+			return fmt.Errorf("runtime manifest serial %d is more than %d above serial %d, the highest harmony accepted: %w", m.Serial, MaxSerialJump, highest, ErrSerialJump)
+		}
 		if err := installer.WriteFileAtomic(filepath.Join(t.Home, RemoteName), bytes.NewReader(data), 0o644); err != nil {
 			return err
 		}
@@ -186,11 +216,18 @@ func (t Trust) Accept(ctx context.Context, data, sig []byte) (*Manifest, error) 
 			return err
 		}
 		s.HighestManifestSerial = m.Serial
+		if s.ManifestSerialFloors == nil {
+			s.ManifestSerialFloors = map[string]int64{}
+		}
+		s.ManifestSerialFloors[keyID] = max(s.ManifestSerialFloors[keyID], m.Serial)
 		s.ManifestLastSeen = now
 		return nil
 	})
 	if errors.Is(err, ErrRollback) {
 		return nil, hint.With(err, "someone served an old runtime manifest (a replay); harmony keeps the newer one it has")
+	}
+	if errors.Is(err, ErrSerialJump) {
+		return nil, hint.With(err, "a genuine release raises the serial by one per change; harmony keeps the manifest it has (report this: the signing key may be misused)")
 	}
 	if err != nil {
 		return nil, err

@@ -20,7 +20,13 @@ import (
 
 // State is state.json.
 type State struct {
+	// HighestManifestSerial is the highest runtime-manifest serial accepted, whatever key
+	// signed it (as older harmony versions kept it).
 	HighestManifestSerial int64 `json:"highestManifestSerial"`
+	// ManifestSerialFloors are the highest serials accepted per signing key (its id): only the
+	// floors of keys this binary trusts count, so a manifest a stolen key signed cannot freeze
+	// a machine once that key is rotated out.
+	ManifestSerialFloors map[string]int64 `json:"manifestSerialFloors,omitempty"`
 	// ManifestLastSeen is when a signed remote runtime manifest was last fetched and accepted.
 	ManifestLastSeen time.Time `json:"manifestLastSeen,omitzero"`
 	LastUpdateCheck  time.Time `json:"lastUpdateCheck,omitzero"`
