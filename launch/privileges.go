@@ -179,7 +179,7 @@ func privilegesWith(objs []Object, owned func(ns string) bool, liveRole func(nam
 	listedRoles := map[string][]any{}
 	for _, obj := range objs {
 		if k := obj.GroupVersionKind().GroupKind(); k.Group == "rbac.authorization.k8s.io" && k.Kind == "ClusterRole" {
-			rules, _, _ := unstructured.NestedSlice(obj.Object, "rules")
+			rules := nestedSlice(obj.Object, "rules")
 			listedRoles[obj.GetName()] = rules
 		}
 	}
@@ -220,7 +220,7 @@ func privilegesWith(objs []Object, owned func(ns string) bool, liveRole func(nam
 			var rules []any
 			switch gk.Kind {
 			case "Role", "ClusterRole":
-				rules, _, _ = unstructured.NestedSlice(u.Object, "rules")
+				rules = nestedSlice(u.Object, "rules")
 			case "RoleBinding", "ClusterRoleBinding":
 				kind, _, _ := unstructured.NestedString(u.Object, "roleRef", "kind")
 				name, _, _ := unstructured.NestedString(u.Object, "roleRef", "name")
@@ -344,7 +344,7 @@ func clusterScoped(u *unstructured.Unstructured) (Risk, string) {
 // roleBindingScope says what a RoleBinding in the project's namespace grants beyond it: nothing
 // (""), unless it binds the role to every user or service account of the cluster.
 func roleBindingScope(u *unstructured.Unstructured) string {
-	list, _, _ := unstructured.NestedSlice(u.Object, "subjects")
+	list := nestedSlice(u.Object, "subjects")
 	for _, s := range list {
 		m, _ := s.(map[string]any)
 		if m["kind"] == "Group" {
@@ -359,7 +359,7 @@ func roleBindingScope(u *unstructured.Unstructured) string {
 
 // subjects names a binding's subjects.
 func subjects(u *unstructured.Unstructured) string {
-	list, _, _ := unstructured.NestedSlice(u.Object, "subjects")
+	list := nestedSlice(u.Object, "subjects")
 	var out []string
 	for _, s := range list {
 		m, _ := s.(map[string]any)
@@ -437,8 +437,7 @@ func (e *Engine) checkPrivileges(ctx context.Context, p *Project, objs []Object,
 		if err != nil {
 			return nil
 		}
-		rules, _, _ := unstructured.NestedSlice(u, "rules")
-		return rules
+		return nestedSlice(u, "rules")
 	}
 	all = append(all, privilegesWith(list, owned, liveRole)...)
 	sort.SliceStable(all, func(i, j int) bool { return slices.Index(Risks, all[i].Risk) < slices.Index(Risks, all[j].Risk) })
@@ -481,3 +480,11 @@ func riskList(privs []Privilege, allowed []Risk) string {
 // ErrPrivileges means the repository asks for privileges the user did not allow: nothing was
 // applied.
 var ErrPrivileges = errors.New("this repository asks for more than its own namespaces; nothing was applied")
+
+// nestedSlice is the list at fields, not copied (kustomize's objects hold Go ints, which
+// unstructured's deep copy refuses with a panic), nil when there is none.
+func nestedSlice(obj map[string]any, fields ...string) []any {
+	v, _, _ := unstructured.NestedFieldNoCopy(obj, fields...)
+	list, _ := v.([]any)
+	return list
+}

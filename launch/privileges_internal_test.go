@@ -65,3 +65,35 @@ func TestPrivilegesOfEachKind(t *testing.T) {
 		})
 	}
 }
+
+// kustomize's objects hold Go ints: reading one, even where a string belongs, never panics
+// (unstructured's deep copy does: "cannot deep copy int").
+func TestPrivilegesReadGoInts(t *testing.T) {
+	role := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+		"metadata": map[string]any{"name": "r", "namespace": "app"},
+		"rules":    []any{map[string]any{"apiGroups": []any{""}, "resources": []any{"namespaces"}, "verbs": []any{1, "patch"}}},
+	}}
+	binding := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+		"metadata": map[string]any{"name": "rb", "namespace": "app"},
+		"roleRef":  map[string]any{"kind": "ClusterRole", "name": "view"},
+		"subjects": []any{map[string]any{"kind": "Group", "name": "system:authenticated", "weight": 3}},
+	}}
+	deploy := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "d", "namespace": "app"},
+		"spec": map[string]any{"replicas": 2, "template": map[string]any{"spec": map[string]any{"containers": []any{
+			map[string]any{"name": "c", "image": "x", "ports": []any{map[string]any{"containerPort": 80, "hostPort": 8080}}}}}}},
+	}}
+	got := privileges([]Object{{Unstructured: role}, {Unstructured: binding}, {Unstructured: deploy}}, func(ns string) bool { return ns == "app" })
+	var all []string
+	for _, p := range got {
+		all = append(all, string(p.Risk)+": "+p.What)
+	}
+	joined := strings.Join(all, "\n")
+	for _, want := range []string{"system:authenticated", "hostPort"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("privileges %q lack %q", all, want)
+		}
+	}
+}
