@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -254,13 +255,9 @@ func conditionTrue(u *unstructured.Unstructured, typ string) bool {
 
 // ensureNamespace creates the project namespace when missing (from the project's own Namespace
 // object when it lists one, already marked) and reports whether it did.
-func (e *Engine) ensureNamespace(ctx context.Context, p *Project, listed *unstructured.Unstructured, level string) (bool, error) {
+func (e *Engine) ensureNamespace(ctx context.Context, p *Project, live *corev1.Namespace, listed *unstructured.Unstructured, level string) (bool, error) {
 	ns := p.Namespace
-	live, err := e.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return false, fmt.Errorf("namespace %s: %w", ns, err)
-	}
-	exists := err == nil
+	exists := live != nil // as projectNamespace read it at the start of the launch
 	u := listed
 	if u == nil {
 		if exists && (live.Annotations[CreatedNamespaceAnnotation] != p.InventoryID || live.Labels[podSecurityEnforce] == level) {

@@ -138,12 +138,12 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 
 	// What the repository asks for beyond its own namespaces is applied only when the user
 	// allows it; the namespaces it creates enforce Pod Security's baseline otherwise.
-	privs, asked, err := e.checkPrivileges(ctx, p, objs, hooks, claims, o.Allow, o.Accepted)
+	liveNS, err := e.projectNamespace(ctx, p)
 	if err != nil {
 		return nil, err
 	}
+	privs, asked := e.checkPrivileges(ctx, p, liveNS, objs, hooks, claims, o.Allow, o.Accepted)
 	rep.Privileges = privs
-	allowed := o.Allow
 	if len(asked) > 0 && !o.DryRun {
 		yes := false
 		if o.Confirm != nil {
@@ -155,15 +155,9 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 			return rep, privilegeError(asked, p, o.Confirm != nil)
 		}
 	}
-	for _, pr := range privs { // allowed now: by --allow, the user's yes, or before
-		if !slices.Contains(allowed, pr.Risk) {
-			allowed = append(allowed, pr.Risk)
-		}
-	}
-	level := podSecurityLevel(nil)
-	if slices.ContainsFunc(privs, func(pr Privilege) bool { return pr.Risk == RiskHost }) {
-		level = podSecurityLevel(allowed)
-	}
+	// Past the gate every privilege is allowed (a dry run plans as if those still asked were not).
+	isHost := func(pr Privilege) bool { return pr.Risk == RiskHost }
+	level := podSecurityLevel(slices.ContainsFunc(privs, isHost) && !(o.DryRun && slices.ContainsFunc(asked, isHost)))
 	for _, obj := range objs {
 		if object.IsNamespace(obj.Unstructured) && createdBy(obj.Unstructured, p) {
 			setPodSecurity(obj.Unstructured, level)
@@ -196,7 +190,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 	// before any of it is created.
 	createdNS := false
 	if !o.DryRun {
-		if createdNS, err = e.ensureNamespace(ctx, p, projectNS, level); err != nil {
+		if createdNS, err = e.ensureNamespace(ctx, p, liveNS, projectNS, level); err != nil {
 			return nil, err
 		}
 		if err := e.saveInventory(ctx, p, inv, union(inv.Objects, current)); err != nil {

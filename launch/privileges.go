@@ -90,9 +90,9 @@ const (
 )
 
 // podSecurityLevel is the Pod Security level a project's namespaces enforce: baseline, or
-// privileged when the user allowed host access.
-func podSecurityLevel(allowed []Risk) string {
-	if slices.Contains(allowed, RiskHost) {
+// privileged when the user allowed host access the objects ask for.
+func podSecurityLevel(hostAllowed bool) string {
+	if hostAllowed {
 		return string(psaapi.LevelPrivileged)
 	}
 	return string(psaapi.LevelBaseline)
@@ -176,11 +176,10 @@ func privileges(objs []Object, owned func(ns string) bool) []Privilege {
 func privilegesWith(objs []Object, owned func(ns string) bool, liveRole func(name string) []any) []Privilege {
 	evaluate := baselineChecks()
 	var out []Privilege
-	listedRoles := map[string][]any{}
+	listedRoles := map[string]bool{} // cluster roles the objects hold: each says itself what it allows
 	for _, obj := range objs {
 		if k := obj.GroupVersionKind().GroupKind(); k.Group == "rbac.authorization.k8s.io" && k.Kind == "ClusterRole" {
-			rules := nestedSlice(obj.Object, "rules")
-			listedRoles[obj.GetName()] = rules
+			listedRoles[obj.GetName()] = true
 		}
 	}
 	for _, obj := range objs {
@@ -224,8 +223,7 @@ func privilegesWith(objs []Object, owned func(ns string) bool, liveRole func(nam
 			case "RoleBinding", "ClusterRoleBinding":
 				kind, _, _ := unstructured.NestedString(u.Object, "roleRef", "kind")
 				name, _, _ := unstructured.NestedString(u.Object, "roleRef", "name")
-				_, listed := listedRoles[name] // a listed role says it itself
-				if kind == "ClusterRole" && !listed {
+				if kind == "ClusterRole" && !listedRoles[name] {
 					if name == "cluster-admin" {
 						rules = []any{map[string]any{"apiGroups": []any{"*"}, "resources": []any{"*"}, "verbs": []any{"*"}}}
 					} else if liveRole != nil {
@@ -376,28 +374,32 @@ func subjects(u *unstructured.Unstructured) string {
 	return strings.Join(out, ", ")
 }
 
-// projectNamespaceOwned reports whether the project namespace is the project's own: the user
-// named it (-n), or it does not exist yet, or this project created it. Otherwise (a namespace
-// from harmony.yaml or the folder's name that exists already: kube-system, default, another
-// project's) the repository asks for it.
-func (e *Engine) projectNamespaceOwned(ctx context.Context, p *Project) (bool, error) {
-	if p.nsFlag != "" {
-		return true, nil
-	}
+// projectNamespace reads the project namespace as it is now (nil when it does not exist):
+// read once per launch, for the privileges and for ensureNamespace.
+func (e *Engine) projectNamespace(ctx context.Context, p *Project) (*corev1.Namespace, error) {
 	live, err := e.client.CoreV1().Namespaces().Get(ctx, p.Namespace, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return true, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("namespace %s: %w", p.Namespace, err)
+		return nil, fmt.Errorf("namespace %s: %w", p.Namespace, err)
 	}
-	// this project created it, or the user took it over before (--adopt marks it the project's)
-	return live.Annotations[CreatedNamespaceAnnotation] == p.InventoryID || live.Annotations[OwningInventoryAnnotation] == p.InventoryID, nil
+	return live, nil
+}
+
+// projectNamespaceOwned reports whether the project namespace (live, nil when it does not
+// exist) is the project's own: the user named it (-n), or it does not exist yet, or this
+// project created it, or the user took it over before (--adopt marks it the project's).
+// Otherwise (a namespace from harmony.yaml or the folder's name that exists already:
+// kube-system, default, another project's) the repository asks for it.
+func projectNamespaceOwned(p *Project, live *corev1.Namespace) bool {
+	return p.nsFlag != "" || live == nil ||
+		live.Annotations[CreatedNamespaceAnnotation] == p.InventoryID || live.Annotations[OwningInventoryAnnotation] == p.InventoryID
 }
 
 // checkPrivileges lists what a launch's objects (hooks included) ask for beyond the project's
 // own namespaces. It returns those the user did not allow.
-func (e *Engine) checkPrivileges(ctx context.Context, p *Project, objs []Object, hooks []Hook, claims map[object.ObjMetadata]claim, allowed []Risk, accepted []string) (all, asked []Privilege, err error) {
+func (e *Engine) checkPrivileges(ctx context.Context, p *Project, liveNS *corev1.Namespace, objs []Object, hooks []Hook, claims map[object.ObjMetadata]claim, allowed []Risk, accepted []string) (all, asked []Privilege) {
 	// The Namespaces it lists are its own when it creates them (or created them before), or
 	// when the user takes them over with --adopt (now or before: then they carry its mark).
 	created := map[string]bool{}
@@ -407,13 +409,7 @@ func (e *Engine) checkPrivileges(ctx context.Context, p *Project, objs []Object,
 			created[obj.GetName()] = c.live == nil || ours(c.live, p) || c.adopted
 		}
 	}
-	projectOwned := created[p.Namespace]
-	if !projectOwned {
-		var err error
-		if projectOwned, err = e.projectNamespaceOwned(ctx, p); err != nil {
-			return nil, nil, err
-		}
-	}
+	projectOwned := created[p.Namespace] || projectNamespaceOwned(p, liveNS)
 	owned := func(ns string) bool {
 		if ns == p.Namespace {
 			return true // when it is not the project's, one line below says so for all its objects
@@ -446,7 +442,7 @@ func (e *Engine) checkPrivileges(ctx context.Context, p *Project, objs []Object,
 			asked = append(asked, pr)
 		}
 	}
-	return all, asked, nil
+	return all, asked
 }
 
 // privilegeError lists what a repository asks for that the user did not allow.
