@@ -25,7 +25,7 @@
 #   HARMONY_SSH_PUBKEY       replaces the OpenSSH release key below ("ssh-ed25519 AAAA…", tests)
 #
 # What it does: downloads checksums.txt and its signature and checks the signature with minisign
-# (checksums.txt.minisig, whose trusted comment must read "harmony <version> checksums") or, on a
+# (checksums.txt.minisig, whose trusted comment must read "harmony <version> checksums [until <time>]") or, on a
 # machine without minisign, with OpenSSH's ssh-keygen -Y verify (checksums.txt.sig, namespace
 # harmony-release). The signed checksums.txt names one version in every archive name: it must be
 # the version asked for, and an older version than the one installed is only taken when asked for
@@ -346,9 +346,11 @@ refuse_without_verifier() {
 
 # verify_signature SUMS TAG: checks the signature of checksums.txt; sets SIGNED_VERSION to the
 # version named by minisign's trusted comment ("" on the ssh path, where the archive names in
-# the signed file carry it).
+# the signed file carry it) and SIGNED_UNTIL to the time until which it vouches for being the
+# newest release ("" when it names none).
 verify_signature() {
 	SIGNED_VERSION=""
+	SIGNED_UNTIL=""
 	case "$VERIFIER" in
 	minisign)
 		fetch "$(release_url "$2" checksums.txt.minisig)" "$TMP_DIR/checksums.txt.minisig" "$MAX_SMALL_BYTES" ||
@@ -359,6 +361,10 @@ verify_signature() {
 				"either the download was tampered with or the mirror is wrong; nothing was installed"
 		fi
 		case "$comment" in
+		"harmony "*" checksums until "*)
+			SIGNED_VERSION=${comment#harmony } && SIGNED_VERSION=${SIGNED_VERSION%% checksums until *}
+			SIGNED_UNTIL=${comment##* checksums until }
+			;;
 		"harmony "*" checksums") SIGNED_VERSION=${comment#harmony } && SIGNED_VERSION=${SIGNED_VERSION% checksums} ;;
 		*) fail "the signed trusted comment of checksums.txt does not name a harmony release: $comment" "nothing was installed" ;;
 		esac
@@ -582,6 +588,12 @@ main() {
 	if [ "$tag" != latest ] && [ "$target_version" != "${tag#v}" ]; then
 		fail "the release server answered $tag with the signed files of harmony $target_version: refused (rollback or mixed release)" \
 			"check HARMONY_MIRROR ($MIRROR); nothing was installed"
+	fi
+	# A mirror frozen on an old release would serve it as the newest for ever: the signature says
+	# until when it is (RFC 3339 in UTC, so the strings compare as times).
+	if [ "$tag" = latest ] && [ -n "$SIGNED_UNTIL" ] && LC_ALL=C expr "x$(date -u +%Y-%m-%dT%H:%M:%SZ)" \> "x$SIGNED_UNTIL" >/dev/null; then
+		say "WARNING: the newest release this mirror offers, $target_version, was signed as current only until $SIGNED_UNTIL:"
+		say "WARNING: newer releases may exist and the mirror may be stale or frozen; check HARMONY_MIRROR ($MIRROR)"
 	fi
 
 	current=$(installed_version "$install_dir/harmony")

@@ -224,7 +224,7 @@ func TestInstallShVerifiers(t *testing.T) {
 		busybox []string
 	}{
 		{"minisign", tools("curl", "minisign"), nil, nil, true,
-			[]string{"signature of checksums.txt verified with minisign (trusted comment: harmony " + snap.Version + " checksums)"}, nil},
+			[]string{"signature of checksums.txt verified with minisign (trusted comment: harmony " + snap.Version + " checksums until "}, nil},
 		{"ssh-keygen, no minisign", tools("curl", "ssh-keygen"), nil, nil, true,
 			[]string{"signature of checksums.txt verified with ssh-keygen"}, nil},
 		{"no curl: GNU wget", tools("wget", "ssh-keygen"), nil, nil, true,
@@ -264,6 +264,48 @@ func TestInstallShVerifiers(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A mirror frozen on an old release serves it as "latest" for ever: past the time the release's
+// signature vouched for being the newest, install.sh installs it (it is genuine) but warns; a
+// version asked for by name, or a current one, gets no warning.
+func TestInstallShWarnsOfAFrozenMirror(t *testing.T) {
+	snap := needSnapshot(t)
+	sums, err := os.ReadFile(filepath.Join(snap.Dist, "checksums.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Second)
+	minisig, _ := snap.SignChecksumsUntil(t, sums, snap.Version, past)
+	for _, tc := range []struct {
+		name string
+		args []string
+		warn bool
+	}{
+		{"latest", nil, true},
+		{"asked for by name", []string{"--version", snap.Tag()}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv, tag := serve(t, snap)
+			srv.Replace(installer.ReleaseRepo, tag, "checksums.txt.minisig", minisig)
+			home := t.TempDir()
+			r := installSh(t, shells[0], env(t, snap, home, srv.URL, toolsPath(t, tools("curl", "minisign"), nil)), tc.args...)
+			if r.code != 0 {
+				t.Fatalf("exit %d:\n%s", r.code, r.out)
+			}
+			want := "WARNING: the newest release this mirror offers, " + snap.Version + ", was signed as current only until " + past.Format(time.RFC3339)
+			if strings.Contains(r.out, want) != tc.warn || tc.warn && !strings.Contains(r.out, "the mirror may be stale or frozen") {
+				t.Fatalf("warning shown: %v, want %v:\n%s", strings.Contains(r.out, want), tc.warn, r.out)
+			}
+		})
+	}
+	// Within its time (the snapshot's own signature): no warning.
+	srv, _ := serve(t, snap)
+	r := installSh(t, shells[0], env(t, snap, t.TempDir(), srv.URL, toolsPath(t, tools("curl", "minisign"), nil)))
+	if r.code != 0 || strings.Contains(r.out, "WARNING") {
+		t.Fatalf("exit %d, a warning for a current release:\n%s", r.code, r.out)
 	}
 }
 
@@ -727,7 +769,7 @@ func TestInstallPs1KeepsTheContract(t *testing.T) {
 	for _, must := range []string{
 		"Get-FileHash -Algorithm SHA256", "releases/latest/download",
 		// both signatures, version-bound like install.sh
-		"checksums.txt.minisig", "checksums.txt.sig", "'-Y', 'verify'", "harmony $targetVersion checksums",
+		"checksums.txt.minisig", "checksums.txt.sig", "'-Y', 'verify'", "$signedVersion -ne $targetVersion", "checksums(?: until (\\S+))?$'", "was signed as current only until",
 		"with the signed files of harmony", "refusing to replace the newer harmony",
 		// https only, loopback excepted; bounded downloads
 		"AllowAutoRedirect = $false", "IsLoopback", "$MaxArchiveBytes", "$MaxSmallBytes",

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"time"
 
 	"aead.dev/minisign"
 	"github.com/Masterminds/semver/v3"
@@ -17,10 +18,14 @@ import (
 var ErrVersionMismatch = errors.New("release files are for another version")
 
 // Release is one harmony release as its signed checksums.txt describes it. The version comes
-// from the signature's trusted comment ("harmony <version> checksums"), so it is covered by the
-// signature; every archive listed must carry that same version.
+// from the signature's trusted comment ("harmony <version> checksums until <RFC 3339 time>"), so
+// it is covered by the signature; every archive listed must carry that same version.
 type Release struct {
 	Version *semver.Version
+	// Until is the signed time until which the release vouches for being the newest: a mirror
+	// that still serves it as the newest after that may be frozen. Zero when the signature names
+	// no such time (a release signed before harmony signed one).
+	Until time.Time
 	// Checksums maps each asset name to its SHA-256 digest.
 	Checksums map[string]string
 	// KeyID is the id of the trusted key that signed checksums.txt.
@@ -50,7 +55,7 @@ func (r Release) Archive() (string, string, error) {
 }
 
 var (
-	trustedCommentRE = regexp.MustCompile(`^harmony (\S+) checksums$`)
+	trustedCommentRE = regexp.MustCompile(`^harmony (\S+) checksums(?: until (\S+))?$`)
 	archiveNameRE    = regexp.MustCompile(`^harmony_([^_]+)_[a-z0-9]+_[a-z0-9]+\.(?:tar\.gz|zip)$`)
 )
 
@@ -94,6 +99,12 @@ func ParseRelease(sums, sig []byte, tag string, v *Verifier) (Release, error) {
 	if err != nil {
 		return Release{}, fmt.Errorf("checksums.txt: signed version %q: %w", m[1], err)
 	}
+	var until time.Time
+	if m[2] != "" {
+		if until, err = time.Parse(time.RFC3339, m[2]); err != nil {
+			return Release{}, fmt.Errorf("checksums.txt: signed time %q is not an RFC 3339 time: %w", m[2], ErrBadSignature)
+		}
+	}
 	if tag != "" && tag != "latest" {
 		want, err := semver.NewVersion(tag)
 		if err != nil {
@@ -112,5 +123,18 @@ func ParseRelease(sums, sig []byte, tag string, v *Verifier) (Release, error) {
 			return Release{}, fmt.Errorf("checksums.txt signed for v%s lists %q: %w", version, name, ErrVersionMismatch)
 		}
 	}
-	return Release{Version: version, Checksums: list, KeyID: keyID}, nil
+	return Release{Version: version, Until: until, Checksums: list, KeyID: keyID}, nil
+}
+
+// StaleNewest says why r, served as the newest release, may not be the newest: its signature
+// vouched for that only until a time now past, or names no such time. A mirror frozen on an old
+// release looks like "nothing newer" without this. "" when r is current.
+func (r Release) StaleNewest(now time.Time, mirror string) string {
+	switch {
+	case r.Until.IsZero():
+		return fmt.Sprintf("the newest release the mirror offers, v%s, is signed without a date until which it is current, so harmony cannot tell whether the mirror is frozen on an old release: check HARMONY_MIRROR (now %q)", r.Version, redactURL(mirror))
+	case now.After(r.Until):
+		return fmt.Sprintf("the newest release the mirror offers, v%s, was signed as current only until %s: newer releases may exist and the mirror may be stale or frozen; check HARMONY_MIRROR (now %q)", r.Version, r.Until.UTC().Format(time.DateOnly), redactURL(mirror))
+	}
+	return ""
 }

@@ -58,6 +58,8 @@ type SelfUpdate struct {
 	Root string
 	// CheckTimeout bounds each run of the new binary's version check.
 	CheckTimeout time.Duration
+	// Now is the clock the newest release's signed date is judged by (time.Now when nil).
+	Now func() time.Time
 }
 
 // UpdateCheck is what Check found.
@@ -74,6 +76,9 @@ type UpdateCheck struct {
 	UpgradeCommand string `json:"upgradeCommand,omitempty"`
 	// Note explains a check that found nothing to do for a reason worth saying.
 	Note string `json:"note,omitempty"`
+	// Stale warns that the release the mirror offers as the newest is past the date its
+	// signature vouched for that (or names none): the mirror may be frozen on an old release.
+	Stale string `json:"stale,omitempty"`
 
 	release Release
 	digest  string
@@ -98,6 +103,13 @@ func (s *SelfUpdate) Check(ctx context.Context, version string) (UpdateCheck, er
 		return UpdateCheck{}, err
 	}
 	c := UpdateCheck{Current: s.Current, Target: rel.Version.String(), Archive: name, release: rel, digest: digest}
+	if version == "" {
+		now := time.Now
+		if s.Now != nil {
+			now = s.Now
+		}
+		c.Stale = rel.StaleNewest(now(), s.Mirror)
+	}
 	c.ManagedBy, c.UpgradeCommand = ManagedBy(s.Root, s.Exe)
 	cur, curErr := semver.StrictNewVersion(strings.TrimPrefix(s.Current, "v"))
 	switch {

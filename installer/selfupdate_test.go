@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/NationTech/harmony-agent/internal/releasetest"
 )
@@ -305,6 +306,52 @@ func TestSelfUpdateRefuses(t *testing.T) {
 			}
 			if !strings.Contains(out, "harmony: hint: ") {
 				t.Errorf("no hint:\n%s", out)
+			}
+			w.intact()
+		})
+	}
+}
+
+// A mirror frozen on an old release keeps serving it as the newest: past the time its signature
+// vouched for that (or with no such time signed), self-update says so instead of "nothing to do"
+// alone; within it, it says nothing more.
+func TestSelfUpdateWarnsOfAFrozenMirror(t *testing.T) {
+	key, old, _ := harmonyBuilds(t)
+	past := time.Now().Add(-24 * time.Hour)
+	for _, tc := range []struct {
+		name, comment, want string
+	}{
+		{"signed current until yesterday", releasetest.ChecksumsComment("1.0.0", past),
+			"was signed as current only until " + past.UTC().Format(time.DateOnly)},
+		{"signed without a time", "harmony 1.0.0 checksums", "is signed without a date until which it is current"},
+		{"signed current for 90 days more", releasetest.ChecksumsComment("1.0.0", time.Now().Add(90*24*time.Hour)), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, old)
+			if _, err := w.srv.PublishHarmonySigned(key, "1.0.0", tc.comment, old); err != nil {
+				t.Fatal(err)
+			}
+			w.srv.SetLatest(releasetest.HarmonyRepo, "v1.0.0")
+			for _, args := range [][]string{{"self-update"}, {"self-update", "--check"}} {
+				out, code := w.run(args...)
+				if code != 0 || !strings.Contains(out, "harmony v1.0.0 is the newest release: nothing to do") {
+					t.Fatalf("%v: exit %d: %s", args, code, out)
+				}
+				if tc.want == "" {
+					if strings.Contains(out, "warning:") {
+						t.Errorf("%v: a warning for a current release:\n%s", args, out)
+					}
+				} else if !strings.Contains(out, "warning: the newest release the mirror offers, v1.0.0,") || !strings.Contains(out, tc.want) {
+					t.Errorf("%v: want a warning %q:\n%s", args, tc.want, out)
+				}
+			}
+			out, code := w.run("self-update", "--check", "-o", "json")
+			if code != 0 || (tc.want != "") != strings.Contains(out, `"stale": "the newest release the mirror offers, v1.0.0,`) {
+				t.Errorf("--check -o json: exit %d, stale reported %v: %s", code, tc.want != "", out)
+			}
+			// A version asked for by name is not "the newest": no warning.
+			if out, _ := w.run("self-update", "--check", "--version", "v1.0.0"); strings.Contains(out, "warning:") {
+				t.Errorf("--version v1.0.0: a warning for a release asked for by name:\n%s", out)
 			}
 			w.intact()
 		})

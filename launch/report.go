@@ -46,6 +46,9 @@ func (e *Engine) Endpoints(ctx context.Context, p *Project, ids object.ObjMetada
 			}
 			typ, _, _ := unstructured.NestedString(live.Object, "spec", "type")
 			ports, _, _ := unstructured.NestedSlice(live.Object, "spec", "ports")
+			// No load balancer took the Service (k3s as harmony installs it runs no ServiceLB, so
+			// nothing is published on the network): its node port answers on localhost.
+			lbs, _, _ := unstructured.NestedSlice(live.Object, "status", "loadBalancer", "ingress")
 			for _, sp := range ports {
 				pm, _ := sp.(map[string]any)
 				port, _, _ := unstructured.NestedInt64(pm, "port")
@@ -54,6 +57,11 @@ func (e *Engine) Endpoints(ctx context.Context, p *Project, ids object.ObjMetada
 				case "NodePort":
 					out = append(out, Endpoint{Object: ref(id), URL: fmt.Sprintf("http://localhost:%d", node)})
 				case "LoadBalancer":
+					if len(lbs) == 0 && node != 0 {
+						out = append(out, Endpoint{Object: ref(id), URL: fmt.Sprintf("http://localhost:%d", node),
+							Note: fmt.Sprintf("its node port: no load balancer took port %d", port)})
+						continue
+					}
 					out = append(out, Endpoint{Object: ref(id), URL: fmt.Sprintf("http://localhost:%d", port)})
 				default:
 					out = append(out, Endpoint{Object: ref(id), URL: fmt.Sprintf("%s.%s.svc:%d", id.Name, id.Namespace, port),

@@ -299,10 +299,13 @@ func agentSelfUpdateNotice() func(context.Context) (string, error) {
 		}
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		latest, err := latestHarmony(ctx, home)
+		rel, err := latestRelease(ctx, home)
 		if err != nil {
 			return "", err
 		}
-		return notice.Newer(buildinfo.Version, latest), nil
+		if msg := notice.Newer(buildinfo.Version, rel.Version.String()); msg != "" {
+			return msg, nil
+		}
+		return rel.StaleNewest(time.Now(), installer.Mirror()), nil
 	}
 }

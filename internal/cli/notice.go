@@ -74,15 +74,20 @@ func (n *updateNotice) finish(stderr io.Writer) {
 // latestHarmony returns the newest release's version from its signed checksums.txt (the mirror
 // honoured, no retries: a notice is never worth waiting for).
 func latestHarmony(ctx context.Context, home string) (string, error) {
-	v, err := installer.NewVerifier(buildinfo.Keys())
-	if err != nil {
-		return "", err
-	}
-	fetch := installer.NewFetcher(home)
-	fetch.Retries = -1
-	rel, err := fetch.FetchRelease(ctx, installer.Mirror(), "latest", v)
+	rel, err := latestRelease(ctx, home)
 	if err != nil {
 		return "", err
 	}
 	return rel.Version.String(), nil
+}
+
+// latestRelease is the newest release as its signed checksums.txt describes it.
+func latestRelease(ctx context.Context, home string) (installer.Release, error) {
+	v, err := installer.NewVerifier(buildinfo.Keys())
+	if err != nil {
+		return installer.Release{}, err
+	}
+	fetch := installer.NewFetcher(home)
+	fetch.Retries = -1
+	return fetch.FetchRelease(ctx, installer.Mirror(), "latest", v)
 }

@@ -89,6 +89,9 @@ func selfUpdateRun(ctx context.Context, g *globalOptions, opts *selfUpdateOption
 	if err != nil {
 		return err
 	}
+	if c.Stale != "" && !opts.Output.json() {
+		defer fmt.Fprintln(g.Stderr, "warning: "+printable(c.Stale))
+	}
 	if opts.Check {
 		if opts.Output.json() {
 			return printJSON(g.Stdout, c)

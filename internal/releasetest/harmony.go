@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"aead.dev/minisign"
 )
@@ -52,8 +53,15 @@ func Archive(name string, file []byte) ([]byte, error) {
 }
 
 // PublishHarmony publishes binary as harmony release version (tag "v"+version) on s, signed
-// with key for comment version signedAs (normally version itself), and returns what it served.
+// with key for comment version signedAs (normally version itself) and current for 90 days, and
+// returns what it served.
 func (s *Server) PublishHarmony(key *Key, version, signedAs string, binary []byte) (HarmonyRelease, error) {
+	return s.PublishHarmonySigned(key, version, ChecksumsComment(signedAs, time.Now().Add(90*24*time.Hour)), binary)
+}
+
+// PublishHarmonySigned is PublishHarmony with checksums.txt signed under the trusted comment
+// given (as a release signed before "until" existed, or one whose "until" is past).
+func (s *Server) PublishHarmonySigned(key *Key, version, comment string, binary []byte) (HarmonyRelease, error) {
 	if runtime.GOOS == "windows" {
 		return HarmonyRelease{}, fmt.Errorf("PublishHarmony: zip archives are not built by tests")
 	}
@@ -63,12 +71,18 @@ func (s *Server) PublishHarmony(key *Key, version, signedAs string, binary []byt
 	}
 	name := fmt.Sprintf("harmony_%s_%s_%s.tar.gz", version, runtime.GOOS, runtime.GOARCH)
 	sums := Checksums(map[string][]byte{name: arch})
-	sig := key.SignComment(sums, "harmony "+signedAs+" checksums")
+	sig := key.SignComment(sums, comment)
 	tag := "v" + version
 	s.Add(HarmonyRepo, tag, name, arch)
 	s.Add(HarmonyRepo, tag, "checksums.txt", sums)
 	s.Add(HarmonyRepo, tag, "checksums.txt.minisig", sig)
 	return HarmonyRelease{Version: version, Archive: name, Checksums: sums, Signature: sig}, nil
+}
+
+// ChecksumsComment is the trusted comment a release signs checksums.txt with: its version and the
+// time until which it vouches for being the newest release.
+func ChecksumsComment(version string, until time.Time) string {
+	return "harmony " + version + " checksums until " + until.UTC().Format(time.RFC3339)
 }
 
 // SignComment returns a minisign signature of data with the given trusted comment.
