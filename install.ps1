@@ -21,7 +21,7 @@
 #   HARMONY_SSH_PUBKEY       replaces the OpenSSH release key ("ssh-ed25519 AAAA…", tests)
 #
 # Checks the signature of checksums.txt with minisign.exe when it is on PATH (its trusted comment
-# must read "harmony <version> checksums until <time>"), else with Windows' own OpenSSH client (ssh-keygen -Y
+# must read "harmony <version> checksums"), else with Windows' own OpenSSH client (ssh-keygen -Y
 # verify, checksums.txt.sig); the version in the signed file must be the one asked for, and an
 # older harmony never replaces a newer one unless asked for by name. Then checks the archive's
 # SHA-256 (Get-FileHash). Downloads are https only and bounded in size and time (a server that
@@ -356,7 +356,7 @@ function Install-Harmony {
             Fail "cannot download release $tag from $Mirror (unreachable mirror or unknown version)" @("check that the version exists and that HARMONY_MIRROR ($Mirror) is reachable")
         }
 
-        $signedComment = $null; $signedVersion = $null; $signedUntil = $null
+        $signedComment = $null
         if ($verifier -eq 'minisign') {
             $sig = Join-Path $tmp 'checksums.txt.minisig'
             if (-not (Get-File (Get-ReleaseUrl $tag 'checksums.txt.minisig') $sig $MaxSmallBytes)) {
@@ -365,10 +365,8 @@ function Install-Harmony {
             $check = Invoke-Native $minisign @('-V', '-Q', '-P', $MinisignPubkey, '-m', $sums, '-x', $sig) $null
             if ($check.Code -ne 0) { Fail 'the signature of checksums.txt does not verify with the release key' @('either the download was tampered with or the mirror is wrong; nothing was installed') }
             $comment = $check.Stdout.Trim()
-            if ($comment -notmatch '^harmony (\S+) checksums(?: until (\S+))?$') { Fail "the signed trusted comment of checksums.txt does not name a harmony release: $comment" @('nothing was installed') }
+            if ($comment -notmatch '^harmony \S+ checksums$') { Fail "the signed trusted comment of checksums.txt does not name a harmony release: $comment" @('nothing was installed') }
             $signedComment = $comment
-            $signedVersion = $Matches[1]
-            $signedUntil = $Matches[2]
             Say "signature of checksums.txt verified with minisign (trusted comment: $comment)"
         } elseif ($verifier -eq 'ssh-keygen') {
             $sig = Join-Path $tmp 'checksums.txt.sig'
@@ -399,17 +397,28 @@ function Install-Harmony {
                 Fail "the signed checksums.txt lists more than one version ($targetVersion and $($Matches[1]))" @('nothing was installed')
             }
         }
-        if ($signedComment -and $signedVersion -ne $targetVersion) {
+        if ($signedComment -and $signedComment -ne "harmony $targetVersion checksums") {
             Fail "the signed trusted comment reads '$signedComment' but checksums.txt lists harmony $targetVersion" @("mixed release files: check HARMONY_MIRROR ($Mirror); nothing was installed")
         }
         if ($tag -ne 'latest' -and $targetVersion -ne $tag.Substring(1)) {
             Fail "the release server answered $tag with the signed files of harmony ${targetVersion}: refused (rollback or mixed release)" @("check HARMONY_MIRROR ($Mirror); nothing was installed")
         }
-        # A mirror frozen on an old release would serve it as the newest for ever: the signature
-        # says until when it is (RFC 3339 in UTC, so the strings compare as times).
-        if ($tag -eq 'latest' -and $signedUntil -and ((Get-Date).ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ssZ") -gt $signedUntil)) {
-            Write-Host "harmony-install: WARNING: the newest release this mirror offers, $targetVersion, was signed as current only until ${signedUntil}:" -ForegroundColor Yellow
-            Write-Host "harmony-install: WARNING: newer releases may exist and the mirror may be stale or frozen; check HARMONY_MIRROR ($Mirror)" -ForegroundColor Yellow
+        # A mirror frozen on an old release serves it as "latest" for ever, so a release lists in
+        # its signed checksums.txt an empty file harmony-current-until-YYYYMMDDTHHMMSSZ (UTC):
+        # until then it vouches for being the newest. Past that time, or without one, say so.
+        if ($tag -eq 'latest') {
+            $until = $null
+            foreach ($l in Get-Content $sums) {
+                if ($l -match '^[0-9a-fA-F]{64} [ *]?harmony-current-until-([0-9]{8}T[0-9]{6}Z)$') { $until = $Matches[1]; break }
+            }
+            $now = [DateTime]::UtcNow.ToString('yyyyMMdd\THHmmss\Z', [Globalization.CultureInfo]::InvariantCulture)
+            if (-not $until) {
+                Write-Host "harmony-install: WARNING: the newest release this mirror offers, $targetVersion, does not say until when it is current;" -ForegroundColor Yellow
+                Write-Host "harmony-install: WARNING: a mirror frozen on an old release cannot be told apart; check HARMONY_MIRROR ($Mirror)" -ForegroundColor Yellow
+            } elseif ([string]::CompareOrdinal($now, $until) -gt 0) {
+                Write-Host "harmony-install: WARNING: the newest release this mirror offers, $targetVersion, was signed as current only until $until (UTC):" -ForegroundColor Yellow
+                Write-Host "harmony-install: WARNING: newer releases may exist and the mirror may be stale or frozen; check HARMONY_MIRROR ($Mirror)" -ForegroundColor Yellow
+            }
         }
 
         $current = $null

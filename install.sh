@@ -25,7 +25,7 @@
 #   HARMONY_SSH_PUBKEY       replaces the OpenSSH release key below ("ssh-ed25519 AAAA…", tests)
 #
 # What it does: downloads checksums.txt and its signature and checks the signature with minisign
-# (checksums.txt.minisig, whose trusted comment must read "harmony <version> checksums [until <time>]") or, on a
+# (checksums.txt.minisig, whose trusted comment must read "harmony <version> checksums") or, on a
 # machine without minisign, with OpenSSH's ssh-keygen -Y verify (checksums.txt.sig, namespace
 # harmony-release). The signed checksums.txt names one version in every archive name: it must be
 # the version asked for, and an older version than the one installed is only taken when asked for
@@ -346,11 +346,9 @@ refuse_without_verifier() {
 
 # verify_signature SUMS TAG: checks the signature of checksums.txt; sets SIGNED_VERSION to the
 # version named by minisign's trusted comment ("" on the ssh path, where the archive names in
-# the signed file carry it) and SIGNED_UNTIL to the time until which it vouches for being the
-# newest release ("" when it names none).
+# the signed file carry it).
 verify_signature() {
 	SIGNED_VERSION=""
-	SIGNED_UNTIL=""
 	case "$VERIFIER" in
 	minisign)
 		fetch "$(release_url "$2" checksums.txt.minisig)" "$TMP_DIR/checksums.txt.minisig" "$MAX_SMALL_BYTES" ||
@@ -361,10 +359,6 @@ verify_signature() {
 				"either the download was tampered with or the mirror is wrong; nothing was installed"
 		fi
 		case "$comment" in
-		"harmony "*" checksums until "*)
-			SIGNED_VERSION=${comment#harmony } && SIGNED_VERSION=${SIGNED_VERSION%% checksums until *}
-			SIGNED_UNTIL=${comment##* checksums until }
-			;;
 		"harmony "*" checksums") SIGNED_VERSION=${comment#harmony } && SIGNED_VERSION=${SIGNED_VERSION% checksums} ;;
 		*) fail "the signed trusted comment of checksums.txt does not name a harmony release: $comment" "nothing was installed" ;;
 		esac
@@ -407,6 +401,22 @@ check_one_version() {
 		harmony_*) fail "the signed checksums.txt lists more than one version ($2 and $name)" "nothing was installed" ;;
 		esac
 	done <"$1"
+}
+
+# warn_if_stale CHECKSUMS VERSION: a mirror frozen on an old release serves it as "latest" for
+# ever, so a release lists in its signed checksums.txt an empty file named
+# harmony-current-until-YYYYMMDDTHHMMSSZ (UTC): until then it vouches for being the newest.
+# Past that time, or without one, say so (the install goes on: the release is genuine).
+warn_if_stale() {
+	signed_until=$(sed -n 's/^[0-9a-fA-F]\{64\} [ *]\{0,1\}harmony-current-until-\([0-9]\{8\}T[0-9]\{6\}Z\)$/\1/p' "$1" | head -n 1)
+	now=$(date -u +%Y%m%dT%H%M%SZ 2>/dev/null) || now=""
+	if [ -z "$signed_until" ]; then
+		say "WARNING: the newest release this mirror offers, $2, does not say until when it is current,"
+		say "WARNING: so a mirror frozen on an old release cannot be told apart; check HARMONY_MIRROR ($MIRROR)"
+	elif [ -n "$now" ] && LC_ALL=C expr "x$now" \> "x$signed_until" >/dev/null; then
+		say "WARNING: the newest release this mirror offers, $2, was signed as current only until $signed_until (UTC):"
+		say "WARNING: newer releases may exist and the mirror may be stale or frozen; check HARMONY_MIRROR ($MIRROR)"
+	fi
 }
 
 # semver_cmp A B: prints -1, 0 or 1 as version A is older than, the same as or newer than B;
@@ -589,11 +599,8 @@ main() {
 		fail "the release server answered $tag with the signed files of harmony $target_version: refused (rollback or mixed release)" \
 			"check HARMONY_MIRROR ($MIRROR); nothing was installed"
 	fi
-	# A mirror frozen on an old release would serve it as the newest for ever: the signature says
-	# until when it is (RFC 3339 in UTC, so the strings compare as times).
-	if [ "$tag" = latest ] && [ -n "$SIGNED_UNTIL" ] && LC_ALL=C expr "x$(date -u +%Y-%m-%dT%H:%M:%SZ)" \> "x$SIGNED_UNTIL" >/dev/null; then
-		say "WARNING: the newest release this mirror offers, $target_version, was signed as current only until $SIGNED_UNTIL:"
-		say "WARNING: newer releases may exist and the mirror may be stale or frozen; check HARMONY_MIRROR ($MIRROR)"
+	if [ "$tag" = latest ]; then
+		warn_if_stale "$TMP_DIR/checksums.txt" "$target_version"
 	fi
 
 	current=$(installed_version "$install_dir/harmony")

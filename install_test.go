@@ -202,7 +202,7 @@ func toolsPath(t *testing.T, tools []string, standins map[string]string) string 
 }
 
 var baseTools = []string{"sed", "cut", "head", "tr", "mkdir", "mktemp", "cp", "chmod", "mv", "rm", "id", "uname",
-	"dirname", "grep", "cat", "tar", "gzip", "sha256sum", "wc", "od", "base64", "expr", "sleep"}
+	"dirname", "grep", "cat", "tar", "gzip", "sha256sum", "wc", "od", "base64", "expr", "sleep", "date"}
 
 func tools(extra ...string) []string { return append(append([]string(nil), baseTools...), extra...) }
 
@@ -224,7 +224,7 @@ func TestInstallShVerifiers(t *testing.T) {
 		busybox []string
 	}{
 		{"minisign", tools("curl", "minisign"), nil, nil, true,
-			[]string{"signature of checksums.txt verified with minisign (trusted comment: harmony " + snap.Version + " checksums until "}, nil},
+			[]string{"signature of checksums.txt verified with minisign (trusted comment: harmony " + snap.Version + " checksums)"}, nil},
 		{"ssh-keygen, no minisign", tools("curl", "ssh-keygen"), nil, nil, true,
 			[]string{"signature of checksums.txt verified with ssh-keygen"}, nil},
 		{"no curl: GNU wget", tools("wget", "ssh-keygen"), nil, nil, true,
@@ -268,44 +268,60 @@ func TestInstallShVerifiers(t *testing.T) {
 }
 
 // A mirror frozen on an old release serves it as "latest" for ever: past the time the release's
-// signature vouched for being the newest, install.sh installs it (it is genuine) but warns; a
-// version asked for by name, or a current one, gets no warning.
+// signed checksums.txt vouched for being the newest (or without one), install.sh installs it (it
+// is genuine) but warns, on both signature paths; a version asked for by name, or a current
+// release, gets no warning.
 func TestInstallShWarnsOfAFrozenMirror(t *testing.T) {
 	snap := needSnapshot(t)
 	sums, err := os.ReadFile(filepath.Join(snap.Dist, "checksums.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	past := time.Now().Add(-48 * time.Hour).UTC().Truncate(time.Second)
-	minisig, _ := snap.SignChecksumsUntil(t, sums, snap.Version, past)
+	var kept []string
+	for _, l := range strings.SplitAfter(string(sums), "\n") {
+		if !strings.Contains(l, "  harmony-current-until-") {
+			kept = append(kept, l)
+		}
+	}
+	if len(kept) == len(strings.SplitAfter(string(sums), "\n")) {
+		t.Fatalf("the snapshot's checksums.txt lists no harmony-current-until file:\n%s", sums)
+	}
+	past := time.Now().Add(-48 * time.Hour).UTC()
+	untilName := releasetest.UntilAsset(past)
+	withPast := strings.Join(kept, "") + string(releasetest.Checksums(map[string][]byte{untilName: nil}))
 	for _, tc := range []struct {
-		name string
-		args []string
-		warn bool
+		name  string
+		sums  string
+		tools []string
+		args  []string
+		want  string
 	}{
-		{"latest", nil, true},
-		{"asked for by name", []string{"--version", snap.Tag()}, false},
+		{"past its time, minisign", withPast, tools("curl", "minisign"), nil, "was signed as current only until " + strings.TrimPrefix(untilName, "harmony-current-until-") + " (UTC)"},
+		{"past its time, ssh-keygen", withPast, tools("curl", "ssh-keygen"), nil, "was signed as current only until " + strings.TrimPrefix(untilName, "harmony-current-until-") + " (UTC)"},
+		{"no time listed", strings.Join(kept, ""), tools("curl", "minisign"), nil, "does not say until when it is current"},
+		{"asked for by name", withPast, tools("curl", "minisign"), []string{"--version", snap.Tag()}, ""},
+		{"current (the snapshot as built)", string(sums), tools("curl", "ssh-keygen"), nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			srv, tag := serve(t, snap)
-			srv.Replace(installer.ReleaseRepo, tag, "checksums.txt.minisig", minisig)
-			home := t.TempDir()
-			r := installSh(t, shells[0], env(t, snap, home, srv.URL, toolsPath(t, tools("curl", "minisign"), nil)), tc.args...)
+			if tc.sums != string(sums) {
+				minisig, sshsig := snap.SignChecksums(t, []byte(tc.sums), snap.Version)
+				srv.Replace(installer.ReleaseRepo, tag, "checksums.txt", []byte(tc.sums))
+				srv.Replace(installer.ReleaseRepo, tag, "checksums.txt.minisig", minisig)
+				srv.Replace(installer.ReleaseRepo, tag, "checksums.txt.sig", sshsig)
+			}
+			r := installSh(t, shells[0], env(t, snap, t.TempDir(), srv.URL, toolsPath(t, tc.tools, nil)), tc.args...)
 			if r.code != 0 {
 				t.Fatalf("exit %d:\n%s", r.code, r.out)
 			}
-			want := "WARNING: the newest release this mirror offers, " + snap.Version + ", was signed as current only until " + past.Format(time.RFC3339)
-			if strings.Contains(r.out, want) != tc.warn || tc.warn && !strings.Contains(r.out, "the mirror may be stale or frozen") {
-				t.Fatalf("warning shown: %v, want %v:\n%s", strings.Contains(r.out, want), tc.warn, r.out)
+			switch {
+			case tc.want == "" && strings.Contains(r.out, "WARNING"):
+				t.Fatalf("a warning:\n%s", r.out)
+			case tc.want != "" && (!strings.Contains(r.out, "WARNING: the newest release this mirror offers, "+snap.Version+",") || !strings.Contains(r.out, tc.want)):
+				t.Fatalf("want a warning %q:\n%s", tc.want, r.out)
 			}
 		})
-	}
-	// Within its time (the snapshot's own signature): no warning.
-	srv, _ := serve(t, snap)
-	r := installSh(t, shells[0], env(t, snap, t.TempDir(), srv.URL, toolsPath(t, tools("curl", "minisign"), nil)))
-	if r.code != 0 || strings.Contains(r.out, "WARNING") {
-		t.Fatalf("exit %d, a warning for a current release:\n%s", r.code, r.out)
 	}
 }
 
@@ -769,7 +785,9 @@ func TestInstallPs1KeepsTheContract(t *testing.T) {
 	for _, must := range []string{
 		"Get-FileHash -Algorithm SHA256", "releases/latest/download",
 		// both signatures, version-bound like install.sh
-		"checksums.txt.minisig", "checksums.txt.sig", "'-Y', 'verify'", "$signedVersion -ne $targetVersion", "checksums(?: until (\\S+))?$'", "was signed as current only until",
+		"checksums.txt.minisig", "checksums.txt.sig", "'-Y', 'verify'", "harmony $targetVersion checksums",
+		// a frozen mirror is noticed: the time checksums.txt lists, compared whatever the locale
+		"harmony-current-until-([0-9]{8}T[0-9]{6}Z)$'", "[Globalization.CultureInfo]::InvariantCulture", "was signed as current only until",
 		"with the signed files of harmony", "refusing to replace the newer harmony",
 		// https only, loopback excepted; bounded downloads
 		"AllowAutoRedirect = $false", "IsLoopback", "$MaxArchiveBytes", "$MaxSmallBytes",

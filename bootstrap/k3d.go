@@ -265,10 +265,6 @@ func (k *K3d) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	if opts.Expose != nil {
-		return Result{}, hint.With(fmt.Errorf("--expose: %w", ErrExposeK3d),
-			"k3d publishes the cluster's ports on 127.0.0.1 only; to reach an app from elsewhere, forward it: harmony forward")
-	}
 	if _, err := k.docker(ctx); err != nil {
 		return Result{}, err
 	}

@@ -160,9 +160,6 @@ func (k *K3s) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 		fmt.Fprintf(k.Out, "k3s %s is installed and stays: %s is newer, upgrade with: harmony runtime upgrade --to %s\n", inst.Version, opts.Version, opts.Version)
 		opts.Version = ""
 	}
-	if inst.Installed && opts.Expose != nil {
-		return k.setExposure(ctx, inst.Version, *opts.Expose, opts)
-	}
 	if inst.Installed && opts.Version == "" && !opts.Airgap {
 		available := k.availablePatch(inst.Version)
 		if k.healthy(ctx) {
@@ -227,13 +224,6 @@ func (k *K3s) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 			}
 			return installer.InstallVerified(res.Path, images.SHA256, filepath.Join(k.Paths.AirgapDir(), filepath.Base(images.URL)), 0o644)
 		}})
-	}
-	if !inst.Installed || opts.Expose != nil {
-		expose := opts.Expose != nil && *opts.Expose
-		steps = append(steps, Step{Name: "network", Run: func(context.Context) error {
-			_, err := k.writeExposure(expose)
-			return err
-		}, Undo: func(context.Context) error { return k.removeExposure() }})
 	}
 	steps = append(steps, Step{Name: "service", Run: k.supervisor().Install, Undo: k.supervisor().Remove})
 	steps = append(steps, Step{Name: "agent", Run: func(ctx context.Context) error {
@@ -496,10 +486,6 @@ func (k *K3s) Status(ctx context.Context) (Status, error) {
 		return st, nil
 	}
 	st.Running, st.PID = k.supervisor().Running(ctx)
-	st.Apps = "localhost"
-	if k.Exposed() {
-		st.Apps = "network"
-	}
 	if cfg, err := restConfig(k.Paths.KubeconfigFile()); err == nil && st.Running {
 		cfg.Timeout = 2 * time.Second
 		st.APIHealthy = APIReady(ctx, cfg) == nil

@@ -18,13 +18,13 @@ import (
 var ErrVersionMismatch = errors.New("release files are for another version")
 
 // Release is one harmony release as its signed checksums.txt describes it. The version comes
-// from the signature's trusted comment ("harmony <version> checksums until <RFC 3339 time>"), so
-// it is covered by the signature; every archive listed must carry that same version.
+// from the signature's trusted comment ("harmony <version> checksums"), so it is covered by the
+// signature; every archive listed must carry that same version.
 type Release struct {
 	Version *semver.Version
-	// Until is the signed time until which the release vouches for being the newest: a mirror
-	// that still serves it as the newest after that may be frozen. Zero when the signature names
-	// no such time (a release signed before harmony signed one).
+	// Until is the time until which the release vouches for being the newest, from the file
+	// checksums.txt lists for it (UntilPrefix): a mirror still serving it as the newest after that
+	// may be frozen. Zero when it lists none.
 	Until time.Time
 	// Checksums maps each asset name to its SHA-256 digest.
 	Checksums map[string]string
@@ -55,7 +55,7 @@ func (r Release) Archive() (string, string, error) {
 }
 
 var (
-	trustedCommentRE = regexp.MustCompile(`^harmony (\S+) checksums(?: until (\S+))?$`)
+	trustedCommentRE = regexp.MustCompile(`^harmony (\S+) checksums$`)
 	archiveNameRE    = regexp.MustCompile(`^harmony_([^_]+)_[a-z0-9]+_[a-z0-9]+\.(?:tar\.gz|zip)$`)
 )
 
@@ -99,12 +99,6 @@ func ParseRelease(sums, sig []byte, tag string, v *Verifier) (Release, error) {
 	if err != nil {
 		return Release{}, fmt.Errorf("checksums.txt: signed version %q: %w", m[1], err)
 	}
-	var until time.Time
-	if m[2] != "" {
-		if until, err = time.Parse(time.RFC3339, m[2]); err != nil {
-			return Release{}, fmt.Errorf("checksums.txt: signed time %q is not an RFC 3339 time: %w", m[2], ErrBadSignature)
-		}
-	}
 	if tag != "" && tag != "latest" {
 		want, err := semver.NewVersion(tag)
 		if err != nil {
@@ -123,16 +117,55 @@ func ParseRelease(sums, sig []byte, tag string, v *Verifier) (Release, error) {
 			return Release{}, fmt.Errorf("checksums.txt signed for v%s lists %q: %w", version, name, ErrVersionMismatch)
 		}
 	}
+	until, err := untilOf(list)
+	if err != nil {
+		return Release{}, err
+	}
 	return Release{Version: version, Until: until, Checksums: list, KeyID: keyID}, nil
 }
 
-// StaleNewest says why r, served as the newest release, may not be the newest: its signature
-// vouched for that only until a time now past, or names no such time. A mirror frozen on an old
-// release looks like "nothing newer" without this. "" when r is current.
+// UntilPrefix begins the name of the empty file a release publishes, and lists in its signed
+// checksums.txt, to say until when it vouches for being the newest release:
+// harmony-current-until-20270307T000000Z (UTC). Inside checksums.txt the time is signed on both
+// signature paths (minisign and OpenSSH), and installers that predate it pass over the line.
+const UntilPrefix = "harmony-current-until-"
+
+// UntilLayout is the time in an UntilPrefix name (Go's time layout).
+const UntilLayout = "20060102T150405Z"
+
+// MaxUntilAhead is the furthest ahead a release's time is believed: a release vouches for being
+// the newest for months (90 days), and one that claims more would hide a frozen mirror for good.
+const MaxUntilAhead = 366 * 24 * time.Hour
+
+// untilOf is the time a checksums list signs with UntilPrefix (zero when none).
+func untilOf(list map[string]string) (time.Time, error) {
+	var until time.Time
+	for name := range list {
+		rest, ok := strings.CutPrefix(name, UntilPrefix)
+		if !ok {
+			continue
+		}
+		t, err := time.Parse(UntilLayout, rest)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("checksums.txt lists %q, which does not name a time (%sYYYYMMDDTHHMMSSZ): %w", name, UntilPrefix, ErrBadSignature)
+		}
+		if !until.IsZero() {
+			return time.Time{}, fmt.Errorf("checksums.txt lists two times until which the release is current: %w", ErrBadSignature)
+		}
+		until = t
+	}
+	return until, nil
+}
+
+// StaleNewest says why r, served as the newest release, may not be the newest: it vouched for
+// that only until a time now past, or names no such time (or one too far ahead to believe). A
+// mirror frozen on an old release looks like "nothing newer" without this. "" when r is current.
 func (r Release) StaleNewest(now time.Time, mirror string) string {
 	switch {
 	case r.Until.IsZero():
 		return fmt.Sprintf("the newest release the mirror offers, v%s, is signed without a date until which it is current, so harmony cannot tell whether the mirror is frozen on an old release: check HARMONY_MIRROR (now %q)", r.Version, redactURL(mirror))
+	case r.Until.After(now.Add(MaxUntilAhead)):
+		return fmt.Sprintf("the newest release the mirror offers, v%s, claims to be current until %s, more than a year ahead, so harmony cannot tell whether the mirror is frozen on an old release: check HARMONY_MIRROR (now %q)", r.Version, r.Until.UTC().Format(time.DateOnly), redactURL(mirror))
 	case now.After(r.Until):
 		return fmt.Sprintf("the newest release the mirror offers, v%s, was signed as current only until %s: newer releases may exist and the mirror may be stale or frozen; check HARMONY_MIRROR (now %q)", r.Version, r.Until.UTC().Format(time.DateOnly), redactURL(mirror))
 	}

@@ -10,9 +10,9 @@ import (
 	"github.com/NationTech/harmony-agent/internal/releasetest"
 )
 
-// The signed trusted comment of checksums.txt names the version and the time until which the
-// release vouches for being the newest; a release served as the newest past that time (or
-// signed with none) is called out as possibly stale, whatever a mirror says.
+// A release's signed checksums.txt lists an empty file whose name says until when the release
+// vouches for being the newest; a release served as the newest past that time (or listing none,
+// or one too far ahead to believe) is called out as possibly stale, whatever a mirror says.
 func TestReleaseSignedUntil(t *testing.T) {
 	t.Parallel()
 	key := releasetest.NewKey(t)
@@ -20,23 +20,31 @@ func TestReleaseSignedUntil(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sums := releasetest.Checksums(map[string][]byte{"harmony_1.2.0_linux_amd64.tar.gz": []byte("archive")})
 	now := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
+	archive := "harmony_1.2.0_linux_amd64.tar.gz"
 	for _, tc := range []struct {
-		name, comment string
-		until         time.Time
-		stale         string // part of StaleNewest's text; "" for none
-		err           error
+		name  string
+		extra []string // further names listed
+		until time.Time
+		stale string // part of StaleNewest's text; "" for none
+		err   error
 	}{
-		{name: "current", comment: releasetest.ChecksumsComment("1.2.0", now.Add(time.Hour)), until: now.Add(time.Hour)},
-		{name: "past its time", comment: releasetest.ChecksumsComment("1.2.0", now.Add(-time.Hour)), until: now.Add(-time.Hour),
+		{name: "current", extra: []string{releasetest.UntilAsset(now.Add(time.Hour))}, until: now.Add(time.Hour)},
+		{name: "past its time", extra: []string{releasetest.UntilAsset(now.Add(-time.Hour))}, until: now.Add(-time.Hour),
 			stale: "was signed as current only until 2027-02-28: newer releases may exist"},
-		{name: "no time signed", comment: "harmony 1.2.0 checksums", stale: "is signed without a date"},
-		{name: "a time that is not one", comment: "harmony 1.2.0 checksums until tomorrow", err: installer.ErrBadSignature},
-		{name: "another comment", comment: "harmony 1.2.0 checksums until", err: installer.ErrBadSignature},
+		{name: "no time listed", stale: "is signed without a date"},
+		{name: "too far ahead to believe", extra: []string{releasetest.UntilAsset(now.Add(400 * 24 * time.Hour))}, until: now.Add(400 * 24 * time.Hour),
+			stale: "more than a year ahead"},
+		{name: "a time that is not one", extra: []string{installer.UntilPrefix + "tomorrow"}, err: installer.ErrBadSignature},
+		{name: "two times", extra: []string{releasetest.UntilAsset(now), releasetest.UntilAsset(now.Add(time.Hour))}, err: installer.ErrBadSignature},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rel, err := installer.ParseRelease(sums, key.SignComment(sums, tc.comment), "latest", v)
+			assets := map[string][]byte{archive: []byte("archive")}
+			for _, n := range tc.extra {
+				assets[n] = nil
+			}
+			sums := releasetest.Checksums(assets)
+			rel, err := installer.ParseRelease(sums, key.SignComment(sums, "harmony 1.2.0 checksums"), "latest", v)
 			if tc.err != nil {
 				if !errors.Is(err, tc.err) {
 					t.Fatalf("ParseRelease: %v, want %v", err, tc.err)

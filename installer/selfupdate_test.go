@@ -312,23 +312,24 @@ func TestSelfUpdateRefuses(t *testing.T) {
 	}
 }
 
-// A mirror frozen on an old release keeps serving it as the newest: past the time its signature
-// vouched for that (or with no such time signed), self-update says so instead of "nothing to do"
-// alone; within it, it says nothing more.
+// A mirror frozen on an old release keeps serving it as the newest: past the time its signed
+// checksums.txt vouched for that (or with no such time), self-update says so instead of "nothing
+// to do" alone; within it, it says nothing more.
 func TestSelfUpdateWarnsOfAFrozenMirror(t *testing.T) {
 	key, old, _ := harmonyBuilds(t)
 	past := time.Now().Add(-24 * time.Hour)
 	for _, tc := range []struct {
-		name, comment, want string
+		name  string
+		until time.Time
+		want  string
 	}{
-		{"signed current until yesterday", releasetest.ChecksumsComment("1.0.0", past),
-			"was signed as current only until " + past.UTC().Format(time.DateOnly)},
-		{"signed without a time", "harmony 1.0.0 checksums", "is signed without a date until which it is current"},
-		{"signed current for 90 days more", releasetest.ChecksumsComment("1.0.0", time.Now().Add(90*24*time.Hour)), ""},
+		{"current until yesterday", past, "was signed as current only until " + past.UTC().Format(time.DateOnly)},
+		{"no time listed", time.Time{}, "is signed without a date until which it is current"},
+		{"current for 90 days more", time.Now().Add(90 * 24 * time.Hour), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, old)
-			if _, err := w.srv.PublishHarmonySigned(key, "1.0.0", tc.comment, old); err != nil {
+			if _, err := w.srv.PublishHarmonyUntil(key, "1.0.0", "1.0.0", tc.until, old); err != nil {
 				t.Fatal(err)
 			}
 			w.srv.SetLatest(releasetest.HarmonyRepo, "v1.0.0")

@@ -46,8 +46,8 @@ func (e *Engine) Endpoints(ctx context.Context, p *Project, ids object.ObjMetada
 			}
 			typ, _, _ := unstructured.NestedString(live.Object, "spec", "type")
 			ports, _, _ := unstructured.NestedSlice(live.Object, "spec", "ports")
-			// No load balancer took the Service (k3s as harmony installs it runs no ServiceLB, so
-			// nothing is published on the network): its node port answers on localhost.
+			// No load balancer took the Service (a cluster without a load-balancer controller):
+			// only its node port answers.
 			lbs, _, _ := unstructured.NestedSlice(live.Object, "status", "loadBalancer", "ingress")
 			for _, sp := range ports {
 				pm, _ := sp.(map[string]any)

@@ -15,10 +15,10 @@ import (
 	"github.com/NationTech/harmony-agent/launch"
 )
 
-// A LoadBalancer Service no load balancer took (k3s as harmony installs it runs no ServiceLB:
-// nothing is published on the network) answers on its node port on localhost: the report names
-// that port, not the Service's own, which nothing serves. Once a load balancer takes it, the
-// Service's own port is the one.
+// A LoadBalancer Service no load balancer took (a cluster without a load-balancer controller,
+// --kubeconfig to kind for one) answers only on its node port: the report names that port, not
+// the Service's own, which nothing serves. Once a load balancer takes it, the Service's own port
+// is the one.
 func TestLoadBalancerWithoutALoadBalancerIsReportedOnItsNodePort(t *testing.T) {
 	t.Parallel()
 	c := testcluster.Need(t, cluster)
@@ -26,7 +26,7 @@ func TestLoadBalancerWithoutALoadBalancerIsReportedOnItsNodePort(t *testing.T) {
 	dir := repo(t, "lb", map[string]string{
 		"manifests/svc.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 8080}]}\n",
 	})
-	p, rep, err := run(t, launch.Selection{Dir: dir}, launch.Options{NoWait: true})
+	p, _, err := run(t, launch.Selection{Dir: dir}, launch.Options{NoWait: true})
 	deleteNamespaceAtEnd(t, p.Namespace)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +36,12 @@ func TestLoadBalancerWithoutALoadBalancerIsReportedOnItsNodePort(t *testing.T) {
 		t.Fatalf("service: %v %+v", err, svc)
 	}
 	node := svc.Spec.Ports[0].NodePort
-	eps := rep.Endpoints
+	eng, err := launch.NewEngine(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := object.ObjMetadataSet{{Namespace: p.Namespace, Name: "web", GroupKind: schema.GroupKind{Kind: "Service"}}}
+	eps := eng.Endpoints(ctx, p, ids)
 	if len(eps) != 1 || eps[0].URL != fmt.Sprintf("http://localhost:%d", node) || !strings.Contains(eps[0].Note, "no load balancer took port 8080") {
 		t.Fatalf("endpoints without a load balancer: %+v, want http://localhost:%d", eps, node)
 	}
@@ -45,11 +50,6 @@ func TestLoadBalancerWithoutALoadBalancerIsReportedOnItsNodePort(t *testing.T) {
 	if _, err := c.Client.CoreV1().Services(p.Namespace).UpdateStatus(ctx, svc, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eng, err := launch.NewEngine(c.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := object.ObjMetadataSet{{Namespace: p.Namespace, Name: "web", GroupKind: schema.GroupKind{Kind: "Service"}}}
 	if eps := eng.Endpoints(ctx, p, ids); len(eps) != 1 || eps[0].URL != "http://localhost:8080" {
 		t.Fatalf("endpoints with a load balancer: %+v, want http://localhost:8080", eps)
 	}

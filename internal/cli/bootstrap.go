@@ -28,8 +28,6 @@ type bootstrapOptions struct {
 	SwitchContext bool
 	HTTPPort      int
 	HTTPSPort     int
-	// Expose is --expose when given (nil: keep what the runtime has).
-	Expose *bool
 }
 
 func (o *bootstrapOptions) validate() error {
@@ -46,7 +44,6 @@ func (o *bootstrapOptions) validate() error {
 
 func newBootstrapCmd(g *globalOptions) *cobra.Command {
 	opts := &bootstrapOptions{}
-	var expose bool
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
 		Short: "Install and start the local Kubernetes runtime (k3s, or k3s in Docker with k3d)",
@@ -57,18 +54,9 @@ Running it again on a healthy runtime does nothing.
 With --runtime k3d (the default on macOS and Windows) k3s runs in Docker: one node container
 from the k3s image pinned by digest (set HARMONY_REGISTRY to pull it from your own registry),
 its data on the Docker volume k3d-harmony-data, the API on a free localhost port and the
-cluster's HTTP and HTTPS on localhost (--http-port, --https-port).
-
-With k3s, the apps the cluster runs answer on this machine only: NodePorts on 127.0.0.1, Traefik
-on 127.0.0.1:80 and :443, and no ServiceLB (it publishes LoadBalancer Services on every network
-interface and cannot bind an address). --expose serves them on every interface (restarting k3s
-if it runs); --expose=false keeps them here again. The API server and kubelet ports need the
-cluster's credentials and stay open: pods reach the API through the node's address.`,
+cluster's HTTP and HTTPS on localhost (--http-port, --https-port).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cmd.Flags().Changed("expose") {
-				opts.Expose = &expose
-			}
 			if err := opts.validate(); err != nil {
 				return err
 			}
@@ -83,7 +71,6 @@ cluster's credentials and stay open: pods reach the API through the node's addre
 	f.BoolVar(&opts.SwitchContext, "switch-context", false, "make harmony the current kubeconfig context even when another is set")
 	f.IntVar(&opts.HTTPPort, "http-port", 0, "k3d: the localhost port for the cluster's HTTP (default 80)")
 	f.IntVar(&opts.HTTPSPort, "https-port", 0, "k3d: the localhost port for the cluster's HTTPS (default 443)")
-	f.BoolVar(&expose, "expose", false, "k3s: serve the cluster's apps on every network interface (--expose=false: this machine only, the default)")
 	return cmd
 }
 
@@ -129,7 +116,7 @@ func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions)
 	}
 	res, err := rt.Install(ctx, bootstrap.InstallOptions{
 		Version: opts.Version, Airgap: opts.Airgap, Timeout: opts.Timeout, SwitchContext: opts.SwitchContext,
-		HTTPPort: portString(opts.HTTPPort), HTTPSPort: portString(opts.HTTPSPort), Expose: opts.Expose,
+		HTTPPort: portString(opts.HTTPPort), HTTPSPort: portString(opts.HTTPSPort),
 	})
 	if err != nil {
 		return err
@@ -168,9 +155,6 @@ func bootstrapExtraArgs(o *bootstrapOptions) []string {
 	}
 	if o.HTTPSPort != 0 {
 		args = append(args, "--https-port", strconv.Itoa(o.HTTPSPort))
-	}
-	if o.Expose != nil {
-		args = append(args, "--expose="+strconv.FormatBool(*o.Expose))
 	}
 	return args
 }
@@ -263,12 +247,6 @@ func newRuntimeStatusCmd(g *globalOptions) *cobra.Command {
 			row("running", fmt.Sprintf("%s (%s)", yes[st.Running], st.Supervisor))
 			row("API healthy", yes[st.APIHealthy])
 			row("node ready", yes[st.NodeReady])
-			switch st.Apps {
-			case "localhost":
-				row("apps", "answer on this machine only (127.0.0.1)")
-			case "network":
-				row("apps", "answer on every network interface (harmony bootstrap --expose=false keeps them on this machine)")
-			}
 			if st.NewerPatch != "" {
 				row("newer patch", st.NewerPatch+" available: harmony runtime upgrade")
 			}

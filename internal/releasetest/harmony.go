@@ -56,12 +56,12 @@ func Archive(name string, file []byte) ([]byte, error) {
 // with key for comment version signedAs (normally version itself) and current for 90 days, and
 // returns what it served.
 func (s *Server) PublishHarmony(key *Key, version, signedAs string, binary []byte) (HarmonyRelease, error) {
-	return s.PublishHarmonySigned(key, version, ChecksumsComment(signedAs, time.Now().Add(90*24*time.Hour)), binary)
+	return s.PublishHarmonyUntil(key, version, signedAs, time.Now().Add(90*24*time.Hour), binary)
 }
 
-// PublishHarmonySigned is PublishHarmony with checksums.txt signed under the trusted comment
-// given (as a release signed before "until" existed, or one whose "until" is past).
-func (s *Server) PublishHarmonySigned(key *Key, version, comment string, binary []byte) (HarmonyRelease, error) {
+// PublishHarmonyUntil is PublishHarmony with the time until which the release vouches for being
+// the newest (zero: none listed, as a release made before harmony listed one).
+func (s *Server) PublishHarmonyUntil(key *Key, version, signedAs string, until time.Time, binary []byte) (HarmonyRelease, error) {
 	if runtime.GOOS == "windows" {
 		return HarmonyRelease{}, fmt.Errorf("PublishHarmony: zip archives are not built by tests")
 	}
@@ -70,8 +70,12 @@ func (s *Server) PublishHarmonySigned(key *Key, version, comment string, binary 
 		return HarmonyRelease{}, err
 	}
 	name := fmt.Sprintf("harmony_%s_%s_%s.tar.gz", version, runtime.GOOS, runtime.GOARCH)
-	sums := Checksums(map[string][]byte{name: arch})
-	sig := key.SignComment(sums, comment)
+	assets := map[string][]byte{name: arch}
+	if !until.IsZero() {
+		assets[UntilAsset(until)] = nil
+	}
+	sums := Checksums(assets)
+	sig := key.SignComment(sums, "harmony "+signedAs+" checksums")
 	tag := "v" + version
 	s.Add(HarmonyRepo, tag, name, arch)
 	s.Add(HarmonyRepo, tag, "checksums.txt", sums)
@@ -79,10 +83,11 @@ func (s *Server) PublishHarmonySigned(key *Key, version, comment string, binary 
 	return HarmonyRelease{Version: version, Archive: name, Checksums: sums, Signature: sig}, nil
 }
 
-// ChecksumsComment is the trusted comment a release signs checksums.txt with: its version and the
-// time until which it vouches for being the newest release.
-func ChecksumsComment(version string, until time.Time) string {
-	return "harmony " + version + " checksums until " + until.UTC().Format(time.RFC3339)
+// UntilAsset is the name of the empty file a release lists in checksums.txt to say until when
+// it vouches for being the newest release (installer.UntilPrefix; not imported: releasetest
+// stands for the release pipeline, not for harmony).
+func UntilAsset(until time.Time) string {
+	return "harmony-current-until-" + until.UTC().Format("20060102T150405Z")
 }
 
 // SignComment returns a minisign signature of data with the given trusted comment.

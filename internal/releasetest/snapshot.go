@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // HarmonyRepo is harmony's release repository in the tree.
@@ -88,15 +87,8 @@ func (s Snapshot) SSH(t testing.TB) (keyFile, pub string) {
 }
 
 // SignChecksums signs a checksums.txt as a release of version does: minisign with the trusted
-// comment "harmony <version> checksums until <90 days on>" (.minisig) and ssh-keygen -Y sign (.sig).
+// comment "harmony <version> checksums" (.minisig) and ssh-keygen -Y sign (.sig).
 func (s Snapshot) SignChecksums(t testing.TB, data []byte, version string) (minisig, sshsig []byte) {
-	t.Helper()
-	return s.SignChecksumsUntil(t, data, version, time.Now().Add(90*24*time.Hour))
-}
-
-// SignChecksumsUntil is SignChecksums with the time until which the release vouches for being
-// the newest.
-func (s Snapshot) SignChecksumsUntil(t testing.TB, data []byte, version string, until time.Time) (minisig, sshsig []byte) {
 	t.Helper()
 	dir := t.TempDir()
 	msg := filepath.Join(dir, "checksums.txt")
@@ -104,7 +96,7 @@ func (s Snapshot) SignChecksumsUntil(t testing.TB, data []byte, version string, 
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("minisign", "-S", "-s", s.KeyFile, "-m", msg, "-x", msg+".minisig",
-		"-t", ChecksumsComment(version, until)).CombinedOutput(); err != nil {
+		"-t", "harmony "+version+" checksums").CombinedOutput(); err != nil {
 		t.Fatalf("minisign: %v\n%s", err, out)
 	}
 	keyFile, _ := s.SSH(t)
