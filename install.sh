@@ -33,9 +33,8 @@
 # install.sh" to: ~/.profile (created if missing); ~/.bash_profile, ~/.bash_login and ~/.bashrc
 # when they exist; ~/.zshenv (and $ZDOTDIR/.zshenv) when zsh is installed; and
 # ${XDG_CONFIG_HOME:-~/.config}/fish/conf.d/harmony.fish when fish is. A file that reads the env
-# file already is left as it is, so installing again changes nothing. <data> is harmony's data
-# folder: HARMONY_HOME, else $XDG_DATA_HOME/harmony or ~/.local/share/harmony (macOS:
-# ~/Library/Application Support/harmony). New shells then find harmony; the current one does
+# file already is left as it is, so installing again changes nothing. <data> is HARMONY_HOME,
+# else $XDG_DATA_HOME/harmony or ~/.local/share/harmony (macOS too). New shells then find harmony; the current one does
 # after the one command install.sh prints last, e.g.
 #   . "$HOME/.local/share/harmony/env"
 # Nothing is changed, and nothing said, when the folder is on PATH already, and nothing is
@@ -483,16 +482,14 @@ install_binary() { # install_binary SRC DEST_DIR
 	fi
 }
 
-# data_dir: harmony's per-user data folder, as harmony finds it (installer.Home): HARMONY_HOME,
-# else $XDG_DATA_HOME/harmony (when absolute) or ~/.local/share/harmony, and on macOS
-# ~/Library/Application Support/harmony. The env files live there, root's too (they are read
-# by root's shells, never by harmony, which keeps root's data in /var/lib/harmony).
+# data_dir: where the env files live: HARMONY_HOME, else $XDG_DATA_HOME/harmony (when absolute)
+# or ~/.local/share/harmony, on macOS too (beside ~/.local/bin, and the README's one line fits
+# every Unix; harmony's own data there is in ~/Library/Application Support/harmony). Root's too
+# (they are read by root's shells, never by harmony, which keeps root's data in /var/lib/harmony).
 data_dir() {
 	if [ -n "${HARMONY_HOME:-}" ]; then
 		case "$HARMONY_HOME" in /*) dir=$HARMONY_HOME ;; *) dir="$(pwd)/$HARMONY_HOME" ;; esac
 		echo "${dir%/}"
-	elif [ "$(uname -s)" = Darwin ]; then
-		echo "$HOME/Library/Application Support/harmony"
 	else
 		case "${XDG_DATA_HOME:-}" in /*) echo "${XDG_DATA_HOME%/}/harmony" ;; *) echo "$HOME/.local/share/harmony" ;; esac
 	fi
