@@ -1,14 +1,16 @@
 # install.ps1 — install harmony on Windows from its GitHub releases (or a mirror), verified.
 #
 #   irm https://raw.githubusercontent.com/NationTech/harmony-agent/main/install.ps1 | iex
-#   & ([scriptblock]::Create((irm …/install.ps1))) -Version v1.2.3
+#   & ([scriptblock]::Create((irm …/install.ps1))) -Version v1.2.3 -NoModifyPath
 #
 # Parameters (the same contract as install.sh):
 #   -Version V     install release V (e.g. v1.2.3) instead of the latest; also the only way to
 #                  replace an installed harmony with an older one           (install.sh: --version)
-#   -ModifyPath    add the install directory to the user PATH (default on) (install.sh: --modify-path)
+#   -NoModifyPath  leave PATH alone (see PATH below)                     (install.sh: --no-modify-path)
+#   -ModifyPath    set up PATH: the default (-ModifyPath:$false is -NoModifyPath) (--modify-path)
 #   -Bootstrap     run 'harmony bootstrap' after installing                (install.sh: --bootstrap)
-#   -Uninstall     remove the harmony binary this script installed         (install.sh: --uninstall)
+#   -Uninstall     remove the harmony binary this script installed, and   (install.sh: --uninstall)
+#                  its folder from the user PATH
 #   -InsecureSkipSignature
 #                  when neither minisign nor ssh-keygen (OpenSSH 8.1 or newer) is available, install
 #                  with the SHA-256 checksum alone: NOT RECOMMENDED  (install.sh: --insecure-skip-signature)
@@ -27,17 +29,24 @@
 # SHA-256 (Get-FileHash). Downloads are https only and bounded in size and time (a server that
 # stalls or drips is given up on, saying so). Nothing unverified is installed. Errors end the
 # script with `throw`, never `exit`, so `irm … | iex` keeps the window.
+# PATH: when the install folder is not on the user PATH, it is added there (the registry value
+# HKCU\Environment\Path, keeping its kind and unexpanded entries), for new terminals, and to this
+# session's PATH, so harmony works at once in the window that ran the installer; the output says
+# so. When the folder is on PATH already nothing is changed or said; -NoModifyPath changes
+# nothing and prints the command that makes this window find harmony.
 # Works on Windows PowerShell 5.1 and PowerShell 7.
 param(
     [string]$Version = $env:HARMONY_VERSION,
     [switch]$ModifyPath = $true,
+    [switch]$NoModifyPath,
     [switch]$Bootstrap,
     [switch]$Uninstall,
     [switch]$InsecureSkipSignature
 )
 
 function Install-Harmony {
-    param([string]$Version, [switch]$ModifyPath, [switch]$Bootstrap, [switch]$Uninstall, [switch]$InsecureSkipSignature)
+    param([string]$Version, [switch]$ModifyPath, [switch]$NoModifyPath, [switch]$Bootstrap, [switch]$Uninstall, [switch]$InsecureSkipSignature)
+    if (-not $ModifyPath) { $NoModifyPath = $true }
 
     $ErrorActionPreference = 'Stop'
     Set-StrictMode -Version 2.0
@@ -450,15 +459,24 @@ function Install-Harmony {
             Say "installed harmony $targetVersion to $Target"
         }
 
+        # PATH: the user PATH (new terminals) and this session's (this window).
         $userPath = Get-UserPath
         $entries = @($userPath.Value.Split(';') | Where-Object { $_ })
-        if (-not ($entries | Where-Object { Test-SameDir $_ $InstallDir })) {
-            if ($ModifyPath) {
+        $onUserPath = [bool]($entries | Where-Object { Test-SameDir $_ $InstallDir })
+        $onSessionPath = [bool](@("$env:Path".Split(';')) | Where-Object { $_ -and (Test-SameDir $_ $InstallDir) })
+        if ($onUserPath -and $onSessionPath) {
+            # on PATH already: nothing to change or say
+        } elseif ($NoModifyPath) {
+            Say "$InstallDir is not on your PATH (-NoModifyPath); to use harmony in this window, run: `$env:Path = `"$InstallDir;`$env:Path`""
+            Say "to set PATH up for new terminals too, install without -NoModifyPath: irm https://raw.githubusercontent.com/$Repo/main/install.ps1 | iex"
+        } else {
+            if (-not $onUserPath) {
                 Set-UserPath ((@($entries) + $InstallDir) -join ';') $userPath.Kind
+                Say "added $InstallDir to your user PATH (HKCU\Environment): new terminals find harmony"
+            }
+            if (-not $onSessionPath) {
                 $env:Path = "$InstallDir;$env:Path"
-                Say "added $InstallDir to your user PATH (this window and new ones)"
-            } else {
-                Say "$InstallDir is not on your PATH"
+                Say "added $InstallDir to this window's PATH too: harmony works here now"
             }
         }
         if ($Bootstrap) { & $Target bootstrap }
@@ -467,4 +485,4 @@ function Install-Harmony {
     }
 }
 
-Install-Harmony -Version $Version -ModifyPath:$ModifyPath -Bootstrap:$Bootstrap -Uninstall:$Uninstall -InsecureSkipSignature:$InsecureSkipSignature
+Install-Harmony -Version $Version -ModifyPath:$ModifyPath -NoModifyPath:$NoModifyPath -Bootstrap:$Bootstrap -Uninstall:$Uninstall -InsecureSkipSignature:$InsecureSkipSignature

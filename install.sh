@@ -2,19 +2,20 @@
 # install.sh — install harmony from its GitHub releases (or a mirror), verified.
 #
 #   curl -fsSL https://raw.githubusercontent.com/NationTech/harmony-agent/main/install.sh | sh
-#   curl -fsSL …/install.sh | sh -s -- --version v1.2.3 --modify-path
+#   curl -fsSL …/install.sh | sh -s -- --version v1.2.3 --no-modify-path
 #
 # Flags:
-#   --version V     install release V (e.g. v1.2.3) instead of the latest; also the only way to
-#                   replace an installed harmony with an older one
-#   --modify-path   add the install directory to your shell profile (once)
-#   --bootstrap     run 'harmony bootstrap' after installing
-#   --uninstall     remove the harmony binary this script installed
+#   --version V       install release V (e.g. v1.2.3) instead of the latest; also the only way to
+#                     replace an installed harmony with an older one
+#   --no-modify-path  leave PATH and every shell profile alone (see PATH below)
+#   --modify-path     set up PATH: the default (accepted for older instructions)
+#   --bootstrap       run 'harmony bootstrap' after installing
+#   --uninstall       remove the harmony binary this script installed, and its PATH setup
 #   --insecure-skip-signature
-#                   when neither minisign nor ssh-keygen (OpenSSH 8.1 or newer) is installed,
-#                   install with the SHA-256 checksum alone: NOT RECOMMENDED (whoever controls the
-#                   server or the network path could hand you any program)
-#   -h, --help      show this help
+#                     when neither minisign nor ssh-keygen (OpenSSH 8.1 or newer) is installed,
+#                     install with the SHA-256 checksum alone: NOT RECOMMENDED (whoever controls
+#                     the server or the network path could hand you any program)
+#   -h, --help        show this help
 # Environment:
 #   HARMONY_VERSION          same as --version
 #   HARMONY_INSTALL_DIR      where to put the binary (default ~/.local/bin; /usr/local/bin as root)
@@ -23,6 +24,21 @@
 #                            localhost, [::1])
 #   HARMONY_MINISIGN_PUBKEY  replaces the minisign release key below (tests pass a throwaway key)
 #   HARMONY_SSH_PUBKEY       replaces the OpenSSH release key below ("ssh-ed25519 AAAA…", tests)
+#   HARMONY_HOME, XDG_DATA_HOME, XDG_CONFIG_HOME, ZDOTDIR, SHELL
+#                            where the PATH setup goes and which shells it is for (see PATH)
+#
+# PATH: when the install folder is not on PATH, install.sh sets it up as rustup does. It writes
+# an env file, <data>/env (and env.fish for fish), that puts the folder on PATH unless it is
+# there already, and has the shells read it, appending one line marked "# added by harmony
+# install.sh" to: ~/.profile (created if missing); ~/.bash_profile, ~/.bash_login and ~/.bashrc
+# when they exist; ~/.zshenv (and $ZDOTDIR/.zshenv) when zsh is installed; and
+# ${XDG_CONFIG_HOME:-~/.config}/fish/conf.d/harmony.fish when fish is. A file that reads the env
+# file already is left as it is, so installing again changes nothing. <data> is HARMONY_HOME,
+# else $XDG_DATA_HOME/harmony or ~/.local/share/harmony (macOS too). New shells then find harmony; the current one does
+# after the one command install.sh prints last, e.g.
+#   . "$HOME/.local/share/harmony/env"
+# Nothing is changed, and nothing said, when the folder is on PATH already, and nothing is
+# changed for root's /usr/local/bin (a system folder) nor in a HOME owned by another user.
 #
 # What it does: downloads checksums.txt and its signature and checks the signature with minisign
 # (checksums.txt.minisig, whose trusted comment must read "harmony <version> checksums") or, on a
@@ -482,51 +498,204 @@ install_binary() { # install_binary SRC DEST_DIR
 	fi
 }
 
-profile_file() {
+# data_dir: where the env files live: HARMONY_HOME, else $XDG_DATA_HOME/harmony (when absolute)
+# or ~/.local/share/harmony, on macOS too (beside ~/.local/bin, and the README's one line fits
+# every Unix; harmony's own data there is in ~/Library/Application Support/harmony). Root's too
+# (they are read by root's shells, never by harmony, which keeps root's data in /var/lib/harmony).
+data_dir() {
+	if [ -n "${HARMONY_HOME:-}" ]; then
+		case "$HARMONY_HOME" in /*) dir=$HARMONY_HOME ;; *) dir="$(pwd)/$HARMONY_HOME" ;; esac
+		echo "${dir%/}"
+	else
+		case "${XDG_DATA_HOME:-}" in /*) echo "${XDG_DATA_HOME%/}/harmony" ;; *) echo "$HOME/.local/share/harmony" ;; esac
+	fi
+}
+
+# quoted PATH: PATH as a double-quoted word of sh and fish, "$HOME/…" when it is in HOME.
+# Fails when the word cannot hold it as it is (", \, $, ` or a newline).
+quoted() {
+	rest=$1
+	home_prefix=""
+	if [ -n "${HOME:-}" ] && [ "$HOME" != / ]; then
+		case "$1" in "$HOME"/*)
+			rest=${1#"$HOME"/}
+			# shellcheck disable=SC2016 # expanded by the shell that reads the word
+			home_prefix='$HOME/'
+			;;
+		esac
+	fi
+	case "$rest" in *'"'* | *\\* | *'$'* | *'`'* | *"
+"*) return 1 ;; esac
+	printf '"%s%s"' "$home_prefix" "$rest"
+}
+
+# has_shell NAME: NAME is the user's shell or installed.
+has_shell() {
+	case "${SHELL:-}" in */"$1") return 0 ;; esac
+	command -v "$1" >/dev/null 2>&1
+}
+
+# write_file FILE CONTENT: FILE holds CONTENT (and a newline), written atomically; a FILE that
+# holds it already is not touched.
+write_file() {
+	if [ -f "$1" ] && [ "$(cat "$1" 2>/dev/null)" = "$2" ]; then return 0; fi
+	mkdir -p "$(dirname "$1")" 2>/dev/null || return 1
+	if ! printf '%s\n' "$2" 2>/dev/null >"$1.harmony-tmp.$$" || ! mv -f "$1.harmony-tmp.$$" "$1" 2>/dev/null; then
+		rm -f "$1.harmony-tmp.$$"
+		return 1
+	fi
+}
+
+# add_line FILE LINE READS: appends LINE, marked, to FILE (created if missing) unless FILE holds
+# READS already; adds FILE to CHANGED, or to FAILED when it cannot be written. Appends only, so
+# the user's lines, the file's mode and a symbolic link stay as they are.
+add_line() {
+	if [ -f "$1" ] && grep -qF "$3" "$1" 2>/dev/null; then return 0; fi
+	sep=""
+	if [ -s "$1" ]; then sep=$(printf '\n.') && sep=${sep%.}; fi # after the file's last line
+	if { mkdir -p "$(dirname "$1")" && [ ! -d "$1" ] && printf '%s%s %s\n' "$sep" "$2" "$PROFILE_MARKER" >>"$1"; } 2>/dev/null; then
+		CHANGED="${CHANGED:+$CHANGED, }$1"
+	else
+		FAILED="${FAILED:+$FAILED, }$1"
+	fi
+}
+
+# ensure_path DIR MODIFY: when DIR is not on PATH, sets up the shells to put it there (MODIFY=1)
+# and prints the command that makes this shell find harmony; or says how to (MODIFY=0).
+ensure_path() {
+	case ":$PATH:" in *":$1:"*) return ;; esac
+	now="export PATH=\"$1:\$PATH\""
+	if [ "$2" != 1 ]; then
+		say "$1 is not on your PATH (--no-modify-path); to use harmony in this shell, run: $now"
+		say "to set PATH up for new shells too, install without --no-modify-path: curl -fsSL https://raw.githubusercontent.com/$REPO/main/install.sh | sh"
+		return
+	fi
+	case "$1" in *:*)
+		say "$1 is not on your PATH, and PATH cannot hold a folder whose name has ':': run harmony as $1/harmony, or install it elsewhere (HARMONY_INSTALL_DIR)"
+		return
+		;;
+	esac
+	if [ "$(id -u)" = 0 ] && [ "$1" = /usr/local/bin ]; then
+		say "$1 is not on this shell's PATH; it is a system folder, so nothing was set up: to use harmony here, run: $now"
+		return
+	fi
+	if [ -z "${HOME:-}" ] || [ ! -O "$HOME" ]; then
+		say "$1 is not on your PATH, and HOME (${HOME:-unset}) is not yours: its shell profiles are left alone"
+		say "to use harmony in this shell, run: $now"
+		return
+	fi
+	data=$(data_dir)
+	if ! dir_word=$(quoted "$1") || ! env_word=$(quoted "$data/env"); then
+		say "$1 is not on your PATH, and its name (or $data's) holds a character a shell profile line cannot quote: shell profiles left alone"
+		say "to use harmony in this shell, run: $now"
+		return
+	fi
+	env_sh="# harmony's shell setup (written by install.sh, read by your shell's profile): puts
+# harmony's install folder on PATH unless it is there already.
+case \":\${PATH:-}:\" in
+*:$dir_word:*) ;;
+*) export PATH=${dir_word%\"}\${PATH:+:\$PATH}\" ;;
+esac"
+	if ! write_file "$data/env" "$env_sh"; then
+		say "$1 is not on your PATH, and $data/env cannot be written: shell profiles left alone"
+		say "to use harmony in this shell, run: $now"
+		return
+	fi
+	CHANGED=""
+	FAILED=""
+	reads=". $env_word"
+	line="if [ -f $env_word ]; then $reads; fi"
+	add_line "$HOME/.profile" "$line" "$reads"
+	for name in .bash_profile .bash_login .bashrc; do
+		if [ -f "$HOME/$name" ]; then add_line "$HOME/$name" "$line" "$reads"; fi
+	done
+	if has_shell zsh; then
+		case "${ZDOTDIR:-}" in /*) if [ "${ZDOTDIR%/}" != "$HOME" ]; then add_line "${ZDOTDIR%/}/.zshenv" "$line" "$reads"; fi ;; esac
+		add_line "$HOME/.zshenv" "$line" "$reads"
+	fi
+	fish=0
+	if has_shell fish; then
+		fish_word="${env_word%\"}.fish\""
+		env_fish="# harmony's shell setup for fish (written by install.sh, read from fish's conf.d): puts
+# harmony's install folder on PATH unless it is there already.
+if not contains $dir_word \$PATH
+    set -gx PATH $dir_word \$PATH
+end"
+		if write_file "$data/env.fish" "$env_fish"; then
+			fish=1
+			case "${XDG_CONFIG_HOME:-}" in /*) conf="${XDG_CONFIG_HOME%/}/fish/conf.d" ;; *) conf="$HOME/.config/fish/conf.d" ;; esac
+			add_line "$conf/harmony.fish" "test -f $fish_word; and source $fish_word" "source $fish_word"
+		else
+			FAILED="${FAILED:+$FAILED, }$data/env.fish"
+		fi
+	fi
+	env_files="$data/env"
+	if [ "$fish" = 1 ]; then env_files="$env_files (fish: env.fish)"; fi
+	if [ -n "$CHANGED" ]; then
+		say "set up PATH for new shells: added a line reading $env_files, which puts $1 on PATH, to $CHANGED"
+	elif [ -z "$FAILED" ]; then
+		say "your shell profiles already read $env_files, which puts $1 on PATH in new shells"
+	fi
+	if [ -n "$FAILED" ]; then
+		say "could not write $FAILED: add this line to it yourself: $line"
+	fi
 	case "${SHELL:-}" in
-	*/zsh) echo "$HOME/.zshrc" ;;
-	*/bash) if [ -f "$HOME/.bashrc" ]; then echo "$HOME/.bashrc"; else echo "$HOME/.bash_profile"; fi ;;
-	*/fish) echo "$HOME/.config/fish/config.fish" ;;
-	*) echo "$HOME/.profile" ;;
+	*/fish) if [ "$fish" = 1 ]; then say "to use harmony in this shell, run: source $fish_word"; else say "to use harmony in this shell, run: set -gx PATH $dir_word \$PATH"; fi ;;
+	*)
+		say "to use harmony in this shell, run: $reads"
+		if [ "$fish" = 1 ]; then say "(in fish: source $fish_word)"; fi
+		;;
 	esac
 }
 
-ensure_path() { # ensure_path DIR MODIFY
-	case ":$PATH:" in *":$1:"*) return ;; esac
-	if [ "$2" = 1 ]; then
-		profile=$(profile_file)
-		if [ -f "$profile" ] && grep -qF "$PROFILE_MARKER" "$profile"; then
-			say "$profile already adds $1 to PATH; open a new shell"
-			return
-		fi
-		mkdir -p "$(dirname "$profile")"
-		case "$profile" in
-		*.fish) printf '\nfish_add_path "%s" %s\n' "$1" "$PROFILE_MARKER" >>"$profile" ;;
-		*) # shellcheck disable=SC2016 # $PATH is expanded by the profile, not here
-			printf '\nexport PATH="%s:$PATH" %s\n' "$1" "$PROFILE_MARKER" >>"$profile" ;;
-		esac
-		say "added $1 to PATH in $profile; open a new shell or run: export PATH=\"$1:\$PATH\""
+# drop_lines FILE [OWN]: removes the lines install.sh added to FILE (they carry PROFILE_MARKER),
+# keeping the others, the file's mode and a symbolic link; a file of install.sh's own (OWN=own)
+# left empty goes.
+drop_lines() {
+	if [ ! -f "$1" ] || ! grep -qF "$PROFILE_MARKER" "$1" 2>/dev/null; then return 0; fi
+	tmp="$1.harmony-tmp.$$"
+	rc=0
+	{ cp -p "$1" "$tmp" && { grep -vF "$PROFILE_MARKER" "$1" >"$tmp" || [ $? = 1 ]; }; } 2>/dev/null || rc=1
+	if [ "$rc" = 0 ] && [ "${2:-}" = own ] && ! grep -q '[^[:space:]]' "$tmp"; then
+		rm -f "$tmp" "$1"
+	elif [ "$rc" = 0 ] && [ -L "$1" ]; then
+		{ cat "$tmp" >"$1"; } 2>/dev/null || rc=1
+		rm -f "$tmp"
+	elif [ "$rc" = 0 ]; then
+		mv -f "$tmp" "$1" 2>/dev/null || rc=1
+	fi
+	rm -f "$tmp"
+	if [ "$rc" = 0 ]; then
+		DROPPED="${DROPPED:+$DROPPED, }$1"
 	else
-		say "$1 is not on your PATH; add it with: export PATH=\"$1:\$PATH\" (or re-run with --modify-path)"
+		say "could not remove harmony's lines from $1 (they end with \"$PROFILE_MARKER\"): remove them yourself"
 	fi
 }
 
 uninstall() { # uninstall DIR
 	if [ ! -e "$1/harmony" ]; then
 		say "no harmony in $1: nothing to remove"
-		return
+	else
+		rm -f "$1/harmony"
+		say "removed $1/harmony"
 	fi
-	rm -f "$1/harmony"
-	profile=$(profile_file)
-	if [ -f "$profile" ] && grep -qF "$PROFILE_MARKER" "$profile"; then
-		grep -vF "$PROFILE_MARKER" "$profile" >"$profile.harmony-tmp" && mv "$profile.harmony-tmp" "$profile"
-	fi
-	say "removed $1/harmony"
+	# The PATH setup: every file install.sh writes, and the one profile per shell (.zshrc,
+	# config.fish, …) that --modify-path wrote before it was the default.
+	DROPPED=""
+	for name in .profile .bash_profile .bash_login .bashrc .zshenv .zshrc .config/fish/config.fish; do
+		drop_lines "$HOME/$name"
+	done
+	case "${ZDOTDIR:-}" in /*) drop_lines "${ZDOTDIR%/}/.zshenv" ;; esac
+	case "${XDG_CONFIG_HOME:-}" in /*) conf="${XDG_CONFIG_HOME%/}/fish/conf.d" ;; *) conf="$HOME/.config/fish/conf.d" ;; esac
+	drop_lines "$conf/harmony.fish" own
+	data=$(data_dir)
+	rm -f "$data/env" "$data/env.fish"
+	if [ -n "$DROPPED" ]; then say "removed harmony's PATH setup from $DROPPED"; fi
 }
 
 main() {
 	version="${HARMONY_VERSION:-}"
-	modify_path=0
+	modify_path=1
 	bootstrap=0
 	do_uninstall=0
 	skip_signature=0
@@ -535,6 +704,7 @@ main() {
 		--version) [ $# -ge 2 ] || fail "--version needs a value, e.g. --version v1.2.3"; version="$2"; shift ;;
 		--version=*) version="${1#--version=}" ;;
 		--modify-path) modify_path=1 ;;
+		--no-modify-path) modify_path=0 ;;
 		--bootstrap) bootstrap=1 ;;
 		--uninstall) do_uninstall=1 ;;
 		--insecure-skip-signature) skip_signature=1 ;;

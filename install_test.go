@@ -133,7 +133,8 @@ func TestInstallShUnderEveryShell(t *testing.T) {
 				t.Fatalf("install failed (%d):\n%s", r.code, r.out)
 			}
 			for _, want := range []string{
-				"signature of checksums.txt verified with minisign", "installed harmony " + snap.Version, "not on your PATH",
+				"signature of checksums.txt verified with minisign", "installed harmony " + snap.Version,
+				"to use harmony in this shell, run: ",
 				"HARMONY_MINISIGN_PUBKEY replaces the release key: trusting key " + minisignID,
 				"HARMONY_SSH_PUBKEY replaces the release key: trusting key " + sshFP,
 			} {
@@ -156,15 +157,14 @@ func TestInstallShUnderEveryShell(t *testing.T) {
 				t.Fatalf("re-run was not a no-op (%d):\n%s", r.code, r.out)
 			}
 
-			// --modify-path adds the directory to the profile once.
+			// --modify-path, now the default, is still accepted: the profile reads the env file once.
 			for range 2 {
 				if r = installSh(t, shell, env, "--modify-path"); r.code != 0 {
 					t.Fatalf("--modify-path failed:\n%s", r.out)
 				}
 			}
-			profile, _ := os.ReadFile(filepath.Join(home, ".profile"))
-			if n := strings.Count(string(profile), filepath.Dir(bin)); n != 1 {
-				t.Fatalf("profile mentions the install dir %d times, want once:\n%s", n, profile)
+			if n := readsEnv(t, filepath.Join(home, ".profile"), "harmony/env\""); n != 1 {
+				t.Fatalf(".profile reads the env file %d times, want once", n)
 			}
 
 			if r = installSh(t, shell, env, "--uninstall"); r.code != 0 || !strings.Contains(r.out, "removed") {
@@ -173,8 +173,11 @@ func TestInstallShUnderEveryShell(t *testing.T) {
 			if _, err := os.Stat(bin); !os.IsNotExist(err) {
 				t.Fatal("--uninstall left the binary")
 			}
-			if profile, _ := os.ReadFile(filepath.Join(home, ".profile")); strings.Contains(string(profile), filepath.Dir(bin)) {
-				t.Fatal("--uninstall left the PATH line in the profile")
+			if profile, _ := os.ReadFile(filepath.Join(home, ".profile")); strings.Contains(string(profile), "harmony") {
+				t.Fatalf("--uninstall left the PATH line in the profile:\n%s", profile)
+			}
+			if _, err := os.Stat(envFile(home)); !os.IsNotExist(err) {
+				t.Fatalf("--uninstall left the env file (%v)", err)
 			}
 		})
 	}
@@ -770,12 +773,14 @@ func TestInstallPs1KeepsTheContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := regexp.MustCompile(`HARMONY_[A-Z_]+`)
+	// install.sh only: where its env file goes (install.ps1 sets PATH in the registry instead).
+	shOnly := map[string]bool{"HARMONY_HOME": true}
 	for _, v := range env.FindAllString(string(sh), -1) {
-		if !bytes.Contains(ps, []byte(v)) {
+		if !shOnly[v] && !bytes.Contains(ps, []byte(v)) {
 			t.Errorf("install.ps1 ignores %s, which install.sh honours", v)
 		}
 	}
-	flags := map[string]string{"--version": "-Version", "--modify-path": "-ModifyPath", "--bootstrap": "-Bootstrap",
+	flags := map[string]string{"--version": "-Version", "--modify-path": "-ModifyPath", "--no-modify-path": "-NoModifyPath", "--bootstrap": "-Bootstrap",
 		"--uninstall": "-Uninstall", "--insecure-skip-signature": "-InsecureSkipSignature"}
 	for shFlag, psParam := range flags {
 		if !bytes.Contains(sh, []byte(shFlag)) || !bytes.Contains(ps, []byte("$"+strings.TrimPrefix(psParam, "-"))) {
@@ -796,6 +801,11 @@ func TestInstallPs1KeepsTheContract(t *testing.T) {
 		"the server stalled or was too slow",
 		// the user PATH keeps its registry kind (REG_EXPAND_SZ) and its unexpanded entries
 		"DoNotExpandEnvironmentNames", "GetValueKind('Path')",
+		// PATH is set up by default, -NoModifyPath (or the old -ModifyPath:$false) opts out, and
+		// the window that ran the installer finds harmony too
+		"[switch]$ModifyPath = $true", "[switch]$NoModifyPath", "-NoModifyPath:$NoModifyPath",
+		"if (-not $ModifyPath) { $NoModifyPath = $true }", `$env:Path = "$InstallDir;$env:Path"`,
+		"to use harmony in this window, run:",
 	} {
 		if !bytes.Contains(ps, []byte(must)) {
 			t.Errorf("install.ps1 lacks %q", must)
@@ -808,6 +818,11 @@ func TestInstallPs1KeepsTheContract(t *testing.T) {
 		if shVal == nil || psVal == nil || !bytes.Equal(shVal[1], psVal[1]) {
 			t.Errorf("install.sh %s and install.ps1 $%s differ: %q, %q", shVar, psVar, shVal, psVal)
 		}
+	}
+	// The user PATH is written unless -NoModifyPath: in the else branch of that test, nowhere else.
+	setup := regexp.MustCompile(`(?s)elseif \(\$NoModifyPath\) \{[^}]*\} else \{\s*if \(-not \$onUserPath\) \{\s*Set-UserPath \(\(@\(\$entries\) \+ \$InstallDir\)`)
+	if !setup.Match(ps) || bytes.Count(ps, []byte("+ $InstallDir)")) != 1 {
+		t.Error("install.ps1 does not add the install folder to the user PATH by default (unless -NoModifyPath)")
 	}
 	if bytes.Contains(ps, []byte("$in.Read(")) {
 		t.Error("install.ps1 reads a body with Stream.Read, which waits forever on a stalled server")
