@@ -414,19 +414,26 @@ function Install-Harmony {
         }
         # A mirror frozen on an old release serves it as "latest" for ever, so a release lists in
         # its signed checksums.txt an empty file harmony-current-until-YYYYMMDDTHHMMSSZ (UTC):
-        # until then it vouches for being the newest. Past that time, or without one, say so.
+        # until then it vouches for being the newest (the latest such time counts). Past that
+        # time, without one, or with one over a year ahead, say so.
         if ($tag -eq 'latest') {
             $until = $null
             foreach ($l in Get-Content $sums) {
-                if ($l -match '^[0-9a-fA-F]{64} [ *]?harmony-current-until-([0-9]{8}T[0-9]{6}Z)$') { $until = $Matches[1]; break }
+                if ($l.TrimEnd("`r") -match '^[0-9a-fA-F]{64} +\*?harmony-current-until-([0-9]{8}T[0-9]{6}Z)$') {
+                    if (-not $until -or [string]::CompareOrdinal($Matches[1], $until) -gt 0) { $until = $Matches[1] }
+                }
             }
-            $now = [DateTime]::UtcNow.ToString('yyyyMMdd\THHmmss\Z', [Globalization.CultureInfo]::InvariantCulture)
+            $utc = [DateTime]::UtcNow
+            $now = $utc.ToString('yyyyMMdd\THHmmss\Z', [Globalization.CultureInfo]::InvariantCulture)
             if (-not $until) {
                 Write-Host "harmony-install: WARNING: the newest release this mirror offers, $targetVersion, does not say until when it is current;" -ForegroundColor Yellow
                 Write-Host "harmony-install: WARNING: a mirror frozen on an old release cannot be told apart; check HARMONY_MIRROR ($Mirror)" -ForegroundColor Yellow
             } elseif ([string]::CompareOrdinal($now, $until) -gt 0) {
                 Write-Host "harmony-install: WARNING: the newest release this mirror offers, $targetVersion, was signed as current only until $until (UTC):" -ForegroundColor Yellow
                 Write-Host "harmony-install: WARNING: newer releases may exist and the mirror may be stale or frozen; check HARMONY_MIRROR ($Mirror)" -ForegroundColor Yellow
+            } elseif ([int]$until.Substring(0, 4) -gt $utc.Year + 1) {
+                Write-Host "harmony-install: WARNING: the newest release this mirror offers, $targetVersion, claims to be current until $until, more than a year ahead;" -ForegroundColor Yellow
+                Write-Host "harmony-install: WARNING: a mirror frozen on an old release cannot be told apart; check HARMONY_MIRROR ($Mirror)" -ForegroundColor Yellow
             }
         }
 

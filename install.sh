@@ -421,17 +421,28 @@ check_one_version() {
 
 # warn_if_stale CHECKSUMS VERSION: a mirror frozen on an old release serves it as "latest" for
 # ever, so a release lists in its signed checksums.txt an empty file named
-# harmony-current-until-YYYYMMDDTHHMMSSZ (UTC): until then it vouches for being the newest.
-# Past that time, or without one, say so (the install goes on: the release is genuine).
+# harmony-current-until-YYYYMMDDTHHMMSSZ (UTC): until then it vouches for being the newest (the
+# latest such time counts). Past that time, without one, or with one over a year ahead (which
+# would hide a frozen mirror for good), say so; the install goes on: the release is genuine.
 warn_if_stale() {
-	signed_until=$(sed -n 's/^[0-9a-fA-F]\{64\} [ *]\{0,1\}harmony-current-until-\([0-9]\{8\}T[0-9]\{6\}Z\)$/\1/p' "$1" | head -n 1)
+	signed_until=""
+	for t in $(tr -d '\r' <"$1" | sed -n 's/^[0-9a-fA-F]\{64\}  *[*]\{0,1\}harmony-current-until-\([0-9]\{8\}T[0-9]\{6\}Z\)$/\1/p'); do
+		if [ -z "$signed_until" ] || LC_ALL=C expr "x$t" \> "x$signed_until" >/dev/null; then
+			signed_until=$t
+		fi
+	done
 	now=$(date -u +%Y%m%dT%H%M%SZ 2>/dev/null) || now=""
 	if [ -z "$signed_until" ]; then
 		say "WARNING: the newest release this mirror offers, $2, does not say until when it is current,"
 		say "WARNING: so a mirror frozen on an old release cannot be told apart; check HARMONY_MIRROR ($MIRROR)"
-	elif [ -n "$now" ] && LC_ALL=C expr "x$now" \> "x$signed_until" >/dev/null; then
+	elif [ -z "$now" ]; then
+		:
+	elif LC_ALL=C expr "x$now" \> "x$signed_until" >/dev/null; then
 		say "WARNING: the newest release this mirror offers, $2, was signed as current only until $signed_until (UTC):"
 		say "WARNING: newer releases may exist and the mirror may be stale or frozen; check HARMONY_MIRROR ($MIRROR)"
+	elif [ "${signed_until%????????????}" -gt $((${now%????????????} + 1)) ]; then
+		say "WARNING: the newest release this mirror offers, $2, claims to be current until $signed_until, more than a year ahead,"
+		say "WARNING: so a mirror frozen on an old release cannot be told apart; check HARMONY_MIRROR ($MIRROR)"
 	fi
 }
 

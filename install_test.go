@@ -302,6 +302,11 @@ func TestInstallShWarnsOfAFrozenMirror(t *testing.T) {
 		{"past its time, minisign", withPast, tools("curl", "minisign"), nil, "was signed as current only until " + strings.TrimPrefix(untilName, "harmony-current-until-") + " (UTC)"},
 		{"past its time, ssh-keygen", withPast, tools("curl", "ssh-keygen"), nil, "was signed as current only until " + strings.TrimPrefix(untilName, "harmony-current-until-") + " (UTC)"},
 		{"no time listed", strings.Join(kept, ""), tools("curl", "minisign"), nil, "does not say until when it is current"},
+		{"a time over a year ahead", strings.Join(kept, "") + string(releasetest.Checksums(map[string][]byte{releasetest.UntilAsset(time.Now().Add(3 * 366 * 24 * time.Hour)): nil})),
+			tools("curl", "minisign"), nil, "more than a year ahead"},
+		{"a past time and a later current one (re-signed), a CRLF line", strings.Join(kept, "") + string(releasetest.Checksums(map[string][]byte{untilName: nil})) +
+			strings.Replace(string(releasetest.Checksums(map[string][]byte{releasetest.UntilAsset(time.Now().Add(24 * time.Hour)): nil})), "\n", "\r\n", 1),
+			tools("curl", "ssh-keygen"), nil, ""},
 		{"asked for by name", withPast, tools("curl", "minisign"), []string{"--version", snap.Tag()}, ""},
 		{"current (the snapshot as built)", string(sums), tools("curl", "ssh-keygen"), nil, ""},
 	} {
@@ -792,7 +797,7 @@ func TestInstallPs1KeepsTheContract(t *testing.T) {
 		// both signatures, version-bound like install.sh
 		"checksums.txt.minisig", "checksums.txt.sig", "'-Y', 'verify'", "harmony $targetVersion checksums",
 		// a frozen mirror is noticed: the time checksums.txt lists, compared whatever the locale
-		"harmony-current-until-([0-9]{8}T[0-9]{6}Z)$'", "[Globalization.CultureInfo]::InvariantCulture", "was signed as current only until",
+		"harmony-current-until-([0-9]{8}T[0-9]{6}Z)$'", "[Globalization.CultureInfo]::InvariantCulture", "was signed as current only until", "more than a year ahead",
 		"with the signed files of harmony", "refusing to replace the newer harmony",
 		// https only, loopback excepted; bounded downloads
 		"AllowAutoRedirect = $false", "IsLoopback", "$MaxArchiveBytes", "$MaxSmallBytes",

@@ -134,10 +134,14 @@ const UntilPrefix = "harmony-current-until-"
 const UntilLayout = "20060102T150405Z"
 
 // MaxUntilAhead is the furthest ahead a release's time is believed: a release vouches for being
-// the newest for months (90 days), and one that claims more would hide a frozen mirror for good.
-const MaxUntilAhead = 366 * 24 * time.Hour
+// the newest for months (90 days, at most 366), and one that claims more would hide a frozen
+// mirror for good. A day more than the most a release may sign, for clocks that differ.
+const MaxUntilAhead = 367 * 24 * time.Hour
 
-// untilOf is the time a checksums list signs with UntilPrefix (zero when none).
+// untilOf is the time a checksums list signs with UntilPrefix: the latest when it lists several
+// (a re-signed release that kept its first line), zero when it lists none it can read. A name
+// it cannot read is passed over, not refused: a later release may spell it otherwise, and only
+// the release key signs it.
 func untilOf(list map[string]string) (time.Time, error) {
 	var until time.Time
 	for name := range list {
@@ -145,14 +149,9 @@ func untilOf(list map[string]string) (time.Time, error) {
 		if !ok {
 			continue
 		}
-		t, err := time.Parse(UntilLayout, rest)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("checksums.txt lists %q, which does not name a time (%sYYYYMMDDTHHMMSSZ): %w", name, UntilPrefix, ErrBadSignature)
+		if t, err := time.Parse(UntilLayout, rest); err == nil && t.After(until) {
+			until = t
 		}
-		if !until.IsZero() {
-			return time.Time{}, fmt.Errorf("checksums.txt lists two times until which the release is current: %w", ErrBadSignature)
-		}
-		until = t
 	}
 	return until, nil
 }
