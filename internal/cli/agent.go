@@ -281,6 +281,9 @@ func newAgentLogCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVarP(&opts.Lines, "lines", "n", 20, "show the last N cycles (0: all)")
+	// -n is --namespace everywhere else in harmony: it still works here, saying so.
+	_ = cmd.Flags().MarkShorthandDeprecated("lines", "use --lines (-n means --namespace elsewhere in harmony)")
+	cmd.Flags().SetOutput(g.Stderr) // that note, never in the JSON on stdout
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "output format: json")
 	return cmd
 }

@@ -155,6 +155,8 @@ func newLaunchCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "launch [DIR]",
 		Short: "Find a repository's manifests, apply them and wait until they run",
+		// Words other tools use for it: 'harmony up' answers "Did you mean this? launch".
+		SuggestFor: []string{"up", "deploy", "apply", "run", "dev"},
 		Long: `Launch the project DIR (default: the current directory) belongs to: its git repository, else
 the folder holding harmony.yaml, else DIR itself; from any folder inside it, the same project.
 Find what to deploy there: -f, else harmony.yaml, else what skaffold.yaml names, else a root
@@ -202,7 +204,7 @@ enforce Pod Security's baseline.`,
 	f.BoolVar(&opts.NoWait, "no-wait", false, "do not wait for readiness")
 	f.DurationVar(&opts.Timeout, "timeout", launch.DefaultTimeout, "how long to wait for readiness (default: harmony.yaml's timeout, else 5m)")
 	f.BoolVar(&opts.AllowRemote, "allow-remote", false, "let kustomizations use URL and git resources, bases and components (fetched with a time and size limit), and fetch a chart's dependencies that are not vendored (the versions Chart.lock pins)")
-	f.StringVar(&opts.Profile, "profile", "", "activate this profile of the project's skaffold.yaml")
+	f.StringVarP(&opts.Profile, "profile", "p", "", "activate this profile of the project's skaffold.yaml")
 	f.DurationVar(&opts.RenderTimeout, "render-timeout", launch.DefaultRenderTimeout, "stop rendering manifests or a chart after this long")
 	f.Uint64Var(&opts.RenderMemory, "render-memory", launch.DefaultRenderMemory>>20, "stop rendering when harmony's memory passes this many MiB")
 	f.IntVar(&opts.MaxObjects, "max-objects", launch.DefaultMaxObjects, "refuse a rendering of more objects than this")
@@ -497,9 +499,10 @@ type downOptions struct {
 func newDownCmd(g *globalOptions) *cobra.Command {
 	opts := &downOptions{}
 	cmd := &cobra.Command{
-		Use:   "down [DIR]",
-		Short: "Remove everything harmony launched for a repository",
-		Args:  usageArgs(cobra.MaximumNArgs(1)),
+		Use:        "down [DIR]",
+		Short:      "Remove everything harmony launched for a repository",
+		SuggestFor: []string{"delete", "destroy", "remove", "rm", "undeploy", "stop"},
+		Args:       usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkTimeout(opts.Timeout); err != nil {
 				return err

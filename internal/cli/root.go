@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -69,12 +70,35 @@ func (e *unknownCommandError) Error() string {
 	return fmt.Sprintf("unknown command %q for %q", e.name, e.parent)
 }
 
+// nestedSuggestions are commands below the root that words users type at the root mean.
+var nestedSuggestions = map[string][]string{
+	"upgrade":   {"runtime upgrade"},
+	"uninstall": {"runtime uninstall"},
+	"rollback":  {"runtime rollback"},
+	"restart":   {"runtime restart"},
+	"start":     {"runtime start"},
+	"stop":      {"runtime stop"},
+	"install":   {"bootstrap"},
+	"init":      {"bootstrap"},
+	"logs":      {"status"},
+	"ps":        {"status"},
+}
+
 // unknownCommand is the usage error for a name that is not a subcommand of cmd.
 func unknownCommand(cmd *cobra.Command, name string) error {
 	if cmd.SuggestionsMinimumDistance <= 0 {
 		cmd.SuggestionsMinimumDistance = 2 // cobra's own default, set only on its own path
 	}
-	return &usageError{&unknownCommandError{name: name, parent: cmd.CommandPath(), suggestions: cmd.SuggestionsFor(name)}}
+	suggestions := cmd.SuggestionsFor(name)
+	if !cmd.HasParent() {
+		// Words that name a command one level down: 'harmony uninstall' is 'harmony runtime uninstall'.
+		for _, s := range nestedSuggestions[strings.ToLower(name)] {
+			if !slices.Contains(suggestions, s) {
+				suggestions = append(suggestions, s)
+			}
+		}
+	}
+	return &usageError{&unknownCommandError{name: name, parent: cmd.CommandPath(), suggestions: suggestions}}
 }
 
 // newHelpCmd replaces cobra's help command, which prints the root's help (exit 0) for a topic

@@ -25,8 +25,9 @@ type selfUpdateOptions struct {
 func newSelfUpdateCmd(g *globalOptions) *cobra.Command {
 	opts := &selfUpdateOptions{}
 	cmd := &cobra.Command{
-		Use:   "self-update",
-		Short: "Update harmony to the newest release, verified like the first install",
+		Use:        "self-update",
+		Short:      "Update harmony to the newest release, verified like the first install",
+		SuggestFor: []string{"update", "upgrade"},
 		Long: `Find the newest harmony release on the mirror (from its signed checksums.txt, no API call),
 verify its signature with the keys built into this binary and the archive's SHA-256, check that
 the new binary runs and reports the expected version, then replace this binary atomically. Any

@@ -61,8 +61,9 @@ func (o *runtimeUpgradeOptions) args(op string) []string {
 func newRuntimeUpgradeCmd(g *globalOptions) *cobra.Command {
 	opts := &runtimeUpgradeOptions{}
 	cmd := &cobra.Command{
-		Use:   "upgrade",
-		Short: "Move the runtime to the newest allowed patch, rolling back by itself if it fails",
+		Use:        "upgrade",
+		Short:      "Move the runtime to the newest allowed patch, rolling back by itself if it fails",
+		SuggestFor: []string{"update"},
 		Long: `Refresh the signed runtime manifest, pick the newest version the policy allows (a patch
 of the installed minor; the next minor only with --allow-minor; never older), download and verify
 it, then stop → switch → start → wait for /readyz, a Ready node and k3s's own kube-system
