@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -318,11 +319,24 @@ func fromSlash(names []string) []string {
 }
 
 // add adds a file or a folder (root-relative) named by the user (what says where it comes from).
+// notFound is a path the user named (-f, harmony.yaml) that is not there: errors.Is(err,
+// fs.ErrNotExist), without the library's wording.
+type notFound string
+
+func (e notFound) Error() string        { return string(e) }
+func (e notFound) Is(target error) bool { return target == fs.ErrNotExist }
+
 func (s *Source) add(t *tree, name, what string) error {
 	res, st, err := t.stat(name)
 	switch {
 	case errors.Is(err, ErrOutside):
 		return fmt.Errorf("%s: %w", what, err)
+	case errors.Is(err, fs.ErrNotExist):
+		fix := "name a file or folder of the project, relative to the folder you run harmony from, else to the project root"
+		if strings.HasPrefix(what, ProjectFile) {
+			fix = "fix the path in " + ProjectFile + " (manifests: [...]): relative to the project root, " + s.Root
+		}
+		return hint.With(notFound(fmt.Sprintf("%s: %q does not exist in the project", what, name)), fix)
 	case err != nil:
 		return fmt.Errorf("%s: %w", what, err)
 	case st.IsDir():
@@ -362,8 +376,14 @@ func (t *tree) loadConfig() (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(root, ProjectFile), err)
 	}
 	if p.Timeout != "" {
-		if _, err := time.ParseDuration(p.Timeout); err != nil {
-			return nil, fmt.Errorf("%s: timeout: %w", ProjectFile, err)
+		if d, err := time.ParseDuration(p.Timeout); err != nil || d <= 0 {
+			msg := fmt.Sprintf("%s: timeout: %q is not a duration", ProjectFile, p.Timeout)
+			if _, nerr := strconv.ParseFloat(p.Timeout, 64); nerr == nil {
+				msg += ": add a unit, e.g. " + p.Timeout + "m (s, m, h)"
+			} else {
+				msg += " (e.g. 5m, 90s, 1h30m)"
+			}
+			return nil, errors.New(msg)
 		}
 	}
 	if p.Chart == "" && (len(p.Values) > 0 || len(p.Set) > 0) {

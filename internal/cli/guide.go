@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"slices"
@@ -161,13 +162,14 @@ func kubeContexts(kubeconfig string) []string {
 	return names
 }
 
-// contextHint names the --context form of command with the contexts that exist ("" when none).
+// contextHint names the other clusters the kubeconfig knows ("" when none). Never as a command
+// to paste: that would launch into whatever cluster comes first, a work cluster included.
 func contextHint(command, kubeconfig string) string {
 	names := kubeContexts(kubeconfig)
 	if len(names) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("or use a cluster your kubeconfig knows: %s --context %s (contexts: %s)", command, hint.Command(names[0]), strings.Join(names, ", "))
+	return fmt.Sprintf("or, knowingly, another cluster your kubeconfig knows (%s): %s --context NAME", strings.Join(names, ", "), command)
 }
 
 // errNothingInstalled means harmony's runtime is not installed, so nothing can be launched.
@@ -221,17 +223,22 @@ func notRunning(ctx context.Context, g *globalOptions, command func(cluster []st
 // unreachable is the error for a cluster named with --kubeconfig/--context that cannot be used;
 // command is the command run, on the cluster its argument names (nil: harmony's runtime).
 func unreachable(command func(cluster []string, flags ...string) string, kubeconfig, context string, cause error) error {
+	if kubeconfig != "" {
+		if _, err := os.Stat(kubeconfig); errors.Is(err, fs.ErrNotExist) {
+			return &usageError{hint.With(fmt.Errorf("--kubeconfig %s: no such file", kubeconfig),
+				"name an existing kubeconfig file, or drop --kubeconfig to use harmony's own runtime: "+command(nil))}
+		}
+	}
 	names := kubeContexts(kubeconfig)
 	var hints []string
 	switch {
+	case context == bootstrap.ContextName && !slices.Contains(names, context):
+		// Never another context here: pasting it would launch into a work cluster.
+		hints = append(hints, fmt.Sprintf("the %q context is written by: harmony bootstrap (it installs and starts harmony's runtime)", context))
 	case context != "" && len(names) == 0:
 		hints = append(hints, "no kubeconfig context exists")
 	case context != "" && !slices.Contains(names, context):
-		on := []string{"--context", names[0]}
-		if kubeconfig != "" {
-			on = append([]string{"--kubeconfig", kubeconfig}, on...)
-		}
-		hints = append(hints, fmt.Sprintf("the contexts that exist: %s (e.g. %s)", strings.Join(names, ", "), command(on)))
+		hints = append(hints, fmt.Sprintf("the contexts that exist: %s (--context NAME picks one)", strings.Join(names, ", ")))
 	default:
 		hints = append(hints, "check it with: kubectl cluster-info"+kubectlFlags(kubeconfig, context))
 	}

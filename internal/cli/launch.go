@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,6 +233,9 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	}
 	opts.proj = proj
 	src, err := proj.Discover()
+	if errors.Is(err, fs.ErrNotExist) {
+		return &usageError{err} // -f or harmony.yaml names a path that is not there, as a missing DIR
+	}
 	if err != nil {
 		return err
 	}
