@@ -70,7 +70,7 @@ func DiagnoseDocker(ctx context.Context) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := dockerProbe{goos: runtime.GOOS, installed: dockerInstalled}
+	p := dockerProbe{goos: runtime.GOOS, installed: dockerInstalled, dockerHost: os.Getenv("DOCKER_HOST")}
 	return p.diagnose(ctx, cli.DockerEndpoint().Host, cli.CurrentContext(), cli.Client())
 }
 
@@ -79,6 +79,8 @@ func DiagnoseDocker(ctx context.Context) (*Engine, error) {
 type dockerProbe struct {
 	goos      string
 	installed func(goos string) bool
+	// dockerHost is DOCKER_HOST's value ("" when unset).
+	dockerHost string
 }
 
 func (p dockerProbe) diagnose(ctx context.Context, endpoint, dockerContext string, c client.APIClient) (*Engine, error) {
@@ -129,6 +131,11 @@ func (e *Engine) unreachable(pingErr error, p dockerProbe) error {
 	}
 	if perr == nil && u.Scheme == "unix" {
 		_, statErr := os.Stat(u.Path)
+		if host := p.dockerHost; host != "" && host == e.Endpoint && errors.Is(statErr, fs.ErrNotExist) {
+			// Not "install Docker": the variable names a socket that is not there.
+			return hint.With(fmt.Errorf("%w: DOCKER_HOST is %s, and there is no socket at %s", ErrDockerNotRunning, host, u.Path),
+				"fix DOCKER_HOST (the engine's socket, e.g. unix:///var/run/docker.sock), or unset it to use the local engine")
+		}
 		switch {
 		case errors.Is(statErr, fs.ErrNotExist) && !p.installed(goos):
 			return notInstalled(goos, where)

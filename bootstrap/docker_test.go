@@ -110,17 +110,21 @@ func TestDiagnoseDockerUnreachable(t *testing.T) {
 		installed        bool
 		want             error
 		hint             string
+		dockerHost       string // DOCKER_HOST's value
 	}{
-		{"not installed on linux", missing, "linux", false, ErrDockerNotInstalled, "docker.io or docker-ce"},
-		{"not installed on macOS", missing, "darwin", false, ErrDockerNotInstalled, "install Docker Desktop"},
-		{"not running on linux", missing, "linux", true, ErrDockerNotRunning, "sudo systemctl start docker"},
-		{"not running on macOS", missing, "darwin", true, ErrDockerNotRunning, "start Docker Desktop"},
-		{"stale socket", "unix://" + stale, "linux", true, ErrDockerNotRunning, "sudo systemctl start docker"},
-		{"DOCKER_HOST nobody answers", tcpHost, "linux", true, ErrDockerNotRunning, "unset DOCKER_HOST"},
+		{"not installed on linux", missing, "linux", false, ErrDockerNotInstalled, "docker.io or docker-ce", ""},
+		{"not installed on macOS", missing, "darwin", false, ErrDockerNotInstalled, "install Docker Desktop", ""},
+		{"not running on linux", missing, "linux", true, ErrDockerNotRunning, "sudo systemctl start docker", ""},
+		{"not running on macOS", missing, "darwin", true, ErrDockerNotRunning, "start Docker Desktop", ""},
+		{"stale socket", "unix://" + stale, "linux", true, ErrDockerNotRunning, "sudo systemctl start docker", ""},
+		{"DOCKER_HOST nobody answers", tcpHost, "linux", true, ErrDockerNotRunning, "unset DOCKER_HOST", tcpHost},
+		// Issue 29 item 5: a DOCKER_HOST socket that is not there is named as such, not as
+		// "install Docker" nor "start it".
+		{"DOCKER_HOST names no socket", missing, "linux", false, ErrDockerNotRunning, "fix DOCKER_HOST", missing},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := dockerProbe{goos: tc.goos, installed: func(string) bool { return tc.installed }}
+			p := dockerProbe{goos: tc.goos, installed: func(string) bool { return tc.installed }, dockerHost: tc.dockerHost}
 			_, err := p.diagnose(context.Background(), tc.host, "default", apiClient(t, tc.host))
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("error %v, want %v", err, tc.want)
