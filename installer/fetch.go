@@ -270,6 +270,13 @@ func (t *transientError) Unwrap() error { return t.err }
 
 func transient(err error) error { return &transientError{err: err} }
 
+// noSuchHost reports a name the resolver says does not exist: asking again in a second gets the
+// same answer, so it is not retried (a resolver that timed out or failed is).
+func noSuchHost(err error) bool {
+	var dns *net.DNSError
+	return errors.As(err, &dns) && dns.IsNotFound
+}
+
 // transientWhy is transient with the short reason shown when it is retried.
 func transientWhy(err error, reason string) error { return &transientError{err: err, reason: reason} }
 
@@ -445,7 +452,7 @@ func (f *Fetcher) download(ctx context.Context, a Artifact, want, final string) 
 	resp, err := f.client().Do(req)
 	if err != nil {
 		err = requestError(fmt.Sprintf("download %s from %q", a.Name, redactURL(a.URL)), err)
-		if errors.Is(err, ErrInsecureTransport) {
+		if errors.Is(err, ErrInsecureTransport) || noSuchHost(err) {
 			return 0, false, err
 		}
 		return 0, false, transientWhy(err, errors.Unwrap(err).Error())
@@ -697,7 +704,7 @@ func (f *Fetcher) get(ctx context.Context, url string, max int64) ([]byte, error
 	resp, err := f.client().Do(req)
 	if err != nil {
 		err = requestError(fmt.Sprintf("get %q", redactURL(url)), err)
-		if errors.Is(err, ErrInsecureTransport) {
+		if errors.Is(err, ErrInsecureTransport) || noSuchHost(err) {
 			return nil, err
 		}
 		return nil, transientWhy(err, errors.Unwrap(err).Error())

@@ -552,3 +552,34 @@ func TestMirrorPasswordNeverPrinted(t *testing.T) {
 		t.Fatalf("CheckMirror: %v: want an error without the password", cerr)
 	}
 }
+
+// A host the resolver says does not exist gets the same answer a second later: it is told at
+// once, not retried (issue 29 item 6); a resolver that failed otherwise is retried.
+func TestNoSuchHostIsNotRetried(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		dnsErr  *net.DNSError
+		retries int
+	}{
+		{"no such host", &net.DNSError{Err: "no such host", Name: "mirror.invalid", IsNotFound: true}, 0},
+		{"resolver timed out", &net.DNSError{Err: "i/o timeout", Name: "mirror.invalid", IsTimeout: true}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFetcher(t)
+			f.Client = &http.Client{Transport: &http.Transport{
+				DialContext: func(context.Context, string, string) (net.Conn, error) { return nil, tc.dnsErr },
+			}}
+			var retries int
+			f.OnRetry = func(installer.Retry) { retries++ }
+			_, err := f.Get(context.Background(), "https://mirror.invalid/checksums.txt", 1<<20)
+			if err == nil || !strings.Contains(err.Error(), tc.dnsErr.Err) {
+				t.Fatalf("Get: %v, want the resolver's %q", err, tc.dnsErr.Err)
+			}
+			if retries != tc.retries {
+				t.Fatalf("%d retries, want %d", retries, tc.retries)
+			}
+		})
+	}
+}

@@ -343,10 +343,11 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		return nil
 	}
 	if opts.DryRun {
-		launch.PrintImages(out, imgs)
-		launch.PrintPlan(out, rep.Plan)
-		launch.PrintPrivileges(out, rep.Privileges, opts.risks, func(flags ...string) string { return proj.Command("launch", flags...) })
-		fmt.Fprintln(out, "dry run: nothing was changed")
+		answer := dryRunAnswer(g, out)
+		launch.PrintImages(answer, imgs)
+		launch.PrintPlan(answer, rep.Plan)
+		launch.PrintPrivileges(answer, rep.Privileges, opts.risks, func(flags ...string) string { return proj.Command("launch", flags...) })
+		fmt.Fprintln(answer, "dry run: nothing was changed")
 		return nil
 	}
 	launch.PrintSummary(out, rep)
@@ -354,6 +355,15 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		fmt.Fprintf(out, "\nNOTES:\n%s\n", printable(chart.Chart.Notes))
 	}
 	return nil
+}
+
+// dryRunAnswer is where a dry run prints its plan: it is the answer the user asked for, so -q
+// (which silences progress, out) never hides it.
+func dryRunAnswer(g *globalOptions, out io.Writer) io.Writer {
+	if out == io.Discard {
+		return g.Stdout
+	}
+	return out
 }
 
 // askPrivileges shows what the repository asks for beyond its own namespaces and asks the user,
@@ -481,11 +491,12 @@ func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, proj *
 	if opts.Output.json() {
 		return printJSON(g.Stdout, rep)
 	}
-	fmt.Fprintln(out, "what it would apply, not checked by a server:")
-	launch.PrintImages(out, imgs)
-	launch.PrintPlan(out, rep.Plan)
-	launch.PrintPrivileges(out, rep.Privileges, opts.risks, func(flags ...string) string { return opts.proj.Command("launch", flags...) })
-	fmt.Fprintln(out, "dry run: nothing was changed")
+	answer := dryRunAnswer(g, out)
+	fmt.Fprintln(answer, "what it would apply, not checked by a server:")
+	launch.PrintImages(answer, imgs)
+	launch.PrintPlan(answer, rep.Plan)
+	launch.PrintPrivileges(answer, rep.Privileges, opts.risks, func(flags ...string) string { return opts.proj.Command("launch", flags...) })
+	fmt.Fprintln(answer, "dry run: nothing was changed")
 	for _, n := range next {
 		fmt.Fprintf(out, "next: %s\n", printable(n))
 	}
