@@ -55,7 +55,15 @@ func NewProgress(w io.Writer, quiet bool) ProgressFunc {
 
 type barAdapter struct{ *progressbar.ProgressBar }
 
-func (b barAdapter) Finish() { _ = b.ProgressBar.Finish() }
+// Finish ends the bar where the transfer ended: full when all arrived, as it stopped otherwise
+// (a download interrupted at 5 % never draws 100 %).
+func (b barAdapter) Finish() {
+	if st := b.State(); st.Max > 0 && st.CurrentNum < st.Max {
+		_ = b.Exit()
+		return
+	}
+	_ = b.ProgressBar.Finish()
+}
 
 // lineBar prints "label: 12.0 MiB of 70.0 MiB (17%)" at most every few seconds, and once at the end.
 type lineBar struct {
@@ -82,6 +90,10 @@ func (l *lineBar) Write(p []byte) (int, error) {
 func (l *lineBar) Finish() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.total > 0 && l.done < l.total {
+		l.print(" stopped") // a download interrupted part way is not "done"
+		return
+	}
 	l.print(" done")
 }
 
