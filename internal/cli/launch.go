@@ -591,6 +591,9 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [DIR]",
 		Short: "Show the state of each object harmony launched for a repository",
+		Long: `Show the state of each object harmony launched for the project DIR belongs to, and why any
+is not ready (pod states, warning events, a crashing container's last log lines). Exits 1 when
+an object is not ready, as kubectl rollout status does, so a script can wait on it.`,
 		Args:  usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			proj, eng, err := opts.project(cmd.Context(), g, args)
@@ -602,7 +605,10 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if opts.Output.json() {
-				return printJSON(g.Stdout, states)
+				if err := printJSON(g.Stdout, states); err != nil {
+					return err
+				}
+				return notReadyError(g, states)
 			}
 			w := tabwriter.NewWriter(g.Stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(w, "OBJECT\tSTATUS\tMESSAGE")
@@ -617,11 +623,28 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 					fmt.Fprintf(g.Stdout, "%s is not ready:\n  %s\n", s.Ref, strings.Join(s.Reasons, "\n  "))
 				}
 			}
-			return nil
+			return notReadyError(g, states)
 		},
 	}
 	opts.bind(cmd)
 	return cmd
+}
+
+// notReadyError makes status fail (exit 1) when an object is not ready, as kubectl rollout
+// status does, so a script can wait on it; the count goes to stderr.
+func notReadyError(g *globalOptions, states []launch.ObjState) error {
+	n := 0
+	for _, s := range states {
+		if !s.Ready() {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("%d of %s not ready", n, plural(len(states), "object"))
+	fmt.Fprintf(g.Stderr, "harmony: %s\n", msg)
+	return &silentError{errors.New(msg)}
 }
 
 func plural(n int, word string) string {
