@@ -594,7 +594,7 @@ func newStatusCmd(g *globalOptions) *cobra.Command {
 		Long: `Show the state of each object harmony launched for the project DIR belongs to, and why any
 is not ready (pod states, warning events, a crashing container's last log lines). Exits 1 when
 an object is not ready, as kubectl rollout status does, so a script can wait on it.`,
-		Args:  usageArgs(cobra.MaximumNArgs(1)),
+		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			proj, eng, err := opts.project(cmd.Context(), g, args)
 			if err != nil {
