@@ -132,9 +132,14 @@ func (e *Engine) unreachable(pingErr error, p dockerProbe) error {
 	if perr == nil && u.Scheme == "unix" {
 		_, statErr := os.Stat(u.Path)
 		if host := p.dockerHost; host != "" && host == e.Endpoint && errors.Is(statErr, fs.ErrNotExist) {
-			// Not "install Docker": the variable names a socket that is not there.
+			// Not "install Docker": the variable names a socket that is not there (an engine that
+			// is not started, or a wrong DOCKER_HOST).
+			start := "start the engine that listens there (Docker Desktop, or: sudo systemctl start docker)"
+			if goos == "linux" {
+				start = "start the engine that listens there (e.g. sudo systemctl start docker)"
+			}
 			return hint.With(fmt.Errorf("%w: DOCKER_HOST is %s, and there is no socket at %s", ErrDockerNotRunning, host, u.Path),
-				"fix DOCKER_HOST (the engine's socket, e.g. unix:///var/run/docker.sock), or unset it to use the local engine")
+				start, "or fix DOCKER_HOST (the engine's socket, e.g. unix:///var/run/docker.sock), or unset it to use the local engine")
 		}
 		switch {
 		case errors.Is(statErr, fs.ErrNotExist) && !p.installed(goos):

@@ -586,7 +586,7 @@ func TestDockerDiagnosisRealEngine(t *testing.T) {
 	m.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + m.home, "HARMONY_HOME=" + filepath.Join(m.home, "h"), "NO_COLOR=1", "HARMONY_NO_UPDATE_CHECK=1",
 		"DOCKER_HOST=unix://" + filepath.Join(m.home, "docker.sock")}
 	r := m.harmony("bootstrap", "--runtime", "k3d")
-	if r.code != 1 || !strings.Contains(r.stderr, "the docker daemon is not running") || !strings.Contains(r.stderr, "sudo systemctl start docker") {
+	if r.code != 1 || !strings.Contains(r.stderr, "the docker daemon is not running") || !strings.Contains(r.stderr, "sudo systemctl start docker") || !strings.Contains(r.stderr, "or fix DOCKER_HOST") {
 		t.Fatalf("no daemon: exit %d\n%s", r.code, r.stderr)
 	}
 

@@ -160,13 +160,20 @@ func untilOf(list map[string]string) (time.Time, error) {
 // that only until a time now past, or names no such time (or one too far ahead to believe). A
 // mirror frozen on an old release looks like "nothing newer" without this. "" when r is current.
 func (r Release) StaleNewest(now time.Time, mirror string) string {
+	var why string
 	switch {
 	case r.Until.IsZero():
-		return fmt.Sprintf("the newest release the mirror offers, v%s, is signed without a date until which it is current, so harmony cannot tell whether the mirror is frozen on an old release: check HARMONY_MIRROR (now %q)", r.Version, redactURL(mirror))
+		why = "does not say until when it is current, so a mirror frozen on an old release cannot be told apart"
 	case r.Until.After(now.Add(MaxUntilAhead)):
-		return fmt.Sprintf("the newest release the mirror offers, v%s, claims to be current until %s, more than a year ahead, so harmony cannot tell whether the mirror is frozen on an old release: check HARMONY_MIRROR (now %q)", r.Version, r.Until.UTC().Format(time.DateOnly), redactURL(mirror))
+		why = fmt.Sprintf("claims to be current until %s, more than a year ahead, so a mirror frozen on an old release cannot be told apart", r.Until.UTC().Format(time.DateOnly))
 	case now.After(r.Until):
-		return fmt.Sprintf("the newest release the mirror offers, v%s, was signed as current only until %s: newer releases may exist and the mirror may be stale or frozen; check HARMONY_MIRROR (now %q)", r.Version, r.Until.UTC().Format(time.DateOnly), redactURL(mirror))
+		why = fmt.Sprintf("was signed as current only until %s: newer releases may exist", r.Until.UTC().Format(time.DateOnly))
+	default:
+		return ""
 	}
-	return ""
+	do := "something between you and the release server may be replaying an old release: check your network or proxy"
+	if strings.TrimRight(mirror, "/") != DefaultMirror {
+		do = fmt.Sprintf("ask whoever runs the mirror %s to sync it, or unset %s to ask the public release server", redactURL(mirror), MirrorEnv)
+	}
+	return fmt.Sprintf("the newest release the mirror offers, v%s, %s; %s", r.Version, why, do)
 }

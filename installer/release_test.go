@@ -30,12 +30,12 @@ func TestReleaseSignedUntil(t *testing.T) {
 		{name: "current", extra: []string{releasetest.UntilAsset(now.Add(time.Hour))}, until: now.Add(time.Hour)},
 		{name: "past its time", extra: []string{releasetest.UntilAsset(now.Add(-time.Hour))}, until: now.Add(-time.Hour),
 			stale: "was signed as current only until 2027-02-28: newer releases may exist"},
-		{name: "no time listed", stale: "is signed without a date"},
+		{name: "no time listed", stale: "does not say until when it is current"},
 		{name: "too far ahead to believe", extra: []string{releasetest.UntilAsset(now.Add(400 * 24 * time.Hour))}, until: now.Add(400 * 24 * time.Hour),
 			stale: "more than a year ahead"},
 		// A name harmony cannot read is passed over (a later release may spell it otherwise), not
 		// a reason to refuse the release; of two times, the later one counts (a re-signed release).
-		{name: "a time that is not one", extra: []string{installer.UntilPrefix + "tomorrow"}, stale: "is signed without a date"},
+		{name: "a time that is not one", extra: []string{installer.UntilPrefix + "tomorrow"}, stale: "does not say until when it is current"},
 		{name: "two times", extra: []string{releasetest.UntilAsset(now.Add(-time.Hour)), releasetest.UntilAsset(now.Add(time.Hour))}, until: now.Add(time.Hour)},
 		{name: "two times, both past", extra: []string{releasetest.UntilAsset(now.Add(-2 * time.Hour)), releasetest.UntilAsset(now.Add(-time.Hour))}, until: now.Add(-time.Hour),
 			stale: "was signed as current only until"},
@@ -60,6 +60,12 @@ func TestReleaseSignedUntil(t *testing.T) {
 			}
 			if strings.Contains(got, "secret") {
 				t.Fatalf("StaleNewest shows the mirror's password: %q", got)
+			}
+			if tc.stale != "" && !strings.Contains(got, "ask whoever runs the mirror https://user:xxxxx@mirror.test/ to sync it, or unset HARMONY_MIRROR") {
+				t.Fatalf("StaleNewest does not say what to do about a mirror: %q", got)
+			}
+			if tc.stale != "" && !strings.Contains(rel.StaleNewest(now, installer.DefaultMirror), "check your network or proxy") {
+				t.Fatalf("StaleNewest on the default server: %q", rel.StaleNewest(now, installer.DefaultMirror))
 			}
 		})
 	}

@@ -324,7 +324,7 @@ func TestSelfUpdateWarnsOfAFrozenMirror(t *testing.T) {
 		want  string
 	}{
 		{"current until yesterday", past, "was signed as current only until " + past.UTC().Format(time.DateOnly)},
-		{"no time listed", time.Time{}, "is signed without a date until which it is current"},
+		{"no time listed", time.Time{}, "does not say until when it is current"},
 		{"current for 90 days more", time.Now().Add(90 * 24 * time.Hour), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

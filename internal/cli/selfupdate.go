@@ -91,7 +91,8 @@ func selfUpdateRun(ctx context.Context, g *globalOptions, opts *selfUpdateOption
 		return err
 	}
 	if c.Stale != "" && !opts.Output.json() {
-		defer fmt.Fprintln(g.Stderr, "warning: "+printable(c.Stale))
+		// Before the verdict, which it qualifies ("the newest release: nothing to do").
+		fmt.Fprintln(g.Stderr, "warning: "+printable(c.Stale))
 	}
 	if opts.Check {
 		if opts.Output.json() {

@@ -129,6 +129,9 @@ func TestQuickStart(t *testing.T) {
 	var script strings.Builder
 	for i, line := range lines {
 		line = strings.ReplaceAll(line, installURL, "file://"+filepath.Join(root, "install.sh"))
+		if strings.HasPrefix(line, "cd your-repo") {
+			line = "cd " + shellQuote(project) // the README's placeholder: the example's copy
+		}
 		fmt.Fprintf(&script, "printf '%%s\\n' %s\n%s\nrc=$?\nif [ \"$rc\" != 0 ]; then echo \"quick start: line %d exited $rc\"; exit \"$rc\"; fi\n",
 			shellQuote("$ "+line), line, i+1)
 	}
