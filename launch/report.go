@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/cli-utils/pkg/object"
+	"sigs.k8s.io/yaml"
 
 	"github.com/NationTech/harmony-agent/internal/hint"
 )
@@ -100,6 +101,27 @@ func OnlyServices(eps []Endpoint, names []string) []Endpoint {
 		}
 	}
 	return out
+}
+
+// PrintYAML writes objs as one YAML stream, each with the source it came from, as helm template
+// and kustomize build print theirs: what a launch would apply, images rewritten, an object that
+// names no namespace in ns (as the dry run's plan shows it).
+func PrintYAML(w io.Writer, ns string, objs []Object) error {
+	for _, o := range objs {
+		id := object.UnstructuredToObjMetadata(o.Unstructured)
+		u := o.Unstructured
+		if id.Namespace == "" && !clusterScopedKinds[id.GroupKind] {
+			u = withNamespace(u, ns)
+		}
+		b, err := yaml.Marshal(u.Object)
+		if err != nil {
+			return fmt.Errorf("%s: %w", Sanitize(o.Origin), err)
+		}
+		if _, err := fmt.Fprintf(w, "---\n# Source: %s\n%s", Sanitize(o.Origin), b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PrintPlan writes the plan as a table.

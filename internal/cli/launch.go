@@ -181,6 +181,9 @@ enforce Pod Security's baseline.`,
 			if err := opts.validate(); err != nil {
 				return err
 			}
+			if opts.Output.yaml() && !opts.DryRun {
+				return &usageError{errors.New("-o yaml prints what a dry run would apply: add --dry-run")}
+			}
 			risks, err := launch.ParseRisks(opts.Allow)
 			if err != nil {
 				return &usageError{err}
@@ -198,6 +201,8 @@ enforce Pod Security's baseline.`,
 		},
 	}
 	opts.bind(cmd)
+	opts.Output.YAML = true
+	cmd.Flags().Lookup("output").Usage = "output format: json, or yaml with --dry-run (the objects it would apply, images rewritten, as helm template prints them)"
 	f := cmd.Flags()
 	f.StringArrayVarP(&opts.Files, "filename", "f", nil, "launch these files or folders of the project instead of discovering (relative to DIR, else to the project root)")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "show what was found and what would change (create/update/unchanged/prune); change nothing")
@@ -286,6 +291,9 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		if ierr != nil {
 			return ierr
 		}
+		if opts.Output.yaml() {
+			return launch.PrintYAML(g.Stdout, proj.Namespace, all)
+		}
 		return printUnchecked(g, opts, out, proj, all, chart, err, imgs)
 	}
 	if err != nil {
@@ -313,6 +321,9 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	imgs, err := launch.PrepareImages(ctx, src, withHooks(objs, chart), imgOpts)
 	if err != nil {
 		return err
+	}
+	if opts.Output.yaml() {
+		return launch.PrintYAML(g.Stdout, proj.Namespace, objs) // rendered with the cluster's Capabilities
 	}
 	live := false
 	if f, ok := g.Stderr.(*os.File); ok && !opts.Output.json() && !g.Quiet {
