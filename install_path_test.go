@@ -118,12 +118,36 @@ func TestInstallShSetsUpPath(t *testing.T) {
 			nil, nil, []string{".profile", ".bash_profile", ".bash_login"}, []string{".bashrc", ".zshenv"}},
 		{"zsh installed", nil, nil, map[string]string{"zsh": standin},
 			[]string{".profile", ".zshenv"}, []string{".bashrc", ".config"}},
-		{"zsh with ZDOTDIR", nil, []string{"ZDOTDIR={zdot}"}, map[string]string{"zsh": standin},
-			[]string{".profile", ".zshenv", "zdot/.zshenv"}, []string{".bashrc"}},
 		{"fish installed", nil, nil, map[string]string{"fish": standin},
 			[]string{".profile", ".config/fish/conf.d/harmony.fish"}, []string{".zshenv"}},
-		{"fish, XDG_CONFIG_HOME", nil, []string{"XDG_CONFIG_HOME={cfg}"}, map[string]string{"fish": standin},
-			[]string{".profile", "cfg/fish/conf.d/harmony.fish"}, []string{".config"}},
+	}
+	// Root's setup stays in root's HOME (plain su keeps the user's ZDOTDIR and XDG_CONFIG_HOME).
+	if os.Geteuid() == 0 {
+		tests = append(tests, []struct {
+			name         string
+			seed         map[string]string
+			env          []string
+			standins     map[string]string
+			want, absent []string
+		}{
+			{"zsh with ZDOTDIR, as root", nil, []string{"ZDOTDIR={zdot}"}, map[string]string{"zsh": standin},
+				[]string{".profile", ".zshenv"}, []string{".bashrc", "zdot"}},
+			{"fish, XDG_CONFIG_HOME, as root", nil, []string{"XDG_CONFIG_HOME={cfg}"}, map[string]string{"fish": standin},
+				[]string{".profile", ".config/fish/conf.d/harmony.fish"}, []string{"cfg"}},
+		}...)
+	} else {
+		tests = append(tests, []struct {
+			name         string
+			seed         map[string]string
+			env          []string
+			standins     map[string]string
+			want, absent []string
+		}{
+			{"zsh with ZDOTDIR", nil, []string{"ZDOTDIR={zdot}"}, map[string]string{"zsh": standin},
+				[]string{".profile", ".zshenv", "zdot/.zshenv"}, []string{".bashrc"}},
+			{"fish, XDG_CONFIG_HOME", nil, []string{"XDG_CONFIG_HOME={cfg}"}, map[string]string{"fish": standin},
+				[]string{".profile", "cfg/fish/conf.d/harmony.fish"}, []string{".config"}},
+		}...)
 	}
 	for _, shell := range shells {
 		for _, tt := range tests {
