@@ -491,10 +491,17 @@ func TestInstallShAsAUser(t *testing.T) {
 			}
 			fileIs(t, filepath.Join(project, "env"), "FOO=1\n")
 
-			// Else the user's PATH setup works, and --uninstall takes it back, leaving root's files.
-			r = run(base)
+			// Else the user's PATH setup works, in the user's own ZDOTDIR and XDG_CONFIG_HOME too,
+			// and --uninstall takes it back, leaving root's files.
+			own := append(base, "ZDOTDIR="+filepath.Join(home, "zdot"), "XDG_CONFIG_HOME="+filepath.Join(home, "cfg"))
+			r = run(own)
 			if r.code != 0 || !strings.Contains(r.out, "set up PATH for new shells") {
 				t.Fatalf("install (%d):\n%s", r.code, r.out)
+			}
+			for _, f := range []string{"zdot/.zshenv", "cfg/fish/conf.d/harmony.fish", ".zshenv", ".profile"} {
+				if n := readsEnv(t, filepath.Join(home, f), "harmony/env"); n != 1 {
+					t.Errorf("%s reads the env file %d times, want once", f, n)
+				}
 			}
 			if got := findsHarmony(t, shell, home, path, printedCommand(r.out)); got != binPath(home) {
 				t.Errorf("after %s, command -v harmony says %q", printedCommand(r.out), got)
@@ -503,7 +510,7 @@ func TestInstallShAsAUser(t *testing.T) {
 				t.Fatalf("--uninstall:\n%s", r.out)
 			}
 			unchanged(t, "root's folder", rootDir, rootBefore)
-			if r = run(base, "--uninstall"); r.code != 0 { // the user's own fish folder
+			if r = run(own, "--uninstall"); r.code != 0 {
 				t.Fatalf("--uninstall:\n%s", r.out)
 			}
 			for f, content := range homeFiles(t, home) {
