@@ -16,7 +16,8 @@
 #                  with the SHA-256 checksum alone: NOT RECOMMENDED  (install.sh: --insecure-skip-signature)
 # Environment:
 #   HARMONY_VERSION          same as -Version
-#   HARMONY_INSTALL_DIR      where to put harmony.exe (default %LOCALAPPDATA%\harmony\bin)
+#   HARMONY_INSTALL_DIR      where to put harmony.exe (default %LOCALAPPDATA%\harmony\bin); a
+#                            relative folder is taken from the current location
 #   HARMONY_MIRROR           base URL standing in for https://github.com; https only, plain http
 #                            only for a loopback address
 #   HARMONY_MINISIGN_PUBKEY  replaces the minisign release key (tests)
@@ -288,6 +289,10 @@ function Install-Harmony {
     $MinisignPubkey = if ($env:HARMONY_MINISIGN_PUBKEY) { $env:HARMONY_MINISIGN_PUBKEY } else { $ReleaseMinisignPubkey }
     $SshPubkey = if ($env:HARMONY_SSH_PUBKEY) { $env:HARMONY_SSH_PUBKEY } else { $ReleaseSshPubkey }
     $InstallDir = if ($env:HARMONY_INSTALL_DIR) { $env:HARMONY_INSTALL_DIR } else { Join-Path $env:LOCALAPPDATA 'harmony\bin' }
+    # An absolute folder, a relative one taken from this session's location (not the process's
+    # current directory, which [IO.Path]::GetFullPath would use): on PATH, a relative folder would
+    # name another folder in every other working directory.
+    $InstallDir = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($InstallDir)
     $Target = Join-Path $InstallDir 'harmony.exe'
 
     if ($Uninstall) {

@@ -18,14 +18,16 @@
 #   -h, --help        show this help
 # Environment:
 #   HARMONY_VERSION          same as --version
-#   HARMONY_INSTALL_DIR      where to put the binary (default ~/.local/bin; /usr/local/bin as root)
+#   HARMONY_INSTALL_DIR      where to put the binary (default ~/.local/bin; /usr/local/bin as root);
+#                            a relative folder is taken from the current one
 #   HARMONY_MIRROR           base URL standing in for https://github.com (company mirror, air gap);
 #                            https only, plain http only for a loopback address (127.0.0.0/8,
 #                            localhost, [::1])
 #   HARMONY_MINISIGN_PUBKEY  replaces the minisign release key below (tests pass a throwaway key)
 #   HARMONY_SSH_PUBKEY       replaces the OpenSSH release key below ("ssh-ed25519 AAAA…", tests)
 #   HARMONY_HOME, XDG_DATA_HOME, XDG_CONFIG_HOME, ZDOTDIR, SHELL
-#                            where the PATH setup goes and which shells it is for (see PATH)
+#                            where the PATH setup goes and which shells it is for (see PATH);
+#                            root's goes in its HOME whatever they say
 #
 # PATH: when the install folder is not on PATH, install.sh sets it up as rustup does. It writes
 # an env file, <data>/env (and env.fish for fish), that puts the folder on PATH unless it is
@@ -34,11 +36,17 @@
 # when they exist; ~/.zshenv (and $ZDOTDIR/.zshenv) when zsh is installed; and
 # ${XDG_CONFIG_HOME:-~/.config}/fish/conf.d/harmony.fish when fish is. A file that reads the env
 # file already is left as it is, so installing again changes nothing. <data> is HARMONY_HOME,
-# else $XDG_DATA_HOME/harmony or ~/.local/share/harmony (macOS too). New shells then find harmony; the current one does
-# after the one command install.sh prints last, e.g.
+# else $XDG_DATA_HOME/harmony or ~/.local/share/harmony (macOS too; root's is always that one,
+# and root's zsh and fish files are in its HOME). New shells then find harmony; the current one
+# does after the one command install.sh prints last, e.g.
 #   . "$HOME/.local/share/harmony/env"
 # Nothing is changed, and nothing said, when the folder is on PATH already, and nothing is
 # changed for root's /usr/local/bin (a system folder) nor in a HOME owned by another user.
+# Nor is anything changed, saying why and what to run, when a file or folder of the setup
+# (the install folder too) is not the caller's alone: owned by another user, or writable by
+# another (a group that is the user's own private group excepted), or in such a folder; nor
+# when an env file there was not written by install.sh. --uninstall removes only the lines,
+# and the env files, that install.sh wrote, in the same files and under the same conditions.
 #
 # What it does: downloads checksums.txt and its signature and checks the signature with minisign
 # (checksums.txt.minisig, whose trusted comment must read "harmony <version> checksums") or, on a
@@ -68,6 +76,8 @@ SPEED_TIME=30
 MIN_RATE=65536
 ALLOWANCE=300
 PROFILE_MARKER="# added by harmony install.sh"
+BREAK_MARKER=" (and the line break before it)"
+ENV_HEADER="# harmony's shell setup"
 
 TMP_DIR=""
 
@@ -502,8 +512,8 @@ installed_version() {
 
 install_binary() { # install_binary SRC DEST_DIR
 	mkdir -p "$2" || fail "cannot create $2" "set HARMONY_INSTALL_DIR to a directory you can write"
-	tmp="$2/.harmony.tmp.$$"
-	if ! { cp "$1" "$tmp" && chmod 0755 "$tmp" && mv -f "$tmp" "$2/harmony"; }; then
+	tmp=$(mktemp "$2/.harmony.XXXXXX") || fail "cannot write in $2" "set HARMONY_INSTALL_DIR to a directory you can write"
+	if ! { cat "$1" >"$tmp" && chmod 0755 "$tmp" && mv -f "$tmp" "$2/harmony"; }; then
 		rm -f "$tmp"
 		fail "cannot write $2/harmony" "set HARMONY_INSTALL_DIR to a directory you can write"
 	fi
@@ -511,14 +521,126 @@ install_binary() { # install_binary SRC DEST_DIR
 
 # data_dir: where the env files live: HARMONY_HOME, else $XDG_DATA_HOME/harmony (when absolute)
 # or ~/.local/share/harmony, on macOS too (beside ~/.local/bin, and the README's one line fits
-# every Unix; harmony's own data there is in ~/Library/Application Support/harmony). Root's too
-# (they are read by root's shells, never by harmony, which keeps root's data in /var/lib/harmony).
+# every Unix; harmony's own data there is in ~/Library/Application Support/harmony). Root's is
+# always ~/.local/share/harmony: plain su keeps the user's HARMONY_HOME and XDG_* variables, and
+# root's shells must not read a file in a folder of the user's (they are read by root's shells,
+# never by harmony, which keeps root's data in /var/lib/harmony).
 data_dir() {
-	if [ -n "${HARMONY_HOME:-}" ]; then
+	if [ "$MY_UID" != 0 ] && [ -n "${HARMONY_HOME:-}" ]; then
 		case "$HARMONY_HOME" in /*) dir=$HARMONY_HOME ;; *) dir="$(pwd)/$HARMONY_HOME" ;; esac
 		echo "${dir%/}"
-	else
+	elif [ "$MY_UID" != 0 ]; then
 		case "${XDG_DATA_HOME:-}" in /*) echo "${XDG_DATA_HOME%/}/harmony" ;; *) echo "$HOME/.local/share/harmony" ;; esac
+	else
+		echo "$HOME/.local/share/harmony"
+	fi
+}
+
+# fish_conf_dir: fish's conf.d folder ($XDG_CONFIG_HOME/fish/conf.d; root's in its HOME).
+fish_conf_dir() {
+	case "$MY_UID:${XDG_CONFIG_HOME:-}" in 0:*) echo "$HOME/.config/fish/conf.d" ;; *:/*) echo "${XDG_CONFIG_HOME%/}/fish/conf.d" ;; *) echo "$HOME/.config/fish/conf.d" ;; esac
+}
+
+# zdotdir: ZDOTDIR when zsh reads its .zshenv there rather than in HOME (never for root).
+zdotdir() {
+	case "$MY_UID:${ZDOTDIR:-}" in 0:*) ;; *:/*) if [ "${ZDOTDIR%/}" != "$HOME" ]; then echo "${ZDOTDIR%/}"; fi ;; esac
+}
+
+# file_info [-L] PATH: sets F_MODE (as ls prints it, e.g. drwxr-xr-x), F_UID and F_GID of PATH
+# (of what a link points to with -L); fails when PATH does not exist.
+file_info() {
+	if [ "$1" = -L ]; then info=$(LC_ALL=C ls -ldnL "$2" 2>/dev/null) || return 1; else info=$(LC_ALL=C ls -ldn "$1" 2>/dev/null) || return 1; fi
+	F_GID=""
+	read -r F_MODE _ F_UID F_GID _ <<INFO
+$info
+INFO
+	[ -n "$F_GID" ]
+}
+
+# others_can_write: the file file_info described can be written by another user: by others,
+# or by its group unless that is the caller's own private group (named as the user, as
+# pam_umask's usergroups has it: such users' umask is 002).
+others_can_write() {
+	case "$F_MODE" in ????????w*) return 0 ;; ?????w*) [ "$F_GID" != "$MY_PRIVATE_GID" ] ;; *) return 1 ;; esac
+}
+
+# alone [-L] PATH: PATH is the caller's alone (owned by the caller, writable by no other user);
+# else WHY says what it is.
+alone() {
+	p=$1
+	if [ "$1" = -L ]; then p=$2; fi
+	if ! file_info "$@"; then
+		WHY="$p cannot be read"
+	elif [ "$F_UID" != "$MY_UID" ]; then
+		WHY="$p is not yours"
+	elif others_can_write; then
+		WHY="other users can write $p"
+	else
+		return 0
+	fi
+	return 1
+}
+
+# safe_dir DIR: no other user can change what DIR holds: DIR is the caller's alone (or does not
+# exist yet and would be made in such a folder, or in a sticky one like /tmp), and each folder
+# above it is the caller's or root's and writable by no other user unless sticky; else WHY says
+# what is wrong.
+safe_dir() {
+	d=$1
+	made=0
+	while [ ! -d "$d" ]; do
+		if [ -e "$d" ] || [ -L "$d" ]; then
+			WHY="$d is not a folder"
+			return 1
+		fi
+		made=1
+		d=$(dirname "$d")
+	done
+	if ! d=$(cd -P "$d" 2>/dev/null && pwd -P); then
+		WHY="$1 cannot be read"
+		return 1
+	fi
+	if ! alone "$d"; then
+		case "$made:$F_MODE" in
+		1:?????????[tT]*) if [ "$F_UID" != "$MY_UID" ] && [ "$F_UID" != 0 ]; then return 1; fi ;;
+		*) return 1 ;;
+		esac
+	fi
+	while [ "$d" != / ]; do
+		d=$(dirname "$d")
+		if ! file_info "$d"; then
+			WHY="$d cannot be read"
+			return 1
+		fi
+		if [ "$F_UID" != "$MY_UID" ] && [ "$F_UID" != 0 ]; then
+			WHY="$d (above $1) is not yours"
+			return 1
+		fi
+		if others_can_write; then
+			case "$F_MODE" in ?????????[tT]*) ;; *)
+				WHY="other users can write $d (above $1)"
+				return 1
+				;;
+			esac
+		fi
+	done
+}
+
+# safe_file FILE: no other user can change FILE: its folder is safe (safe_dir) and FILE, when it
+# exists, is the caller's alone, as is what it links to; else WHY says what is wrong.
+safe_file() {
+	safe_dir "$(dirname "$1")" || return 1
+	if [ -L "$1" ]; then
+		if ! file_info -L "$1"; then
+			WHY="$1 is a link to nothing"
+			return 1
+		fi
+		if ! alone -L "$1"; then
+			WHY="$1 links to a file that is not yours alone ($WHY)"
+			return 1
+		fi
+	elif [ -e "$1" ]; then
+		alone "$1"
 	fi
 }
 
@@ -546,33 +668,71 @@ has_shell() {
 	command -v "$1" >/dev/null 2>&1
 }
 
-# write_file FILE CONTENT: FILE holds CONTENT (and a newline), written atomically; a FILE that
-# holds it already is not touched.
-write_file() {
-	if [ -f "$1" ] && [ "$(cat "$1" 2>/dev/null)" = "$2" ]; then return 0; fi
-	mkdir -p "$(dirname "$1")" 2>/dev/null || return 1
-	if ! printf '%s\n' "$2" 2>/dev/null >"$1.harmony-tmp.$$" || ! mv -f "$1.harmony-tmp.$$" "$1" 2>/dev/null; then
-		rm -f "$1.harmony-tmp.$$"
+# ours FILE: FILE is an env file install.sh wrote (its first line is ENV_HEADER's), or is not
+# there; a link is never one.
+ours() {
+	if [ -L "$1" ]; then return 1; fi
+	if [ ! -e "$1" ]; then return 0; fi
+	[ -f "$1" ] || return 1
+	first=$(head -n 1 "$1" 2>/dev/null) || return 1
+	case "$first" in "$ENV_HEADER"*"(written by install.sh"*) return 0 ;; esac
+	return 1
+}
+
+# replace FILE TMP: moves TMP (a file of the caller's in FILE's folder) over FILE.
+replace() {
+	if [ -d "$1" ] || ! mv -f "$2" "$1" 2>/dev/null; then
+		rm -f "$2"
 		return 1
 	fi
 }
 
+# write_file FILE CONTENT: FILE, an env file of install.sh's, holds CONTENT (and a newline),
+# written atomically (mode 644) through a file made by mktemp; a FILE that holds it already is
+# not touched.
+write_file() {
+	if [ -f "$1" ] && [ ! -L "$1" ] && [ "$(cat "$1" 2>/dev/null)" = "$2" ]; then return 0; fi
+	(umask 022 && mkdir -p "$(dirname "$1")") 2>/dev/null || return 1
+	tmp=$(mktemp "$1.XXXXXX" 2>/dev/null) || return 1
+	if ! { printf '%s\n' "$2" >"$tmp" && chmod 644 "$tmp"; } 2>/dev/null; then
+		rm -f "$tmp"
+		return 1
+	fi
+	replace "$1" "$tmp"
+}
+
 # add_line FILE LINE READS: appends LINE, marked, to FILE (created if missing) unless FILE holds
 # READS already; adds FILE to CHANGED, or to FAILED when it cannot be written. Appends only, so
-# the user's lines, the file's mode and a symbolic link stay as they are.
+# the user's lines, the file's mode and a symbolic link stay as they are. A file whose last line
+# lacks its line break gets one first, and the marked line says so (BREAK_MARKER), so that
+# --uninstall takes both away.
 add_line() {
 	if [ -f "$1" ] && grep -qF "$3" "$1" 2>/dev/null; then return 0; fi
 	sep=""
-	if [ -s "$1" ]; then sep=$(printf '\n.') && sep=${sep%.}; fi # after the file's last line
-	if { mkdir -p "$(dirname "$1")" && [ ! -d "$1" ] && printf '%s%s %s\n' "$sep" "$2" "$PROFILE_MARKER" >>"$1"; } 2>/dev/null; then
+	marker=$PROFILE_MARKER
+	if [ -s "$1" ] && [ "$(wc -l <"$1" | tr -d ' ')" != "$(grep -c '' "$1")" ]; then
+		sep=$(printf '\n.') && sep=${sep%.}
+		marker="$PROFILE_MARKER$BREAK_MARKER"
+	fi
+	if { (umask 022 && mkdir -p "$(dirname "$1")") && [ ! -d "$1" ] && (umask 022 && printf '%s%s %s\n' "$sep" "$2" "$marker" >>"$1"); } 2>/dev/null; then
 		CHANGED="${CHANGED:+$CHANGED, }$1"
 	else
 		FAILED="${FAILED:+$FAILED, }$1"
 	fi
 }
 
+# refuse_path DIR WHY: says that PATH was not set up for new shells, and why, and how to use
+# harmony anyway.
+refuse_path() {
+	say "$1 is not on your PATH, and $2: shell profiles left alone (another user could change what your shells run)"
+	say "to use harmony in this shell, run: export PATH=\"$1:\$PATH\""
+	say "to find it in new shells too, add that line to your shell's profile yourself"
+}
+
 # ensure_path DIR MODIFY: when DIR is not on PATH, sets up the shells to put it there (MODIFY=1)
-# and prints the command that makes this shell find harmony; or says how to (MODIFY=0).
+# and prints the command that makes this shell find harmony; or says how to (MODIFY=0). Only
+# files and folders that are the caller's alone are read or written (safe_dir, safe_file):
+# another user able to change one could change what the caller's shells run.
 ensure_path() {
 	case ":$PATH:" in *":$1:"*) return ;; esac
 	now="export PATH=\"$1:\$PATH\""
@@ -586,7 +746,7 @@ ensure_path() {
 		return
 		;;
 	esac
-	if [ "$(id -u)" = 0 ] && [ "$1" = /usr/local/bin ]; then
+	if [ "$MY_UID" = 0 ] && [ "$1" = /usr/local/bin ]; then
 		say "$1 is not on this shell's PATH; it is a system folder, so nothing was set up: to use harmony here, run: $now"
 		return
 	fi
@@ -601,7 +761,48 @@ ensure_path() {
 		say "to use harmony in this shell, run: $now"
 		return
 	fi
-	env_sh="# harmony's shell setup (written by install.sh, read by your shell's profile): puts
+	# Every file to be written, and every folder, is checked before any is written.
+	profiles="$HOME/.profile"
+	for name in .bash_profile .bash_login .bashrc; do
+		if [ -f "$HOME/$name" ] || [ -L "$HOME/$name" ]; then profiles="$profiles
+$HOME/$name"; fi
+	done
+	if has_shell zsh; then
+		zdot=$(zdotdir)
+		if [ -n "$zdot" ]; then profiles="$profiles
+$zdot/.zshenv"; fi
+		profiles="$profiles
+$HOME/.zshenv"
+	fi
+	fish=0
+	conf=$(fish_conf_dir)
+	if has_shell fish; then fish=1; fi
+	if ! safe_dir "$1" || ! safe_dir "$data"; then
+		refuse_path "$1" "$WHY"
+		return
+	fi
+	for f in "$data/env" "$data/env.fish"; do
+		if ! ours "$f"; then
+			refuse_path "$1" "$f was not written by install.sh (it is in the way)"
+			return
+		fi
+	done
+	if [ "$fish" = 1 ] && ! safe_file "$conf/harmony.fish"; then
+		refuse_path "$1" "$WHY"
+		return
+	fi
+	old_ifs=$IFS
+	IFS='
+'
+	for f in $profiles; do
+		IFS=$old_ifs
+		if ! safe_file "$f"; then
+			refuse_path "$1" "$WHY"
+			return
+		fi
+	done
+	IFS=$old_ifs
+	env_sh="$ENV_HEADER (written by install.sh, read by your shell's profile): puts
 # harmony's install folder on PATH unless it is there already.
 case \":\${PATH:-}:\" in
 *:$dir_word:*) ;;
@@ -612,31 +813,33 @@ esac"
 		say "to use harmony in this shell, run: $now"
 		return
 	fi
+	# The folder it is in: made by this install, unless another user made it first.
+	if ! safe_dir "$data"; then
+		refuse_path "$1" "$WHY"
+		return
+	fi
 	CHANGED=""
 	FAILED=""
 	reads=". $env_word"
 	line="if [ -f $env_word ]; then $reads; fi"
-	add_line "$HOME/.profile" "$line" "$reads"
-	for name in .bash_profile .bash_login .bashrc; do
-		if [ -f "$HOME/$name" ]; then add_line "$HOME/$name" "$line" "$reads"; fi
+	IFS='
+'
+	for f in $profiles; do
+		IFS=$old_ifs
+		add_line "$f" "$line" "$reads"
 	done
-	if has_shell zsh; then
-		case "${ZDOTDIR:-}" in /*) if [ "${ZDOTDIR%/}" != "$HOME" ]; then add_line "${ZDOTDIR%/}/.zshenv" "$line" "$reads"; fi ;; esac
-		add_line "$HOME/.zshenv" "$line" "$reads"
-	fi
-	fish=0
-	if has_shell fish; then
+	IFS=$old_ifs
+	if [ "$fish" = 1 ]; then
 		fish_word="${env_word%\"}.fish\""
-		env_fish="# harmony's shell setup for fish (written by install.sh, read from fish's conf.d): puts
+		env_fish="$ENV_HEADER for fish (written by install.sh, read from fish's conf.d): puts
 # harmony's install folder on PATH unless it is there already.
 if not contains $dir_word \$PATH
     set -gx PATH $dir_word \$PATH
 end"
 		if write_file "$data/env.fish" "$env_fish"; then
-			fish=1
-			case "${XDG_CONFIG_HOME:-}" in /*) conf="${XDG_CONFIG_HOME%/}/fish/conf.d" ;; *) conf="$HOME/.config/fish/conf.d" ;; esac
 			add_line "$conf/harmony.fish" "test -f $fish_word; and source $fish_word" "source $fish_word"
 		else
+			fish=0
 			FAILED="${FAILED:+$FAILED, }$data/env.fish"
 		fi
 	fi
@@ -659,23 +862,55 @@ end"
 	esac
 }
 
+# mode_of FILE: FILE's permissions (file_info) as chmod's symbolic mode, e.g. u=rw,g=r,o=r.
+mode_of() {
+	file_info "$1" || return 1
+	m=${F_MODE#?}
+	out=""
+	for who in u g o; do
+		rest=${m#???}
+		bits=${m%"$rest"}
+		m=$rest
+		perm=""
+		case "$bits" in r*) perm=r ;; esac
+		case "$bits" in ?w*) perm="${perm}w" ;; esac
+		case "$bits" in ??[xst]*) perm="${perm}x" ;; esac
+		out="${out:+$out,}$who=$perm"
+	done
+	echo "$out"
+}
+
 # drop_lines FILE [OWN]: removes the lines install.sh added to FILE (they carry PROFILE_MARKER),
+# and the line break it added before one (BREAK_MARKER) when that line is still the last,
 # keeping the others, the file's mode and a symbolic link; a file of install.sh's own (OWN=own)
-# left empty goes.
+# left empty goes. A file another user could change is left alone, saying so. The new content
+# goes to a file made by mktemp in FILE's folder, then is moved over FILE (or, for a link,
+# copied into the file it links to).
 drop_lines() {
 	if [ ! -f "$1" ] || ! grep -qF "$PROFILE_MARKER" "$1" 2>/dev/null; then return 0; fi
-	tmp="$1.harmony-tmp.$$"
+	if ! safe_file "$1"; then
+		say "left $1 alone ($WHY): remove the lines ending with \"$PROFILE_MARKER\" from it yourself"
+		return 0
+	fi
 	rc=0
-	{ cp -p "$1" "$tmp" && { grep -vF "$PROFILE_MARKER" "$1" >"$tmp" || [ $? = 1 ]; }; } 2>/dev/null || rc=1
+	strip=0
+	if sed -n '$p' "$1" 2>/dev/null | grep -qF "$PROFILE_MARKER$BREAK_MARKER"; then strip=1; fi
+	tmp=$(mktemp "$1.XXXXXX" 2>/dev/null) || tmp=""
+	if [ -z "$tmp" ]; then
+		rc=1
+	elif [ "$strip" = 1 ]; then
+		{ kept=$(grep -vF "$PROFILE_MARKER" "$1") && printf '%s' "$kept" >"$tmp"; } 2>/dev/null || rc=1
+	else
+		{ grep -vF "$PROFILE_MARKER" "$1" >"$tmp" || [ $? = 1 ]; } 2>/dev/null || rc=1
+	fi
 	if [ "$rc" = 0 ] && [ "${2:-}" = own ] && ! grep -q '[^[:space:]]' "$tmp"; then
-		rm -f "$tmp" "$1"
+		rm -f "$1"
 	elif [ "$rc" = 0 ] && [ -L "$1" ]; then
 		{ cat "$tmp" >"$1"; } 2>/dev/null || rc=1
-		rm -f "$tmp"
 	elif [ "$rc" = 0 ]; then
-		mv -f "$tmp" "$1" 2>/dev/null || rc=1
+		if mode=$(mode_of "$1") && chmod "$mode" "$tmp" 2>/dev/null && replace "$1" "$tmp"; then tmp=""; else rc=1; fi
 	fi
-	rm -f "$tmp"
+	if [ -n "$tmp" ]; then rm -f "$tmp"; fi
 	if [ "$rc" = 0 ]; then
 		DROPPED="${DROPPED:+$DROPPED, }$1"
 	else
@@ -691,16 +926,29 @@ uninstall() { # uninstall DIR
 		say "removed $1/harmony"
 	fi
 	# The PATH setup: every file install.sh writes, and the one profile per shell (.zshrc,
-	# config.fish, …) that --modify-path wrote before it was the default.
+	# config.fish, …) that --modify-path wrote before it was the default; the caller's only.
+	if [ -z "${HOME:-}" ] || [ ! -O "$HOME" ]; then
+		say "HOME (${HOME:-unset}) is not yours: its shell profiles are left alone"
+		return
+	fi
 	DROPPED=""
 	for name in .profile .bash_profile .bash_login .bashrc .zshenv .zshrc .config/fish/config.fish; do
 		drop_lines "$HOME/$name"
 	done
-	case "${ZDOTDIR:-}" in /*) drop_lines "${ZDOTDIR%/}/.zshenv" ;; esac
-	case "${XDG_CONFIG_HOME:-}" in /*) conf="${XDG_CONFIG_HOME%/}/fish/conf.d" ;; *) conf="$HOME/.config/fish/conf.d" ;; esac
-	drop_lines "$conf/harmony.fish" own
+	zdot=$(zdotdir)
+	if [ -n "$zdot" ]; then drop_lines "$zdot/.zshenv"; fi
+	drop_lines "$(fish_conf_dir)/harmony.fish" own
 	data=$(data_dir)
-	rm -f "$data/env" "$data/env.fish"
+	for f in "$data/env" "$data/env.fish"; do
+		if [ ! -e "$f" ] && [ ! -L "$f" ]; then continue; fi
+		if ! ours "$f"; then
+			say "kept $f: it was not written by install.sh"
+		elif ! safe_dir "$data"; then
+			say "left $f alone ($WHY): remove it yourself"
+		else
+			rm -f "$f"
+		fi
+	done
 	if [ -n "$DROPPED" ]; then say "removed harmony's PATH setup from $DROPPED"; fi
 }
 
@@ -729,8 +977,15 @@ main() {
 	MIRROR="${MIRROR%/}"
 	MINISIGN_PUBKEY="${HARMONY_MINISIGN_PUBKEY:-$RELEASE_MINISIGN_PUBKEY}"
 	SSH_PUBKEY="${HARMONY_SSH_PUBKEY:-$RELEASE_SSH_PUBKEY}"
-	if [ "$(id -u)" = 0 ]; then default_dir=/usr/local/bin; else default_dir="$HOME/.local/bin"; fi
+	MY_UID=$(id -u)
+	# The caller's private group (named as the user), whose write bit does not let others in.
+	MY_PRIVATE_GID=""
+	if user=$(id -un 2>/dev/null) && [ -n "$user" ] && [ "$user" = "$(id -gn 2>/dev/null)" ]; then MY_PRIVATE_GID=$(id -g); fi
+	if [ "$MY_UID" = 0 ]; then default_dir=/usr/local/bin; else default_dir="$HOME/.local/bin"; fi
 	install_dir="${HARMONY_INSTALL_DIR:-$default_dir}"
+	# An absolute folder: a relative one on PATH would name another folder in every other one.
+	case "$install_dir" in /*) ;; *) install_dir="$(pwd)/$install_dir" ;; esac
+	case "$install_dir" in /) ;; */) install_dir=${install_dir%/} ;; esac
 
 	if [ "$do_uninstall" = 1 ]; then
 		uninstall "$install_dir"

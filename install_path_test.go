@@ -95,22 +95,25 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
+// pathCase is a case of TestInstallShSetsUpPath.
+type pathCase struct {
+	name string
+	// home's files before the install
+	seed map[string]string
+	// more environment, and stand-ins for shells installed on the machine
+	env      []string
+	standins map[string]string
+	// the files that must read the env file (relative to home) and those that must not exist
+	want, absent []string
+}
+
 // A fresh HOME whose PATH lacks the install folder: the profiles of the shells on the machine
 // read the env file (once, even after a second install, the user's lines kept), the command
 // printed makes a new shell find harmony, and --uninstall takes it all back.
 func TestInstallShSetsUpPath(t *testing.T) {
 	snap := needSnapshot(t)
 	standin := "#!/bin/sh\n# stand-in: a shell installed on the machine (install.sh only looks for it)\nexit 0\n"
-	tests := []struct {
-		name string
-		// home's files before the install
-		seed map[string]string
-		// more environment, and stand-ins for shells installed on the machine
-		env      []string
-		standins map[string]string
-		// the files that must read the env file (relative to home) and those that must not exist
-		want, absent []string
-	}{
+	tests := []pathCase{
 		{"sh and bash: .profile created, an existing .bashrc", map[string]string{".bashrc": "# the user's bashrc\nalias ll='ls -l'"},
 			nil, nil, []string{".profile", ".bashrc"}, []string{".bash_profile", ".bash_login", ".zshenv", ".config"}},
 		{"bash with .bash_profile and .bash_login, no .bashrc", map[string]string{
@@ -118,12 +121,24 @@ func TestInstallShSetsUpPath(t *testing.T) {
 			nil, nil, []string{".profile", ".bash_profile", ".bash_login"}, []string{".bashrc", ".zshenv"}},
 		{"zsh installed", nil, nil, map[string]string{"zsh": standin},
 			[]string{".profile", ".zshenv"}, []string{".bashrc", ".config"}},
-		{"zsh with ZDOTDIR", nil, []string{"ZDOTDIR={zdot}"}, map[string]string{"zsh": standin},
-			[]string{".profile", ".zshenv", "zdot/.zshenv"}, []string{".bashrc"}},
 		{"fish installed", nil, nil, map[string]string{"fish": standin},
 			[]string{".profile", ".config/fish/conf.d/harmony.fish"}, []string{".zshenv"}},
-		{"fish, XDG_CONFIG_HOME", nil, []string{"XDG_CONFIG_HOME={cfg}"}, map[string]string{"fish": standin},
-			[]string{".profile", "cfg/fish/conf.d/harmony.fish"}, []string{".config"}},
+	}
+	// Root's setup stays in root's HOME (plain su keeps the user's ZDOTDIR and XDG_CONFIG_HOME).
+	if os.Geteuid() == 0 {
+		tests = append(tests, []pathCase{
+			{"zsh with ZDOTDIR, as root", nil, []string{"ZDOTDIR={zdot}"}, map[string]string{"zsh": standin},
+				[]string{".profile", ".zshenv"}, []string{".bashrc", "zdot"}},
+			{"fish, XDG_CONFIG_HOME, as root", nil, []string{"XDG_CONFIG_HOME={cfg}"}, map[string]string{"fish": standin},
+				[]string{".profile", ".config/fish/conf.d/harmony.fish"}, []string{"cfg"}},
+		}...)
+	} else {
+		tests = append(tests, []pathCase{
+			{"zsh with ZDOTDIR", nil, []string{"ZDOTDIR={zdot}"}, map[string]string{"zsh": standin},
+				[]string{".profile", ".zshenv", "zdot/.zshenv"}, []string{".bashrc"}},
+			{"fish, XDG_CONFIG_HOME", nil, []string{"XDG_CONFIG_HOME={cfg}"}, map[string]string{"fish": standin},
+				[]string{".profile", "cfg/fish/conf.d/harmony.fish"}, []string{".config"}},
+		}...)
 	}
 	for _, shell := range shells {
 		for _, tt := range tests {

@@ -205,7 +205,7 @@ func toolsPath(t *testing.T, tools []string, standins map[string]string) string 
 }
 
 var baseTools = []string{"sed", "cut", "head", "tr", "mkdir", "mktemp", "cp", "chmod", "mv", "rm", "id", "uname",
-	"dirname", "grep", "cat", "tar", "gzip", "sha256sum", "wc", "od", "base64", "expr", "sleep", "date"}
+	"dirname", "grep", "cat", "ls", "tar", "gzip", "sha256sum", "wc", "od", "base64", "expr", "sleep", "date"}
 
 func tools(extra ...string) []string { return append(append([]string(nil), baseTools...), extra...) }
 
@@ -811,6 +811,8 @@ func TestInstallPs1KeepsTheContract(t *testing.T) {
 		"[switch]$ModifyPath = $true", "[switch]$NoModifyPath", "-NoModifyPath:$NoModifyPath",
 		"if (-not $ModifyPath) { $NoModifyPath = $true }", `$env:Path = "$InstallDir;$env:Path"`,
 		"to use harmony in this window, run:",
+		// a relative HARMONY_INSTALL_DIR is made absolute before it goes on PATH
+		"$InstallDir = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($InstallDir)",
 	} {
 		if !bytes.Contains(ps, []byte(must)) {
 			t.Errorf("install.ps1 lacks %q", must)
