@@ -90,7 +90,30 @@ fail() {
 }
 
 usage() {
-	sed -n '2,/^set -eu/p' "$0" 2>/dev/null | sed -e '/^set -eu/d' -e 's/^# \{0,1\}//' || true
+	# From a file, its whole header; piped (curl … | sh -s -- --help, where $0 is the shell), the
+	# flags.
+	if [ -f "$0" ] && head -n 2 "$0" 2>/dev/null | grep -q 'install.sh'; then
+		sed -n '2,/^set -eu/p' "$0" | sed -e '/^set -eu/d' -e 's/^# \{0,1\}//'
+		return
+	fi
+	cat <<'USAGE'
+install.sh — install harmony from its GitHub releases (or a mirror), verified.
+
+  curl -fsSL https://raw.githubusercontent.com/NationTech/harmony-agent/main/install.sh | sh
+  curl -fsSL …/install.sh | sh -s -- --version v1.2.3 --no-modify-path
+
+Flags:
+  --version V       install release V (e.g. v1.2.3) instead of the latest
+  --no-modify-path  leave PATH and every shell profile alone
+  --bootstrap       run 'harmony bootstrap' after installing
+  --uninstall       remove the harmony binary this script installed, and its PATH setup
+  --insecure-skip-signature
+                    install with the SHA-256 checksum alone when no verifier is installed
+                    (NOT RECOMMENDED)
+  -h, --help        show this help
+Environment: HARMONY_VERSION, HARMONY_INSTALL_DIR, HARMONY_MIRROR, HARMONY_HOME
+(download install.sh and run 'sh install.sh --help' for every detail)
+USAGE
 }
 
 cleanup() {
@@ -138,6 +161,10 @@ check_mirror() {
 	LOOPBACK_HTTP=0
 	case "$MIRROR" in
 	https://*) return ;;
+	esac
+	case "$MIRROR" in
+	*://*) ;;
+	*) fail "HARMONY_MIRROR has no scheme: $MIRROR" "add it: HARMONY_MIRROR=https://$MIRROR (http:// only for a loopback address, e.g. HARMONY_MIRROR=http://$MIRROR)" ;;
 	esac
 	if ! is_loopback_http "$MIRROR"; then
 		fail "HARMONY_MIRROR must be an https:// URL, got $MIRROR (plain http is accepted only for a loopback address)" \
@@ -922,6 +949,8 @@ uninstall() { # uninstall DIR
 	if [ ! -e "$1/harmony" ]; then
 		say "no harmony in $1: nothing to remove"
 	else
+		# What the binary installed stays unless it removes it first: say so while it can.
+		say "a runtime harmony installed (k3s, or k3d's containers) stays: remove it first with: $1/harmony runtime uninstall --purge"
 		rm -f "$1/harmony"
 		say "removed $1/harmony"
 	fi
@@ -950,6 +979,7 @@ uninstall() { # uninstall DIR
 		fi
 	done
 	if [ -n "$DROPPED" ]; then say "removed harmony's PATH setup from $DROPPED"; fi
+	if [ -d "$data" ]; then say "kept harmony's data and download cache in $data: remove that folder to drop them"; fi
 }
 
 main() {

@@ -909,3 +909,31 @@ func TestInstallShComparesVersions(t *testing.T) {
 		}
 	}
 }
+
+// Piped, as the README runs it, --help still helps ($0 is the shell then, not the script), and
+// a HARMONY_MIRROR without a scheme is told so with the fix, not as "must be https" (issue 29).
+func TestInstallShHelpPipedAndAMirrorWithoutScheme(t *testing.T) {
+	t.Parallel()
+	script, err := os.ReadFile("install.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, shell := range shells {
+		t.Run(shell[0], func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(shell[0], append(shell[1:], "-s", "--", "--help")...)
+			cmd.Stdin = bytes.NewReader(script)
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "--no-modify-path") || !strings.Contains(string(out), "--version V") {
+				t.Fatalf("piped --help: %v\n%s", err, out)
+			}
+			cmd = exec.Command(shell[0], append(shell[1:], "install.sh")...)
+			cmd.Env = append(os.Environ(), "HARMONY_MIRROR=127.0.0.1:8080")
+			out, err = cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "HARMONY_MIRROR has no scheme: 127.0.0.1:8080") ||
+				!strings.Contains(string(out), "HARMONY_MIRROR=http://127.0.0.1:8080") || strings.Contains(string(out), "must be an https") {
+				t.Fatalf("a mirror without a scheme: %v\n%s", err, out)
+			}
+		})
+	}
+}
