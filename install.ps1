@@ -436,7 +436,7 @@ function Install-Harmony {
             } elseif ([string]::CompareOrdinal($now, $until) -gt 0) {
                 Write-Host "harmony-install: WARNING: the newest release this mirror offers, $targetVersion, was signed as current only until $until (UTC):" -ForegroundColor Yellow
                 Write-Host "harmony-install: WARNING: newer releases may exist and the mirror may be stale or frozen; check HARMONY_MIRROR ($Mirror)" -ForegroundColor Yellow
-            } elseif ([int]$until.Substring(0, 4) -gt $utc.Year + 1) {
+            } elseif ([string]::CompareOrdinal($until, $utc.AddYears(1).ToString('yyyyMMdd\THHmmss\Z', [Globalization.CultureInfo]::InvariantCulture)) -gt 0) {
                 Write-Host "harmony-install: WARNING: the newest release this mirror offers, $targetVersion, claims to be current until $until, more than a year ahead;" -ForegroundColor Yellow
                 Write-Host "harmony-install: WARNING: a mirror frozen on an old release cannot be told apart; check HARMONY_MIRROR ($Mirror)" -ForegroundColor Yellow
             }

@@ -164,7 +164,7 @@ check_mirror() {
 	esac
 	case "$MIRROR" in
 	*://*) ;;
-	*) fail "HARMONY_MIRROR has no scheme: $MIRROR" "add it: HARMONY_MIRROR=https://$MIRROR (http:// only for a loopback address, e.g. HARMONY_MIRROR=http://$MIRROR)" ;;
+	*) fail "HARMONY_MIRROR has no scheme: $MIRROR" "add it: HARMONY_MIRROR=https://$MIRROR (plain http:// only for this machine's loopback address, e.g. http://127.0.0.1:8080)" ;;
 	esac
 	if ! is_loopback_http "$MIRROR"; then
 		fail "HARMONY_MIRROR must be an https:// URL, got $MIRROR (plain http is accepted only for a loopback address)" \
@@ -477,7 +477,7 @@ warn_if_stale() {
 	elif LC_ALL=C expr "x$now" \> "x$signed_until" >/dev/null; then
 		say "WARNING: the newest release this mirror offers, $2, was signed as current only until $signed_until (UTC):"
 		say "WARNING: newer releases may exist and the mirror may be stale or frozen; check HARMONY_MIRROR ($MIRROR)"
-	elif [ "${signed_until%????????????}" -gt $((${now%????????????} + 1)) ]; then
+	elif LC_ALL=C expr "x$signed_until" \> "x$((${now%????????????} + 1))${now#????}" >/dev/null; then
 		say "WARNING: the newest release this mirror offers, $2, claims to be current until $signed_until, more than a year ahead,"
 		say "WARNING: so a mirror frozen on an old release cannot be told apart; check HARMONY_MIRROR ($MIRROR)"
 	fi
@@ -588,7 +588,12 @@ INFO
 # or by its group unless that is the caller's own private group (named as the user, as
 # pam_umask's usergroups has it: such users' umask is 002).
 others_can_write() {
-	case "$F_MODE" in ????????w*) return 0 ;; ?????w*) [ "$F_GID" != "$MY_PRIVATE_GID" ] ;; *) return 1 ;; esac
+	case "$F_MODE" in
+	??????????+*) return 0 ;; # an ACL: the group bits are its mask, and anyone may be in it
+	????????w*) return 0 ;;
+	?????w*) [ "$F_GID" != "$MY_PRIVATE_GID" ] ;;
+	*) return 1 ;;
+	esac
 }
 
 # alone [-L] PATH: PATH is the caller's alone (owned by the caller, writable by no other user);
@@ -613,6 +618,16 @@ alone() {
 # above it is the caller's or root's and writable by no other user unless sticky; else WHY says
 # what is wrong.
 safe_dir() {
+	# The path as written (the profile names it so): a link on the way that another user owns
+	# could be pointed elsewhere later, whatever it leads to now.
+	d=$1
+	while [ "$d" != / ] && [ "$d" != . ]; do
+		if [ -L "$d" ] && file_info "$d" && [ "$F_UID" != "$MY_UID" ] && [ "$F_UID" != 0 ]; then
+			WHY="$d (on the way to $1) is a link another user owns"
+			return 1
+		fi
+		d=$(dirname "$d")
+	done
 	d=$1
 	made=0
 	while [ ! -d "$d" ]; do
@@ -752,8 +767,13 @@ add_line() {
 # harmony anyway.
 refuse_path() {
 	say "$1 is not on your PATH, and $2: shell profiles left alone (another user could change what your shells run)"
-	say "to use harmony in this shell, run: export PATH=\"$1:\$PATH\""
+	say "to use harmony in this shell, run: export PATH=$(sq "$1"):\"\$PATH\""
 	say "to find it in new shells too, add that line to your shell's profile yourself"
+}
+
+# sq WORD: WORD single-quoted for sh, safe to paste whatever it holds.
+sq() {
+	printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"
 }
 
 # ensure_path DIR MODIFY: when DIR is not on PATH, sets up the shells to put it there (MODIFY=1)
@@ -762,7 +782,7 @@ refuse_path() {
 # another user able to change one could change what the caller's shells run.
 ensure_path() {
 	case ":$PATH:" in *":$1:"*) return ;; esac
-	now="export PATH=\"$1:\$PATH\""
+	now="export PATH=$(sq "$1"):\"\$PATH\""
 	if [ "$2" != 1 ]; then
 		say "$1 is not on your PATH (--no-modify-path); to use harmony in this shell, run: $now"
 		say "to set PATH up for new shells too, install without --no-modify-path: curl -fsSL https://raw.githubusercontent.com/$REPO/main/install.sh | sh"
@@ -821,13 +841,16 @@ $HOME/.zshenv"
 	old_ifs=$IFS
 	IFS='
 '
+	set -f # the names are paths, never patterns
 	for f in $profiles; do
 		IFS=$old_ifs
 		if ! safe_file "$f"; then
+			set +f
 			refuse_path "$1" "$WHY"
 			return
 		fi
 	done
+	set +f
 	IFS=$old_ifs
 	env_sh="$ENV_HEADER (written by install.sh, read by your shell's profile): puts
 # harmony's install folder on PATH unless it is there already.
@@ -851,10 +874,12 @@ esac"
 	line="if [ -f $env_word ]; then $reads; fi"
 	IFS='
 '
+	set -f
 	for f in $profiles; do
 		IFS=$old_ifs
 		add_line "$f" "$line" "$reads"
 	done
+	set +f
 	IFS=$old_ifs
 	if [ "$fish" = 1 ]; then
 		fish_word="${env_word%\"}.fish\""
@@ -1009,8 +1034,12 @@ main() {
 	SSH_PUBKEY="${HARMONY_SSH_PUBKEY:-$RELEASE_SSH_PUBKEY}"
 	MY_UID=$(id -u)
 	# The caller's private group (named as the user), whose write bit does not let others in.
+	# Never root's (group 0 is often shared), and only a group that names no other member.
 	MY_PRIVATE_GID=""
-	if user=$(id -un 2>/dev/null) && [ -n "$user" ] && [ "$user" = "$(id -gn 2>/dev/null)" ]; then MY_PRIVATE_GID=$(id -g); fi
+	if [ "$MY_UID" != 0 ] && user=$(id -un 2>/dev/null) && [ -n "$user" ] && [ "$user" = "$(id -gn 2>/dev/null)" ] &&
+		members=$(getent group "$user" 2>/dev/null) && [ -z "${members##*:}" ]; then
+		MY_PRIVATE_GID=$(id -g)
+	fi
 	if [ "$MY_UID" = 0 ]; then default_dir=/usr/local/bin; else default_dir="$HOME/.local/bin"; fi
 	install_dir="${HARMONY_INSTALL_DIR:-$default_dir}"
 	# An absolute folder: a relative one on PATH would name another folder in every other one.
@@ -1037,6 +1066,11 @@ main() {
 	trap 'cleanup; exit 130' INT TERM
 
 	announce_test_keys
+	# The folder harmony goes into, and is run from to learn its version: another user able to
+	# change it could swap the binary this script runs or installs.
+	if ! safe_dir "$install_dir"; then
+		fail "not installing into $install_dir: $WHY" "pick a folder only you (or root) can change: HARMONY_INSTALL_DIR=…"
+	fi
 	pick_verifier
 	if [ -z "$VERIFIER" ] && [ "$skip_signature" != 1 ]; then
 		refuse_without_verifier

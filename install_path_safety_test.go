@@ -99,18 +99,20 @@ func TestInstallShPathSetupTrustsOnlyTheCallersFolders(t *testing.T) {
 		setup func(t *testing.T, s setup)
 		// refused: PATH is not set up, the output says why; else root's own files read the env file
 		refused string
+		// noInstall: the install itself is refused (the folder harmony would go into)
+		noInstall bool
 	}{
 		{"root: HARMONY_HOME and XDG_DATA_HOME in another user's folder are ignored", nil, func(_ *testing.T, s setup) {
 			*s.env = append(*s.env, "HARMONY_HOME="+filepath.Join(s.other, "hh"), "XDG_DATA_HOME="+s.other)
-		}, ""},
+		}, "", false},
 		{"root: ZDOTDIR in another user's folder, its .zshenv a link to root's file, is ignored", func(t *testing.T) map[string]string {
 			return map[string]string{".zshenv": "-> " + rootFile(t, "# root's file\n")}
 		}, func(_ *testing.T, s setup) {
 			*s.env = append(*s.env, "ZDOTDIR="+s.other)
-		}, ""},
+		}, "", false},
 		{"root: XDG_CONFIG_HOME in another user's folder is ignored", nil, func(_ *testing.T, s setup) {
 			*s.env = append(*s.env, "XDG_CONFIG_HOME="+s.other)
-		}, ""},
+		}, "", false},
 		{"an install folder of another user's", nil, func(t *testing.T, s setup) {
 			dir := filepath.Join(s.other, "bin")
 			if err := os.Mkdir(dir, 0o755); err != nil {
@@ -120,7 +122,7 @@ func TestInstallShPathSetupTrustsOnlyTheCallersFolders(t *testing.T) {
 				t.Fatal(err)
 			}
 			*s.env = append(*s.env, "HARMONY_INSTALL_DIR="+dir)
-		}, "is not yours"},
+		}, "is not yours", true},
 		{"an install folder anyone can write", nil, func(t *testing.T, s setup) {
 			dir := filepath.Join(s.home, "shared-bin")
 			if err := os.Mkdir(dir, 0o777); err != nil {
@@ -130,7 +132,7 @@ func TestInstallShPathSetupTrustsOnlyTheCallersFolders(t *testing.T) {
 				t.Fatal(err)
 			}
 			*s.env = append(*s.env, "HARMONY_INSTALL_DIR="+dir)
-		}, "other users can write"},
+		}, "other users can write", true},
 		{"an env folder anyone can write", nil, func(t *testing.T, s setup) {
 			dir := filepath.Dir(envFile(s.home))
 			if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -139,21 +141,36 @@ func TestInstallShPathSetupTrustsOnlyTheCallersFolders(t *testing.T) {
 			if err := os.Chmod(dir, 0o777); err != nil {
 				t.Fatal(err)
 			}
-		}, "other users can write"},
+		}, "other users can write", false},
 		{"a profile linked to another user's file", func(*testing.T) map[string]string {
 			return map[string]string{"bashrc": "# another user's file\n"}
 		}, func(t *testing.T, s setup) {
 			if err := os.Symlink(filepath.Join(s.other, "bashrc"), filepath.Join(s.home, ".bashrc")); err != nil {
 				t.Fatal(err)
 			}
-		}, "is not yours"},
+		}, "is not yours", false},
+		{"an install folder reached through another user's link", func(*testing.T) map[string]string {
+			return map[string]string{"lnk": "-> /usr/local"}
+		}, func(_ *testing.T, s setup) {
+			// The link leads to root's folder today; its owner can point it anywhere tomorrow.
+			*s.env = append(*s.env, "HARMONY_INSTALL_DIR="+filepath.Join(s.other, "lnk", "harmony-test-bin"))
+		}, "is a link another user owns", true},
+		{"root: an env folder root's group can write (group 0 is often shared)", nil, func(t *testing.T, s setup) {
+			dir := filepath.Dir(envFile(s.home))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, 0o775); err != nil {
+				t.Fatal(err)
+			}
+		}, "other users can write", false},
 		{"a profile anyone can write", nil, func(t *testing.T, s setup) {
 			p := filepath.Join(s.home, ".bashrc")
 			writeFiles(t, s.home, map[string]string{".bashrc": "# bashrc\n"})
 			if err := os.Chmod(p, 0o666); err != nil {
 				t.Fatal(err)
 			}
-		}, "other users can write"},
+		}, "other users can write", false},
 	}
 	for _, shell := range shells {
 		for _, tt := range tests {
@@ -179,6 +196,14 @@ func TestInstallShPathSetupTrustsOnlyTheCallersFolders(t *testing.T) {
 				}
 
 				r := installSh(t, shell, env)
+				if tt.noInstall {
+					if r.code == 0 || !strings.Contains(r.out, "not installing into") || !strings.Contains(r.out, tt.refused) {
+						t.Fatalf("install into an unsafe folder: exit %d, want a refusal naming %q:\n%s", r.code, tt.refused, r.out)
+					}
+					unchanged(t, "the other user's folder", other, otherBefore)
+					unchanged(t, "HOME", home, homeBefore)
+					return
+				}
 				if r.code != 0 || !strings.Contains(r.out, "installed harmony") {
 					t.Fatalf("install failed (%d):\n%s", r.code, r.out)
 				}
@@ -188,7 +213,7 @@ func TestInstallShPathSetupTrustsOnlyTheCallersFolders(t *testing.T) {
 				}
 				if tt.refused != "" {
 					unchanged(t, "HOME", home, homeBefore)
-					for _, want := range []string{tt.refused, "to use harmony in this shell, run: export PATH="} {
+					for _, want := range []string{tt.refused, "to use harmony in this shell, run: export PATH='"} {
 						if !strings.Contains(r.out, want) {
 							t.Errorf("output lacks %q:\n%s", want, r.out)
 						}

@@ -304,6 +304,9 @@ func TestInstallShWarnsOfAFrozenMirror(t *testing.T) {
 		{"no time listed", strings.Join(kept, ""), tools("curl", "minisign"), nil, "does not say until when it is current"},
 		{"a time over a year ahead", strings.Join(kept, "") + string(releasetest.Checksums(map[string][]byte{releasetest.UntilAsset(time.Now().Add(3 * 366 * 24 * time.Hour)): nil})),
 			tools("curl", "minisign"), nil, "more than a year ahead"},
+		// 370 days on is always next year's date: a check of the year alone would let it pass.
+		{"a time just over a year ahead", strings.Join(kept, "") + string(releasetest.Checksums(map[string][]byte{releasetest.UntilAsset(time.Now().Add(370 * 24 * time.Hour)): nil})),
+			tools("curl", "minisign"), nil, "more than a year ahead"},
 		{"a past time and a later current one (re-signed), a CRLF line", strings.Join(kept, "") + string(releasetest.Checksums(map[string][]byte{untilName: nil})) +
 			strings.Replace(string(releasetest.Checksums(map[string][]byte{releasetest.UntilAsset(time.Now().Add(24 * time.Hour)): nil})), "\n", "\r\n", 1),
 			tools("curl", "ssh-keygen"), nil, ""},
@@ -931,9 +934,36 @@ func TestInstallShHelpPipedAndAMirrorWithoutScheme(t *testing.T) {
 			cmd.Env = append(os.Environ(), "HARMONY_MIRROR=127.0.0.1:8080")
 			out, err = cmd.CombinedOutput()
 			if err == nil || !strings.Contains(string(out), "HARMONY_MIRROR has no scheme: 127.0.0.1:8080") ||
-				!strings.Contains(string(out), "HARMONY_MIRROR=http://127.0.0.1:8080") || strings.Contains(string(out), "must be an https") {
+				!strings.Contains(string(out), "HARMONY_MIRROR=https://127.0.0.1:8080") || strings.Contains(string(out), "must be an https") {
 				t.Fatalf("a mirror without a scheme: %v\n%s", err, out)
 			}
 		})
+	}
+}
+
+// The command install.sh prints to paste is safe to paste whatever the folder's name holds: it
+// is single-quoted, so a name with $(…) is a name, never a command (hostile review).
+func TestInstallShPrintsACommandSafeToPaste(t *testing.T) {
+	snap := needSnapshot(t)
+	srv, _ := serve(t, snap)
+	home := t.TempDir()
+	marker := filepath.Join(home, "pasted")
+	dir := filepath.Join(home, "we$(touch "+marker+")ird", "bin")
+	env := append(env(t, snap, home, srv.URL, toolsPath(t, tools("curl", "minisign"), nil)), "HARMONY_INSTALL_DIR="+dir)
+	r := installSh(t, shells[0], env, "--no-modify-path")
+	if r.code != 0 {
+		t.Fatalf("exit %d:\n%s", r.code, r.out)
+	}
+	_, line, ok := strings.Cut(r.out, "to use harmony in this shell, run: ")
+	if !ok {
+		t.Fatalf("no command to paste:\n%s", r.out)
+	}
+	line, _, _ = strings.Cut(line, "\n")
+	out, err := exec.Command("sh", "-c", line+"; command -v harmony").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != filepath.Join(dir, "harmony") {
+		t.Fatalf("pasting %q: %v\n%s", line, err, out)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatalf("pasting %q ran the command in the folder's name", line)
 	}
 }

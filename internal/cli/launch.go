@@ -34,6 +34,9 @@ type clusterOptions struct {
 
 	command string          // launch, status or down: the hints name it
 	proj    *launch.Project // the project resolved, for the commands hints name
+	// mode are the flags that change what the command does (--dry-run, -o): every hint that
+	// names the command again keeps them, so pasting one never turns a dry run into a launch.
+	mode []string
 }
 
 // clusterFlags are --kubeconfig and --context as given, for hints that repeat the command.
@@ -51,6 +54,7 @@ func (c *clusterOptions) clusterFlags() []string {
 // commandOn is the command being run, for the project as the user named it (its folder, -n),
 // on cluster (--kubeconfig/--context flags; nil: harmony's runtime), for a hint.
 func (c *clusterOptions) commandOn(cluster []string, flags ...string) string {
+	flags = append(append([]string{}, c.mode...), flags...)
 	if c.proj == nil {
 		return hint.Command(append(append([]string{"harmony", c.command}, flags...), cluster...)...)
 	}
@@ -69,6 +73,11 @@ func (c *clusterOptions) bind(cmd *cobra.Command) {
 func (c *clusterOptions) validate() error {
 	if err := c.Output.validate(); err != nil {
 		return err
+	}
+	if c.Output.Format != "" {
+		c.mode = append(c.mode, "-o", c.Output.Format)
+	} else if c.Output.JSON {
+		c.mode = append(c.mode, "-o", "json")
 	}
 	return checkNamespace(c.Namespace)
 }
@@ -183,6 +192,9 @@ enforce Pod Security's baseline.`,
 			}
 			if opts.Output.yaml() && !opts.DryRun {
 				return &usageError{errors.New("-o yaml prints what a dry run would apply: add --dry-run")}
+			}
+			if opts.DryRun {
+				opts.mode = append(opts.mode, "--dry-run")
 			}
 			risks, err := launch.ParseRisks(opts.Allow)
 			if err != nil {

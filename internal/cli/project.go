@@ -24,7 +24,7 @@ func selection(command, path string, files []string, ns string) (launch.Selectio
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return sel, &usageError{hint.With(fmt.Errorf("%q does not exist", path),
-			fmt.Sprintf("name a folder or file of the project, or run it from inside the project: harmony %s", command))}
+			fmt.Sprintf("name a folder or file of the project, or cd into the project and run harmony %s there without naming one", command))}
 	case err != nil || st.IsDir():
 		return sel, nil // Resolve says what is wrong with it
 	case command != "launch":
