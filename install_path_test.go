@@ -329,6 +329,9 @@ func TestInstallShLeavesPathAlone(t *testing.T) {
 			if err := os.Chown(s.home, 65534, 65534); err != nil {
 				t.Fatal(err)
 			}
+			// Root installs into a folder of its own (harmony is never written into, or run
+			// from, a folder another user can change: TestInstallShPathSetupTrustsOnlyTheCallersFolders).
+			*s.env = append(*s.env, "HARMONY_INSTALL_DIR="+filepath.Join(t.TempDir(), "bin"))
 		}, []string{"is not yours", "export PATH="}, nil},
 		{"a .profile that cannot be written: the others still are", func(t *testing.T, s pathSetup) {
 			if err := os.Mkdir(filepath.Join(s.home, ".profile"), 0o755); err != nil {
