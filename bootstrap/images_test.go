@@ -32,7 +32,10 @@ func buildImage(t *testing.T, dc *client.Client, tag, dockerfile string, files m
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	files["Dockerfile"] = []byte(dockerfile)
+	// A first step naming the image: parallel tests building the same files never share the
+	// classic builder's cached layers, which one test's cleanup could remove under another.
+	first, rest, _ := strings.Cut(dockerfile, "\n")
+	files["Dockerfile"] = []byte(first + "\nLABEL dev.harmony.test=\"" + tag + "\"\n" + rest)
 	for name, data := range files {
 		mode := int64(0o644)
 		if strings.HasPrefix(name, "rootfs/bin/") {
@@ -61,7 +64,10 @@ func buildImage(t *testing.T, dc *client.Client, tag, dockerfile string, files m
 	if err != nil {
 		t.Fatalf("build %s: %v", tag, err)
 	}
-	t.Cleanup(func() { _, _ = dc.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true}) })
+	// Only the tag: never its parents (PruneChildren), which the classic builder's cache may
+	// share with an identical build of a test running in parallel, in this package or another
+	// ("unable to find image sha256:…" in that build).
+	t.Cleanup(func() { _, _ = dc.ImageRemove(ctx, tag, image.RemoveOptions{Force: true}) })
 }
 
 func randomName(prefix string) string {

@@ -115,7 +115,7 @@ func imageProject(t *testing.T, dc *client.Client, prefix string) string {
 		for _, im := range list {
 			for _, tag := range im.RepoTags {
 				if strings.HasPrefix(strings.TrimPrefix(tag, "harmony.invalid/"), prefix) {
-					_, _ = dc.ImageRemove(ctx, tag, image.RemoveOptions{Force: true, PruneChildren: true})
+					_, _ = dc.ImageRemove(ctx, tag, image.RemoveOptions{Force: true})
 				}
 			}
 		}
