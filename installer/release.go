@@ -117,11 +117,7 @@ func ParseRelease(sums, sig []byte, tag string, v *Verifier) (Release, error) {
 			return Release{}, fmt.Errorf("checksums.txt signed for v%s lists %q: %w", version, name, ErrVersionMismatch)
 		}
 	}
-	until, err := untilOf(list)
-	if err != nil {
-		return Release{}, err
-	}
-	return Release{Version: version, Until: until, Checksums: list, KeyID: keyID}, nil
+	return Release{Version: version, Until: untilOf(list), Checksums: list, KeyID: keyID}, nil
 }
 
 // UntilPrefix begins the name of the empty file a release publishes, and lists in its signed
@@ -142,7 +138,7 @@ const MaxUntilAhead = 367 * 24 * time.Hour
 // (a re-signed release that kept its first line), zero when it lists none it can read. A name
 // it cannot read is passed over, not refused: a later release may spell it otherwise, and only
 // the release key signs it.
-func untilOf(list map[string]string) (time.Time, error) {
+func untilOf(list map[string]string) time.Time {
 	var until time.Time
 	for name := range list {
 		rest, ok := strings.CutPrefix(name, UntilPrefix)
@@ -153,7 +149,7 @@ func untilOf(list map[string]string) (time.Time, error) {
 			until = t
 		}
 	}
-	return until, nil
+	return until
 }
 
 // StaleNewest says why r, served as the newest release, may not be the newest: it vouched for

@@ -58,8 +58,6 @@ type SelfUpdate struct {
 	Root string
 	// CheckTimeout bounds each run of the new binary's version check.
 	CheckTimeout time.Duration
-	// Now is the clock the newest release's signed date is judged by (time.Now when nil).
-	Now func() time.Time
 }
 
 // UpdateCheck is what Check found.
@@ -104,11 +102,7 @@ func (s *SelfUpdate) Check(ctx context.Context, version string) (UpdateCheck, er
 	}
 	c := UpdateCheck{Current: s.Current, Target: rel.Version.String(), Archive: name, release: rel, digest: digest}
 	if version == "" {
-		now := time.Now
-		if s.Now != nil {
-			now = s.Now
-		}
-		c.Stale = rel.StaleNewest(now(), s.Mirror)
+		c.Stale = rel.StaleNewest(time.Now(), s.Mirror)
 	}
 	c.ManagedBy, c.UpgradeCommand = ManagedBy(s.Root, s.Exe)
 	cur, curErr := semver.StrictNewVersion(strings.TrimPrefix(s.Current, "v"))

@@ -593,21 +593,29 @@ func Unchecked(ns string, objs []Object) *Report {
 	owned := map[string]bool{ns: true} // cannot be checked without a cluster: as if new
 	placed := make([]Object, 0, len(objs))
 	for _, o := range objs {
-		id := object.UnstructuredToObjMetadata(o.Unstructured)
-		if id.Namespace == "" && !clusterScopedKinds[id.GroupKind] {
-			id.Namespace = ns
-		}
-		if clusterScopedKinds[id.GroupKind] {
-			id.Namespace = ""
-		}
+		id, u := placeUnchecked(o, ns)
 		if object.IsNamespace(o.Unstructured) {
 			owned[id.Name] = true
 		}
-		placed = append(placed, Object{Unstructured: withNamespace(o.Unstructured, id.Namespace), Origin: o.Origin})
+		placed = append(placed, Object{Unstructured: u, Origin: o.Origin})
 		rep.Plan = append(rep.Plan, Step{ID: id, Ref: ref(id), Action: Create, Origin: o.Origin, Note: "not checked: no cluster"})
 	}
 	rep.Privileges = privileges(placed, func(n string) bool { return owned[n] })
 	return rep
+}
+
+// placeUnchecked is where o goes without a cluster to ask its scope: a kind known to be
+// cluster-scoped in none, any other that names no namespace in ns. u is o in that namespace (o
+// is left as it is).
+func placeUnchecked(o Object, ns string) (id object.ObjMetadata, u *unstructured.Unstructured) {
+	id = object.UnstructuredToObjMetadata(o.Unstructured)
+	switch {
+	case clusterScopedKinds[id.GroupKind]:
+		id.Namespace = ""
+	case id.Namespace == "":
+		id.Namespace = ns
+	}
+	return id, withNamespace(o.Unstructured, id.Namespace)
 }
 
 // UncheckedFor is Unchecked for project p: without a cluster, a project namespace that is one

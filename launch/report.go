@@ -108,11 +108,7 @@ func OnlyServices(eps []Endpoint, names []string) []Endpoint {
 // names no namespace in ns (as the dry run's plan shows it).
 func PrintYAML(w io.Writer, ns string, objs []Object) error {
 	for _, o := range objs {
-		id := object.UnstructuredToObjMetadata(o.Unstructured)
-		u := o.Unstructured
-		if id.Namespace == "" && !clusterScopedKinds[id.GroupKind] {
-			u = withNamespace(u, ns)
-		}
+		_, u := placeUnchecked(o, ns)
 		b, err := yaml.Marshal(u.Object)
 		if err != nil {
 			return fmt.Errorf("%s: %w", Sanitize(o.Origin), err)
