@@ -378,7 +378,9 @@ func (t *tree) loadConfig() (*Config, error) {
 	if p.Timeout != "" {
 		if d, err := time.ParseDuration(p.Timeout); err != nil || d <= 0 {
 			msg := fmt.Sprintf("%s: timeout: %q is not a duration", ProjectFile, p.Timeout)
-			if _, nerr := strconv.ParseFloat(p.Timeout, 64); nerr == nil {
+			if err == nil {
+				msg = fmt.Sprintf("%s: timeout: %q must be more than zero (e.g. 5m)", ProjectFile, p.Timeout)
+			} else if _, nerr := strconv.ParseFloat(p.Timeout, 64); nerr == nil {
 				msg += ": add a unit, e.g. " + p.Timeout + "m (s, m, h)"
 			} else {
 				msg += " (e.g. 5m, 90s, 1h30m)"
