@@ -180,7 +180,7 @@ func TestBootstrapInstallsSupervisesAndUninstalls(t *testing.T) {
 	m := newMachine(t)
 
 	r := m.mustHarmony("bootstrap")
-	for _, phase := range []string{"download", "verify", "install", "service", "start", "API ready", "node ready"} {
+	for _, phase := range []string{"download", "verify", "install", "network", "service", "start", "API ready", "node ready", "this machine only"} {
 		if !strings.Contains(r.stderr, "] "+phase) {
 			t.Errorf("progress lacks phase %q:\n%s", phase, r.stderr)
 		}
@@ -260,7 +260,7 @@ func TestBootstrapInstallsSupervisesAndUninstalls(t *testing.T) {
 	if alive(last) {
 		t.Fatal("uninstall left k3s running")
 	}
-	for _, p := range []string{"/usr/local/bin/k3s", "/usr/local/bin/kubectl", "/var/lib/harmony/k3s"} {
+	for _, p := range []string{"/usr/local/bin/k3s", "/usr/local/bin/kubectl", "/var/lib/harmony/k3s", "/etc/rancher/k3s/harmony-local-only.sh"} {
 		if _, err := os.Lstat(m.path(p)); !os.IsNotExist(err) {
 			t.Errorf("%s still exists after uninstall", p)
 		}

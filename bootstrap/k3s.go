@@ -160,6 +160,9 @@ func (k *K3s) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 		fmt.Fprintf(k.Out, "k3s %s is installed and stays: %s is newer, upgrade with: harmony runtime upgrade --to %s\n", inst.Version, opts.Version, opts.Version)
 		opts.Version = ""
 	}
+	if inst.Installed && opts.Expose != nil {
+		return k.setExposure(ctx, inst.Version, *opts.Expose, opts)
+	}
 	if inst.Installed && opts.Version == "" && !opts.Airgap {
 		available := k.availablePatch(inst.Version)
 		if k.healthy(ctx) {
@@ -225,6 +228,15 @@ func (k *K3s) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 			return installer.InstallVerified(res.Path, images.SHA256, filepath.Join(k.Paths.AirgapDir(), filepath.Base(images.URL)), 0o644)
 		}})
 	}
+	localOnly := opts.Expose == nil || !*opts.Expose
+	if localOnly {
+		// Written before the service, which runs it before k3s starts; run again once k3s runs
+		// (a host without iptables gets k3s's own then), saying when it cannot work.
+		steps = append(steps, Step{Name: "network", Run: func(context.Context) error { return k.writeFirewall() },
+			Undo: func(ctx context.Context) error { return k.openUp(context.WithoutCancel(ctx)) }})
+	} else {
+		steps = append(steps, Step{Name: "network", Run: k.openUp})
+	}
 	steps = append(steps, Step{Name: "service", Run: k.supervisor().Install, Undo: k.supervisor().Remove})
 	steps = append(steps, Step{Name: "agent", Run: func(ctx context.Context) error {
 		how, err := k.InstallAgent(ctx)
@@ -242,6 +254,9 @@ func (k *K3s) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 		return nil
 	}, Undo: k.RemoveAgent})
 	steps = append(steps, k.startSteps(opts)...)
+	if localOnly {
+		steps = append(steps, Step{Name: "this machine only", Run: k.keepLocal})
+	}
 	return k.run(ctx, v, steps, opts)
 }
 
@@ -486,6 +501,10 @@ func (k *K3s) Status(ctx context.Context) (Status, error) {
 		return st, nil
 	}
 	st.Running, st.PID = k.supervisor().Running(ctx)
+	st.Apps = "network"
+	if k.LocalOnly() {
+		st.Apps = "localhost"
+	}
 	if cfg, err := restConfig(k.Paths.KubeconfigFile()); err == nil && st.Running {
 		cfg.Timeout = 2 * time.Second
 		st.APIHealthy = APIReady(ctx, cfg) == nil
@@ -520,7 +539,7 @@ func (k *K3s) Uninstall(ctx context.Context, purge bool) error {
 		return hint.With(fmt.Errorf("k3s: %w", ErrNotInstalled), "nothing to uninstall")
 	}
 	sup := k.supervisor()
-	errs := []error{sup.Stop(ctx), sup.Remove(ctx), k.RemoveAgent(ctx)}
+	errs := []error{sup.Stop(ctx), sup.Remove(ctx), k.RemoveAgent(ctx), k.openUp(ctx)}
 	k.removeLinks()
 	errs = append(errs, os.RemoveAll(k.Paths.VersionsDir()))
 	kc, err := NewUserKubeconfig()

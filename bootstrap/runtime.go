@@ -107,6 +107,11 @@ type InstallOptions struct {
 	// HTTPPort and HTTPSPort are the localhost ports of the cluster's HTTP and HTTPS (k3d
 	// only; empty means 80 and 443). k3s serves on the machine's own ports.
 	HTTPPort, HTTPSPort string
+	// Expose, when set, serves the cluster's apps (NodePorts, LoadBalancer Services, Traefik's
+	// 80/443) and its API server on every network interface (true) or on this machine only
+	// (false); nil keeps what an installed runtime has, and a new k3s serves this machine only.
+	// k3s only: k3d publishes on localhost.
+	Expose *bool
 }
 
 // Result says what an install did.
@@ -133,6 +138,9 @@ type Status struct {
 	NodeReady      bool   `json:"nodeReady"`
 	NewerPatch     string `json:"newerPatch,omitempty"`
 	ForeignInstall string `json:"foreignInstall,omitempty"`
+	// Apps is where the cluster's apps and API answer: "localhost" (this machine only) or
+	// "network" (every interface; k3s only).
+	Apps string `json:"apps,omitempty"`
 	// PendingSwitch is an upgrade or rollback a killed process left unfinished.
 	PendingSwitch *Journal `json:"pendingSwitch,omitempty"`
 	// Agent is the unattended agent's settings and last run.
@@ -153,6 +161,8 @@ var (
 	ErrForeignInstall = errors.New("a runtime not installed by harmony is present")
 	// ErrNotReady means the runtime did not become ready in time.
 	ErrNotReady = errors.New("runtime not ready")
+	// ErrExposeK3d means --expose was asked of the k3d runtime, which publishes on localhost.
+	ErrExposeK3d = errors.New("k3d serves this machine only")
 	// ErrUnsupported means this runtime cannot run on this machine.
 	ErrUnsupported = errors.New("runtime not supported here")
 	// ErrUnknownRuntime means a runtime name harmony does not know.

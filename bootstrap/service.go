@@ -58,7 +58,8 @@ func DetectSupervisor(p Paths, r Runner) Supervisor {
 	return &noInit{paths: p}
 }
 
-// SystemdUnit renders the k3s unit as the upstream installer writes it.
+// SystemdUnit renders the k3s unit as the upstream installer writes it, plus the script that keeps
+// the cluster's apps on this machine (firewall.go), run before k3s starts when it is there.
 func SystemdUnit() string {
 	return `[Unit]
 Description=Lightweight Kubernetes
@@ -88,13 +89,15 @@ Restart=always
 RestartSec=5s
 ExecStartPre=-/sbin/modprobe br_netfilter
 ExecStartPre=-/sbin/modprobe overlay
+ExecStartPre=-/bin/sh /etc/rancher/k3s/harmony-local-only.sh
 ExecStart=/usr/local/bin/k3s \
     server \
 
 `
 }
 
-// OpenRCScript renders the k3s OpenRC service as the upstream installer writes it.
+// OpenRCScript renders the k3s OpenRC service as the upstream installer writes it, plus the
+// script that keeps the cluster's apps on this machine (firewall.go).
 func OpenRCScript() string {
 	return `#!/sbin/openrc-run
 
@@ -105,6 +108,7 @@ depend() {
 
 start_pre() {
     rm -f /tmp/k3s.*
+    if [ -f /etc/rancher/k3s/harmony-local-only.sh ]; then /bin/sh /etc/rancher/k3s/harmony-local-only.sh || true; fi
 }
 
 supervisor=supervise-daemon
@@ -247,6 +251,9 @@ func (n *noInit) Start(ctx context.Context) error {
 	}
 	if err := os.MkdirAll(dirOf(n.paths.Log()), 0o755); err != nil {
 		return err
+	}
+	if fileExists(n.paths.FirewallScript()) {
+		_ = n.paths.runFirewall(ctx, "on") // as systemd's ExecStartPre=-: bootstrap reports a failure
 	}
 	log, err := os.OpenFile(n.paths.Log(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {

@@ -28,6 +28,8 @@ type bootstrapOptions struct {
 	SwitchContext bool
 	HTTPPort      int
 	HTTPSPort     int
+	// Expose is --expose when given (nil: keep what the runtime has).
+	Expose *bool
 }
 
 func (o *bootstrapOptions) validate() error {
@@ -44,6 +46,7 @@ func (o *bootstrapOptions) validate() error {
 
 func newBootstrapCmd(g *globalOptions) *cobra.Command {
 	opts := &bootstrapOptions{}
+	var expose bool
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
 		Short: "Install and start the local Kubernetes runtime (k3s, or k3s in Docker with k3d)",
@@ -54,9 +57,17 @@ Running it again on a healthy runtime does nothing.
 With --runtime k3d (the default on macOS and Windows) k3s runs in Docker: one node container
 from the k3s image pinned by digest (set HARMONY_REGISTRY to pull it from your own registry),
 its data on the Docker volume k3d-harmony-data, the API on a free localhost port and the
-cluster's HTTP and HTTPS on localhost (--http-port, --https-port).`,
+cluster's HTTP and HTTPS on localhost (--http-port, --https-port).
+
+With k3s, the cluster answers this machine only: a firewall rule harmony keeps (iptables' mangle
+table) drops connections from the network to NodePorts, LoadBalancer Services, Traefik's 80 and
+443, hostPorts, the API server and the kubelet. --expose takes it out, so the cluster answers on
+every network interface as k3s does by default; --expose=false puts it back. Neither restarts k3s.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("expose") {
+				opts.Expose = &expose
+			}
 			if err := opts.validate(); err != nil {
 				return err
 			}
@@ -71,6 +82,7 @@ cluster's HTTP and HTTPS on localhost (--http-port, --https-port).`,
 	f.BoolVar(&opts.SwitchContext, "switch-context", false, "make harmony the current kubeconfig context even when another is set")
 	f.IntVar(&opts.HTTPPort, "http-port", 0, "k3d: the localhost port for the cluster's HTTP (default 80)")
 	f.IntVar(&opts.HTTPSPort, "https-port", 0, "k3d: the localhost port for the cluster's HTTPS (default 443)")
+	f.BoolVar(&expose, "expose", false, "k3s: answer on every network interface (--expose=false: this machine only, the default)")
 	return cmd
 }
 
@@ -116,7 +128,7 @@ func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions)
 	}
 	res, err := rt.Install(ctx, bootstrap.InstallOptions{
 		Version: opts.Version, Airgap: opts.Airgap, Timeout: opts.Timeout, SwitchContext: opts.SwitchContext,
-		HTTPPort: portString(opts.HTTPPort), HTTPSPort: portString(opts.HTTPSPort),
+		HTTPPort: portString(opts.HTTPPort), HTTPSPort: portString(opts.HTTPSPort), Expose: opts.Expose,
 	})
 	if err != nil {
 		return err
@@ -155,6 +167,9 @@ func bootstrapExtraArgs(o *bootstrapOptions) []string {
 	}
 	if o.HTTPSPort != 0 {
 		args = append(args, "--https-port", strconv.Itoa(o.HTTPSPort))
+	}
+	if o.Expose != nil {
+		args = append(args, "--expose="+strconv.FormatBool(*o.Expose))
 	}
 	return args
 }
@@ -247,6 +262,12 @@ func newRuntimeStatusCmd(g *globalOptions) *cobra.Command {
 			row("running", fmt.Sprintf("%s (%s)", yes[st.Running], st.Supervisor))
 			row("API healthy", yes[st.APIHealthy])
 			row("node ready", yes[st.NodeReady])
+			switch st.Apps {
+			case "localhost":
+				row("network", "answers this machine only")
+			case "network":
+				row("network", "answers on every network interface (harmony bootstrap --expose=false keeps it on this machine)")
+			}
 			if st.NewerPatch != "" {
 				row("newer patch", st.NewerPatch+" available: harmony runtime upgrade")
 			}
