@@ -50,7 +50,7 @@ func TestBootstrapInterruptedUndoesItsSteps(t *testing.T) {
 	}
 	for _, want := range []string{
 		"API ready    interrupted (",
-		"harmony: error: interrupted during API ready: undone: start, agent, service, install\n",
+		"harmony: error: interrupted during API ready: undone: start, agent, service, network, install\n",
 	} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
@@ -62,7 +62,7 @@ func TestBootstrapInterruptedUndoesItsSteps(t *testing.T) {
 	if alive(pid) {
 		t.Error("the k3s process was left running")
 	}
-	for _, p := range []string{"/var/lib/harmony/k3s/" + k3sTag + "/k3s", "/usr/local/bin/k3s", "/var/lib/harmony/k3s/current"} {
+	for _, p := range []string{"/var/lib/harmony/k3s/" + k3sTag + "/k3s", "/usr/local/bin/k3s", "/var/lib/harmony/k3s/current", "/etc/rancher/k3s/harmony-local-only.sh"} {
 		if _, err := os.Lstat(m.path(p)); !os.IsNotExist(err) {
 			t.Errorf("%s is left after the interrupted bootstrap (%v)", p, err)
 		}
