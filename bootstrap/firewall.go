@@ -112,7 +112,9 @@ func (k *K3s) writeFirewall() error {
 // runFirewall runs the script with mode "on" or "off" (the text in memory, so "off" works with
 // the file gone). Under HARMONY_ROOT (packaging, tests) it runs in a network namespace of its
 // own, so the machine's firewall is never touched.
-func (k *K3s) runFirewall(ctx context.Context, mode string) error { return k.Paths.runFirewall(ctx, mode) }
+func (k *K3s) runFirewall(ctx context.Context, mode string) error {
+	return k.Paths.runFirewall(ctx, mode)
+}
 
 func (p Paths) runFirewall(ctx context.Context, mode string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)

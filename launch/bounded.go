@@ -107,12 +107,16 @@ func Bounded[T any](ctx context.Context, l RenderLimits, what string, fn func(co
 			return zero, l.timeout(what)
 		case <-tick.C:
 			if h := heapBytes(); h > l.MaxMemory {
-				return zero, hint.With(fmt.Errorf("%w: %s used more than %d MiB of memory", ErrRenderLimit, what, l.MaxMemory>>20),
-					"a template or kustomization that grows without end does this; if the project really needs more: "+
-						l.Command("--render-memory", fmt.Sprint(2*(l.MaxMemory>>20))))
+				return zero, l.memory(what)
 			}
 		}
 	}
+}
+
+func (l RenderLimits) memory(what string) error {
+	return hint.With(fmt.Errorf("%w: %s used more than %d MiB of memory", ErrRenderLimit, what, l.MaxMemory>>20),
+		"a template or kustomization that grows without end does this; if the project really needs more: "+
+			l.Command("--render-memory", fmt.Sprint(2*(l.MaxMemory>>20))))
 }
 
 func (l RenderLimits) timeout(what string) error {

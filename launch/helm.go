@@ -77,7 +77,7 @@ type ChartOptions struct {
 	// Release is the release name (the project's name); Namespace the release namespace.
 	Release, Namespace string
 	// Cluster, when set, gives the Capabilities (version and API versions) and serves lookup.
-	Cluster *rest.Config
+	Cluster *rest.Config `json:"-"`
 	// NoLookup renders lookup as Helm's client-side dry run does (nothing found): a dry run
 	// must not let a chart read the cluster's objects (a Secret) into what it prints.
 	NoLookup bool
@@ -92,7 +92,7 @@ type ChartOptions struct {
 	// CacheDir caches fetched repository indexes and charts (default: none kept after the launch).
 	CacheDir string
 	// Out receives progress of fetching dependencies.
-	Out io.Writer
+	Out io.Writer `json:"-"`
 }
 
 // Rendered is a rendered chart: the objects to apply, its hooks and what to tell the user.

@@ -261,9 +261,24 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	}
 	limits := launch.RenderLimits{Timeout: opts.RenderTimeout, MaxMemory: opts.RenderMemory << 20, MaxObjects: opts.MaxObjects,
 		Command: func(flags ...string) string { return proj.Command("launch", flags...) }}
-	objs, err := launch.Bounded(ctx, limits, "the manifests", func(ctx context.Context) ([]launch.Object, error) {
-		return launch.Render(ctx, src, launch.RenderOptions{AllowRemote: opts.AllowRemote})
-	}, func(o []launch.Object) int { return len(o) })
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	job := launch.RenderJob{Dir: wd, Selection: sel, Render: launch.RenderOptions{AllowRemote: opts.AllowRemote},
+		Timeout: opts.RenderTimeout, MaxMemory: opts.RenderMemory << 20, MaxObjects: opts.MaxObjects}
+	var objs []launch.Object
+	if len(src.Kustomizations) > 0 {
+		// kustomize runs the repository's programs (generators, transformers, patches): in a
+		// process whose memory is bounded. Plain files are read within their size caps here.
+		var r launch.RenderResult
+		r, err = renderJob(ctx, job, nil, limits)
+		objs = r.Objects
+	} else {
+		objs, err = launch.Bounded(ctx, limits, "the manifests", func(ctx context.Context) ([]launch.Object, error) {
+			return launch.Render(ctx, src, launch.RenderOptions{AllowRemote: opts.AllowRemote})
+		}, func(o []launch.Object) int { return len(o) })
+	}
 	if errors.Is(err, launch.ErrRenderLimit) || ctx.Err() != nil {
 		return err
 	}
@@ -274,7 +289,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	// stop here, before any cluster is touched), then again with the cluster's Capabilities.
 	chartOpts := launch.ChartOptions{Release: proj.ReleaseName(), Namespace: proj.Namespace, KubeVersion: pinnedKubeVersion(),
 		AllowRemote: opts.AllowRemote, CacheDir: chartCache(), Out: g.Stderr}
-	chart, err := boundedChart(ctx, limits, src, chartOpts)
+	chart, err := boundedChart(ctx, limits, job, src, chartOpts)
 	if err != nil {
 		return err
 	}
@@ -321,7 +336,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		if chartOpts.Upgrade, err = eng.Launched(ctx, proj); err != nil {
 			return err
 		}
-		if chart, err = boundedChart(ctx, limits, src, chartOpts); err != nil {
+		if chart, err = boundedChart(ctx, limits, job, src, chartOpts); err != nil {
 			return err
 		}
 		objs = append(objs, chart.Objects...)
@@ -449,28 +464,28 @@ func chartFound(c *launch.ChartInfo, release string) string {
 	return fmt.Sprintf("found a Helm chart %s: %s %s, rendered by harmony as release %s (no helm needed)", where, c.Name, c.Version, release)
 }
 
-// boundedChart is renderChart within the render limits.
-func boundedChart(ctx context.Context, limits launch.RenderLimits, src *launch.Source, o launch.ChartOptions) (*launch.Rendered, error) {
-	return launch.Bounded(ctx, limits, "the chart", func(ctx context.Context) (*launch.Rendered, error) {
-		return renderChart(ctx, src, o)
-	}, func(r *launch.Rendered) int {
-		if r == nil {
-			return 0
-		}
-		return len(r.Objects) + len(r.Hooks)
-	})
-}
-
-// renderChart renders src's chart when it has one.
-func renderChart(ctx context.Context, src *launch.Source, o launch.ChartOptions) (*launch.Rendered, error) {
+// boundedChart renders src's chart, when it has one, within the render limits (in a process of
+// its own where its memory can be bounded: launch.RenderInChild).
+func boundedChart(ctx context.Context, limits launch.RenderLimits, job launch.RenderJob, src *launch.Source, o launch.ChartOptions) (*launch.Rendered, error) {
 	if src.Chart == nil {
 		return nil, nil
 	}
-	r, err := launch.RenderChart(ctx, src, o)
+	job.Chart, job.ChartOptions, job.Cluster = true, o, launch.NewClusterConfig(o.Cluster)
+	r, err := renderJob(ctx, job, o.Out, limits)
 	if err != nil && errors.Is(err, launch.ErrBadManifest) {
 		return nil, hint.With(err, "nothing was applied: fix the chart and launch again")
 	}
-	return r, err
+	return r.Chart, err
+}
+
+// renderJob runs a rendering in a child process where its memory can be bounded, else here.
+func renderJob(ctx context.Context, job launch.RenderJob, progress io.Writer, limits launch.RenderLimits) (launch.RenderResult, error) {
+	if launch.RenderInChild {
+		if exe, err := os.Executable(); err == nil {
+			return launch.RunChild(ctx, exe, job, progress, limits.Command)
+		}
+	}
+	return job.Run(ctx, progress)
 }
 
 // chartCache is where fetched chart dependencies are cached: in HARMONY_HOME's cache.

@@ -20,6 +20,7 @@ import (
 	"github.com/NationTech/harmony-agent/internal/buildinfo"
 	"github.com/NationTech/harmony-agent/internal/colour"
 	"github.com/NationTech/harmony-agent/internal/hint"
+	"github.com/NationTech/harmony-agent/launch"
 )
 
 // Exit codes.
@@ -147,6 +148,12 @@ func notImplemented(what string) error {
 // The first Ctrl-C (or SIGTERM) cancels the command's context: it stops what it is doing, undoes
 // what it must and says so. A second one ends the process at once, wherever it is.
 func Main() int {
+	if len(os.Args) == 2 && os.Args[1] == launch.RenderChildCommand {
+		// A launch's renderer (launch/renderjob.go): the launch that started it ends it, so a
+		// Ctrl-C on the terminal is the launch's to handle.
+		signal.Ignore(os.Interrupt)
+		return launch.ServeRenderChild(context.Background(), os.Stdin, os.Stdout)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sig := make(chan os.Signal, 2)

@@ -1,0 +1,422 @@
+package launch
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
+)
+
+// Rendering in a process of its own. A repository's templates and kustomizations are programs:
+// Bounded stops one that loops or grows step by step, but one allocation can be larger than the
+// machine's memory (a template repeating a string a billion times), and a goroutine cannot be
+// bounded. So where the system can bound a process's memory (Linux's RLIMIT_AS), harmony renders
+// in a child process of its own binary ("harmony __render"), with its address space limited to
+// what it had at start plus the render memory: an allocation past it fails there, the child
+// dies, and the launch says which limit was passed and applies nothing. The child also ends the
+// moment the launch is interrupted or its time is up (it is killed), instead of rendering on in
+// the background. The child resolves and discovers the project itself from the same selection
+// and folder, so nothing but plain data crosses.
+
+// RenderChildCommand is the hidden command that runs a render job read from stdin.
+const RenderChildCommand = "__render"
+
+// RenderJob is one rendering: the project's manifests, or its chart.
+type RenderJob struct {
+	// Dir is the working folder the selection is relative to.
+	Dir       string    `json:"dir"`
+	Selection Selection `json:"selection"`
+	// Chart renders the chart; else the manifests.
+	Chart  bool          `json:"chart,omitempty"`
+	Render RenderOptions `json:"render"`
+	// ChartOptions without Cluster and Out (Cluster crosses as ClusterConfig).
+	ChartOptions ChartOptions   `json:"chartOptions"`
+	Cluster      *ClusterConfig `json:"cluster,omitempty"`
+	Timeout      time.Duration  `json:"timeout"`
+	MaxMemory    uint64         `json:"maxMemory"`
+	MaxObjects   int            `json:"maxObjects"`
+}
+
+// ClusterConfig is what a rest.Config holds that a chart's lookup needs, as plain data.
+type ClusterConfig struct {
+	Host            string                           `json:"host"`
+	APIPath         string                           `json:"apiPath,omitempty"`
+	TLS             rest.TLSClientConfig             `json:"tls"`
+	BearerToken     string                           `json:"bearerToken,omitempty"`
+	BearerTokenFile string                           `json:"bearerTokenFile,omitempty"`
+	Username        string                           `json:"username,omitempty"`
+	Password        string                           `json:"password,omitempty"`
+	Impersonate     rest.ImpersonationConfig         `json:"impersonate"`
+	Exec            *clientcmdapi.ExecConfig         `json:"exec,omitempty"`
+	AuthProvider    *clientcmdapi.AuthProviderConfig `json:"authProvider,omitempty"`
+	QPS             float32                          `json:"qps,omitempty"`
+	Burst           int                              `json:"burst,omitempty"`
+	Timeout         time.Duration                    `json:"timeout,omitempty"`
+}
+
+// NewClusterConfig is c as plain data (nil for nil).
+func NewClusterConfig(c *rest.Config) *ClusterConfig {
+	if c == nil {
+		return nil
+	}
+	tls := c.TLSClientConfig
+	tls.NextProtos = nil
+	return &ClusterConfig{Host: c.Host, APIPath: c.APIPath, TLS: tls, BearerToken: c.BearerToken, BearerTokenFile: c.BearerTokenFile,
+		Username: c.Username, Password: c.Password, Impersonate: c.Impersonate, Exec: c.ExecProvider, AuthProvider: c.AuthProvider,
+		QPS: c.QPS, Burst: c.Burst, Timeout: c.Timeout}
+}
+
+func (c *ClusterConfig) rest() *rest.Config {
+	if c == nil {
+		return nil
+	}
+	return &rest.Config{Host: c.Host, APIPath: c.APIPath, TLSClientConfig: c.TLS, BearerToken: c.BearerToken, BearerTokenFile: c.BearerTokenFile,
+		Username: c.Username, Password: c.Password, Impersonate: c.Impersonate, ExecProvider: c.Exec, AuthProvider: c.AuthProvider,
+		QPS: c.QPS, Burst: c.Burst, Timeout: c.Timeout}
+}
+
+// RenderResult is what a job rendered: Objects for manifests, Chart for a chart.
+type RenderResult struct {
+	Objects []Object
+	Chart   *Rendered
+}
+
+// limits are the job's render limits, with the project's command for the hints.
+func (j RenderJob) limits(p *Project) RenderLimits {
+	return RenderLimits{Timeout: j.Timeout, MaxMemory: j.MaxMemory, MaxObjects: j.MaxObjects,
+		Command: func(flags ...string) string { return p.Command("launch", flags...) }}
+}
+
+// Run renders the job in this process, within its limits (Bounded).
+func (j RenderJob) Run(ctx context.Context, progress io.Writer) (RenderResult, error) {
+	proj, err := Resolve(j.Selection)
+	if err != nil {
+		return RenderResult{}, err
+	}
+	src, err := proj.Discover()
+	if err != nil {
+		return RenderResult{}, err
+	}
+	l := j.limits(proj)
+	if !j.Chart {
+		objs, err := Bounded(ctx, l, "the manifests", func(ctx context.Context) ([]Object, error) {
+			return Render(ctx, src, j.Render)
+		}, func(o []Object) int { return len(o) })
+		return RenderResult{Objects: objs}, err
+	}
+	if src.Chart == nil {
+		return RenderResult{}, nil
+	}
+	o := j.ChartOptions
+	o.Cluster, o.Out = j.Cluster.rest(), progress
+	r, err := Bounded(ctx, l, "the chart", func(ctx context.Context) (*Rendered, error) {
+		return RenderChart(ctx, src, o)
+	}, func(r *Rendered) int {
+		if r == nil {
+			return 0
+		}
+		return len(r.Objects) + len(r.Hooks)
+	})
+	return RenderResult{Chart: r}, err
+}
+
+// The child's answer: progress lines, then one result or error line, each a JSON object.
+type childLine struct {
+	Progress string      `json:"progress,omitempty"`
+	Result   *wireResult `json:"result,omitempty"`
+	Error    *wireError  `json:"error,omitempty"`
+}
+
+type wireObject struct {
+	Object json.RawMessage `json:"object"`
+	Origin string          `json:"origin"`
+}
+
+type wireHook struct {
+	wireObject
+	Events         []string `json:"events,omitempty"`
+	Weight         int      `json:"weight,omitempty"`
+	DeletePolicies []string `json:"deletePolicies,omitempty"`
+}
+
+type wireResult struct {
+	Objects []wireObject `json:"objects,omitempty"`
+	Chart   *struct {
+		Objects []wireObject `json:"objects,omitempty"`
+		Hooks   []wireHook   `json:"hooks,omitempty"`
+		Info    *ChartInfo   `json:"info,omitempty"`
+	} `json:"chart,omitempty"`
+}
+
+// wireError is an error with its hints and the kinds the launch tells apart.
+type wireError struct {
+	Message string   `json:"message"`
+	Hints   []string `json:"hints,omitempty"`
+	Kinds   []string `json:"kinds,omitempty"`
+}
+
+// errorKinds are the errors a launch tells apart (errors.Is), by name across the pipe.
+var errorKinds = map[string]error{
+	"render-limit":       ErrRenderLimit,
+	"bad-manifest":       ErrBadManifest,
+	"ambiguous":          ErrAmbiguous,
+	"nothing-found":      ErrNothingFound,
+	"chart-dependencies": ErrChartDependencies,
+	"not-exist":          os.ErrNotExist,
+	"canceled":           context.Canceled,
+}
+
+func toWireObject(o Object) (wireObject, error) {
+	b, err := o.MarshalJSON()
+	return wireObject{Object: b, Origin: o.Origin}, err
+}
+
+func fromWireObject(w wireObject) (Object, error) {
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(w.Object); err != nil {
+		return Object{}, err
+	}
+	return Object{Unstructured: u, Origin: w.Origin}, nil
+}
+
+func toWire(r RenderResult) (*wireResult, error) {
+	w := &wireResult{}
+	for _, o := range r.Objects {
+		wo, err := toWireObject(o)
+		if err != nil {
+			return nil, err
+		}
+		w.Objects = append(w.Objects, wo)
+	}
+	if r.Chart != nil {
+		w.Chart = &struct {
+			Objects []wireObject `json:"objects,omitempty"`
+			Hooks   []wireHook   `json:"hooks,omitempty"`
+			Info    *ChartInfo   `json:"info,omitempty"`
+		}{Info: r.Chart.Chart}
+		for _, o := range r.Chart.Objects {
+			wo, err := toWireObject(o)
+			if err != nil {
+				return nil, err
+			}
+			w.Chart.Objects = append(w.Chart.Objects, wo)
+		}
+		for _, h := range r.Chart.Hooks {
+			wo, err := toWireObject(h.Object)
+			if err != nil {
+				return nil, err
+			}
+			w.Chart.Hooks = append(w.Chart.Hooks, wireHook{wireObject: wo, Events: h.Events, Weight: h.Weight, DeletePolicies: h.DeletePolicies})
+		}
+	}
+	return w, nil
+}
+
+func fromWire(w *wireResult) (RenderResult, error) {
+	var r RenderResult
+	for _, wo := range w.Objects {
+		o, err := fromWireObject(wo)
+		if err != nil {
+			return r, err
+		}
+		r.Objects = append(r.Objects, o)
+	}
+	if w.Chart != nil {
+		r.Chart = &Rendered{Chart: w.Chart.Info}
+		for _, wo := range w.Chart.Objects {
+			o, err := fromWireObject(wo)
+			if err != nil {
+				return r, err
+			}
+			r.Chart.Objects = append(r.Chart.Objects, o)
+		}
+		for _, wh := range w.Chart.Hooks {
+			o, err := fromWireObject(wh.wireObject)
+			if err != nil {
+				return r, err
+			}
+			r.Chart.Hooks = append(r.Chart.Hooks, Hook{Object: o, Events: wh.Events, Weight: wh.Weight, DeletePolicies: wh.DeletePolicies})
+		}
+	}
+	return r, nil
+}
+
+func toWireError(err error) *wireError {
+	w := &wireError{Message: err.Error(), Hints: hint.Of(err)}
+	for name, kind := range errorKinds {
+		if errors.Is(err, kind) {
+			w.Kinds = append(w.Kinds, name)
+		}
+	}
+	return w
+}
+
+// childError is an error the child reported: its text, its hints and its kinds.
+type childError struct {
+	msg   string
+	kinds []error
+}
+
+func (e *childError) Error() string { return e.msg }
+
+func (e *childError) Is(target error) bool {
+	for _, k := range e.kinds {
+		if k == target {
+			return true
+		}
+	}
+	return false
+}
+
+func fromWireError(w *wireError) error {
+	e := &childError{msg: w.Message}
+	for _, k := range w.Kinds {
+		if kind, ok := errorKinds[k]; ok {
+			e.kinds = append(e.kinds, kind)
+		}
+	}
+	if len(w.Hints) == 0 {
+		return e
+	}
+	return hint.With(e, w.Hints...)
+}
+
+// progressWriter sends each line written to it to the parent as a progress line.
+type progressWriter struct {
+	enc *json.Encoder
+	buf bytes.Buffer
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	p.buf.Write(b)
+	for {
+		line, err := p.buf.ReadString('\n')
+		if err != nil {
+			p.buf.WriteString(line) // not a whole line yet
+			return len(b), nil
+		}
+		if err := p.enc.Encode(childLine{Progress: line}); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// ServeRenderChild runs the job on in as the child: it limits its own memory first, then writes
+// progress lines and one result or error line to out. It returns the exit code.
+func ServeRenderChild(ctx context.Context, in io.Reader, out io.Writer) int {
+	var j RenderJob
+	if err := json.NewDecoder(io.LimitReader(in, 1<<20)).Decode(&j); err != nil {
+		fmt.Fprintf(os.Stderr, "harmony %s: %v\n", RenderChildCommand, err)
+		return 2
+	}
+	if err := os.Chdir(j.Dir); err != nil {
+		fmt.Fprintf(os.Stderr, "harmony %s: %v\n", RenderChildCommand, err)
+		return 2
+	}
+	limitMemory(j.MaxMemory)
+	enc := json.NewEncoder(out)
+	r, err := j.Run(ctx, &progressWriter{enc: enc})
+	line := childLine{}
+	if err == nil {
+		line.Result, err = toWire(r)
+	}
+	if err != nil {
+		line.Result, line.Error = nil, toWireError(err)
+	}
+	if err := enc.Encode(line); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// RunChild runs the job in a child process of exe (this harmony) and returns what it rendered.
+// progress receives the child's progress lines. ctx's end (Ctrl-C) and the job's time limit kill
+// the child; a child that dies of its memory limit is reported as the render limit it passed.
+func RunChild(ctx context.Context, exe string, j RenderJob, progress io.Writer, command func(flags ...string) string) (RenderResult, error) {
+	l := RenderLimits{Timeout: j.Timeout, MaxMemory: j.MaxMemory, MaxObjects: j.MaxObjects, Command: command}.withDefaults()
+	j.Timeout, j.MaxMemory, j.MaxObjects = l.Timeout, l.MaxMemory, l.MaxObjects
+	in, err := json.Marshal(j)
+	if err != nil {
+		return RenderResult{}, err
+	}
+	what := "the manifests"
+	if j.Chart {
+		what = "the chart"
+	}
+	// The child stops itself at its time limit; this one, a little later, is for a child
+	// that cannot.
+	cctx, cancel := context.WithTimeout(ctx, l.Timeout+10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, exe, RenderChildCommand)
+	cmd.Args[0] = "harmony"
+	cmd.Dir = j.Dir
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr headBuffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return RenderResult{}, err
+	}
+	setChildAttrs(cmd)
+	if err := cmd.Start(); err != nil {
+		return RenderResult{}, fmt.Errorf("start the renderer: %w", err)
+	}
+	var last childLine
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64<<10), math.MaxInt32)
+	for sc.Scan() {
+		var line childLine
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			continue
+		}
+		if line.Progress != "" && progress != nil {
+			io.WriteString(progress, line.Progress)
+			continue
+		}
+		last = line
+	}
+	werr := cmd.Wait()
+	switch {
+	case ctx.Err() != nil:
+		return RenderResult{}, ctx.Err()
+	case cctx.Err() != nil:
+		return RenderResult{}, l.timeout(what)
+	case last.Error != nil:
+		return RenderResult{}, fromWireError(last.Error)
+	case last.Result != nil && werr == nil:
+		return fromWire(last.Result)
+	case strings.Contains(stderr.String(), "out of memory"):
+		return RenderResult{}, l.memory(what)
+	}
+	msg := strings.TrimSpace(stderr.String())
+	if i := strings.LastIndex(msg, "\n\n"); i >= 0 {
+		msg = msg[:i] // the goroutine's stack is not the user's concern
+	}
+	return RenderResult{}, fmt.Errorf("rendering %s failed: %v: %s", what, werr, msg)
+}
+
+// headBuffer keeps the first 16 KiB written to it: the child's error, not its stacks.
+type headBuffer struct{ b bytes.Buffer }
+
+func (t *headBuffer) Write(p []byte) (int, error) {
+	if room := 16<<10 - t.b.Len(); room > 0 {
+		t.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (t *headBuffer) String() string { return t.b.String() }
