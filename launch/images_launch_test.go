@@ -74,6 +74,14 @@ deploy:
 			files[k] = v
 		}
 	}
+	// A first step naming the test: tests with the same files never share an image or a layer
+	// of the classic builder's cache, which one test's cleanup (a forced removal) would take
+	// from another between its cache hit and its tag ("unable to find image").
+	for k, v := range files {
+		if rest, ok := strings.CutPrefix(v, "FROM scratch\n"); ok && strings.Contains(k, "Dockerfile") {
+			files[k] = "FROM scratch\nLABEL harmony.test=\"" + prefix + t.Name() + "\"\n" + rest
+		}
+	}
 	root := filepath.Join(t.TempDir(), "shop")
 	writeTree(t, root, files)
 	for _, dir := range []string{"src/frontend", "src/backend"} {
