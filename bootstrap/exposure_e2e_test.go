@@ -32,8 +32,8 @@ func TestBootstrapKeepsTheClusterOnThisMachine(t *testing.T) {
 				t.Fatalf("%s: the script lacks %q", when, want)
 			}
 		}
-		if st := m.status(); st.Apps != "localhost" {
-			t.Fatalf("%s: status says the cluster answers on %q", when, st.Apps)
+		if st := m.status(); st.Network != "localhost" {
+			t.Fatalf("%s: status says the cluster answers on %q", when, st.Network)
 		}
 	}
 
@@ -48,33 +48,64 @@ func TestBootstrapKeepsTheClusterOnThisMachine(t *testing.T) {
 
 	pid := m.pid()
 	r = m.mustHarmony("bootstrap", "--expose")
-	if !strings.Contains(r.stdout+r.stderr, "answer on every network interface from now on") || m.pid() != pid {
+	if !strings.Contains(r.stdout+r.stderr, "answers on every network interface from now on") || m.pid() != pid {
 		t.Fatalf("--expose restarted k3s (pid %d → %d) or said nothing:\n%s%s", pid, m.pid(), r.stdout, r.stderr)
 	}
 	if _, err := os.Stat(script); !os.IsNotExist(err) {
 		t.Fatalf("--expose left the script: %v", err)
 	}
-	if st := m.status(); st.Apps != "network" {
-		t.Fatalf("after --expose, status says %q", st.Apps)
+	if st := m.status(); st.Network != "every-interface" {
+		t.Fatalf("after --expose, status says %q", st.Network)
 	}
-	if r := m.mustHarmony("bootstrap", "--expose"); !strings.Contains(r.stdout+r.stderr, "already answer on every network interface") {
+	if r := m.mustHarmony("bootstrap", "--expose"); !strings.Contains(r.stdout+r.stderr, "already answers on every network interface") {
 		t.Fatalf("a second --expose:\n%s%s", r.stdout, r.stderr)
 	}
 	// A plain bootstrap keeps what the runtime has; a restart does not close it either.
 	m.mustHarmony("bootstrap")
 	m.mustHarmony("runtime", "restart")
-	if m.status().Apps != "network" {
+	if m.status().Network != "every-interface" {
 		t.Fatal("a plain bootstrap or a restart changed the exposure")
 	}
 
 	pid = m.pid()
 	r = m.mustHarmony("bootstrap", "--expose=false")
-	if !strings.Contains(r.stdout+r.stderr, "answer on this machine only from now on") || m.pid() != pid {
+	if !strings.Contains(r.stdout+r.stderr, "answers this machine only from now on") || m.pid() != pid {
 		t.Fatalf("--expose=false:\n%s%s", r.stdout, r.stderr)
 	}
 	local("after --expose=false")
 
-	// k3d publishes on localhost only: --expose is refused before anything is done, saying why.
+	// Rules that did not go in (a reboot, before k3s's service ran the script; iptables
+	// missing) are said, by status and by a plain bootstrap.
+	if err := os.Remove(m.path("/run/harmony/k3s-local-only")); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.status(); st.Network != "localhost-not-in-force" {
+		t.Fatalf("without the rules, status says %q", st.Network)
+	}
+	if r := m.mustHarmony("bootstrap"); !strings.Contains(r.stdout+r.stderr, "the rules that keep the cluster on this machine are not in force") {
+		t.Fatalf("a plain bootstrap did not say the rules are not in:\n%s%s", r.stdout, r.stderr)
+	}
+	m.mustHarmony("runtime", "restart") // the service runs the script before k3s starts
+	local("after a restart")
+
+	// A k3s installed before harmony kept it on this machine (no script, never --expose) is
+	// told, and --expose=false closes it.
+	for _, p := range []string{script, m.path("/run/harmony/k3s-local-only")} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := m.status(); st.Network != "every-interface-old" {
+		t.Fatalf("an old install: status says %q", st.Network)
+	}
+	if r := m.mustHarmony("bootstrap"); !strings.Contains(r.stdout+r.stderr, "k3s was installed before harmony kept it on this machine") {
+		t.Fatalf("a plain bootstrap of an old install said nothing:\n%s%s", r.stdout, r.stderr)
+	}
+	m.mustHarmony("bootstrap", "--expose=false")
+	local("an old install after --expose=false")
+
+	// k3d publishes on localhost only: --expose is refused before anything is done, saying why;
+	// --expose=false asks for what it does.
 	if r := m.harmony("bootstrap", "--runtime", "k3d", "--expose"); r.code == 0 || !strings.Contains(r.stderr, "k3d serves this machine only") {
 		t.Fatalf("k3d --expose: exit %d\n%s", r.code, r.stderr)
 	}

@@ -41,14 +41,14 @@ func TestLocalOnlyFirewallInTheKernel(t *testing.T) {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	id := hex.EncodeToString(b)
-	node, pod, pod2, lan := "hn"+id, "hp"+id, "hq"+id, "hl"+id
+	node, pod, pod2, lan, ctr := "hn"+id, "hp"+id, "hq"+id, "hl"+id, "hc"+id
 	sh := func(cmd string) {
 		t.Helper()
 		if out, err := exec.Command("sh", "-ec", cmd).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v\n%s", cmd, err, out)
 		}
 	}
-	for _, ns := range []string{node, pod, pod2, lan} {
+	for _, ns := range []string{node, pod, pod2, lan, ctr} {
 		sh("ip netns add " + ns)
 		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 	}
@@ -63,6 +63,11 @@ func TestLocalOnlyFirewallInTheKernel(t *testing.T) {
 		in(node, fmt.Sprintf("ip link set v%d%s master cni0; ip link set v%d%s up", i, id, i, id))
 		in(p, fmt.Sprintf("ip link set lo up; ip addr add 10.42.0.%d/24 dev eth0; ip link set eth0 up; ip route add default via 10.42.0.1", i+2))
 	}
+	// A Docker container on this machine: docker0, 172.17.0.0/16.
+	in(node, "ip link add docker0 type bridge; ip addr add 172.17.0.1/16 dev docker0; ip link set docker0 up")
+	sh(fmt.Sprintf("ip link add d%s netns %s type veth peer name eth0 netns %s", id, node, ctr))
+	in(node, fmt.Sprintf("ip link set d%s master docker0; ip link set d%s up", id, id))
+	in(ctr, "ip link set lo up; ip addr add 172.17.0.2/16 dev eth0; ip link set eth0 up; ip route add default via 172.17.0.1")
 	// NodePort 30080 → the app (10.42.0.2:8080), as kube-proxy DNATs it: from the network
 	// (PREROUTING) and from the node itself (OUTPUT).
 	in(node, "iptables -t nat -A PREROUTING -p tcp --dport 30080 -j DNAT --to-destination 10.42.0.2:8080; iptables -t nat -A OUTPUT -p tcp --dport 30080 -j DNAT --to-destination 10.42.0.2:8080")
@@ -83,6 +88,8 @@ func TestLocalOnlyFirewallInTheKernel(t *testing.T) {
 		{"the node → the API server", node, "192.0.2.1:6443", true},
 		{"a pod → another pod", pod2, "10.42.0.2:8080", true},
 		{"a pod → the API server through the node", pod2, "10.42.0.1:6443", true},
+		{"a container on this machine → a NodePort", ctr, "192.0.2.1:30080", true},
+		{"a container on this machine → the API server", ctr, "172.17.0.1:6443", true},
 	}
 	check := func(when string, on bool) {
 		t.Helper()
@@ -97,9 +104,10 @@ func TestLocalOnlyFirewallInTheKernel(t *testing.T) {
 	if err := os.WriteFile(script, []byte(firewallScript), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	status := filepath.Join(t.TempDir(), "run", "k3s-local-only")
 	run := func(mode string) string {
 		t.Helper()
-		out, err := exec.Command("ip", "netns", "exec", node, "/bin/sh", script, mode).CombinedOutput()
+		out, err := exec.Command("ip", "netns", "exec", node, "/bin/sh", script, mode, status).CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s %s: %v\n%s", firewallName, mode, err, out)
 		}
@@ -113,11 +121,14 @@ func TestLocalOnlyFirewallInTheKernel(t *testing.T) {
 	check("without the script", false)
 	rules := run("on")
 	check("with the script", true)
+	if _, err := os.Stat(status); err != nil {
+		t.Fatalf("the rules are in, and the status file is not: %v", err)
+	}
 	// Run again (every k3s start does): the same rules, one jump each.
 	if again := run("on"); again != rules {
 		t.Fatalf("a second run changed the rules:\n%s\nthen:\n%s", rules, again)
 	}
-	for _, jump := range []string{"-A FORWARD -j HARMONY-LOCAL-FORWARD", "-A INPUT -j HARMONY-LOCAL-INPUT"} {
+	for _, jump := range []string{"-A FORWARD -j HARMONY-LOCAL-FORWARD", "-A INPUT -j HARMONY-LOCAL-INPUT", "-A HARMONY-LOCAL-INPUT -p udp -m udp --dport 8472 -j DROP"} {
 		if n := strings.Count(rules, jump+"\n"); n != 1 {
 			t.Fatalf("%q %d times:\n%s", jump, n, rules)
 		}
@@ -126,6 +137,9 @@ func TestLocalOnlyFirewallInTheKernel(t *testing.T) {
 		t.Fatalf("off left rules:\n%s", rules)
 	}
 	check("after off", false)
+	if _, err := os.Stat(status); !os.IsNotExist(err) {
+		t.Fatalf("off left the status file: %v", err)
+	}
 	if out, err := exec.Command("ip", "netns", "exec", node, "/bin/sh", script, "sideways").CombinedOutput(); err == nil || !strings.Contains(string(out), "usage") {
 		t.Fatalf("an unknown mode: %v\n%s", err, out)
 	}

@@ -265,7 +265,7 @@ func (k *K3d) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	if opts.Expose != nil {
+	if opts.Expose != nil && *opts.Expose {
 		return Result{}, hint.With(fmt.Errorf("--expose: %w", ErrExposeK3d),
 			"k3d publishes the cluster's API, HTTP and HTTPS on 127.0.0.1 only, and harmony has no switch to change that")
 	}
@@ -759,7 +759,7 @@ func (k *K3d) Status(ctx context.Context) (Status, error) {
 	if !inst.Installed {
 		return st, nil
 	}
-	st.Apps = "localhost"
+	st.Network = "localhost"
 	c, err := k.container(ctx, K3dNode)
 	if err != nil || c == nil {
 		return st, err

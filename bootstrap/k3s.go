@@ -166,6 +166,7 @@ func (k *K3s) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 	if inst.Installed && opts.Version == "" && !opts.Airgap {
 		available := k.availablePatch(inst.Version)
 		if k.healthy(ctx) {
+			k.tellNetwork()
 			target, err := k.mergeKubeconfig(opts.SwitchContext)
 			return Result{Version: inst.Version, AlreadyHealthy: true, Kubeconfig: target, Available: available}, err
 		}
@@ -233,9 +234,9 @@ func (k *K3s) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 		// Written before the service, which runs it before k3s starts; run again once k3s runs
 		// (a host without iptables gets k3s's own then), saying when it cannot work.
 		steps = append(steps, Step{Name: "network", Run: func(context.Context) error { return k.writeFirewall() },
-			Undo: func(ctx context.Context) error { return k.openUp(context.WithoutCancel(ctx)) }})
+			Undo: func(ctx context.Context) error { return k.openUp(context.WithoutCancel(ctx), false) }})
 	} else {
-		steps = append(steps, Step{Name: "network", Run: k.openUp})
+		steps = append(steps, Step{Name: "network", Run: func(ctx context.Context) error { return k.openUp(ctx, true) }})
 	}
 	steps = append(steps, Step{Name: "service", Run: k.supervisor().Install, Undo: k.supervisor().Remove})
 	steps = append(steps, Step{Name: "agent", Run: func(ctx context.Context) error {
@@ -255,7 +256,10 @@ func (k *K3s) Install(ctx context.Context, opts InstallOptions) (Result, error) 
 	}, Undo: k.RemoveAgent})
 	steps = append(steps, k.startSteps(opts)...)
 	if localOnly {
-		steps = append(steps, Step{Name: "this machine only", Run: k.keepLocal})
+		steps = append(steps, Step{Name: "this machine only", Run: func(ctx context.Context) error {
+			_, err := k.keepLocal(ctx)
+			return err
+		}})
 	}
 	return k.run(ctx, v, steps, opts)
 }
@@ -501,10 +505,7 @@ func (k *K3s) Status(ctx context.Context) (Status, error) {
 		return st, nil
 	}
 	st.Running, st.PID = k.supervisor().Running(ctx)
-	st.Apps = "network"
-	if k.LocalOnly() {
-		st.Apps = "localhost"
-	}
+	st.Network = k.Network()
 	if cfg, err := restConfig(k.Paths.KubeconfigFile()); err == nil && st.Running {
 		cfg.Timeout = 2 * time.Second
 		st.APIHealthy = APIReady(ctx, cfg) == nil
@@ -539,7 +540,7 @@ func (k *K3s) Uninstall(ctx context.Context, purge bool) error {
 		return hint.With(fmt.Errorf("k3s: %w", ErrNotInstalled), "nothing to uninstall")
 	}
 	sup := k.supervisor()
-	errs := []error{sup.Stop(ctx), sup.Remove(ctx), k.RemoveAgent(ctx), k.openUp(ctx)}
+	errs := []error{sup.Stop(ctx), sup.Remove(ctx), k.RemoveAgent(ctx), k.openUp(ctx, false), removeIfExists(k.Paths.ExposedMarker())}
 	k.removeLinks()
 	errs = append(errs, os.RemoveAll(k.Paths.VersionsDir()))
 	kc, err := NewUserKubeconfig()

@@ -138,9 +138,10 @@ type Status struct {
 	NodeReady      bool   `json:"nodeReady"`
 	NewerPatch     string `json:"newerPatch,omitempty"`
 	ForeignInstall string `json:"foreignInstall,omitempty"`
-	// Apps is where the cluster's apps and API answer: "localhost" (this machine only) or
-	// "network" (every interface; k3s only).
-	Apps string `json:"apps,omitempty"`
+	// Network is where the cluster's apps and API answer: "localhost" (this machine only),
+	// "localhost-not-in-force" (meant to, but the rules are not in), "every-interface" (asked
+	// with --expose) or "every-interface-old" (a k3s installed before harmony kept it here).
+	Network string `json:"network,omitempty"`
 	// PendingSwitch is an upgrade or rollback a killed process left unfinished.
 	PendingSwitch *Journal `json:"pendingSwitch,omitempty"`
 	// Agent is the unattended agent's settings and last run.

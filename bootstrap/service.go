@@ -253,7 +253,7 @@ func (n *noInit) Start(ctx context.Context) error {
 		return err
 	}
 	if fileExists(n.paths.FirewallScript()) {
-		_ = n.paths.runFirewall(ctx, "on") // as systemd's ExecStartPre=-: bootstrap reports a failure
+		_, _ = n.paths.runFirewall(ctx, "on") // as systemd's ExecStartPre=-: bootstrap reports a failure
 	}
 	log, err := os.OpenFile(n.paths.Log(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {

@@ -82,7 +82,7 @@ every network interface as k3s does by default; --expose=false puts it back. Nei
 	f.BoolVar(&opts.SwitchContext, "switch-context", false, "make harmony the current kubeconfig context even when another is set")
 	f.IntVar(&opts.HTTPPort, "http-port", 0, "k3d: the localhost port for the cluster's HTTP (default 80)")
 	f.IntVar(&opts.HTTPSPort, "https-port", 0, "k3d: the localhost port for the cluster's HTTPS (default 443)")
-	f.BoolVar(&expose, "expose", false, "k3s: answer on every network interface (--expose=false: this machine only, the default)")
+	f.BoolVar(&expose, "expose", false, "k3s: answer on every network interface; --expose=false: this machine only again (a new k3s starts so; without the flag, nothing changes)")
 	return cmd
 }
 
@@ -133,7 +133,9 @@ func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions)
 	if err != nil {
 		return err
 	}
-	if res.AlreadyHealthy {
+	if res.AlreadyHealthy && opts.Expose != nil {
+		fmt.Fprintf(g.out(), "%s %s is healthy\n", rt.Name(), res.Version)
+	} else if res.AlreadyHealthy {
 		fmt.Fprintf(g.out(), "%s %s is already installed and healthy: nothing to do\n", rt.Name(), res.Version)
 	} else {
 		fmt.Fprintf(g.out(), "%s %s is ready; kubeconfig context %q is in %s\n", rt.Name(), res.Version, bootstrap.ContextName, res.Kubeconfig)
@@ -262,11 +264,15 @@ func newRuntimeStatusCmd(g *globalOptions) *cobra.Command {
 			row("running", fmt.Sprintf("%s (%s)", yes[st.Running], st.Supervisor))
 			row("API healthy", yes[st.APIHealthy])
 			row("node ready", yes[st.NodeReady])
-			switch st.Apps {
+			switch st.Network {
 			case "localhost":
 				row("network", "answers this machine only")
-			case "network":
-				row("network", "answers on every network interface (harmony bootstrap --expose=false keeps it on this machine)")
+			case "localhost-not-in-force":
+				row("network", "should answer this machine only, but the firewall rules are not in: sudo harmony bootstrap --expose=false says why")
+			case "every-interface":
+				row("network", "answers on every network interface (harmony bootstrap --expose=false puts it back on this machine only)")
+			case "every-interface-old":
+				row("network", "answers on every network interface, as k3s did before harmony kept it on this machine (harmony bootstrap --expose=false keeps it here)")
 			}
 			if st.NewerPatch != "" {
 				row("newer patch", st.NewerPatch+" available: harmony runtime upgrade")
