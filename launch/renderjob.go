@@ -402,9 +402,20 @@ func RunChild(ctx context.Context, exe string, j RenderJob, progress io.Writer, 
 	case strings.Contains(stderr.String(), "out of memory"):
 		return RenderResult{}, l.memory(what)
 	}
+	var ee *exec.ExitError
+	if errors.As(werr, &ee) && !ee.Exited() {
+		// Killed by a signal this launch did not send: the system's out-of-memory killer, most
+		// likely, on a machine with less free memory than the limit.
+		return RenderResult{}, hint.With(fmt.Errorf("%w: %s was stopped by the system (%v), most likely for want of memory", ErrRenderLimit, what, werr),
+			fmt.Sprintf("this machine has less free memory than the render limit (%d MiB): free some, or find what in the project grows so", l.MaxMemory>>20),
+			"to stop at a lower limit, with this error: "+l.Command("--render-memory", fmt.Sprint(l.MaxMemory>>21)))
+	}
 	msg := strings.TrimSpace(stderr.String())
-	if i := strings.LastIndex(msg, "\n\n"); i >= 0 {
+	if i := strings.Index(msg, "\n\n"); i >= 0 {
 		msg = msg[:i] // the goroutine's stack is not the user's concern
+	}
+	if msg == "" {
+		return RenderResult{}, fmt.Errorf("rendering %s failed: %v", what, werr)
 	}
 	return RenderResult{}, fmt.Errorf("rendering %s failed: %v: %s", what, werr, msg)
 }

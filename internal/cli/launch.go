@@ -224,7 +224,7 @@ enforce Pod Security's baseline.`,
 	f.BoolVar(&opts.AllowRemote, "allow-remote", false, "let kustomizations use URL and git resources, bases and components (fetched with a time and size limit), and fetch a chart's dependencies that are not vendored (the versions Chart.lock pins)")
 	f.StringVarP(&opts.Profile, "profile", "p", "", "activate this profile of the project's skaffold.yaml")
 	f.DurationVar(&opts.RenderTimeout, "render-timeout", launch.DefaultRenderTimeout, "stop rendering manifests or a chart after this long")
-	f.Uint64Var(&opts.RenderMemory, "render-memory", launch.DefaultRenderMemory>>20, "stop rendering when harmony's memory passes this many MiB")
+	f.Uint64Var(&opts.RenderMemory, "render-memory", launch.DefaultRenderMemory>>20, "stop rendering when it needs more than this many MiB of memory")
 	f.IntVar(&opts.MaxObjects, "max-objects", launch.DefaultMaxObjects, "refuse a rendering of more objects than this")
 	f.StringSliceVar(&opts.Allow, "allow", nil, "risks to allow: host-access, cluster-wide, other-namespaces")
 	return cmd
