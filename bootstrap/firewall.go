@@ -71,46 +71,69 @@ in=HARMONY-LOCAL-INPUT
 # Where this machine's own traffic comes from: itself, its pods, its containers.
 local_ifs="lo cni0 docker0 br-+ podman+ cni-podman+"
 rc=0
+ipv6=false
+[ -s /proc/net/if_inet6 ] && ipv6=true
 for ipt in iptables ip6tables; do
+	# ip6tables matters as much as iptables where this machine has IPv6: the API server
+	# listens on every address of both.
+	must=true
+	[ "$ipt" = ip6tables ] && ! $ipv6 && must=false
 	if ! command -v "$ipt" >/dev/null 2>&1; then
-		if [ "$ipt" = iptables ] && [ "$mode" = on ]; then
-			echo "harmony: no iptables on this machine" >&2
+		if $must && [ "$mode" = on ]; then
+			echo "harmony: no $ipt on this machine" >&2
 			rc=1
 		fi
 		continue
 	fi
 	if ! "$ipt" -w 5 -t mangle -S >/dev/null 2>&1; then
-		if [ "$ipt" = iptables ]; then
-			echo "harmony: iptables cannot read the mangle table" >&2
+		if $must && [ "$mode" = on ]; then
+			echo "harmony: $ipt cannot read the mangle table" >&2
 			rc=1
-		elif [ "$mode" = on ] && [ -e /proc/net/if_inet6 ]; then
-			echo "harmony: ip6tables cannot read the mangle table: IPv6 is not filtered" >&2
 		fi
 		continue
 	fi
-	while "$ipt" -w 5 -t mangle -D FORWARD -j "$fwd" 2>/dev/null; do :; done
-	while "$ipt" -w 5 -t mangle -D INPUT -j "$in" 2>/dev/null; do :; done
-	for c in "$fwd" "$in"; do
+	# The new rules go in (under new names) before the old come out: there is no moment
+	# without them. A run that was stopped half-way leaves nothing behind the next one keeps.
+	while "$ipt" -w 5 -t mangle -D FORWARD -j "$fwd-N" 2>/dev/null; do :; done
+	while "$ipt" -w 5 -t mangle -D INPUT -j "$in-N" 2>/dev/null; do :; done
+	for c in "$fwd-N" "$in-N"; do
 		"$ipt" -w 5 -t mangle -F "$c" 2>/dev/null && "$ipt" -w 5 -t mangle -X "$c"
 	done
-	[ "$mode" = off ] && continue
 	ok=true
-	"$ipt" -w 5 -t mangle -N "$fwd" && "$ipt" -w 5 -t mangle -N "$in" || ok=false
-	for i in $local_ifs; do
-		$ok || break
-		"$ipt" -w 5 -t mangle -A "$fwd" -i "$i" -j RETURN &&
-		"$ipt" -w 5 -t mangle -A "$in" -i "$i" -j RETURN || ok=false
-	done
-	# One node: no VXLAN comes from another, and none is let in to reach the pods.
-	$ok &&
-	"$ipt" -w 5 -t mangle -A "$fwd" -o cni0 -m conntrack --ctstate NEW -j DROP &&
-	"$ipt" -w 5 -t mangle -A "$in" -p tcp -m multiport --dports 6443,10250 -m conntrack --ctstate NEW -j DROP &&
-	"$ipt" -w 5 -t mangle -A "$in" -p udp --dport 8472 -j DROP &&
-	"$ipt" -w 5 -t mangle -I FORWARD 1 -j "$fwd" &&
-	"$ipt" -w 5 -t mangle -I INPUT 1 -j "$in" || ok=false
+	if [ "$mode" = on ]; then
+		"$ipt" -w 5 -t mangle -N "$fwd-N" && "$ipt" -w 5 -t mangle -N "$in-N" || ok=false
+		for i in $local_ifs; do
+			$ok || break
+			"$ipt" -w 5 -t mangle -A "$fwd-N" -i "$i" -j RETURN &&
+			"$ipt" -w 5 -t mangle -A "$in-N" -i "$i" -j RETURN || ok=false
+		done
+		# Every packet of a connection the network opened (not only its first: one opened
+		# before these rules is cut too), and anything conntrack cannot place, into the pod
+		# network; to the API server and the kubelet; to any Service endpoint on this
+		# machine's own network (a hostNetwork pod behind a NodePort); and any VXLAN (one
+		# node: none comes from another).
+		$ok &&
+		"$ipt" -w 5 -t mangle -A "$fwd-N" -o cni0 -m conntrack --ctdir ORIGINAL -j DROP &&
+		"$ipt" -w 5 -t mangle -A "$fwd-N" -o cni0 -m conntrack --ctstate INVALID,UNTRACKED -j DROP &&
+		"$ipt" -w 5 -t mangle -A "$in-N" -p tcp -m multiport --dports 6443,10250 -m conntrack --ctdir ORIGINAL -j DROP &&
+		"$ipt" -w 5 -t mangle -A "$in-N" -m conntrack --ctstate DNAT --ctdir ORIGINAL -j DROP &&
+		"$ipt" -w 5 -t mangle -A "$in-N" -p udp --dport 8472 -j DROP &&
+		"$ipt" -w 5 -t mangle -I FORWARD 1 -j "$fwd-N" &&
+		"$ipt" -w 5 -t mangle -I INPUT 1 -j "$in-N" || ok=false
+	fi
+	if $ok; then
+		while "$ipt" -w 5 -t mangle -D FORWARD -j "$fwd" 2>/dev/null; do :; done
+		while "$ipt" -w 5 -t mangle -D INPUT -j "$in" 2>/dev/null; do :; done
+		for c in "$fwd" "$in"; do
+			"$ipt" -w 5 -t mangle -F "$c" 2>/dev/null && "$ipt" -w 5 -t mangle -X "$c"
+		done
+		if [ "$mode" = on ]; then
+			"$ipt" -w 5 -t mangle -E "$fwd-N" "$fwd" && "$ipt" -w 5 -t mangle -E "$in-N" "$in" || ok=false
+		fi
+	fi
 	if ! $ok; then
 		echo "harmony: $ipt could not put its rules in" >&2
-		[ "$ipt" = iptables ] && rc=1
+		$must && rc=1
 	fi
 done
 if [ "$mode" = on ] && [ $rc = 0 ]; then

@@ -72,8 +72,13 @@ func TestLocalOnlyFirewallInTheKernel(t *testing.T) {
 	// (PREROUTING) and from the node itself (OUTPUT).
 	in(node, "iptables -t nat -A PREROUTING -p tcp --dport 30080 -j DNAT --to-destination 10.42.0.2:8080; iptables -t nat -A OUTPUT -p tcp --dport 30080 -j DNAT --to-destination 10.42.0.2:8080")
 
+	// NodePort 30081 → an endpoint on the node's own network (a hostNetwork pod).
+	in(node, "iptables -t nat -A PREROUTING -p tcp --dport 30081 -j DNAT --to-destination 192.0.2.1:8081; iptables -t nat -A OUTPUT -p tcp --dport 30081 -j DNAT --to-destination 192.0.2.1:8081")
+
 	serve(t, pod, ":8080")
 	serve(t, node, ":6443")
+	serve(t, node, ":8081")
+	echo(t, pod, ":9090")
 
 	type path struct {
 		name, from, to string
@@ -83,9 +88,11 @@ func TestLocalOnlyFirewallInTheKernel(t *testing.T) {
 		{"the network → a NodePort", lan, "192.0.2.1:30080", false},
 		{"the network → a pod's address, routed through the node", lan, "10.42.0.2:8080", false},
 		{"the network → the API server", lan, "192.0.2.1:6443", false},
+		{"the network → a NodePort whose endpoint is on the node's network", lan, "192.0.2.1:30081", false},
 		{"the node → its NodePort", node, "192.0.2.1:30080", true},
 		{"the node → the pod", node, "10.42.0.2:8080", true},
 		{"the node → the API server", node, "192.0.2.1:6443", true},
+		{"the node → a NodePort whose endpoint is on its network", node, "192.0.2.1:30081", true},
 		{"a pod → another pod", pod2, "10.42.0.2:8080", true},
 		{"a pod → the API server through the node", pod2, "10.42.0.1:6443", true},
 		{"a container on this machine → a NodePort", ctr, "192.0.2.1:30080", true},
@@ -119,7 +126,12 @@ func TestLocalOnlyFirewallInTheKernel(t *testing.T) {
 	}
 
 	check("without the script", false)
+	// A connection the network opened before the rules went in is cut by them, not kept.
+	held := hold(t, lan, "10.42.0.2:9090")
 	rules := run("on")
+	if held() {
+		t.Error("a connection from the network opened before the rules still works after them")
+	}
 	check("with the script", true)
 	if _, err := os.Stat(status); err != nil {
 		t.Fatalf("the rules are in, and the status file is not: %v", err)
@@ -213,4 +225,53 @@ func reach(t *testing.T, ns, addr string) bool {
 		t.Fatalf("enter %s: %v", ns, err)
 	}
 	return got
+}
+
+// echo answers each line it reads on addr inside ns, until the test ends.
+func echo(t *testing.T, ns, addr string) {
+	t.Helper()
+	var l net.Listener
+	if err := inNetns(t, ns, func() (err error) {
+		l, err = net.Listen("tcp4", addr)
+		return err
+	}); err != nil {
+		t.Fatalf("listen on %s in %s: %v", addr, ns, err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+}
+
+// hold opens a connection from ns to an echo server at addr and checks it works; the function
+// it returns reports whether it still does.
+func hold(t *testing.T, ns, addr string) func() bool {
+	t.Helper()
+	var c net.Conn
+	if err := inNetns(t, ns, func() (err error) {
+		c, err = net.DialTimeout("tcp4", addr, 2*time.Second)
+		return err
+	}); err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, ns, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	roundTrip := func() bool {
+		_ = c.SetDeadline(time.Now().Add(1500 * time.Millisecond))
+		if _, err := c.Write([]byte("x")); err != nil {
+			return false
+		}
+		b := make([]byte, 1)
+		_, err := io.ReadFull(c, b)
+		return err == nil && b[0] == 'x'
+	}
+	if !roundTrip() {
+		t.Fatalf("the connection from %s to %s does not work to begin with", ns, addr)
+	}
+	return roundTrip
 }
