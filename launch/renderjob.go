@@ -1,22 +1,26 @@
 package launch
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/NationTech/harmony-agent/internal/hint"
 )
@@ -43,7 +47,8 @@ type RenderJob struct {
 	// Chart renders the chart; else the manifests.
 	Chart  bool          `json:"chart,omitempty"`
 	Render RenderOptions `json:"render"`
-	// ChartOptions without Cluster and Out (Cluster crosses as ClusterConfig).
+	// ChartOptions: its Cluster and Out stay in the launch's process; the child reaches the
+	// cluster through Cluster (RunChild serves it).
 	ChartOptions ChartOptions   `json:"chartOptions"`
 	Cluster      *ClusterConfig `json:"cluster,omitempty"`
 	Timeout      time.Duration  `json:"timeout"`
@@ -51,42 +56,75 @@ type RenderJob struct {
 	MaxObjects   int            `json:"maxObjects"`
 }
 
-// ClusterConfig is what a rest.Config holds that a chart's lookup needs, as plain data.
+// ClusterConfig is how the child reaches the cluster: through a read-only proxy the launch
+// serves on a Unix socket in a folder of its own (serveCluster). The launch keeps the
+// credentials, the kubeconfig's proxy and exec plugins (which may ask on the terminal); the
+// child gets no credential, and can only read.
 type ClusterConfig struct {
-	Host            string                           `json:"host"`
-	APIPath         string                           `json:"apiPath,omitempty"`
-	TLS             rest.TLSClientConfig             `json:"tls"`
-	BearerToken     string                           `json:"bearerToken,omitempty"`
-	BearerTokenFile string                           `json:"bearerTokenFile,omitempty"`
-	Username        string                           `json:"username,omitempty"`
-	Password        string                           `json:"password,omitempty"`
-	Impersonate     rest.ImpersonationConfig         `json:"impersonate"`
-	Exec            *clientcmdapi.ExecConfig         `json:"exec,omitempty"`
-	AuthProvider    *clientcmdapi.AuthProviderConfig `json:"authProvider,omitempty"`
-	QPS             float32                          `json:"qps,omitempty"`
-	Burst           int                              `json:"burst,omitempty"`
-	Timeout         time.Duration                    `json:"timeout,omitempty"`
-}
-
-// NewClusterConfig is c as plain data (nil for nil).
-func NewClusterConfig(c *rest.Config) *ClusterConfig {
-	if c == nil {
-		return nil
-	}
-	tls := c.TLSClientConfig
-	tls.NextProtos = nil
-	return &ClusterConfig{Host: c.Host, APIPath: c.APIPath, TLS: tls, BearerToken: c.BearerToken, BearerTokenFile: c.BearerTokenFile,
-		Username: c.Username, Password: c.Password, Impersonate: c.Impersonate, Exec: c.ExecProvider, AuthProvider: c.AuthProvider,
-		QPS: c.QPS, Burst: c.Burst, Timeout: c.Timeout}
+	Socket string  `json:"socket"`
+	QPS    float32 `json:"qps,omitempty"`
+	Burst  int     `json:"burst,omitempty"`
 }
 
 func (c *ClusterConfig) rest() *rest.Config {
 	if c == nil {
 		return nil
 	}
-	return &rest.Config{Host: c.Host, APIPath: c.APIPath, TLSClientConfig: c.TLS, BearerToken: c.BearerToken, BearerTokenFile: c.BearerTokenFile,
-		Username: c.Username, Password: c.Password, Impersonate: c.Impersonate, ExecProvider: c.Exec, AuthProvider: c.AuthProvider,
-		QPS: c.QPS, Burst: c.Burst, Timeout: c.Timeout}
+	sock := c.Socket
+	return &rest.Config{Host: "http://harmony-render", QPS: c.QPS, Burst: c.Burst, Timeout: 30 * time.Second,
+		Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}}
+}
+
+// serveCluster serves cfg's cluster, read-only (GET and HEAD), on a Unix socket in a new
+// private folder, for a render child. stop ends it and removes the folder.
+func serveCluster(cfg *rest.Config) (*ClusterConfig, func(), error) {
+	target, err := url.Parse(cfg.Host)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the cluster's address %q: %w", cfg.Host, err)
+	}
+	if target.Scheme == "" {
+		target.Scheme = "https"
+	}
+	rt, err := rest.TransportFor(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	dir, err := os.MkdirTemp("", "harmony-render-")
+	if err != nil {
+		return nil, nil, err
+	}
+	sock := filepath.Join(dir, "api")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.Host = target.Host
+		},
+		Transport: rt,
+		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				http.Error(w, "a rendering only reads the cluster", http.StatusForbidden)
+				return
+			}
+			proxy.ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { _ = srv.Serve(ln) }()
+	return &ClusterConfig{Socket: sock, QPS: cfg.QPS, Burst: cfg.Burst}, func() {
+		_ = srv.Close()
+		_ = os.RemoveAll(dir)
+	}, nil
 }
 
 // RenderResult is what a job rendered: Objects for manifests, Chart for a chart.
@@ -122,7 +160,10 @@ func (j RenderJob) Run(ctx context.Context, progress io.Writer) (RenderResult, e
 		return RenderResult{}, nil
 	}
 	o := j.ChartOptions
-	o.Cluster, o.Out = j.Cluster.rest(), progress
+	if j.Cluster != nil {
+		o.Cluster = j.Cluster.rest() // in the child; in the launch's process ChartOptions has it
+	}
+	o.Out = progress
 	r, err := Bounded(ctx, l, "the chart", func(ctx context.Context) (*Rendered, error) {
 		return RenderChart(ctx, src, o)
 	}, func(r *Rendered) int {
@@ -329,6 +370,7 @@ func ServeRenderChild(ctx context.Context, in io.Reader, out io.Writer) int {
 	}
 	limitMemory(j.MaxMemory)
 	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
 	r, err := j.Run(ctx, &progressWriter{enc: enc})
 	line := childLine{}
 	if err == nil {
@@ -344,11 +386,21 @@ func ServeRenderChild(ctx context.Context, in io.Reader, out io.Writer) int {
 }
 
 // RunChild runs the job in a child process of exe (this harmony) and returns what it rendered.
-// progress receives the child's progress lines. ctx's end (Ctrl-C) and the job's time limit kill
-// the child; a child that dies of its memory limit is reported as the render limit it passed.
-func RunChild(ctx context.Context, exe string, j RenderJob, progress io.Writer, command func(flags ...string) string) (RenderResult, error) {
+// progress receives the child's progress lines and its warnings. ctx's end (Ctrl-C) and the
+// job's time limit kill the child and everything it started; a child that dies of its memory
+// limit, or whose answer outgrows it, is reported as the render limit it passed. cluster, when
+// set, is the cluster a chart's lookup and Capabilities read, served read-only to the child.
+func RunChild(ctx context.Context, exe string, j RenderJob, cluster *rest.Config, progress io.Writer, command func(flags ...string) string) (RenderResult, error) {
 	l := RenderLimits{Timeout: j.Timeout, MaxMemory: j.MaxMemory, MaxObjects: j.MaxObjects, Command: command}.withDefaults()
 	j.Timeout, j.MaxMemory, j.MaxObjects = l.Timeout, l.MaxMemory, l.MaxObjects
+	if cluster != nil {
+		cc, stop, err := serveCluster(cluster)
+		if err != nil {
+			return RenderResult{}, err
+		}
+		defer stop()
+		j.Cluster = cc
+	}
 	in, err := json.Marshal(j)
 	if err != nil {
 		return RenderResult{}, err
@@ -365,69 +417,159 @@ func RunChild(ctx context.Context, exe string, j RenderJob, progress io.Writer, 
 	cmd.Args[0] = "harmony"
 	cmd.Dir = j.Dir
 	cmd.Stdin = bytes.NewReader(in)
-	var stderr headBuffer
-	cmd.Stderr = &stderr
+	setChildAttrs(cmd) // its own process group, killed whole
+	cmd.WaitDelay = 2 * time.Second
+	stderr := &childStderr{out: progress}
+	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return RenderResult{}, err
 	}
-	setChildAttrs(cmd)
 	if err := cmd.Start(); err != nil {
 		return RenderResult{}, fmt.Errorf("start the renderer: %w", err)
 	}
+	// The answer is read as it comes, within the render memory: a rendering that outgrows
+	// it is stopped, not read into this process.
+	capped := &cappedReader{r: stdout, left: int64(l.MaxMemory)}
+	dec := json.NewDecoder(capped)
 	var last childLine
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 64<<10), math.MaxInt32)
-	for sc.Scan() {
+	var readErr error
+	for {
 		var line childLine
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			continue
+		if err := dec.Decode(&line); err != nil {
+			if !errors.Is(err, io.EOF) {
+				readErr = err
+				cancel() // kill the child: its answer cannot be read
+			}
+			break
 		}
-		if line.Progress != "" && progress != nil {
-			io.WriteString(progress, line.Progress)
+		if line.Progress != "" {
+			if progress != nil {
+				io.WriteString(progress, Sanitize(strings.TrimSuffix(line.Progress, "\n"))+"\n")
+			}
 			continue
 		}
 		last = line
 	}
 	werr := cmd.Wait()
+	stderr.flush()
 	switch {
 	case ctx.Err() != nil:
 		return RenderResult{}, ctx.Err()
-	case cctx.Err() != nil:
+	case capped.over:
+		return RenderResult{}, l.memory(what)
+	case cctx.Err() != nil && readErr == nil:
 		return RenderResult{}, l.timeout(what)
 	case last.Error != nil:
 		return RenderResult{}, fromWireError(last.Error)
-	case last.Result != nil && werr == nil:
+	case last.Result != nil && werr == nil && readErr == nil:
 		return fromWire(last.Result)
-	case strings.Contains(stderr.String(), "out of memory"):
+	case stderr.outOfMemory:
 		return RenderResult{}, l.memory(what)
 	}
 	var ee *exec.ExitError
-	if errors.As(werr, &ee) && !ee.Exited() {
+	if errors.As(werr, &ee) && !ee.Exited() && readErr == nil {
 		// Killed by a signal this launch did not send: the system's out-of-memory killer, most
 		// likely, on a machine with less free memory than the limit.
 		return RenderResult{}, hint.With(fmt.Errorf("%w: %s was stopped by the system (%v), most likely for want of memory", ErrRenderLimit, what, werr),
 			fmt.Sprintf("this machine has less free memory than the render limit (%d MiB): free some, or find what in the project grows so", l.MaxMemory>>20),
 			"to stop at a lower limit, with this error: "+l.Command("--render-memory", fmt.Sprint(l.MaxMemory>>21)))
 	}
-	msg := strings.TrimSpace(stderr.String())
-	if i := strings.Index(msg, "\n\n"); i >= 0 {
-		msg = msg[:i] // the goroutine's stack is not the user's concern
+	if readErr != nil {
+		return RenderResult{}, fmt.Errorf("rendering %s: the renderer's answer cannot be read: %v", what, readErr)
 	}
-	if msg == "" {
-		return RenderResult{}, fmt.Errorf("rendering %s failed: %v", what, werr)
+	if msg := stderr.crash(); msg != "" {
+		return RenderResult{}, fmt.Errorf("rendering %s failed: %v: %s", what, werr, msg)
 	}
-	return RenderResult{}, fmt.Errorf("rendering %s failed: %v: %s", what, werr, msg)
+	return RenderResult{}, fmt.Errorf("rendering %s failed: %v", what, werr)
 }
 
-// headBuffer keeps the first 16 KiB written to it: the child's error, not its stacks.
-type headBuffer struct{ b bytes.Buffer }
-
-func (t *headBuffer) Write(p []byte) (int, error) {
-	if room := 16<<10 - t.b.Len(); room > 0 {
-		t.b.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
+// cappedReader reads from r until left bytes are read, then reports over.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+	over bool
 }
 
-func (t *headBuffer) String() string { return t.b.String() }
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		c.over = true
+		return 0, errors.New("the renderer's answer is larger than the render memory")
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+// childStderr passes the child's own messages (a chart's warnings) on to the user, line by
+// line, sanitised, until the Go runtime reports a crash; the crash's first lines are kept for
+// the error (never its stacks), and whether it was the memory limit.
+type childStderr struct {
+	mu          sync.Mutex
+	out         io.Writer
+	partial     []byte
+	crashed     bool
+	crashLines  []string
+	outOfMemory bool
+	passed      int
+}
+
+// The Go runtime's words for an allocation its address space cannot hold.
+var oomLines = []string{"fatal error: out of memory", "fatal error: runtime: out of memory", "runtime: out of memory:"}
+
+func (c *childStderr) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.partial = append(c.partial, p...)
+	for {
+		i := bytes.IndexByte(c.partial, '\n')
+		if i < 0 {
+			if len(c.partial) > 64<<10 {
+				c.line(string(c.partial))
+				c.partial = c.partial[:0]
+			}
+			return len(p), nil
+		}
+		c.line(string(c.partial[:i]))
+		c.partial = c.partial[i+1:]
+	}
+}
+
+func (c *childStderr) line(l string) {
+	for _, m := range oomLines {
+		if strings.HasPrefix(l, m) {
+			c.outOfMemory = true
+		}
+	}
+	if !c.crashed && (strings.HasPrefix(l, "fatal error:") || strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "runtime:")) {
+		c.crashed = true
+	}
+	switch {
+	case c.crashed:
+		if len(c.crashLines) < 2 && strings.TrimSpace(l) != "" {
+			c.crashLines = append(c.crashLines, Sanitize(l))
+		}
+	case c.out != nil && c.passed < 200:
+		c.passed++
+		fmt.Fprintln(c.out, Sanitize(l))
+	}
+}
+
+func (c *childStderr) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.partial) > 0 {
+		c.line(string(c.partial))
+		c.partial = nil
+	}
+}
+
+// crash is the first lines of the runtime's report of a crash ("" when none).
+func (c *childStderr) crash() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return strings.Join(c.crashLines, "; ")
+}

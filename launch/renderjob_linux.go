@@ -53,7 +53,14 @@ func vmSize() uint64 {
 	return 0
 }
 
-// setChildAttrs makes the child die with its parent.
+// setChildAttrs puts the child in a process group of its own (a Ctrl-C on the terminal is the
+// launch's to handle), makes it die with the launch, and kills the whole group when the launch
+// stops it: what it started (git, for a remote kustomize resource) goes with it.
 func setChildAttrs(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 }
+
+// RenderChildPath is the executable the render child runs: this very file, whatever has been
+// put at its path since it started (a self-update).
+func RenderChildPath() (string, error) { return "/proc/self/exe", nil }

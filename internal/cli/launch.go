@@ -470,7 +470,7 @@ func boundedChart(ctx context.Context, limits launch.RenderLimits, job launch.Re
 	if src.Chart == nil {
 		return nil, nil
 	}
-	job.Chart, job.ChartOptions, job.Cluster = true, o, launch.NewClusterConfig(o.Cluster)
+	job.Chart, job.ChartOptions = true, o
 	r, err := renderJob(ctx, job, o.Out, limits)
 	if err != nil && errors.Is(err, launch.ErrBadManifest) {
 		return nil, hint.With(err, "nothing was applied: fix the chart and launch again")
@@ -481,8 +481,8 @@ func boundedChart(ctx context.Context, limits launch.RenderLimits, job launch.Re
 // renderJob runs a rendering in a child process where its memory can be bounded, else here.
 func renderJob(ctx context.Context, job launch.RenderJob, progress io.Writer, limits launch.RenderLimits) (launch.RenderResult, error) {
 	if launch.RenderInChild {
-		if exe, err := os.Executable(); err == nil {
-			return launch.RunChild(ctx, exe, job, progress, limits.Command)
+		if exe, err := launch.RenderChildPath(); err == nil {
+			return launch.RunChild(ctx, exe, job, job.ChartOptions.Cluster, progress, limits.Command)
 		}
 	}
 	return job.Run(ctx, progress)

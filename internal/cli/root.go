@@ -149,9 +149,8 @@ func notImplemented(what string) error {
 // what it must and says so. A second one ends the process at once, wherever it is.
 func Main() int {
 	if len(os.Args) == 2 && os.Args[1] == launch.RenderChildCommand {
-		// A launch's renderer (launch/renderjob.go): the launch that started it ends it, so a
-		// Ctrl-C on the terminal is the launch's to handle.
-		signal.Ignore(os.Interrupt)
+		// A launch's renderer (launch/renderjob.go), in a process group of its own: the launch
+		// that started it ends it.
 		return launch.ServeRenderChild(context.Background(), os.Stdin, os.Stdout)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
