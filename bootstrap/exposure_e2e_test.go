@@ -27,7 +27,7 @@ func TestBootstrapKeepsTheClusterOnThisMachine(t *testing.T) {
 			t.Fatalf("%s: the script's mode is %v (root's alone: the service runs it as root)", when, st.Mode())
 		}
 		b, _ := os.ReadFile(script)
-		for _, want := range []string{"-t mangle -A \"$fwd\" -o cni0 -m conntrack --ctstate NEW -j DROP", "--dports 6443,10250"} {
+		for _, want := range []string{"-o cni0 -m conntrack --ctdir ORIGINAL -j DROP", "--dports 6443,10250"} {
 			if !strings.Contains(string(b), want) {
 				t.Fatalf("%s: the script lacks %q", when, want)
 			}
