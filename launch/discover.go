@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -248,40 +249,41 @@ func (t *tree) discover(abs string, files []string, cfg *Config, sk *skaffold) (
 			}
 		}
 	}
-	if charts := t.findCharts(); len(charts) > 0 {
-		// A chart is one candidate; other manifests (a usual folder, else kustomizations,
-		// else what a scan finds) are others: several candidates launch nothing.
-		others := found
-		if len(others) == 0 {
-			others = t.topKustomizations(t.kustomizationsUnder())
+	if len(found) == 0 {
+		// A repository of apps (a monorepo, an examples repository): each folder holding an
+		// app is launched as an app of its own, from its folder.
+		if apps := t.appFolders(); len(apps) > 1 {
+			return nil, ambiguous(abs, "several apps", fromSlash(apps))
 		}
-		if len(others) == 0 {
-			names, _ := t.scan(".", 3)
-			seen := map[string]bool{}
-			for _, n := range names {
-				if d := path.Dir(n); !seen[d] {
-					seen[d] = true
-					others = append(others, d)
-				}
-			}
-		}
-		if len(others) > 0 || len(charts) > 1 {
-			return nil, ambiguous(abs, chartsAnd(len(charts), len(others)), fromSlash(append(charts, others...)))
-		}
-		src.Chart = &Chart{Dir: t.abs(charts[0])}
-		src.Reason = "the Helm chart " + shown(charts[0]) + "/ (the only chart; no other manifests)"
-		return src, nil
 	}
-	switch len(found) {
-	case 1:
+	// Every candidate, each once and each launching without a second choice: the charts, each
+	// usual folder (or its top kustomizations: a base's overlays, side by side), and the top
+	// kustomizations anywhere else (a root-level kustomize/ folder). One is the project.
+	charts := t.findCharts()
+	if len(charts) > 0 || len(found) > 0 {
+		cands := t.candidates(found, charts)
+		if len(cands) > 1 {
+			what := "several manifest folders"
+			switch {
+			case len(charts) > 0:
+				what = chartsAnd(len(charts), len(cands)-len(charts))
+			case len(found) == 1:
+				what = "several kustomizations"
+			}
+			return nil, ambiguous(abs, what, fromSlash(cands))
+		}
+		if len(charts) == 1 && len(cands) == 1 {
+			src.Chart = &Chart{Dir: t.abs(charts[0])}
+			src.Reason = "the Helm chart " + shown(charts[0]) + "/ (the only chart; no other manifests)"
+			return src, nil
+		}
+	}
+	if len(found) == 1 {
 		if err := src.addDir(t, found[0]); err != nil {
 			return nil, err
 		}
 		src.Reason = "the " + found[0] + "/ folder"
 		return src, nil
-	case 0:
-	default:
-		return nil, ambiguous(abs, "several manifest folders", found)
 	}
 	// Kustomizations anywhere (depth-limited): the top one is the project; several are ambiguous.
 	kdirs := t.kustomizationsUnder()
@@ -444,6 +446,62 @@ func (t *tree) kustomizationsUnder() []string {
 	return kdirs
 }
 
+// candidates are the things the root offers to launch (root-relative, sorted, each once): the
+// charts; each usual folder, or its top kustomizations when it has several (overlays); the top
+// kustomizations outside those; and, with none of these, the folders a scan finds manifests in.
+func (t *tree) candidates(found, charts []string) []string {
+	var out []string
+	add := func(c string) {
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	for _, c := range charts {
+		add(c)
+	}
+	tops := t.topKustomizations(t.kustomizationsUnder())
+	for _, f := range found {
+		var in []string
+		for _, k := range tops {
+			if k == f || strings.HasPrefix(k, f+"/") {
+				in = append(in, k)
+			}
+		}
+		if len(in) > 1 && !t.isKustomization(f) {
+			for _, k := range in {
+				add(k)
+			}
+		} else {
+			add(f)
+		}
+	}
+	for _, k := range tops {
+		if !inAny(k, found) && !inAny(k, charts) {
+			add(k)
+		}
+	}
+	if len(out) == len(charts) && len(found) == 0 {
+		names, _ := t.scan(".", 3)
+		for _, n := range names {
+			if d := path.Dir(n); !inAny(d, charts) {
+				add(d)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// inAny reports whether d is one of dirs or inside one.
+func inAny(d string, dirs []string) bool {
+	for _, o := range dirs {
+		if d == o || strings.HasPrefix(d, o+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 func chartsAnd(charts, folders int) string {
 	switch {
 	case folders == 0:
@@ -560,6 +618,43 @@ func (t *tree) kustomizationRefs(dir string) []string {
 	}
 	_ = yaml.Unmarshal(raw, &k)
 	return append(append(k.Resources, k.Bases...), k.Components...)
+}
+
+// appFolders are the top-level folders holding an app of their own: harmony.yaml,
+// skaffold.yaml, a chart, a kustomization, a usual folder of manifests, or manifests (not the
+// usual folders and chart folders themselves, which are the repository's own).
+func (t *tree) appFolders() []string {
+	entries, err := t.readDir(".")
+	if err != nil {
+		return nil
+	}
+	var apps []string
+	for _, e := range entries {
+		name := e.Name()
+		if !e.IsDir() || skipDirs[name] || strings.HasPrefix(name, ".") || inUsualFolder(".", name) {
+			continue
+		}
+		if t.holdsApp(name) {
+			apps = append(apps, name)
+		}
+	}
+	return apps
+}
+
+// holdsApp reports whether dir (root-relative) holds something deployable of its own.
+func (t *tree) holdsApp(dir string) bool {
+	if t.isFile(path.Join(dir, ProjectFile)) || t.isFile(path.Join(dir, SkaffoldFile)) || t.isChart(dir) || t.isKustomization(dir) {
+		return true
+	}
+	for _, f := range usualFolders {
+		if d := path.Join(dir, f); t.isDir(d) {
+			if ok, _ := t.hasManifests(d); ok {
+				return true
+			}
+		}
+	}
+	files, _ := t.scan(dir, 1)
+	return len(files) > 0
 }
 
 var skipDirs = map[string]bool{".git": true, "vendor": true, "node_modules": true, ".github": true, ".gitlab": true,

@@ -17,9 +17,16 @@ import (
 // project has its own, so projects sharing a namespace never prune each other.
 func (p *Project) InventoryName() string { return "harmony-inventory-" + p.InventoryID }
 
-// ProjectRootAnnotation on an inventory says which folder the project was launched from, so
-// harmony can name the project that owns an object.
+// ProjectRootAnnotation on an inventory says which folder the project was launched from (its
+// app's folder), so harmony can name the project that owns an object.
 const ProjectRootAnnotation = "harmony.dev/project-root"
+
+// RepositoryAnnotation and AppAnnotation on an inventory say which repository it was launched
+// from and the app's path in it, so status and down at the repository's root find its apps.
+const (
+	RepositoryAnnotation = "harmony.dev/repository"
+	AppAnnotation        = "harmony.dev/app-path"
+)
 
 // Inventory is the set of objects a project applied.
 type Inventory struct {
@@ -69,7 +76,7 @@ func (e *Engine) saveInventory(ctx context.Context, p *Project, inv *Inventory, 
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name, Namespace: ns,
 			Labels:      map[string]string{InventoryLabel: inv.ID, managedByLabel: "harmony"},
-			Annotations: map[string]string{ProjectRootAnnotation: p.Root},
+			Annotations: map[string]string{ProjectRootAnnotation: p.App, RepositoryAnnotation: p.Root, AppAnnotation: p.AppPath},
 		},
 		Data: data,
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -41,10 +42,18 @@ type Selection struct {
 // at, it resolves to the same root, namespace and inventory id, so launching again updates the
 // same objects and down removes them.
 type Project struct {
-	// Root is the git top-level holding the folder given, else the nearest folder above it
-	// holding harmony.yaml, else the folder given.
+	// Root is the repository: the git top-level holding the folder given, else the nearest
+	// folder above it holding harmony.yaml, else the folder given. Nothing outside it is read.
 	Root string
-	// Name is the root folder's name.
+	// App is the app launched: the folder given when it holds something deployable
+	// (harmony.yaml, skaffold.yaml, a chart, a kustomization, manifests), else the nearest
+	// such folder above it, else Root. An app is a repository plus a path (as in Argo CD): two
+	// apps of one repository launch side by side, each with its own namespace and inventory.
+	App string
+	// AppPath is App relative to Root, slash separated ("." for the repository's own app).
+	AppPath string
+	// Name is the root folder's name, and the app's path after it for an app in a subfolder
+	// (shop-frontend): the default namespace and the chart's release name.
 	Name string
 	// Namespace receives the objects that name none: -n, else harmony.yaml's, else the name.
 	Namespace string
@@ -63,6 +72,9 @@ type Project struct {
 	dir     string   // the folder given, absolute
 	dirArg  string   // the folder as typed ("" when none was)
 	nsFlag  string   // -n as typed ("" when none was)
+	// autoManifests: Manifests is the folder given, inside a usual manifests folder (findApp),
+	// not -f as typed.
+	autoManifests bool
 	cluster []string // --kubeconfig/--context as typed
 }
 
@@ -88,8 +100,19 @@ func Resolve(sel Selection) (*Project, error) {
 			"name a folder of the project, or run it from inside the project: "+cmd+" [DIR]")
 	}
 	p := &Project{Root: findRoot(dir), dir: dir, dirArg: dirArg, Profile: sel.Profile, nsFlag: sel.Namespace, cluster: sel.Cluster}
+	var auto string
+	p.App, auto = findApp(dir, p.Root)
+	if len(sel.Manifests) == 0 && auto != "" {
+		p.Manifests, p.autoManifests = []string{auto}, true
+	}
+	p.AppPath = "."
 	p.Name = filepath.Base(p.Root)
-	if p.Config, err = loadConfig(p.Root); err != nil {
+	if p.App != p.Root {
+		rel, _ := filepath.Rel(p.Root, p.App)
+		p.AppPath = filepath.ToSlash(rel)
+		p.Name = appName(p.Root, p.AppPath)
+	}
+	if p.Config, err = loadConfig(p.App); err != nil {
 		return nil, err
 	}
 	switch {
@@ -104,7 +127,7 @@ func Resolve(sel Selection) (*Project, error) {
 		return nil, hint.With(fmt.Errorf("namespace %q: %s", p.Namespace, strings.Join(errs, "; ")),
 			"name a namespace of lowercase letters, digits and '-': "+cmd+" -n NAME")
 	}
-	p.InventoryID = inventoryID(p.Name, p.Root, p.Namespace)
+	p.InventoryID = inventoryID(p.Name, p.App, p.Namespace)
 	for _, f := range sel.Manifests {
 		path, err := p.manifestPath(f)
 		if err != nil {
@@ -139,7 +162,23 @@ func (p *Project) manifestPath(f string) (string, error) {
 // Discover finds what to launch: the -f choice, else the project's harmony.yaml, else what
 // discovery finds at the root. When the choice is ambiguous the hint prints the -f form.
 func (p *Project) Discover() (*Source, error) {
-	src, err := discover(p.Root, p.Manifests, p.Profile)
+	// The app's folder is where discovery looks (and whose harmony.yaml and skaffold.yaml
+	// count); -f paths outside it are found from the repository. Rendering reads within the
+	// repository either way, so an overlay's ../../base in a sibling folder builds.
+	base := p.App
+	for _, m := range p.Manifests {
+		if !within(p.App, m) {
+			base = p.Root
+		}
+	}
+	src, err := discover(base, p.Manifests, p.Profile)
+	if src != nil && base != p.Root {
+		rel, _ := filepath.Rel(p.Root, base)
+		src.Root = p.Root
+		for i := range src.Images {
+			src.Images[i].Context = path.Join(filepath.ToSlash(rel), src.Images[i].Context)
+		}
+	}
 	var amb *AmbiguousError
 	if errors.As(err, &amb) {
 		hints := []string{"harmony applies nothing when the choice is not clear; pick one:"}
@@ -158,13 +197,38 @@ func (p *Project) Discover() (*Source, error) {
 	return src, err
 }
 
-// selectCommand is the command that launches this project with path as its manifests.
+// selectCommand is the command that launches path. When path is in an app folder of its own
+// (a monorepo's app), that is the app launched, with its own namespace and inventory: launching
+// a second app then never prunes the first. Else it is this project with path as its manifests.
 func (p *Project) selectCommand(path string) string {
+	if app, _ := findApp(path, p.Root); app != p.Root && len(p.Manifests) == 0 && p.nsFlag == "" {
+		args := []string{"harmony", "launch", fromHere(app)}
+		if app != path {
+			rel, err := filepath.Rel(app, path)
+			if err == nil {
+				args = append(args, "-f", filepath.ToSlash(rel))
+			}
+		}
+		if p.Profile != "" {
+			args = append(args, "--profile", p.Profile)
+		}
+		return hint.Command(append(args, p.cluster...)...)
+	}
 	rel, err := filepath.Rel(p.dir, path)
 	if err != nil {
 		rel = path
 	}
 	return p.command("launch", false, "-f", filepath.ToSlash(rel))
+}
+
+// fromHere is dir as the user would type it from the current folder.
+func fromHere(dir string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, dir); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return filepath.ToSlash(rel)
+		}
+	}
+	return dir
 }
 
 // Command is the harmony command name (launch, status, down) for this project as the user
@@ -205,7 +269,7 @@ func (p *Project) commandOn(cluster []string, name string, manifests bool, flags
 			args = append(args, p.dirArg)
 		}
 	}
-	if name == "launch" && manifests {
+	if name == "launch" && manifests && !p.autoManifests {
 		for _, m := range p.Manifests {
 			rel, err := filepath.Rel(p.dir, m)
 			if err != nil {
@@ -250,6 +314,79 @@ func findRoot(dir string) string {
 		}
 	}
 	return dir
+}
+
+// appName is the name of the app at appPath (slash separated) in the repository root.
+func appName(root, appPath string) string {
+	if appPath == "." {
+		return filepath.Base(root)
+	}
+	return filepath.Base(root) + "-" + strings.ReplaceAll(appPath, "/", "-")
+}
+
+// findApp is the app dir belongs to inside root: dir when it holds something deployable, else
+// the nearest folder above it that does, else root. The usual manifests folders (k8s/,
+// deploy/, manifests/, …) and what is inside them hold the manifests of the app above them, not
+// apps of their own: `cd k8s && harmony launch` launches the repository's app as before, and
+// `cd deploy/overlays/dev && harmony launch` launches that overlay as the app's manifests
+// (returned as manifests, as -f would name them).
+func findApp(dir, root string) (app, manifests string) {
+	for d := dir; d != root && within(root, d); d = filepath.Dir(d) {
+		if inUsualFolder(root, d) {
+			if d == dir && deployable(d) {
+				manifests = d
+			}
+			continue
+		}
+		if deployable(d) {
+			return d, manifests
+		}
+	}
+	return root, manifests
+}
+
+// appPartFolders are more folders that hold a way to deploy the app above them, never an app of
+// their own (kubebuilder's config/, a kustomize/ folder, environments).
+var appPartFolders = []string{"kustomize", "config", "base", "overlays", "environments", "envs", "helmfile"}
+
+// inUsualFolder reports whether dir is one of the usual manifests or chart folders of a folder
+// above it (or appPartFolders), or inside one.
+func inUsualFolder(root, dir string) bool {
+	rel, err := filepath.Rel(root, dir)
+	if err != nil || rel == "." {
+		return false
+	}
+	rel = filepath.ToSlash(rel)
+	for p := rel; p != "." && p != "/" && p != ""; p = path.Dir(p) {
+		for _, f := range slices.Concat(usualFolders, chartFolders, appPartFolders) {
+			if p == f || strings.HasSuffix(p, "/"+f) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// deployable reports whether dir holds something harmony can launch on its own: harmony.yaml,
+// skaffold.yaml, a chart, a kustomization, a usual folder of manifests, or manifests.
+func deployable(dir string) bool {
+	t, err := openTree(dir, DefaultMaxFileSize, 64<<20)
+	if err != nil {
+		return false
+	}
+	defer t.Close()
+	if t.isFile(ProjectFile) || t.isFile(SkaffoldFile) || t.isChart(".") || t.isKustomization(".") {
+		return true
+	}
+	for _, f := range usualFolders {
+		if t.isDir(f) {
+			if ok, _ := t.hasManifests(f); ok {
+				return true
+			}
+		}
+	}
+	files, _ := t.scan(".", 1)
+	return len(files) > 0
 }
 
 // within reports whether path is root or inside it (lexically).

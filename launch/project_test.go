@@ -10,6 +10,9 @@ import (
 	"github.com/NationTech/harmony-agent/launch"
 )
 
+// An app is a repository plus a path: the folder given when it holds something deployable,
+// else the nearest such folder above it; the usual manifests folders (and what is in them)
+// belong to the app above them.
 func TestResolveFindsOneProjectFromAnyFolder(t *testing.T) {
 	t.Parallel()
 	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n"
@@ -19,17 +22,22 @@ func TestResolveFindsOneProjectFromAnyFolder(t *testing.T) {
 		from     string // folder launch is pointed at, relative to the tree
 		wantRoot string
 		wantNS   string
+		wantApp  string // the app's path in the repository; "" is "."
 	}{
-		{"git top-level", map[string]string{"shop/.git/HEAD": "x", "shop/svc/api/x.go": "", "shop/svc/api/harmony.yaml": "manifests: [x]\n"},
-			"shop/svc/api", "shop", "shop"},
+		{"an app folder in a repository", map[string]string{"shop/.git/HEAD": "x", "shop/svc/api/x.go": "", "shop/svc/api/harmony.yaml": "manifests: [x]\n"},
+			"shop/svc/api", "shop", "shop-svc-api", "svc/api"},
+		{"below an app folder", map[string]string{"shop/.git/HEAD": "x", "shop/svc/api/src/x.go": "", "shop/svc/api/k8s/a.yaml": cm},
+			"shop/svc/api/src", "shop", "shop-svc-api", "svc/api"},
+		{"a usual folder belongs to the app above", map[string]string{"shop/.git/HEAD": "x", "shop/svc/api/k8s/a.yaml": cm},
+			"shop/svc/api/k8s", "shop", "shop-svc-api", "svc/api"},
 		{"git worktree (.git file)", map[string]string{"Web_App/.git": "gitdir: /elsewhere\n", "Web_App/deploy/a.yaml": cm},
-			"Web_App/deploy", "Web_App", "web-app"},
+			"Web_App/deploy", "Web_App", "web-app", ""},
 		{"folder holding harmony.yaml", map[string]string{"mono/harmony.yaml": "manifests: [k8s]\nnamespace: Store\n", "mono/k8s/a.yaml": cm},
-			"mono/k8s", "mono", ""},
+			"mono/k8s", "mono", "", ""},
 		{"harmony.yaml namespace", map[string]string{"mono/harmony.yaml": "manifests: [k8s]\nnamespace: store\n", "mono/k8s/a.yaml": cm},
-			"mono/k8s", "mono", "store"},
+			"mono/k8s", "mono", "store", ""},
 		{"the folder given", map[string]string{"plain/k8s/a.yaml": cm},
-			"plain/k8s", "plain/k8s", "k8s"},
+			"plain/k8s", "plain/k8s", "k8s", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,12 +53,22 @@ func TestResolveFindsOneProjectFromAnyFolder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.Root != filepath.Join(base, tt.wantRoot) || p.Namespace != tt.wantNS {
-				t.Fatalf("root %s namespace %s, want %s %s", p.Root, p.Namespace, tt.wantRoot, tt.wantNS)
+			wantApp := tt.wantApp
+			if wantApp == "" {
+				wantApp = "."
 			}
-			root, err := launch.Resolve(launch.Selection{Dir: p.Root})
-			if err != nil || root.InventoryID != p.InventoryID {
-				t.Fatalf("from the root: %v %v, want the same inventory id %s", root, err, p.InventoryID)
+			if p.Root != filepath.Join(base, tt.wantRoot) || p.Namespace != tt.wantNS || p.AppPath != wantApp {
+				t.Fatalf("root %s namespace %s app %s, want %s %s %s", p.Root, p.Namespace, p.AppPath, tt.wantRoot, tt.wantNS, wantApp)
+			}
+			app, err := launch.Resolve(launch.Selection{Dir: p.App})
+			if err != nil || app.InventoryID != p.InventoryID {
+				t.Fatalf("from the app's folder: %v %v, want the same inventory id %s", app, err, p.InventoryID)
+			}
+			if wantApp != "." {
+				root, err := launch.Resolve(launch.Selection{Dir: p.Root})
+				if err != nil || root.InventoryID == p.InventoryID || root.Namespace == p.Namespace {
+					t.Fatalf("the repository's own app shares the app's identity: %v %v", root, err)
+				}
 			}
 		})
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -244,6 +246,16 @@ var ErrNotLaunched = errors.New("not launched")
 type NotLaunchedError struct {
 	Root, Namespace string
 	Elsewhere       []string
+	// Apps are the other apps launched from the repository, when the project is the
+	// repository's own app (status or down at its root).
+	Apps []LaunchedApp
+}
+
+// LaunchedApp is an app of a repository with an inventory in the cluster.
+type LaunchedApp struct {
+	// Path is the app's folder in the repository, slash separated.
+	Path      string `json:"path"`
+	Namespace string `json:"namespace"`
 }
 
 func (n *NotLaunchedError) Error() string {
@@ -260,10 +272,16 @@ func (n *NotLaunchedError) Unwrap() error { return ErrNotLaunched }
 // at the command that works: the same command with -n for a namespace the folder is launched
 // in, else launch.
 func (e *Engine) notLaunched(ctx context.Context, p *Project, there, command string) error {
-	nl := &NotLaunchedError{Root: p.Root, Namespace: p.Namespace, Elsewhere: e.launchedIn(ctx, p)}
+	nl := &NotLaunchedError{Root: p.App, Namespace: p.Namespace, Elsewhere: e.launchedIn(ctx, p), Apps: e.AppsOf(ctx, p)}
 	var hints []string
 	for _, ns := range nl.Elsewhere {
 		hints = append(hints, there+": "+p.Command(command, "-n", ns))
+	}
+	if len(nl.Apps) > 0 {
+		hints = append(hints, "apps launched from this repository:")
+		for _, a := range nl.Apps {
+			hints = append(hints, fmt.Sprintf("  %s (namespace %s): %s", a.Path, a.Namespace, p.appCommand(command, a)))
+		}
 	}
 	if len(hints) == 0 {
 		hints = append(hints, "launch it: "+p.Command("launch"))
@@ -280,13 +298,62 @@ func (e *Engine) launchedIn(ctx context.Context, p *Project) []string {
 	}
 	var out []string
 	for _, cm := range list.Items {
-		if cm.Namespace != p.Namespace && cm.Annotations[ProjectRootAnnotation] == p.Root && cm.Labels[InventoryLabel] != "" &&
-			cm.Labels[InventoryLabel] == inventoryID(p.Name, p.Root, cm.Namespace) && !slices.Contains(out, cm.Namespace) {
+		if cm.Namespace != p.Namespace && cm.Annotations[ProjectRootAnnotation] == p.App && cm.Labels[InventoryLabel] != "" &&
+			cm.Labels[InventoryLabel] == inventoryID(p.Name, p.App, cm.Namespace) && !slices.Contains(out, cm.Namespace) {
 			out = append(out, cm.Namespace)
 		}
 	}
 	sort.Strings(out)
 	return out
+}
+
+// AppsOf lists the apps launched from p's repository other than p, when p is the repository's
+// own app (at its root), by their inventories' annotations (best effort: none when the cluster
+// does not let the user list ConfigMaps everywhere). Only inventories whose id is the one the
+// app's folder and namespace give are counted.
+func (e *Engine) AppsOf(ctx context.Context, p *Project) []LaunchedApp {
+	if p.AppPath != "." {
+		return nil
+	}
+	list, err := e.client.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{LabelSelector: managedByLabel + "=harmony"})
+	if err != nil {
+		return nil
+	}
+	var out []LaunchedApp
+	for _, cm := range list.Items {
+		app := cm.Annotations[AppAnnotation]
+		if cm.Annotations[RepositoryAnnotation] != p.Root || app == "" || app == "." || !validAppPath(app) {
+			continue
+		}
+		dir := filepath.Join(p.Root, filepath.FromSlash(app))
+		name := appName(p.Root, app)
+		if cm.Annotations[ProjectRootAnnotation] != dir || cm.Labels[InventoryLabel] != inventoryID(name, dir, cm.Namespace) {
+			continue
+		}
+		a := LaunchedApp{Path: app, Namespace: cm.Namespace}
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Path < out[j].Path || (out[i].Path == out[j].Path && out[i].Namespace < out[j].Namespace)
+	})
+	return out
+}
+
+// validAppPath accepts a relative, clean, slash-separated path inside the repository.
+func validAppPath(p string) bool {
+	return p == path.Clean(p) && !path.IsAbs(p) && p != ".." && !strings.HasPrefix(p, "../") && !strings.ContainsAny(p, "\\\x00")
+}
+
+// appCommand is command on the repository's app a, as the user would type it from where they are.
+func (p *Project) appCommand(command string, a LaunchedApp) string {
+	arg := fromHere(filepath.Join(p.Root, filepath.FromSlash(a.Path)))
+	args := []string{"harmony", command, arg}
+	if a.Namespace != Namespace(appName(p.Root, a.Path)) {
+		args = append(args, "-n", a.Namespace)
+	}
+	return hint.Command(append(args, p.cluster...)...)
 }
 
 // printKeptCRDs says which CRDs down kept, and the command that deletes them by hand.

@@ -298,7 +298,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if chart != nil {
 		all = append(append([]launch.Object{}, objs...), chart.Objects...)
 	}
-	fmt.Fprintf(out, "launching %s: %s from %s, namespace %s\n", printable(proj.Root), plural(len(all), "object"), printable(src.Reason), proj.Namespace)
+	fmt.Fprintf(out, "launching %s: %s from %s, namespace %s\n", printable(proj.App), plural(len(all), "object"), printable(src.Reason), proj.Namespace)
 	if chart != nil {
 		fmt.Fprintln(out, printable(chartFound(chart.Chart, chartOpts.Release)))
 		for _, h := range chart.Chart.SkippedHooks {
@@ -575,7 +575,7 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 			}
 			steps, err := eng.Down(cmd.Context(), proj, opts.Timeout, out)
 			var nl *launch.NotLaunchedError
-			if errors.As(err, &nl) && len(nl.Elsewhere) == 0 {
+			if errors.As(err, &nl) && len(nl.Elsewhere) == 0 && len(nl.Apps) == 0 {
 				// Nothing of the project to remove is what down is for: done, as with no runtime.
 				fmt.Fprintf(out, "%s: nothing to take down\n", printable(nl.Error()))
 				if opts.Output.json() {
@@ -589,7 +589,7 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "removed what harmony launched for %s in namespace %s\n", printable(proj.Root), proj.Namespace)
+			fmt.Fprintf(out, "removed what harmony launched for %s in namespace %s\n", printable(proj.App), proj.Namespace)
 			return nil
 		},
 	}
@@ -619,7 +619,33 @@ func (c *clusterOptions) project(ctx context.Context, g *globalOptions, args []s
 		return nil, nil, err
 	}
 	eng, err := launch.NewEngine(cfg)
-	return proj, eng, err
+	if err != nil {
+		return nil, nil, err
+	}
+	// At a repository's root that has nothing of its own to launch (nothing found, or several
+	// apps to choose from) and is not launched itself, the one app launched from the repository
+	// is the one meant; several are listed by the not-launched error.
+	if proj.AppPath == "." && sel.Namespace == "" && !ownApp(proj) {
+		if launched, err := eng.Launched(ctx, proj); err == nil && !launched {
+			if apps := eng.AppsOf(ctx, proj); len(apps) == 1 {
+				sel.Dir = filepath.Join(proj.Root, filepath.FromSlash(apps[0].Path))
+				sel.Namespace = apps[0].Namespace
+				app, err := launch.Resolve(sel)
+				if err != nil {
+					return nil, nil, err
+				}
+				fmt.Fprintf(c.Output.chatter(g), "%s is the one app launched from this repository (namespace %s)\n", printable(apps[0].Path), apps[0].Namespace)
+				proj, c.proj = app, app
+			}
+		}
+	}
+	return proj, eng, nil
+}
+
+// ownApp reports whether the repository's root has one thing of its own to launch.
+func ownApp(p *launch.Project) bool {
+	_, err := p.Discover()
+	return !errors.Is(err, launch.ErrNothingFound) && !errors.Is(err, launch.ErrAmbiguous)
 }
 
 type statusOptions struct{ clusterOptions }
