@@ -69,13 +69,13 @@ type Project struct {
 	// Profile is the skaffold.yaml profile to activate ("" for none).
 	Profile string
 
-	dir     string   // the folder given, absolute
-	dirArg  string   // the folder as typed ("" when none was)
-	nsFlag  string   // -n as typed ("" when none was)
+	dir    string // the folder given, absolute
+	dirArg string // the folder as typed ("" when none was)
+	nsFlag string // -n as typed ("" when none was)
 	// autoManifests: Manifests is the folder given, inside a usual manifests folder (findApp),
 	// not -f as typed.
 	autoManifests bool
-	cluster []string // --kubeconfig/--context as typed
+	cluster       []string // --kubeconfig/--context as typed
 }
 
 // Resolve finds the project sel points into. It reads the root's harmony.yaml, and nothing else.
