@@ -74,6 +74,8 @@ type Step struct {
 	keptCRD bool // a CRD not deleted on purpose (chart crds/, or others' resources of its kind)
 	release bool // a namespace kept: down removes the project's mark from it
 	uid     types.UID
+	// apiVersion is the object's, when the step was planned from it (-o json).
+	apiVersion string
 }
 
 // Engine talks to one cluster.

@@ -598,7 +598,7 @@ func Unchecked(ns string, objs []Object) *Report {
 			owned[id.Name] = true
 		}
 		placed = append(placed, Object{Unstructured: u, Origin: o.Origin})
-		rep.Plan = append(rep.Plan, Step{ID: id, Ref: ref(id), Action: Create, Origin: o.Origin, Note: "not checked: no cluster"})
+		rep.Plan = append(rep.Plan, Step{ID: id, Ref: ref(id), Action: Create, Origin: o.Origin, Note: "not checked: no cluster", apiVersion: o.GetAPIVersion()})
 	}
 	rep.Privileges = privileges(placed, func(n string) bool { return owned[n] })
 	return rep

@@ -149,7 +149,7 @@ func (e *Engine) planHooks(ctx context.Context, hooks []Hook, p *Project) ([]Ste
 	var rejected []string
 	for _, h := range hooks {
 		id := object.UnstructuredToObjMetadata(h.Unstructured)
-		step := Step{ID: id, Ref: ref(id), Action: RunHook, Origin: h.Origin,
+		step := Step{ID: id, Ref: ref(id), Action: RunHook, Origin: h.Origin, apiVersion: h.GetAPIVersion(),
 			Note: fmt.Sprintf("%s, weight %d", strings.Join(h.Events, ","), h.Weight)}
 		ri, _, err := e.resource(h.Unstructured)
 		if err != nil {

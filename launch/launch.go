@@ -359,7 +359,7 @@ func (e *Engine) plan(ctx context.Context, objs []Object, claims map[object.ObjM
 	forEach(len(objs), func(i int) {
 		obj := objs[i]
 		id := object.UnstructuredToObjMetadata(obj.Unstructured)
-		step := Step{ID: id, Ref: ref(id), Origin: obj.Origin}
+		step := Step{ID: id, Ref: ref(id), Origin: obj.Origin, apiVersion: obj.GetAPIVersion()}
 		defer func() { steps[i] = step }()
 		_, _, err := e.resource(obj.Unstructured)
 		if err != nil {

@@ -1,15 +1,18 @@
 package cli_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/NationTech/harmony-agent/internal/cli"
+	"github.com/NationTech/harmony-agent/launch"
 )
 
 func TestMain(m *testing.M) {
@@ -24,6 +27,34 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"hang-server":   cmdHangServer,
 	"await-request": cmdAwaitRequest,
 	"maxrss":        cmdMaxRSS,
+	"output-json":   cmdOutputJSON,
+}
+
+// cmdOutputJSON decodes the last command's stdout as the -o json document of launch, down and
+// status (one Go type, unknown fields refused) and checks what every document promises:
+// "output-json launch|down|status".
+func cmdOutputJSON(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: output-json launch|down|status")
+	}
+	dec := json.NewDecoder(strings.NewReader(ts.ReadFile("stdout")))
+	dec.DisallowUnknownFields()
+	var out launch.Output
+	if err := dec.Decode(&out); err != nil {
+		ts.Fatalf("stdout is not the -o json document: %v", err)
+	}
+	if out.SchemaVersion != launch.OutputSchemaVersion || out.Command != args[0] || out.App.Namespace == "" || out.Objects == nil {
+		ts.Fatalf("document: %+v", out)
+	}
+	actions := map[string]bool{"created": true, "configured": true, "unchanged": true, "pruned": true, "left-alone": true, "hook-run": true}
+	for _, o := range out.Objects {
+		if o.Kind == "" || o.APIVersion == "" || o.Name == "" {
+			ts.Fatalf("an object without kind, apiVersion or name: %+v", o)
+		}
+		if (args[0] == "status") != (o.Action == "") || (o.Action != "" && !actions[o.Action]) {
+			ts.Fatalf("%s: action %q", args[0], o.Action)
+		}
+	}
 }
 
 // TestScripts runs testdata/script/*.txtar: each reads like a user's terminal session.

@@ -370,7 +370,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		rep.Images = imgs
 	}
 	if rep != nil && opts.Output.json() {
-		if jerr := printJSON(g.Stdout, rep); jerr != nil {
+		if jerr := printJSON(g.Stdout, eng.LaunchOutput(proj, rep, opts.DryRun)); jerr != nil {
 			return jerr
 		}
 	}
@@ -527,7 +527,8 @@ func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, proj *
 		next = hint.Of(down)
 	}
 	if opts.Output.json() {
-		return printJSON(g.Stdout, rep)
+		var none *launch.Engine // no cluster: versions as the objects give them
+		return printJSON(g.Stdout, none.LaunchOutput(proj, rep, true))
 	}
 	answer := dryRunAnswer(g, out)
 	fmt.Fprintln(answer, "what it would apply, not checked by a server:")
@@ -566,7 +567,7 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 			if errors.As(err, &rd) && errors.Is(err, errNothingInstalled) {
 				fmt.Fprintf(out, "%s is not installed: nothing to take down\n", rd.state.name)
 				if opts.Output.json() {
-					return printJSON(g.Stdout, []launch.Step{})
+					return printJSON(g.Stdout, launch.EmptyOutput("down", opts.proj))
 				}
 				return nil
 			}
@@ -579,12 +580,12 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 				// Nothing of the project to remove is what down is for: done, as with no runtime.
 				fmt.Fprintf(out, "%s: nothing to take down\n", printable(nl.Error()))
 				if opts.Output.json() {
-					return printJSON(g.Stdout, []launch.Step{})
+					return printJSON(g.Stdout, launch.EmptyOutput("down", opts.proj))
 				}
 				return nil
 			}
 			if opts.Output.json() && steps != nil {
-				_ = printJSON(g.Stdout, steps)
+				_ = printJSON(g.Stdout, eng.DownOutput(proj, steps))
 			}
 			if err != nil {
 				return err
@@ -669,7 +670,7 @@ an object is not ready, as kubectl rollout status does, so a script can wait on 
 				return err
 			}
 			if opts.Output.json() {
-				if err := printJSON(g.Stdout, states); err != nil {
+				if err := printJSON(g.Stdout, eng.StatusOutput(proj, states)); err != nil {
 					return err
 				}
 				return notReadyError(g, states)

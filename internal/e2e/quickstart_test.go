@@ -4,6 +4,7 @@ package e2e_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/NationTech/harmony-agent/internal/releasetest"
 	"github.com/NationTech/harmony-agent/internal/testcluster"
+	"github.com/NationTech/harmony-agent/launch"
 )
 
 var cluster *testcluster.Cluster
@@ -164,8 +166,14 @@ func TestQuickStart(t *testing.T) {
 		t.Fatalf("dry run after launch (exit %d):\n%s", code, out)
 	}
 	out, code = run(t, env, harmony, "status", "-o", "json", project)
-	if code != 0 || strings.Count(out, `"status": "Current"`) != 3 {
+	var st launch.Output
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || len(st.Objects) != 3 || !st.Ready {
 		t.Fatalf("status -o json (exit %d):\n%s", code, out)
+	}
+	for _, o := range st.Objects {
+		if !o.Ready || o.Namespace != "hello" {
+			t.Fatalf("status -o json: %+v", o)
+		}
 	}
 	out, code = run(t, env, harmony, "status", project)
 	if code != 0 || !strings.Contains(out, "deployment/hello (namespace hello)") || !strings.Contains(out, "Current") {
