@@ -620,24 +620,33 @@ func (t *tree) kustomizationRefs(dir string) []string {
 	return append(append(k.Resources, k.Bases...), k.Components...)
 }
 
-// appFolders are the top-level folders holding an app of their own: harmony.yaml,
-// skaffold.yaml, a chart, a kustomization, a usual folder of manifests, or manifests (not the
-// usual folders and chart folders themselves, which are the repository's own).
+// appFolders are the folders holding an app of their own (harmony.yaml, skaffold.yaml, a chart,
+// a kustomization, a usual folder of manifests, or manifests): the top-level ones, and within a
+// top-level folder that is not one (services/api, services/web), down to three levels. The
+// usual manifests and chart folders are the repository's own, never apps.
 func (t *tree) appFolders() []string {
-	entries, err := t.readDir(".")
-	if err != nil {
-		return nil
-	}
 	var apps []string
-	for _, e := range entries {
-		name := e.Name()
-		if !e.IsDir() || skipDirs[name] || strings.HasPrefix(name, ".") || inUsualFolder(".", name) {
-			continue
+	var walk func(dir string, depth int)
+	walk = func(dir string, depth int) {
+		entries, err := t.readDir(dir)
+		if err != nil {
+			return
 		}
-		if t.holdsApp(name) {
-			apps = append(apps, name)
+		for _, e := range entries {
+			name := e.Name()
+			p := path.Join(dir, name)
+			if !e.IsDir() || skipDirs[name] || strings.HasPrefix(name, ".") || inUsualFolder(".", p) || len(apps) >= 200 {
+				continue
+			}
+			switch {
+			case t.holdsApp(p):
+				apps = append(apps, p)
+			case depth < 3:
+				walk(p, depth+1)
+			}
 		}
 	}
+	walk(".", 1)
 	return apps
 }
 
@@ -653,7 +662,12 @@ func (t *tree) holdsApp(dir string) bool {
 			}
 		}
 	}
-	files, _ := t.scan(dir, 1)
+	for _, f := range chartFolders {
+		if t.isChart(path.Join(dir, f)) {
+			return true
+		}
+	}
+	files, _ := t.scan(dir, 0) // its own files, not its subfolders'
 	return len(files) > 0
 }
 

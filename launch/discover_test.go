@@ -59,9 +59,9 @@ func TestDiscover(t *testing.T) {
 			"ops/dev/kustomization.yaml": "resources: [../base]\n"},
 			[]string{"ops/dev"}, nil, nil, ""},
 		{"scan skips vendor, CI, Helm templates and non-objects", map[string]string{
-			"app/k8s.yaml": cmDoc("a"), "vendor/x/y.yaml": cmDoc("v"), ".github/workflows/ci.yaml": "on: push\n",
+			"k8s.yaml": cmDoc("a"), "vendor/x/y.yaml": cmDoc("v"), ".github/workflows/ci.yaml": "on: push\n",
 			"tools/chart/Chart.yaml": "name: c\n", "tools/chart/templates/d.yaml": cmDoc("h"), "config.yaml": "port: 80\n", "deep/a/b/c/d.yaml": cmDoc("deep")},
-			nil, []string{"app/k8s.yaml"}, nil, ""},
+			nil, []string{"k8s.yaml"}, nil, ""},
 		{"nothing", map[string]string{"README.md": "hi", "ci.yaml": "steps: []\n"}, nil, nil, launch.ErrNothingFound, "manifests/ folder"},
 	}
 	for _, tt := range tests {

@@ -572,7 +572,17 @@ func fixChartPaths(s, chartName, chartRel string) string {
 
 // ReleaseName is the Helm release name a chart is rendered with: the project's name, made a
 // valid DNS label.
-func (p *Project) ReleaseName() string { return Namespace(p.Name) }
+func (p *Project) ReleaseName() string {
+	name := p.Name
+	if p.AppPath != "" && p.AppPath != "." {
+		name = filepath.Base(p.App) // as Argo CD names an app's release: its own name
+	}
+	r := Namespace(name)
+	if len(r) > 53 { // Helm's limit
+		r = strings.Trim(r[:53], "-")
+	}
+	return r
+}
 
 // Launched reports whether the project was launched before (its inventory exists): a chart is
 // then rendered as an upgrade and runs its upgrade hooks.

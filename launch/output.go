@@ -80,7 +80,7 @@ func (e *Engine) version(gk schema.GroupKind, planned string) string {
 	if gk.Group == "" {
 		return "v1"
 	}
-	return gk.Group
+	return "" // its kind is no longer served (a CRD deleted): no version is known
 }
 
 func outputObject(id object.ObjMetadata, version string) OutputObject {

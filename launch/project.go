@@ -69,13 +69,10 @@ type Project struct {
 	// Profile is the skaffold.yaml profile to activate ("" for none).
 	Profile string
 
-	dir    string // the folder given, absolute
-	dirArg string // the folder as typed ("" when none was)
-	nsFlag string // -n as typed ("" when none was)
-	// autoManifests: Manifests is the folder given, inside a usual manifests folder (findApp),
-	// not -f as typed.
-	autoManifests bool
-	cluster       []string // --kubeconfig/--context as typed
+	dir     string   // the folder given, absolute
+	dirArg  string   // the folder as typed ("" when none was)
+	nsFlag  string   // -n as typed ("" when none was)
+	cluster []string // --kubeconfig/--context as typed
 }
 
 // Resolve finds the project sel points into. It reads the root's harmony.yaml, and nothing else.
@@ -100,11 +97,7 @@ func Resolve(sel Selection) (*Project, error) {
 			"name a folder of the project, or run it from inside the project: "+cmd+" [DIR]")
 	}
 	p := &Project{Root: findRoot(dir), dir: dir, dirArg: dirArg, Profile: sel.Profile, nsFlag: sel.Namespace, cluster: sel.Cluster}
-	var auto string
-	p.App, auto = findApp(dir, p.Root)
-	if len(sel.Manifests) == 0 && auto != "" {
-		p.Manifests, p.autoManifests = []string{auto}, true
-	}
+	p.App = findApp(dir, p.Root)
 	p.AppPath = "."
 	p.Name = filepath.Base(p.Root)
 	if p.App != p.Root {
@@ -185,7 +178,9 @@ func (p *Project) Discover() (*Source, error) {
 		for _, c := range amb.Candidates {
 			hints = append(hints, "  "+p.selectCommand(filepath.Join(amb.Root, c)))
 		}
-		hints = append(hints, "or write the choice into "+ProjectFile+" ("+choiceKeys(amb.What)+")")
+		if amb.What != "several apps" {
+			hints = append(hints, "or write the choice into "+ProjectFile+" ("+choiceKeys(amb.What)+")")
+		}
 		return nil, hint.With(err, hints...)
 	}
 	if errors.Is(err, ErrNothingFound) && len(p.Manifests) == 0 {
@@ -201,7 +196,7 @@ func (p *Project) Discover() (*Source, error) {
 // (a monorepo's app), that is the app launched, with its own namespace and inventory: launching
 // a second app then never prunes the first. Else it is this project with path as its manifests.
 func (p *Project) selectCommand(path string) string {
-	if app, _ := findApp(path, p.Root); app != p.Root && len(p.Manifests) == 0 && p.nsFlag == "" {
+	if app := findApp(path, p.Root); app != p.Root && len(p.Manifests) == 0 && p.nsFlag == "" {
 		args := []string{"harmony", "launch", fromHere(app)}
 		if app != path {
 			rel, err := filepath.Rel(app, path)
@@ -269,7 +264,7 @@ func (p *Project) commandOn(cluster []string, name string, manifests bool, flags
 			args = append(args, p.dirArg)
 		}
 	}
-	if name == "launch" && manifests && !p.autoManifests {
+	if name == "launch" && manifests {
 		for _, m := range p.Manifests {
 			rel, err := filepath.Rel(p.dir, m)
 			if err != nil {
@@ -316,33 +311,58 @@ func findRoot(dir string) string {
 	return dir
 }
 
-// appName is the name of the app at appPath (slash separated) in the repository root.
+// appName is the name of the app at appPath (slash separated) in the repository root. A name
+// too long for a namespace keeps its start and ends in a hash of the path, so two long paths
+// never share one.
 func appName(root, appPath string) string {
 	if appPath == "." {
 		return filepath.Base(root)
 	}
-	return filepath.Base(root) + "-" + strings.ReplaceAll(appPath, "/", "-")
+	name := filepath.Base(root) + "-" + strings.ReplaceAll(appPath, "/", "-")
+	if len(Namespace(name)) < 63 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(appPath))
+	return strings.Trim(Namespace(name)[:54], "-") + "-" + hex.EncodeToString(sum[:])[:8]
 }
 
 // findApp is the app dir belongs to inside root: dir when it holds something deployable, else
 // the nearest folder above it that does, else root. The usual manifests folders (k8s/,
-// deploy/, manifests/, …) and what is inside them hold the manifests of the app above them, not
-// apps of their own: `cd k8s && harmony launch` launches the repository's app as before, and
-// `cd deploy/overlays/dev && harmony launch` launches that overlay as the app's manifests
-// (returned as manifests, as -f would name them).
-func findApp(dir, root string) (app, manifests string) {
+// deploy/, manifests/, charts/, …) and what is inside them hold the manifests of the app above
+// them, and so does what is inside a chart (templates/): they are never apps of their own, so
+// `cd k8s/postgres && harmony launch` launches the repository's whole app, as from its root.
+func findApp(dir, root string) string {
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return root
+	}
 	for d := dir; d != root && within(root, d); d = filepath.Dir(d) {
-		if inUsualFolder(root, d) {
-			if d == dir && deployable(d) {
-				manifests = d
-			}
+		if inUsualFolder(root, d) || insideChart(root, d) {
+			continue
+		}
+		// A folder that is (or leads through) a link out of the repository is never an app:
+		// nothing outside the repository is read.
+		if real, err := filepath.EvalSymlinks(d); err != nil || !within(realRoot, real) {
 			continue
 		}
 		if deployable(d) {
-			return d, manifests
+			return d
 		}
 	}
-	return root, manifests
+	return root
+}
+
+// insideChart reports whether a folder above dir, up to root, is a Helm chart.
+func insideChart(root, dir string) bool {
+	for d := filepath.Dir(dir); within(root, d); d = filepath.Dir(d) {
+		if st, err := os.Stat(filepath.Join(d, ChartFile)); err == nil && st.Mode().IsRegular() {
+			return true
+		}
+		if d == root {
+			break
+		}
+	}
+	return false
 }
 
 // appPartFolders are more folders that hold a way to deploy the app above them, never an app of
@@ -375,18 +395,7 @@ func deployable(dir string) bool {
 		return false
 	}
 	defer t.Close()
-	if t.isFile(ProjectFile) || t.isFile(SkaffoldFile) || t.isChart(".") || t.isKustomization(".") {
-		return true
-	}
-	for _, f := range usualFolders {
-		if t.isDir(f) {
-			if ok, _ := t.hasManifests(f); ok {
-				return true
-			}
-		}
-	}
-	files, _ := t.scan(".", 1)
-	return len(files) > 0
+	return t.holdsApp(".")
 }
 
 // within reports whether path is root or inside it (lexically).

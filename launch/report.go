@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -249,6 +250,9 @@ type NotLaunchedError struct {
 	// Apps are the other apps launched from the repository, when the project is the
 	// repository's own app (status or down at its root).
 	Apps []LaunchedApp
+	// RepositoryNamespace is set when the project is an app in a subfolder and the repository
+	// was launched as one app from its root, there.
+	RepositoryNamespace string
 }
 
 // LaunchedApp is an app of a repository with an inventory in the cluster.
@@ -274,6 +278,16 @@ func (n *NotLaunchedError) Unwrap() error { return ErrNotLaunched }
 func (e *Engine) notLaunched(ctx context.Context, p *Project, there, command string) error {
 	nl := &NotLaunchedError{Root: p.App, Namespace: p.Namespace, Elsewhere: e.launchedIn(ctx, p), Apps: e.AppsOf(ctx, p)}
 	var hints []string
+	if p.AppPath != "." {
+		// Launched as one app from the repository's root (as harmony did before apps had
+		// paths): that is where its objects are.
+		if root, err := Resolve(Selection{Dir: p.Root, Command: command, Cluster: p.cluster}); err == nil {
+			if inv, err := e.loadInventory(ctx, root); err == nil && inv.exists {
+				nl.RepositoryNamespace = root.Namespace
+				hints = append(hints, fmt.Sprintf("the repository was launched as one app from its root (namespace %s): %s", root.Namespace, root.Command(command)))
+			}
+		}
+	}
 	for _, ns := range nl.Elsewhere {
 		hints = append(hints, there+": "+p.Command(command, "-n", ns))
 	}
@@ -341,9 +355,19 @@ func (e *Engine) AppsOf(ctx context.Context, p *Project) []LaunchedApp {
 	return out
 }
 
-// validAppPath accepts a relative, clean, slash-separated path inside the repository.
+// validAppPath accepts a relative, clean, slash-separated path inside the repository, of
+// printable characters (a forged one never adds a line to a hint).
 func validAppPath(p string) bool {
-	return p == path.Clean(p) && !path.IsAbs(p) && p != ".." && !strings.HasPrefix(p, "../") && !strings.ContainsAny(p, "\\\x00")
+	printable := strings.IndexFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f || r == utf8.RuneError || r == '\\' }) < 0
+	return printable && utf8.ValidString(p) && len(p) <= 1024 && p == path.Clean(p) && !path.IsAbs(p) && p != ".." && !strings.HasPrefix(p, "../")
+}
+
+// OwnsNamespace reports whether p's namespace exists and was created by p's launch: only then
+// is an inventory found by its annotations taken for p's (status and down at a repository's
+// root), since anyone who may create a ConfigMap somewhere can write those annotations.
+func (e *Engine) OwnsNamespace(ctx context.Context, p *Project) bool {
+	ns, err := e.dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Get(ctx, p.Namespace, metav1.GetOptions{})
+	return err == nil && createdBy(ns, p) && ns.GetDeletionTimestamp() == nil
 }
 
 // appCommand is command on the repository's app a, as the user would type it from where they are.

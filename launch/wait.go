@@ -160,6 +160,11 @@ func podsSettled(pods []corev1.Pod, now time.Time) (bool, string) {
 			case cs.State.Terminated != nil:
 				return false, Sanitize(fmt.Sprintf("pod %s, container %s: terminated (%s, exit code %d)", p.Name, cs.Name, cs.State.Terminated.Reason, cs.State.Terminated.ExitCode))
 			case cs.State.Running != nil && !probed[cs.Name] && now.Sub(cs.State.Running.StartedAt.Time) < podSettle:
+				if last := cs.LastTerminationState.Terminated; cs.RestartCount > 0 && last != nil && last.ExitCode != 0 {
+					// Between two crashes it runs for a moment: say it crash-loops, as the
+					// kubelet does while it waits to restart it.
+					return false, Sanitize(fmt.Sprintf("pod %s, container %s: CrashLoopBackOff (restarted %d times; last exit: %s, exit code %d)", p.Name, cs.Name, cs.RestartCount, last.Reason, last.ExitCode))
+				}
 				return false, Sanitize(fmt.Sprintf("pod %s, container %s: started less than %s ago; making sure it keeps running", p.Name, cs.Name, podSettle))
 			}
 		}

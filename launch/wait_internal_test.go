@@ -78,6 +78,12 @@ func TestPodsSettled(t *testing.T) {
 	}{
 		{"no probe, just started", pod(false, running(time.Second), false), false, "started less than 3s ago; making sure it keeps running"},
 		{"no probe, ran long enough", pod(false, running(podSettle), false), true, ""},
+		{"restarted after a crash, just started again", func() corev1.Pod {
+			p := pod(false, running(time.Second), false)
+			p.Status.ContainerStatuses[0].RestartCount = 3
+			p.Status.ContainerStatuses[0].LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Error", ExitCode: 1}}
+			return p
+		}(), false, "CrashLoopBackOff (restarted 3 times; last exit: Error, exit code 1)"},
 		{"probe passed, just started", pod(true, running(100*time.Millisecond), false), true, ""},
 		{"crash loop", pod(false, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}, false), false, "container web: CrashLoopBackOff"},
 		{"exited", pod(false, corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{Reason: "Error", ExitCode: 1}}, false), false, "terminated (Error, exit code 1)"},

@@ -167,9 +167,12 @@ func newLaunchCmd(g *globalOptions) *cobra.Command {
 		Short: "Find a repository's manifests, apply them and wait until they run",
 		// Words other tools use for it: 'harmony up' answers "Did you mean this? launch".
 		SuggestFor: []string{"up", "deploy", "apply", "run", "dev"},
-		Long: `Launch the project DIR (default: the current directory) belongs to: its git repository, else
-the folder holding harmony.yaml, else DIR itself; from any folder inside it, the same project.
-Find what to deploy there: -f, else harmony.yaml, else what skaffold.yaml names, else a root
+		Long: `Launch the app DIR (default: the current directory) belongs to: an app is a repository (its
+git repository, else the folder holding harmony.yaml, else DIR itself) plus a path: DIR when it
+holds something deployable, else the nearest such folder above it, else the repository. The
+usual manifests folders (k8s/, deploy/, charts/, …) belong to the app above them. Each app has
+its own namespace and inventory: two apps of a monorepo launch side by side.
+Find what to deploy in the app's folder: -f, else harmony.yaml, else what skaffold.yaml names, else a root
 kustomization.yaml, else a manifests/ (deploy/, k8s/, …) folder, else a scan for Kubernetes
 YAML. Images the project builds itself (skaffold.yaml's build.artifacts, harmony.yaml's
 images) are built with Docker, loaded into the runtime and substituted before anything is applied,
@@ -576,7 +579,7 @@ func newDownCmd(g *globalOptions) *cobra.Command {
 			}
 			steps, err := eng.Down(cmd.Context(), proj, opts.Timeout, out)
 			var nl *launch.NotLaunchedError
-			if errors.As(err, &nl) && len(nl.Elsewhere) == 0 && len(nl.Apps) == 0 {
+			if errors.As(err, &nl) && len(nl.Elsewhere) == 0 && len(nl.Apps) == 0 && nl.RepositoryNamespace == "" {
 				// Nothing of the project to remove is what down is for: done, as with no runtime.
 				fmt.Fprintf(out, "%s: nothing to take down\n", printable(nl.Error()))
 				if opts.Output.json() {
@@ -629,14 +632,15 @@ func (c *clusterOptions) project(ctx context.Context, g *globalOptions, args []s
 	if proj.AppPath == "." && sel.Namespace == "" && !ownApp(proj) {
 		if launched, err := eng.Launched(ctx, proj); err == nil && !launched {
 			if apps := eng.AppsOf(ctx, proj); len(apps) == 1 {
-				sel.Dir = filepath.Join(proj.Root, filepath.FromSlash(apps[0].Path))
-				sel.Namespace = apps[0].Namespace
-				app, err := launch.Resolve(sel)
-				if err != nil {
-					return nil, nil, err
+				at := sel
+				at.Dir = filepath.Join(proj.Root, filepath.FromSlash(apps[0].Path))
+				at.Namespace = apps[0].Namespace
+				// Only an app whose folder is still one and whose namespace its launch created:
+				// otherwise the not-launched error lists it, with its command.
+				if app, err := launch.Resolve(at); err == nil && app.AppPath == apps[0].Path && eng.OwnsNamespace(ctx, app) {
+					fmt.Fprintf(c.Output.chatter(g), "%s is the one app launched from this repository (namespace %s)\n", printable(apps[0].Path), apps[0].Namespace)
+					proj, c.proj = app, app
 				}
-				fmt.Fprintf(c.Output.chatter(g), "%s is the one app launched from this repository (namespace %s)\n", printable(apps[0].Path), apps[0].Namespace)
-				proj, c.proj = app, app
 			}
 		}
 	}
