@@ -298,7 +298,7 @@ func (e *Engine) notLaunched(ctx context.Context, p *Project, there, command str
 		}
 	}
 	if len(hints) == 0 {
-		hints = append(hints, "launch it: "+p.Command("launch"))
+		hints = append(hints, "launch it: "+p.Command("launch"), "what is launched on this cluster: "+hint.Command(append([]string{"harmony", "list"}, p.cluster...)...))
 	}
 	return hint.With(nl, hints...)
 }
@@ -489,4 +489,49 @@ func hasVerb(verbs []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// ListedApp is one app launched on the cluster, as harmony list shows it.
+type ListedApp struct {
+	// Folder is the app's folder as its inventory records it; Repository and Path, when the
+	// inventory records them (launched by a harmony that knows apps).
+	Folder     string `json:"folder"`
+	Repository string `json:"repository,omitempty"`
+	Path       string `json:"path,omitempty"`
+	Namespace  string `json:"namespace"`
+	Objects    int    `json:"objects"`
+	Ready      int    `json:"ready"`
+}
+
+// List returns every app harmony launched on the cluster, by its inventory: folder, namespace,
+// how many objects and how many of them are ready (what helm list -A shows for releases). It
+// needs to list ConfigMaps in every namespace.
+func (e *Engine) List(ctx context.Context) ([]ListedApp, error) {
+	list, err := e.client.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{LabelSelector: managedByLabel + "=harmony," + InventoryLabel})
+	if err != nil {
+		return nil, fmt.Errorf("list harmony's inventories: %w", err)
+	}
+	apps := make([]ListedApp, len(list.Items))
+	forEach(len(list.Items), func(i int) {
+		cm := list.Items[i]
+		a := ListedApp{Folder: Sanitize(cm.Annotations[ProjectRootAnnotation]), Namespace: cm.Namespace}
+		if p := cm.Annotations[AppAnnotation]; validAppPath(p) || p == "." {
+			a.Repository, a.Path = Sanitize(cm.Annotations[RepositoryAnnotation]), p
+		}
+		for k := range cm.Data {
+			id, err := object.ParseObjMetadata(k)
+			if err != nil {
+				continue
+			}
+			a.Objects++
+			if e.State(ctx, id).Ready() {
+				a.Ready++
+			}
+		}
+		apps[i] = a
+	})
+	sort.Slice(apps, func(i, j int) bool {
+		return apps[i].Folder < apps[j].Folder || (apps[i].Folder == apps[j].Folder && apps[i].Namespace < apps[j].Namespace)
+	})
+	return apps, nil
 }

@@ -262,6 +262,7 @@ repository's manifests on it: clone a repo, run 'harmony launch', and the projec
 		newLaunchCmd(g),
 		newDownCmd(g),
 		newStatusCmd(g),
+		newListCmd(g),
 		newAgentCmd(g),
 		newSelfUpdateCmd(g),
 	)
