@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"helm.sh/helm/v4/pkg/strvals"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -93,6 +95,54 @@ type ChartOptions struct {
 	CacheDir string
 	// Out receives progress of fetching dependencies.
 	Out io.Writer `json:"-"`
+	// ValuesFiles are the contents of --values files (read by the launch: the user named them),
+	// merged in order over the chart's and harmony.yaml's values; Set are --set values
+	// (key=value, Helm's syntax), merged last.
+	ValuesFiles []ValuesFile `json:"valuesFiles,omitempty"`
+	Set         []string     `json:"set,omitempty"`
+}
+
+// ValuesFile is a values file named on the command line, and its content.
+type ValuesFile struct {
+	Name string `json:"name"`
+	Data []byte `json:"data"`
+}
+
+// MaxValuesFile caps a --values file.
+const MaxValuesFile = 8 << 20
+
+// ReadValuesFile reads a --values file the user named (anywhere: the repository does not name
+// it), a regular file within MaxValuesFile, and checks that it is YAML values.
+func ReadValuesFile(name string) (ValuesFile, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return ValuesFile{}, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return ValuesFile{}, fmt.Errorf("--values %q: not a regular file", name)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxValuesFile+1))
+	if err != nil {
+		return ValuesFile{}, err
+	}
+	if len(data) > MaxValuesFile {
+		return ValuesFile{}, fmt.Errorf("--values %q: larger than %d MiB", name, MaxValuesFile>>20)
+	}
+	if _, err := loader.LoadValues(bytes.NewReader(data)); err != nil {
+		return ValuesFile{}, fmt.Errorf("--values %q: %s", name, cleanYAMLError(err))
+	}
+	return ValuesFile{Name: name, Data: data}, nil
+}
+
+// CheckSet checks --set values the way they are applied (Helm's key=value syntax).
+func CheckSet(set []string) error {
+	for _, s := range set {
+		if err := strvals.ParseInto(s, map[string]any{}); err != nil {
+			return fmt.Errorf("--set %q: %w", s, err)
+		}
+	}
+	return nil
 }
 
 // Rendered is a rendered chart: the objects to apply, its hooks and what to tell the user.
@@ -340,7 +390,7 @@ func missingDependencies(ch *chart.Chart) []*chart.Dependency {
 
 // chartValues merges the values files in order, then set; files are read through the
 // project's confined tree.
-func chartValues(projectRoot string, c *Chart) (map[string]any, error) {
+func chartValues(projectRoot string, c *Chart, o ChartOptions) (map[string]any, error) {
 	vals := map[string]any{}
 	if len(c.Values) > 0 {
 		t, err := openTree(projectRoot, DefaultMaxFileSize, DefaultMaxTotalSize)
@@ -370,6 +420,18 @@ func chartValues(projectRoot string, c *Chart) (map[string]any, error) {
 	}
 	if len(c.Set) > 0 {
 		vals = loader.MergeMaps(vals, c.Set)
+	}
+	for _, f := range o.ValuesFiles {
+		v, err := loader.LoadValues(bytes.NewReader(f.Data))
+		if err != nil {
+			return nil, fmt.Errorf("--values %q: %s", f.Name, cleanYAMLError(err))
+		}
+		vals = loader.MergeMaps(vals, v)
+	}
+	for _, s := range o.Set {
+		if err := strvals.ParseInto(s, vals); err != nil {
+			return nil, fmt.Errorf("--set %q: %w", s, err)
+		}
 	}
 	return vals, nil
 }
@@ -455,7 +517,7 @@ func RenderChart(ctx context.Context, src *Source, o ChartOptions) (*Rendered, e
 		return nil, hint.With(fmt.Errorf("chart %s: %s not in its charts/ folder: %w", chartRel, strings.Join(names, ", "), ErrChartDependencies),
 			"vendor them into "+shown(chartRel)+"/charts/ (helm dependency build), or let harmony fetch them: "+src.launchCommand("--allow-remote"))
 	}
-	userVals, err := chartValues(src.Root, c)
+	userVals, err := chartValues(src.Root, c, o)
 	if err != nil {
 		return nil, err
 	}

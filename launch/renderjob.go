@@ -360,7 +360,7 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 // progress lines and one result or error line to out. It returns the exit code.
 func ServeRenderChild(ctx context.Context, in io.Reader, out io.Writer) int {
 	var j RenderJob
-	if err := json.NewDecoder(io.LimitReader(in, 1<<20)).Decode(&j); err != nil {
+	if err := json.NewDecoder(io.LimitReader(in, 96<<20)).Decode(&j); err != nil { // --values files included
 		fmt.Fprintf(os.Stderr, "harmony %s: %v\n", RenderChildCommand, err)
 		return 2
 	}

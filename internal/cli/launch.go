@@ -158,6 +158,9 @@ type launchOptions struct {
 	RenderTimeout time.Duration
 	RenderMemory  uint64
 	MaxObjects    int
+	// Set and Values are a chart's --set and --values, as Helm spells them.
+	Set    []string
+	Values []string
 }
 
 func newLaunchCmd(g *globalOptions) *cobra.Command {
@@ -230,6 +233,8 @@ enforce Pod Security's baseline.`,
 	f.Uint64Var(&opts.RenderMemory, "render-memory", launch.DefaultRenderMemory>>20, "stop rendering when it needs more than this many MiB of memory")
 	f.IntVar(&opts.MaxObjects, "max-objects", launch.DefaultMaxObjects, "refuse a rendering of more objects than this")
 	f.StringSliceVar(&opts.Allow, "allow", nil, "risks to allow: host-access, cluster-wide, other-namespaces")
+	f.StringArrayVar(&opts.Set, "set", nil, "a chart's value, as helm spells it: key=value (repeat it; merged last)")
+	f.StringArrayVar(&opts.Values, "values", nil, "a chart's values file (repeat it; merged in order, over the chart's and harmony.yaml's)")
 	return cmd
 }
 
@@ -291,7 +296,20 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	// A chart is rendered first for the pinned runtime's Kubernetes version (template errors
 	// stop here, before any cluster is touched), then again with the cluster's Capabilities.
 	chartOpts := launch.ChartOptions{Release: proj.ReleaseName(), Namespace: proj.Namespace, KubeVersion: pinnedKubeVersion(),
-		AllowRemote: opts.AllowRemote, CacheDir: chartCache(), Out: g.Stderr}
+		AllowRemote: opts.AllowRemote, CacheDir: chartCache(), Out: g.Stderr, Set: opts.Set}
+	if (len(opts.Set) > 0 || len(opts.Values) > 0) && src.Chart == nil {
+		return &usageError{fmt.Errorf("--set and --values are a Helm chart's; %s launches no chart (%s)", printable(proj.App), printable(src.Reason))}
+	}
+	if err := launch.CheckSet(opts.Set); err != nil {
+		return &usageError{err}
+	}
+	for _, name := range opts.Values {
+		vf, err := launch.ReadValuesFile(name)
+		if err != nil {
+			return &usageError{err}
+		}
+		chartOpts.ValuesFiles = append(chartOpts.ValuesFiles, vf)
+	}
 	chart, err := boundedChart(ctx, limits, job, src, chartOpts)
 	if err != nil {
 		return err
