@@ -114,6 +114,9 @@ $ harmony down ~/src/shop --timeout 5m`},
 		example: `
 $ harmony status
 $ harmony status -o json`},
+	"harmony list": {example: `
+$ harmony list
+$ harmony list -o json`},
 	"harmony agent": {example: `
 # The agent's settings, schedule and last run
 $ harmony agent
