@@ -371,7 +371,11 @@ func ServeRenderChild(ctx context.Context, in io.Reader, out io.Writer) int {
 	limitMemory(j.MaxMemory)
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
-	r, err := j.Run(ctx, &progressWriter{enc: enc})
+	pw := &progressWriter{enc: enc}
+	r, err := j.Run(ctx, pw)
+	if pw.buf.Len() > 0 { // a last line without its newline
+		_ = enc.Encode(childLine{Progress: pw.buf.String() + "\n"})
+	}
 	line := childLine{}
 	if err == nil {
 		line.Result, err = toWire(r)

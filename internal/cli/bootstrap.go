@@ -120,6 +120,11 @@ func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions)
 		return err
 	}
 	if why := rt.NeedsRoot("bootstrap"); why != "" {
+		if opts.Expose != nil && rt.Name() == "k3s" {
+			if st, err := rt.Status(ctx); err == nil && st.Installed {
+				why = "change the firewall rules that keep the cluster on this machine"
+			}
+		}
 		return rerunWithSudo(ctx, g, why,
 			append([]string{"bootstrap", "--runtime", opts.Runtime, "--timeout", opts.Timeout.String()}, bootstrapExtraArgs(opts)...))
 	}
