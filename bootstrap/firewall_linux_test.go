@@ -179,8 +179,8 @@ func inNetns(t *testing.T, ns string, f func() error) error {
 	return <-done
 }
 
-// serve answers "ok" on addr inside ns until the test ends.
-func serve(t *testing.T, ns, addr string) {
+// listen listens on addr inside ns until the test ends.
+func listen(t *testing.T, ns, addr string) net.Listener {
 	t.Helper()
 	var l net.Listener
 	if err := inNetns(t, ns, func() (err error) {
@@ -190,6 +190,13 @@ func serve(t *testing.T, ns, addr string) {
 		t.Fatalf("listen on %s in %s: %v", addr, ns, err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// serve answers "ok" on addr inside ns until the test ends.
+func serve(t *testing.T, ns, addr string) {
+	t.Helper()
+	l := listen(t, ns, addr)
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -230,14 +237,7 @@ func reach(t *testing.T, ns, addr string) bool {
 // echo answers each line it reads on addr inside ns, until the test ends.
 func echo(t *testing.T, ns, addr string) {
 	t.Helper()
-	var l net.Listener
-	if err := inNetns(t, ns, func() (err error) {
-		l, err = net.Listen("tcp4", addr)
-		return err
-	}); err != nil {
-		t.Fatalf("listen on %s in %s: %v", addr, ns, err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
+	l := listen(t, ns, addr)
 	go func() {
 		for {
 			c, err := l.Accept()

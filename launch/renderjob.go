@@ -196,11 +196,13 @@ type wireHook struct {
 
 type wireResult struct {
 	Objects []wireObject `json:"objects,omitempty"`
-	Chart   *struct {
-		Objects []wireObject `json:"objects,omitempty"`
-		Hooks   []wireHook   `json:"hooks,omitempty"`
-		Info    *ChartInfo   `json:"info,omitempty"`
-	} `json:"chart,omitempty"`
+	Chart   *wireChart   `json:"chart,omitempty"`
+}
+
+type wireChart struct {
+	Objects []wireObject `json:"objects,omitempty"`
+	Hooks   []wireHook   `json:"hooks,omitempty"`
+	Info    *ChartInfo   `json:"info,omitempty"`
 }
 
 // wireError is an error with its hints and the kinds the launch tells apart.
@@ -234,64 +236,66 @@ func fromWireObject(w wireObject) (Object, error) {
 	return Object{Unstructured: u, Origin: w.Origin}, nil
 }
 
-func toWire(r RenderResult) (*wireResult, error) {
-	w := &wireResult{}
-	for _, o := range r.Objects {
+func toWireObjects(objs []Object) ([]wireObject, error) {
+	var out []wireObject
+	for _, o := range objs {
 		wo, err := toWireObject(o)
 		if err != nil {
 			return nil, err
 		}
-		w.Objects = append(w.Objects, wo)
+		out = append(out, wo)
 	}
-	if r.Chart != nil {
-		w.Chart = &struct {
-			Objects []wireObject `json:"objects,omitempty"`
-			Hooks   []wireHook   `json:"hooks,omitempty"`
-			Info    *ChartInfo   `json:"info,omitempty"`
-		}{Info: r.Chart.Chart}
-		for _, o := range r.Chart.Objects {
-			wo, err := toWireObject(o)
-			if err != nil {
-				return nil, err
-			}
-			w.Chart.Objects = append(w.Chart.Objects, wo)
+	return out, nil
+}
+
+func fromWireObjects(ws []wireObject) ([]Object, error) {
+	var out []Object
+	for _, w := range ws {
+		o, err := fromWireObject(w)
+		if err != nil {
+			return nil, err
 		}
-		for _, h := range r.Chart.Hooks {
-			wo, err := toWireObject(h.Object)
-			if err != nil {
-				return nil, err
-			}
-			w.Chart.Hooks = append(w.Chart.Hooks, wireHook{wireObject: wo, Events: h.Events, Weight: h.Weight, DeletePolicies: h.DeletePolicies})
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+func toWire(r RenderResult) (*wireResult, error) {
+	w := &wireResult{}
+	var err error
+	if w.Objects, err = toWireObjects(r.Objects); err != nil || r.Chart == nil {
+		return w, err
+	}
+	w.Chart = &wireChart{Info: r.Chart.Chart}
+	if w.Chart.Objects, err = toWireObjects(r.Chart.Objects); err != nil {
+		return nil, err
+	}
+	for _, h := range r.Chart.Hooks {
+		wo, err := toWireObject(h.Object)
+		if err != nil {
+			return nil, err
 		}
+		w.Chart.Hooks = append(w.Chart.Hooks, wireHook{wireObject: wo, Events: h.Events, Weight: h.Weight, DeletePolicies: h.DeletePolicies})
 	}
 	return w, nil
 }
 
 func fromWire(w *wireResult) (RenderResult, error) {
 	var r RenderResult
-	for _, wo := range w.Objects {
-		o, err := fromWireObject(wo)
+	var err error
+	if r.Objects, err = fromWireObjects(w.Objects); err != nil || w.Chart == nil {
+		return r, err
+	}
+	r.Chart = &Rendered{Chart: w.Chart.Info}
+	if r.Chart.Objects, err = fromWireObjects(w.Chart.Objects); err != nil {
+		return r, err
+	}
+	for _, wh := range w.Chart.Hooks {
+		o, err := fromWireObject(wh.wireObject)
 		if err != nil {
 			return r, err
 		}
-		r.Objects = append(r.Objects, o)
-	}
-	if w.Chart != nil {
-		r.Chart = &Rendered{Chart: w.Chart.Info}
-		for _, wo := range w.Chart.Objects {
-			o, err := fromWireObject(wo)
-			if err != nil {
-				return r, err
-			}
-			r.Chart.Objects = append(r.Chart.Objects, o)
-		}
-		for _, wh := range w.Chart.Hooks {
-			o, err := fromWireObject(wh.wireObject)
-			if err != nil {
-				return r, err
-			}
-			r.Chart.Hooks = append(r.Chart.Hooks, Hook{Object: o, Events: wh.Events, Weight: wh.Weight, DeletePolicies: wh.DeletePolicies})
-		}
+		r.Chart.Hooks = append(r.Chart.Hooks, Hook{Object: o, Events: wh.Events, Weight: wh.Weight, DeletePolicies: wh.DeletePolicies})
 	}
 	return r, nil
 }
@@ -434,7 +438,7 @@ func RunChild(ctx context.Context, exe string, j RenderJob, cluster *rest.Config
 	}
 	// The answer is read as it comes, within the render memory: a rendering that outgrows
 	// it is stopped, not read into this process.
-	capped := &cappedReader{r: stdout, left: int64(l.MaxMemory)}
+	capped := &capReader{r: stdout, left: int64(l.MaxMemory)}
 	dec := json.NewDecoder(capped)
 	var last childLine
 	var readErr error
@@ -486,26 +490,6 @@ func RunChild(ctx context.Context, exe string, j RenderJob, cluster *rest.Config
 		return RenderResult{}, fmt.Errorf("rendering %s failed: %v: %s", what, werr, msg)
 	}
 	return RenderResult{}, fmt.Errorf("rendering %s failed: %v", what, werr)
-}
-
-// cappedReader reads from r until left bytes are read, then reports over.
-type cappedReader struct {
-	r    io.Reader
-	left int64
-	over bool
-}
-
-func (c *cappedReader) Read(p []byte) (int, error) {
-	if c.left <= 0 {
-		c.over = true
-		return 0, errors.New("the renderer's answer is larger than the render memory")
-	}
-	if int64(len(p)) > c.left {
-		p = p[:c.left]
-	}
-	n, err := c.r.Read(p)
-	c.left -= int64(n)
-	return n, err
 }
 
 // childStderr passes the child's own messages (a chart's warnings) on to the user, line by

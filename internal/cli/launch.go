@@ -647,8 +647,8 @@ func (c *clusterOptions) project(ctx context.Context, g *globalOptions, args []s
 	// At a repository's root that has nothing of its own to launch (nothing found, or several
 	// apps to choose from) and is not launched itself, the one app launched from the repository
 	// is the one meant; several are listed by the not-launched error.
-	if proj.AppPath == "." && sel.Namespace == "" && !ownApp(proj) {
-		if launched, err := eng.Launched(ctx, proj); err == nil && !launched {
+	if proj.AppPath == "." && sel.Namespace == "" {
+		if launched, err := eng.Launched(ctx, proj); err == nil && !launched && !ownApp(proj) {
 			if apps := eng.AppsOf(ctx, proj); len(apps) == 1 {
 				at := sel
 				at.Dir = filepath.Join(proj.Root, filepath.FromSlash(apps[0].Path))
