@@ -435,13 +435,15 @@ func (k *K3s) waitAPI(ctx context.Context, timeout time.Duration) error {
 }
 
 func (k *K3s) waitNode(ctx context.Context, timeout time.Duration) error {
-	cfg, err := restConfig(k.Paths.KubeconfigFile())
-	if err != nil {
-		return err
-	}
-	err = poll(ctx, 250*time.Millisecond, func() (bool, error, error) {
+	err := poll(ctx, 250*time.Millisecond, func() (bool, error, error) {
 		if err := k.exited(ctx); err != nil {
 			return false, err, nil
+		}
+		// Read each time, as waitAPI does: k3s rewrites its kubeconfig as it starts, and a
+		// read between its truncation and its write finds nothing yet.
+		cfg, err := restConfig(k.Paths.KubeconfigFile())
+		if err != nil {
+			return false, nil, fmt.Errorf("no kubeconfig yet at %s", k.Paths.KubeconfigFile())
 		}
 		ok, err := nodeReady(ctx, cfg)
 		if err == nil && !ok {
