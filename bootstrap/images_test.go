@@ -55,7 +55,9 @@ func buildImage(t *testing.T, dc *client.Client, tag, dockerfile string, files m
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	resp, err := dc.ImageBuild(ctx, &buf, types.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
+	// NoCache: the classic builder's cache probe of a FROM scratch step reads every parentless
+	// image, and fails ("unable to find image sha256:…") when a parallel test removes one meanwhile.
+	resp, err := dc.ImageBuild(ctx, &buf, types.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true, NoCache: true})
 	if err != nil {
 		t.Fatal(err)
 	}

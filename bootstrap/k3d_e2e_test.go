@@ -203,7 +203,9 @@ func buildNodeStandin(t *testing.T, dc *client.Client, bin []byte, registry, ver
 		t.Fatal(err)
 	}
 	ref := registry + "/rancher/k3s:" + strings.ReplaceAll(version, "+", "-")
-	resp, err := dc.ImageBuild(ctx, &buf, types.ImageBuildOptions{Tags: []string{ref}, Remove: true, ForceRemove: true})
+	// NoCache: the classic builder's cache probe of a FROM scratch step reads every parentless
+	// image, and fails ("unable to find image sha256:…") when a parallel test removes one meanwhile.
+	resp, err := dc.ImageBuild(ctx, &buf, types.ImageBuildOptions{Tags: []string{ref}, Remove: true, ForceRemove: true, NoCache: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -407,9 +407,30 @@ func contextName(a ImageArtifact) string {
 	return Sanitize(a.Context) // a repository's text: never terminal controls
 }
 
-// buildImage builds one image: the context streams to the engine while it is hashed; the image
-// is tagged once the build succeeded and the hash matches the tag.
+// buildImage builds one image, again (twice at most) when the classic builder lost the race below.
+//
+// The classic builder looks for a cached step of a FROM scratch stage among every image without a
+// parent: it lists them, then reads each; one removed in between (by anything on the machine:
+// another build's cleanup, `docker image prune`) fails the build with "unable to find image
+// sha256:…" although nothing is wrong with it. A second try lists again.
 func buildImage(ctx context.Context, root string, img BuiltImage, docker client.APIClient, b Builder, step func(string)) error {
+	var err error
+	for try := 0; try < 3; try++ {
+		if err = buildImageOnce(ctx, root, img, docker, b, step); err == nil || !lostCacheRace(err) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// lostCacheRace tells the classic builder's cache-probe race (see buildImage) by its message.
+func lostCacheRace(err error) bool {
+	return errors.Is(err, ErrBuild) && strings.Contains(err.Error(), `unable to find image "sha256:`)
+}
+
+// buildImageOnce builds one image: the context streams to the engine while it is hashed; the
+// image is tagged once the build succeeded and the hash matches the tag.
+func buildImageOnce(ctx context.Context, root string, img BuiltImage, docker client.APIClient, b Builder, step func(string)) error {
 	a := img.Artifact
 	bc, err := openContext(root, a)
 	if err != nil {

@@ -122,7 +122,9 @@ func StandinCluster(t testing.TB, dc *client.Client, faults ...NodeFault) Cluste
 	_ = tw.Close()
 	ctx := context.Background()
 	ref := "harmony-test-node-standin:" + RandomHex()
-	resp, err := dc.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{ref}, Remove: true, ForceRemove: true})
+	// NoCache: the classic builder's cache probe of a FROM scratch step reads every parentless
+	// image, and fails ("unable to find image sha256:…") when a parallel test removes one meanwhile.
+	resp, err := dc.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{ref}, Remove: true, ForceRemove: true, NoCache: true})
 	if err != nil {
 		t.Fatal(err)
 	}
