@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/docker/docker/client"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"k8s.io/client-go/rest"
@@ -252,146 +252,47 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	}
 	sel.Profile = opts.Profile
 	sel.Cluster = opts.clusterFlags()
-	proj, err := launch.Resolve(sel)
-	if err != nil {
-		return err
-	}
-	opts.proj = proj
-	src, err := proj.Discover()
-	if errors.Is(err, fs.ErrNotExist) {
-		return &usageError{err} // -f or harmony.yaml names a path that is not there, as a missing DIR
-	}
-	if err != nil {
-		return err
-	}
-	if len(opts.Files) == 0 && len(sel.Manifests) == 1 {
-		src.Reason = "the file " + dir
-	}
-	limits := launch.RenderLimits{Timeout: opts.RenderTimeout, MaxMemory: opts.RenderMemory << 20, MaxObjects: opts.MaxObjects,
-		Command: func(flags ...string) string { return proj.Command("launch", flags...) }}
-	wd, err := os.Getwd()
-	if err != nil {
-		return err
-	}
-	job := launch.RenderJob{Dir: wd, Selection: sel, Render: launch.RenderOptions{AllowRemote: opts.AllowRemote},
-		Timeout: opts.RenderTimeout, MaxMemory: opts.RenderMemory << 20, MaxObjects: opts.MaxObjects}
-	var objs []launch.Object
-	if len(src.Kustomizations) > 0 {
-		// kustomize runs the repository's programs (generators, transformers, patches): in a
-		// process whose memory is bounded. Plain files are read within their size caps here.
-		var r launch.RenderResult
-		r, err = renderJob(ctx, job, nil, limits)
-		objs = r.Objects
-	} else {
-		objs, err = launch.Bounded(ctx, limits, "the manifests", func(ctx context.Context) ([]launch.Object, error) {
-			return launch.Render(ctx, src, launch.RenderOptions{AllowRemote: opts.AllowRemote})
-		}, func(o []launch.Object) int { return len(o) })
-	}
-	if errors.Is(err, launch.ErrRenderLimit) || ctx.Err() != nil {
-		return err
-	}
-	if err != nil {
-		return hint.With(err, "nothing was applied: fix the manifest and launch again")
-	}
-	// A chart is rendered first for the pinned runtime's Kubernetes version (template errors
-	// stop here, before any cluster is touched), then again with the cluster's Capabilities.
-	chartOpts := launch.ChartOptions{Release: proj.ReleaseName(), Namespace: proj.Namespace, KubeVersion: pinnedKubeVersion(),
-		AllowRemote: opts.AllowRemote, CacheDir: chartCache(), Out: g.Stderr, Set: opts.Set}
-	if (len(opts.Set) > 0 || len(opts.Values) > 0) && src.Chart == nil {
-		return &usageError{fmt.Errorf("--set and --values are a Helm chart's; %s launches no chart (%s)", printable(proj.App), printable(src.Reason))}
-	}
 	if err := launch.CheckSet(opts.Set); err != nil {
 		return &usageError{err}
+	}
+	req := launch.Request{
+		Selection: sel, Render: launch.RenderOptions{AllowRemote: opts.AllowRemote},
+		Limits: launch.RenderLimits{Timeout: opts.RenderTimeout, MaxMemory: opts.RenderMemory << 20, MaxObjects: opts.MaxObjects},
+		Set:    opts.Set, KubeVersion: pinnedKubeVersion(), ChartCache: chartCache(),
+		Launch:      launch.Options{DryRun: opts.DryRun, Adopt: opts.Adopt, NoWait: opts.NoWait, Timeout: opts.Timeout, Allow: opts.risks},
+		ObjectsOnly: opts.Output.yaml(), ExplicitCluster: opts.explicit(),
+	}
+	if len(opts.Files) == 0 && len(sel.Manifests) == 1 {
+		req.Reason = "the file " + dir
 	}
 	for _, name := range opts.Values {
 		vf, err := launch.ReadValuesFile(name)
 		if err != nil {
 			return &usageError{err}
 		}
-		chartOpts.ValuesFiles = append(chartOpts.ValuesFiles, vf)
-	}
-	chart, err := boundedChart(ctx, limits, job, src, chartOpts)
-	if err != nil {
-		return err
+		req.ValuesFiles = append(req.ValuesFiles, vf)
 	}
 	out := opts.Output.chatter(g)
-	all := objs
-	if chart != nil {
-		all = append(append([]launch.Object{}, objs...), chart.Objects...)
-	}
-	fmt.Fprintf(out, "launching %s: %s from %s, namespace %s\n", printable(proj.App), plural(len(all), "object"), printable(src.Reason), proj.Namespace)
-	if chart != nil {
-		fmt.Fprintln(out, printable(chartFound(chart.Chart, chartOpts.Release)))
-		for _, h := range chart.Chart.SkippedHooks {
-			fmt.Fprintf(out, "  skipped hook %s\n", printable(h))
-		}
-	}
-	// The engine that builds the project's images is found first: without one, nothing is
-	// applied and no runtime is bootstrapped.
-	imgOpts, err := imageOptions(ctx, opts, src, out)
-	if err != nil {
-		return err
-	}
-	cfg, err := opts.cluster(ctx, g, !opts.DryRun)
-	if err != nil && opts.DryRun && !opts.explicit() {
-		// No cluster to check against: list what would be applied, unchecked.
-		imgs, ierr := launch.PrepareImages(ctx, src, withHooks(all, chart), imgOpts)
-		if ierr != nil {
-			return ierr
-		}
-		if opts.Output.yaml() {
-			return launch.PrintYAML(g.Stdout, proj.Namespace, all)
-		}
-		return printUnchecked(g, opts, out, proj, all, chart, err, imgs)
-	}
-	if err != nil {
-		return err
-	}
-	eng, err := launch.NewEngine(cfg)
-	if err != nil {
-		return err
-	}
-	var hooks []launch.Hook
-	if chart != nil {
-		chartOpts.Cluster, chartOpts.NoLookup = cfg, opts.DryRun
-		if chartOpts.Upgrade, err = eng.Launched(ctx, proj); err != nil {
-			return err
-		}
-		if chart, err = boundedChart(ctx, limits, job, src, chartOpts); err != nil {
-			return err
-		}
-		objs = append(objs, chart.Objects...)
-		hooks = chart.Hooks
-	}
-	if imgOpts.Loader, err = imageLoader(ctx, g, opts, src, imgOpts); err != nil {
-		return err
-	}
-	imgs, err := launch.PrepareImages(ctx, src, withHooks(objs, chart), imgOpts)
-	if err != nil {
-		return err
-	}
-	if opts.Output.yaml() {
-		return launch.PrintYAML(g.Stdout, proj.Namespace, objs) // rendered with the cluster's Capabilities
-	}
 	live := false
 	if f, ok := g.Stderr.(*os.File); ok && !opts.Output.json() && !g.Quiet {
 		live = term.IsTerminal(int(f.Fd()))
 	}
-	rep, err := eng.Launch(ctx, proj, objs, launch.Options{
-		DryRun: opts.DryRun, Adopt: opts.Adopt, NoWait: opts.NoWait, Timeout: opts.Timeout, Out: out, Live: live, Hooks: hooks,
-		Allow: opts.risks, Confirm: askPrivileges(g, opts), Accepted: acceptedPrivileges(proj),
-	})
-	if rep != nil && !opts.DryRun && len(rep.Privileges) > 0 && !errors.Is(err, launch.ErrPrivileges) {
-		rememberPrivileges(ctx, proj, rep.Privileges)
+	res, err := launch.Run(ctx, req, launchHost(g, opts), launch.Sink{Progress: out, Warnings: g.Stderr, Live: live, Confirm: askPrivileges(g, opts)})
+	if res != nil {
+		opts.proj = res.Project
 	}
-	if rep != nil && chart != nil {
-		rep.Chart = chart.Chart
+	var ue *launch.UsageError
+	if errors.As(err, &ue) {
+		return &usageError{ue.Err}
 	}
-	if rep != nil {
-		rep.Images = imgs
+	if err == nil && opts.Output.yaml() {
+		return launch.PrintYAML(g.Stdout, res.Project.Namespace, res.Objects)
 	}
-	if rep != nil && opts.Output.json() {
-		if jerr := printJSON(g.Stdout, eng.LaunchOutput(proj, rep, opts.DryRun)); jerr != nil {
+	if err == nil && res.NoCluster != nil {
+		return printUnchecked(g, opts, out, res)
+	}
+	if res != nil && res.Report != nil && opts.Output.json() {
+		if jerr := printJSON(g.Stdout, res.Output(opts.DryRun)); jerr != nil {
 			return jerr
 		}
 	}
@@ -401,19 +302,50 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if opts.Output.json() {
 		return nil
 	}
+	rep, proj := res.Report, res.Project
 	if opts.DryRun {
 		answer := dryRunAnswer(g, out)
-		launch.PrintImages(answer, imgs)
+		launch.PrintImages(answer, res.Images)
 		launch.PrintPlan(answer, rep.Plan)
 		launch.PrintPrivileges(answer, rep.Privileges, opts.risks, func(flags ...string) string { return proj.Command("launch", flags...) })
 		fmt.Fprintln(answer, "dry run: nothing was changed")
 		return nil
 	}
 	launch.PrintSummary(out, rep)
-	if chart != nil && chart.Chart.Notes != "" {
-		fmt.Fprintf(out, "\nNOTES:\n%s\n", printable(chart.Chart.Notes))
+	if res.Chart != nil && res.Chart.Chart.Notes != "" {
+		fmt.Fprintf(out, "\nNOTES:\n%s\n", printable(res.Chart.Chart.Notes))
 	}
 	return nil
+}
+
+// launchHost is what launch.Run needs from this machine: the cluster (bootstrapping harmony's
+// runtime when it may), Docker, the way into the runtime, the privileges accepted before.
+func launchHost(g *globalOptions, opts *launchOptions) launch.Host {
+	return launch.Host{
+		Cluster: func(ctx context.Context, p *launch.Project, mayBootstrap bool) (*rest.Config, error) {
+			opts.proj = p // the hints name it
+			return opts.cluster(ctx, g, mayBootstrap)
+		},
+		Docker: func(ctx context.Context) (client.APIClient, error) {
+			e, err := bootstrap.DiagnoseDocker(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return e.Client, nil
+		},
+		Loader: func(ctx context.Context, docker client.APIClient, dryRun bool) (launch.ImageLoader, error) {
+			rt, err := newRuntime(g, "auto")
+			if err != nil {
+				return nil, err
+			}
+			if dryRun && rt.NeedsRoot("load images into") != "" {
+				return nil, nil // a dry run never asks for sudo: the runtime is not asked what it has
+			}
+			return bootstrap.ImageStoreOf(ctx, rt, docker)
+		},
+		Accepted: acceptedPrivileges,
+		Remember: rememberPrivileges,
+	}
 }
 
 // dryRunAnswer is where a dry run prints its plan: it is the answer the user asked for, so -q
@@ -474,41 +406,6 @@ func rememberPrivileges(ctx context.Context, p *launch.Project, privs []launch.P
 	})
 }
 
-// chartFound is the line that says a Helm chart is what launch deploys: harmony renders it
-// with Helm's own engine and applies the result like any manifest (issue 16), so the next step
-// is the launch itself.
-func chartFound(c *launch.ChartInfo, release string) string {
-	where := "in " + filepath.ToSlash(c.Path)
-	if c.Path == "" || c.Path == "." {
-		where = "at the project root"
-	}
-	return fmt.Sprintf("found a Helm chart %s: %s %s, rendered by harmony as release %s (no helm needed)", where, c.Name, c.Version, release)
-}
-
-// boundedChart renders src's chart, when it has one, within the render limits (in a process of
-// its own where its memory can be bounded: launch.RenderInChild).
-func boundedChart(ctx context.Context, limits launch.RenderLimits, job launch.RenderJob, src *launch.Source, o launch.ChartOptions) (*launch.Rendered, error) {
-	if src.Chart == nil {
-		return nil, nil
-	}
-	job.Chart, job.ChartOptions = true, o
-	r, err := renderJob(ctx, job, o.Out, limits)
-	if err != nil && errors.Is(err, launch.ErrBadManifest) {
-		return nil, hint.With(err, "nothing was applied: fix the chart and launch again")
-	}
-	return r.Chart, err
-}
-
-// renderJob runs a rendering in a child process where its memory can be bounded, else here.
-func renderJob(ctx context.Context, job launch.RenderJob, progress io.Writer, limits launch.RenderLimits) (launch.RenderResult, error) {
-	if launch.RenderInChild {
-		if exe, err := launch.RenderChildPath(); err == nil {
-			return launch.RunChild(ctx, exe, job, job.ChartOptions.Cluster, progress, limits.Command)
-		}
-	}
-	return job.Run(ctx, progress)
-}
-
 // chartCache is where fetched chart dependencies are cached: in HARMONY_HOME's cache.
 func chartCache() string {
 	home, err := installer.Home()
@@ -530,12 +427,8 @@ func pinnedKubeVersion() string {
 // printUnchecked is a dry run without a cluster: what launch would do first (down says why no
 // cluster answers), then the images it would build and the objects that would be applied,
 // which no server has checked.
-func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, proj *launch.Project, objs []launch.Object, chart *launch.Rendered, down error, imgs []launch.ImageState) error {
-	rep := launch.UncheckedFor(proj, objs)
-	rep.Images = imgs
-	if chart != nil {
-		rep.Chart = chart.Chart
-	}
+func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, res *launch.Result) error {
+	down, rep := res.NoCluster, res.Report
 	again := "harmony " + strings.Join(quoteArgs(g.Args), " ")
 	var next []string
 	var rd *runtimeDown
@@ -548,12 +441,11 @@ func printUnchecked(g *globalOptions, opts *launchOptions, out io.Writer, proj *
 		next = hint.Of(down)
 	}
 	if opts.Output.json() {
-		var none *launch.Engine // no cluster: versions as the objects give them
-		return printJSON(g.Stdout, none.LaunchOutput(proj, rep, true))
+		return printJSON(g.Stdout, res.Output(true)) // no engine: versions as the objects give them
 	}
 	answer := dryRunAnswer(g, out)
 	fmt.Fprintln(answer, "what it would apply, not checked by a server:")
-	launch.PrintImages(answer, imgs)
+	launch.PrintImages(answer, res.Images)
 	launch.PrintPlan(answer, rep.Plan)
 	launch.PrintPrivileges(answer, rep.Privileges, opts.risks, func(flags ...string) string { return opts.proj.Command("launch", flags...) })
 	fmt.Fprintln(answer, "dry run: nothing was changed")
@@ -739,51 +631,4 @@ func plural(n int, word string) string {
 		return "1 " + word
 	}
 	return fmt.Sprintf("%d %ss", n, word)
-}
-
-// imageOptions finds the Docker engine that builds the project's images, when it has any. A
-// launch (not a dry run) without one stops here, naming the images and what to install.
-func imageOptions(ctx context.Context, opts *launchOptions, src *launch.Source, out io.Writer) (launch.ImageOptions, error) {
-	o := launch.ImageOptions{DryRun: opts.DryRun, Out: out}
-	if len(src.Images) == 0 {
-		return o, nil
-	}
-	if e, err := bootstrap.DiagnoseDocker(ctx); err != nil {
-		o.NoDocker = err
-	} else {
-		o.Docker = e.Client
-	}
-	if o.Docker == nil && !opts.DryRun {
-		_, err := launch.PrepareImages(ctx, src, nil, o)
-		return o, err
-	}
-	return o, nil
-}
-
-// imageLoader is the way into harmony's runtime for the images the project builds (none with
-// --kubeconfig/--context: harmony loads images only into its own runtime).
-func imageLoader(ctx context.Context, g *globalOptions, opts *launchOptions, src *launch.Source, o launch.ImageOptions) (launch.ImageLoader, error) {
-	if len(src.Images) == 0 || o.Docker == nil || opts.explicit() {
-		return nil, nil
-	}
-	rt, err := newRuntime(g, "auto")
-	if err != nil {
-		return nil, err
-	}
-	if opts.DryRun && rt.NeedsRoot("load images into") != "" {
-		return nil, nil // a dry run never asks for sudo: the runtime is not asked what it has
-	}
-	return bootstrap.ImageStoreOf(ctx, rt, o.Docker)
-}
-
-// withHooks is every object a launch applies: objs and the chart's hooks.
-func withHooks(objs []launch.Object, chart *launch.Rendered) []launch.Object {
-	if chart == nil || len(chart.Hooks) == 0 {
-		return objs
-	}
-	all := append([]launch.Object{}, objs...)
-	for _, h := range chart.Hooks {
-		all = append(all, h.Object)
-	}
-	return all
 }
