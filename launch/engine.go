@@ -198,7 +198,7 @@ func (e *Engine) prepare(objs []Object, p *Project) ([]Object, error) {
 		ann[OwningInventoryAnnotation] = inventoryID
 		o.SetAnnotations(ann)
 		id := object.UnstructuredToObjMetadata(o.Unstructured)
-		if prev, dup := seen[id]; dup {
+		if prev, dup := seen[id]; dup && id.Name != "" { // a generateName is a new object each run
 			rejections = append(rejections, fmt.Sprintf("%s is defined twice (%s and %s)", ref(id), prev, o.Origin))
 		}
 		seen[id] = o.Origin

@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/cli-utils/pkg/object"
 )
 
@@ -35,12 +36,13 @@ const (
 	hookBeforeHookCreation = "before-hook-creation"
 )
 
-// Hook is one Helm hook object of a chart.
+// Hook is one hook object: a chart's Helm hook, or an object with Argo CD's hook annotation.
 type Hook struct {
 	Object
 	Events         []string
 	Weight         int
 	DeletePolicies []string
+	argo           bool // Argo CD's: its events are named as Argo CD names them
 }
 
 func (h Hook) has(event string) bool { return slices.Contains(h.Events, event) }
@@ -129,7 +131,7 @@ func (e *Engine) prepareHooks(hooks []Hook, p *Project, upgrade bool) ([]Hook, e
 	var out []Hook
 	var objs []Object
 	for _, h := range hooks {
-		if h.has(pre) || h.has(post) {
+		if h.has(pre) || h.has(post) || h.has(SyncEvent) || h.has(SyncFailEvent) {
 			c := h
 			c.Object = Object{Unstructured: h.DeepCopy(), Origin: h.Origin}
 			out = append(out, c)
@@ -148,12 +150,17 @@ func (e *Engine) planHooks(ctx context.Context, hooks []Hook, p *Project) ([]Ste
 	var steps []Step
 	var rejected []string
 	for _, h := range hooks {
-		id := object.UnstructuredToObjMetadata(h.Unstructured)
-		step := Step{ID: id, Ref: ref(id), Action: RunHook, Origin: h.Origin, apiVersion: h.GetAPIVersion(),
-			Note: fmt.Sprintf("%s, weight %d", strings.Join(h.Events, ","), h.Weight)}
+		step := hookStep(h)
 		ri, _, err := e.resource(h.Unstructured)
 		if err != nil {
 			step.Note += "; its kind is defined by this launch: checked when run"
+			steps = append(steps, step)
+			continue
+		}
+		if h.GetName() == "" { // a generateName: a new object each run
+			if _, err := ri.Create(ctx, h.Unstructured, metav1.CreateOptions{FieldManager: FieldManager, DryRun: []string{metav1.DryRunAll}}); err != nil {
+				rejected = append(rejected, fmt.Sprintf("%s (%s): %s", step.Ref, h.Origin, reason(err)))
+			}
 			steps = append(steps, step)
 			continue
 		}
@@ -176,6 +183,12 @@ func (e *Engine) planHooks(ctx context.Context, hooks []Hook, p *Project) ([]Ste
 	return steps, rejected
 }
 
+// hookStep is a hook's line of a plan.
+func hookStep(h Hook) Step {
+	return Step{ID: object.UnstructuredToObjMetadata(h.Unstructured), Ref: hookRef(h), Action: RunHook, Origin: h.Origin,
+		apiVersion: h.GetAPIVersion(), Note: h.note()}
+}
+
 // hookCollision says why an existing object may not be replaced by a hook: it must carry
 // this project's mark (a hook replaces its object, so there is no adopting).
 func (e *Engine) hookCollision(ctx context.Context, live *unstructured.Unstructured, p *Project) string {
@@ -193,30 +206,51 @@ func (e *Engine) runHooks(ctx context.Context, hooks []Hook, event string, p *Pr
 		if !h.has(event) {
 			continue
 		}
-		id := object.UnstructuredToObjMetadata(h.Unstructured)
-		r := ref(id)
+		r, name := hookRef(h), h.eventName(event)
 		if h.policy(hookBeforeHookCreation) {
 			if err := e.deleteHook(ctx, h, p, timeout); err != nil {
-				return fmt.Errorf("%s hook %s: %w", event, r, err)
+				return fmt.Errorf("%s hook %s: %w", name, r, err)
 			}
 		}
-		fmt.Fprintf(out, "  %s hook %s\n", event, r)
-		if _, err := e.apply(ctx, h.Unstructured, false, true); err != nil {
-			return fmt.Errorf("%s hook %s (%s): %s", event, r, h.Origin, reason(err))
+		fmt.Fprintf(out, "  %s hook %s\n", name, r)
+		run, err := e.createHook(ctx, h)
+		if err != nil {
+			return fmt.Errorf("%s hook %s (%s): %s", name, r, h.Origin, reason(err))
 		}
-		if err := e.waitHook(ctx, h, timeout); err != nil {
-			if h.policy(hookFailed) {
-				_ = e.deleteHook(context.WithoutCancel(ctx), h, p, timeout)
+		if err := e.waitHook(ctx, run, timeout); err != nil {
+			if run.policy(hookFailed) {
+				_ = e.deleteHook(context.WithoutCancel(ctx), run, p, timeout)
 			}
-			return fmt.Errorf("%s hook %s (%s): %w", event, r, h.Origin, err)
+			return fmt.Errorf("%s hook %s (%s): %w", name, hookRef(run), h.Origin, err)
 		}
-		if h.policy(hookSucceeded) {
-			if err := e.deleteHook(ctx, h, p, timeout); err != nil {
-				return fmt.Errorf("%s hook %s: %w", event, r, err)
+		if run.policy(hookSucceeded) {
+			if err := e.deleteHook(ctx, run, p, timeout); err != nil {
+				return fmt.Errorf("%s hook %s: %w", name, hookRef(run), err)
 			}
 		}
 	}
 	return nil
+}
+
+// createHook creates a hook's object: applied when it has a name, created when it has a
+// generateName (the hook returned then has the name the server gave it).
+func (e *Engine) createHook(ctx context.Context, h Hook) (Hook, error) {
+	if h.GetName() != "" {
+		_, err := e.apply(ctx, h.Unstructured, false, true)
+		return h, err
+	}
+	ri, _, err := e.resource(h.Unstructured)
+	if err != nil {
+		return h, err
+	}
+	created, err := ri.Create(ctx, h.Unstructured, metav1.CreateOptions{FieldManager: FieldManager})
+	if err != nil {
+		return h, err
+	}
+	run := h
+	run.Object = Object{Unstructured: h.DeepCopy(), Origin: h.Origin}
+	run.SetName(created.GetName())
+	return run, nil
 }
 
 // deleteHook deletes a hook object of this project and waits until it is gone.
@@ -224,6 +258,9 @@ func (e *Engine) deleteHook(ctx context.Context, h Hook, p *Project, timeout tim
 	ri, _, err := e.resource(h.Unstructured)
 	if err != nil {
 		return err
+	}
+	if h.GetName() == "" {
+		return e.deleteEarlierRuns(ctx, ri, h, p, timeout)
 	}
 	live, err := ri.Get(ctx, h.GetName(), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -245,6 +282,36 @@ func (e *Engine) deleteHook(ctx context.Context, h Hook, p *Project, timeout tim
 			return true, nil
 		}
 		return false, nil
+	}, "still being deleted")
+}
+
+// deleteEarlierRuns deletes, for a hook with a generateName, the objects earlier launches of
+// this project created from it (its generateName, its hook annotation, the project's mark),
+// and waits until they are gone.
+func (e *Engine) deleteEarlierRuns(ctx context.Context, ri dynamic.ResourceInterface, h Hook, p *Project, timeout time.Duration) error {
+	list, err := ri.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, live := range list.Items {
+		if live.GetGenerateName() == h.GetGenerateName() && isHookObject(Object{Unstructured: &live}) && ours(&live, p) {
+			names = append(names, live.GetName())
+		}
+	}
+	policy := metav1.DeletePropagationBackground
+	for _, n := range names {
+		if err := ri.Delete(ctx, n, metav1.DeleteOptions{PropagationPolicy: &policy}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+	}
+	return poll(ctx, timeout, func() (bool, error) {
+		for _, n := range names {
+			if _, err := ri.Get(ctx, n, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return false, nil
+			}
+		}
+		return true, nil
 	}, "still being deleted")
 }
 

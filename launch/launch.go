@@ -235,11 +235,23 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 	if o.DryRun {
 		return rep, nil
 	}
-	if err := e.runHooks(ctx, hooks, preHook, p, o.Timeout, o.Out); err != nil {
-		return nil, err
+	// From here on the launch changes the cluster: a failure runs the SyncFail hooks.
+	failed := func(err error) error {
+		if ctx.Err() == nil {
+			if herr := e.runHooks(ctx, hooks, SyncFailEvent, p, o.Timeout, o.Out); herr != nil {
+				return fmt.Errorf("%w (and then %w)", err, herr)
+			}
+		}
+		return err
 	}
-	if _, err := e.applyChanged(ctx, late, planLate, claims); err != nil {
-		return nil, err
+	if err := e.runHooks(ctx, hooks, preHook, p, o.Timeout, o.Out); err != nil {
+		return nil, failed(err)
+	}
+	if err := e.applyWaves(ctx, late, planLate, claims, o); err != nil {
+		return nil, failed(err)
+	}
+	if err := e.runHooks(ctx, hooks, SyncEvent, p, o.Timeout, o.Out); err != nil {
+		return nil, failed(err)
 	}
 	if err := e.prune(ctx, rep.Plan); err != nil {
 		return nil, err
@@ -257,6 +269,9 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 		return rep, e.runHooks(ctx, hooks, postHook, p, o.Timeout, o.Out)
 	}
 	states, err := e.Wait(ctx, current, o)
+	if err != nil {
+		err = failed(err)
+	}
 	rep.Status = states
 	rep.Ready = err == nil
 	rep.Endpoints = e.Endpoints(ctx, p, current)
@@ -267,6 +282,35 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 		return rep, err
 	}
 	return rep, e.runHooks(ctx, hooks, postHook, p, o.Timeout, o.Out)
+}
+
+// applyWaves applies the objects planned to change, wave by wave when they have Argo CD sync
+// waves (lowest first): each wave is applied, then waited on until ready, before the next one
+// (--no-wait too: the order is what the repository asked for). Without waves it is one apply.
+func (e *Engine) applyWaves(ctx context.Context, objs []Object, plan []Step, claims map[object.ObjMetadata]claim, o Options) error {
+	ws := waves(objs)
+	if len(ws) <= 1 {
+		_, err := e.applyChanged(ctx, objs, plan, claims)
+		return err
+	}
+	for i, wave := range ws {
+		w := syncWave(wave[0])
+		fmt.Fprintf(o.Out, "  sync wave %d: %s\n", w, countOf(len(wave), "object"))
+		if _, err := e.applyChanged(ctx, wave, plan, claims); err != nil {
+			return err
+		}
+		if i == len(ws)-1 {
+			break
+		}
+		ids := object.ObjMetadataSet{}
+		for _, obj := range wave {
+			ids = append(ids, object.UnstructuredToObjMetadata(obj.Unstructured))
+		}
+		if _, err := e.Wait(ctx, ids, o); err != nil {
+			return fmt.Errorf("sync wave %d did not become ready, so the waves after it were not applied: %w", w, err)
+		}
+	}
+	return nil
 }
 
 // takeBack undoes a launch that applied only its Namespaces and CRDs: it deletes what this run

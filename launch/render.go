@@ -243,8 +243,9 @@ func check(o Object) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("%s: missing %s: %w", o.Origin, strings.Join(missing, ", "), ErrBadManifest)
 	}
-	if o.GetGenerateName() != "" && o.GetName() == "" {
-		return fmt.Errorf("%s: %s uses generateName, which cannot be applied repeatably: give it a name: %w", o.Origin, o.GetKind(), ErrBadManifest)
+	if o.GetGenerateName() != "" && o.GetName() == "" && !isHookObject(o) {
+		return fmt.Errorf("%s: %s uses generateName, which cannot be applied repeatably: give it a name (only a hook, %s or %s, may have a generateName: each run creates a new one): %w",
+			o.Origin, o.GetKind(), argoHookAnnotation, helmHookAnnotation, ErrBadManifest)
 	}
 	return nil
 }

@@ -79,6 +79,10 @@ type Result struct {
 	Source  *Source
 	// Objects are what it applies (or would): the chart's included, images substituted.
 	Objects []Object
+	// Hooks are what it runs around them: the chart's Helm hooks and Argo CD's hooks.
+	Hooks []Hook
+	// Skipped are the hooks (and objects marked Argo CD Skip) it does not run, one line each.
+	Skipped []string
 	Chart   *Rendered
 	Images  []ImageState
 	// Report is the plan and what came of it; nil when the launch stopped before planning.
@@ -153,13 +157,15 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 	if err != nil {
 		return res, err
 	}
-	res.Chart, res.Objects = chart, withChart(objs, chart)
+	if err := res.assemble(objs, chart); err != nil {
+		return res, hint.With(err, "nothing was applied: fix the manifest and launch again")
+	}
 	fmt.Fprintf(sink.Progress, "launching %s: %s from %s, namespace %s\n", Sanitize(proj.App), countOf(len(res.Objects), "object"), Sanitize(src.Reason), proj.Namespace)
 	if chart != nil {
 		fmt.Fprintln(sink.Progress, Sanitize(chartFound(chart.Chart, chartOpts.Release)))
-		for _, h := range chart.Chart.SkippedHooks {
-			fmt.Fprintf(sink.Progress, "  skipped hook %s\n", Sanitize(h))
-		}
+	}
+	for _, h := range res.Skipped {
+		fmt.Fprintf(sink.Progress, "  skipped hook %s\n", Sanitize(h))
 	}
 
 	// The engine that builds the project's images is found first: without one, nothing is
@@ -173,11 +179,14 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 	if err != nil && dryRun && !req.ExplicitCluster {
 		// No cluster to check against: what would be applied, unchecked.
 		res.NoCluster = err
-		res.Images, err = PrepareImages(ctx, src, withHooks(res.Objects, chart), imgOpts)
+		res.Images, err = PrepareImages(ctx, src, res.withHooks(), imgOpts)
 		if err != nil || req.ObjectsOnly {
 			return res, err
 		}
 		res.Report = UncheckedFor(proj, res.Objects)
+		for _, h := range res.Hooks {
+			res.Report.Plan = append(res.Report.Plan, hookStep(h))
+		}
 		res.Report.Images, res.Report.Chart = res.Images, chartInfo(chart)
 		return res, nil
 	}
@@ -189,7 +198,6 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 		return res, err
 	}
 	res.Engine = eng
-	var hooks []Hook
 	if chart != nil {
 		chartOpts.Cluster, chartOpts.NoLookup = cfg, dryRun
 		if chartOpts.Upgrade, err = eng.Launched(ctx, proj); err != nil {
@@ -198,22 +206,23 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 		if chart, err = r.chart(ctx, src, chartOpts); err != nil {
 			return res, err
 		}
-		res.Chart, res.Objects = chart, withChart(objs, chart)
-		hooks = chart.Hooks
+		if err := res.assemble(objs, chart); err != nil {
+			return res, hint.With(err, "nothing was applied: fix the manifest and launch again")
+		}
 	}
 	if len(src.Images) > 0 && imgOpts.Docker != nil && !req.ExplicitCluster && host.Loader != nil {
 		if imgOpts.Loader, err = host.Loader(ctx, imgOpts.Docker, dryRun); err != nil {
 			return res, err
 		}
 	}
-	if res.Images, err = PrepareImages(ctx, src, withHooks(res.Objects, chart), imgOpts); err != nil {
+	if res.Images, err = PrepareImages(ctx, src, res.withHooks(), imgOpts); err != nil {
 		return res, err
 	}
 	if req.ObjectsOnly {
 		return res, nil // rendered with the cluster's Capabilities
 	}
 	o := req.Launch
-	o.Out, o.Live, o.Confirm, o.Hooks = sink.Progress, sink.Live, sink.Confirm, hooks
+	o.Out, o.Live, o.Confirm, o.Hooks = sink.Progress, sink.Live, sink.Confirm, res.Hooks
 	if host.Accepted != nil {
 		o.Accepted = host.Accepted(proj)
 	}
@@ -327,13 +336,30 @@ func withChart(objs []Object, chart *Rendered) []Object {
 	return append(append([]Object{}, objs...), chart.Objects...)
 }
 
-// withHooks is every object a launch applies: objs and the chart's hooks.
-func withHooks(objs []Object, chart *Rendered) []Object {
-	if chart == nil || len(chart.Hooks) == 0 {
-		return objs
+// assemble sets what the launch applies and runs from the project's objects and its chart:
+// the chart's objects join them, and Argo CD's hooks (in either) are taken out to run as hooks.
+func (res *Result) assemble(objs []Object, chart *Rendered) error {
+	kept, hooks, skipped, err := argoHooks(withChart(objs, chart))
+	if err != nil {
+		return err
 	}
-	all := append([]Object{}, objs...)
-	for _, h := range chart.Hooks {
+	res.Chart, res.Objects, res.Hooks, res.Skipped = chart, kept, nil, nil
+	if chart != nil {
+		res.Hooks = append(res.Hooks, chart.Hooks...)
+		res.Skipped = append(res.Skipped, chart.Chart.SkippedHooks...)
+	}
+	res.Hooks = append(res.Hooks, hooks...)
+	res.Skipped = append(res.Skipped, skipped...)
+	return nil
+}
+
+// withHooks is every object a launch applies: its objects and its hooks.
+func (res *Result) withHooks() []Object {
+	if len(res.Hooks) == 0 {
+		return res.Objects
+	}
+	all := append([]Object{}, res.Objects...)
+	for _, h := range res.Hooks {
 		all = append(all, h.Object)
 	}
 	return all
