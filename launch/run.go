@@ -183,9 +183,16 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 		if err != nil || req.ObjectsOnly {
 			return res, err
 		}
-		res.Report = UncheckedFor(proj, res.Objects)
-		for _, h := range res.Hooks {
-			res.Report.Plan = append(res.Report.Plan, hookStep(h))
+		// The hooks are listed too, and what they ask for counts among the privileges.
+		res.Report = UncheckedFor(proj, res.withHooks())
+		for i, h := range res.Hooks {
+			s := &res.Report.Plan[len(res.Objects)+i]
+			s.Action, s.Note = RunHook, h.note()+"; not checked: no cluster"
+			if s.ID.Name == "" {
+				id := s.ID
+				id.Name = h.GetGenerateName() + "…"
+				s.Ref = ref(id)
+			}
 		}
 		res.Report.Images, res.Report.Chart = res.Images, chartInfo(chart)
 		return res, nil
