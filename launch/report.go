@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"path"
 	"path/filepath"
 	"slices"
@@ -32,9 +33,11 @@ type Endpoint struct {
 	Note   string `json:"note,omitempty"`
 }
 
-// Endpoints lists how to reach p's launched Services and Ingresses: NodePort and LoadBalancer
-// Services on localhost, Ingress hosts; other Services with the kubectl port-forward command on
-// p's cluster.
+// Endpoints lists how to reach p's launched Services and Ingresses, only where the address leads
+// to them: NodePort Services and LoadBalancer Services a load balancer took on localhost (the
+// load balancer's address on a cluster the user named), Ingress rules as ingressEndpoint says;
+// other Services, and a LoadBalancer nothing took, with the kubectl port-forward command on p's
+// cluster.
 func (e *Engine) Endpoints(ctx context.Context, p *Project, ids object.ObjMetadataSet) []Endpoint {
 	var out []Endpoint
 	for _, id := range ids {
@@ -50,26 +53,36 @@ func (e *Engine) Endpoints(ctx context.Context, p *Project, ids object.ObjMetada
 			}
 			typ, _, _ := unstructured.NestedString(live.Object, "spec", "type")
 			ports, _, _ := unstructured.NestedSlice(live.Object, "spec", "ports")
-			// No load balancer took the Service (a cluster without a load-balancer controller):
-			// only its node port answers.
 			lbs, _, _ := unstructured.NestedSlice(live.Object, "status", "loadBalancer", "ingress")
 			for _, sp := range ports {
 				pm, _ := sp.(map[string]any)
 				port, _, _ := unstructured.NestedInt64(pm, "port")
 				node, _, _ := unstructured.NestedInt64(pm, "nodePort")
-				switch typ {
-				case "NodePort":
+				inside := Endpoint{Object: ref(id), URL: fmt.Sprintf("%s.%s.svc:%d", id.Name, id.Namespace, port),
+					Note: "inside the cluster; from here: " + p.kubectl("port-forward", "-n", id.Namespace, "svc/"+id.Name, strconv.FormatInt(port, 10))}
+				switch {
+				case typ == "NodePort":
 					out = append(out, Endpoint{Object: ref(id), URL: fmt.Sprintf("http://localhost:%d", node)})
-				case "LoadBalancer":
-					if len(lbs) == 0 && node != 0 {
-						out = append(out, Endpoint{Object: ref(id), URL: fmt.Sprintf("http://localhost:%d", node),
-							Note: fmt.Sprintf("its node port: no load balancer took port %d", port)})
-						continue
+				case typ == "LoadBalancer" && len(lbs) > 0:
+					host := "localhost" // harmony's runtime: its load balancer answers on this machine
+					if len(p.cluster) > 0 {
+						lb, _ := lbs[0].(map[string]any)
+						if host, _ = lb["ip"].(string); host == "" {
+							host, _ = lb["hostname"].(string)
+						}
 					}
-					out = append(out, Endpoint{Object: ref(id), URL: fmt.Sprintf("http://localhost:%d", port)})
+					out = append(out, Endpoint{Object: ref(id), URL: fmt.Sprintf("http://%s", net.JoinHostPort(Sanitize(host), strconv.FormatInt(port, 10)))})
+				case typ == "LoadBalancer" && node != 0:
+					// No load balancer took the Service (a cluster without a load-balancer
+					// controller): only its node port answers.
+					out = append(out, Endpoint{Object: ref(id), URL: fmt.Sprintf("http://localhost:%d", node),
+						Note: fmt.Sprintf("its node port: no load balancer took port %d", port)})
+				case typ == "LoadBalancer":
+					inside.Note = fmt.Sprintf("no load balancer took port %d (and it has no node port); from here: %s", port,
+						p.kubectl("port-forward", "-n", id.Namespace, "svc/"+id.Name, strconv.FormatInt(port, 10)))
+					out = append(out, inside)
 				default:
-					out = append(out, Endpoint{Object: ref(id), URL: fmt.Sprintf("%s.%s.svc:%d", id.Name, id.Namespace, port),
-						Note: "inside the cluster; from here: " + p.kubectl("port-forward", "-n", id.Namespace, "svc/"+id.Name, strconv.FormatInt(port, 10))})
+					out = append(out, inside)
 				}
 			}
 		case id.GroupKind.Group == "networking.k8s.io" && id.GroupKind.Kind == "Ingress":
@@ -80,14 +93,27 @@ func (e *Engine) Endpoints(ctx context.Context, p *Project, ids object.ObjMetada
 			rules, _, _ := unstructured.NestedSlice(live.Object, "spec", "rules")
 			for _, r := range rules {
 				host, _, _ := unstructured.NestedString(r.(map[string]any), "host")
-				if host == "" {
-					host = "localhost"
-				}
-				out = append(out, Endpoint{Object: ref(id), URL: "http://" + Sanitize(host)})
+				out = append(out, ingressEndpoint(ref(id), Sanitize(host), len(p.cluster) > 0))
 			}
 		}
 	}
 	return out
+}
+
+// ingressEndpoint is where an Ingress rule for host answers. On harmony's runtime that is this
+// machine: a rule without a host, or for localhost or a name under .localhost (which resolve
+// here), is its URL; any other host's name leads wherever DNS says (a public site, often the
+// app's production), so the URL is this machine's and the note says how to ask for that host.
+// On a cluster the user named, the host is taken as the way to it.
+func ingressEndpoint(object, host string, named bool) Endpoint {
+	switch {
+	case host == "":
+		return Endpoint{Object: object, URL: "http://localhost"}
+	case named || host == "localhost" || strings.HasSuffix(host, ".localhost"):
+		return Endpoint{Object: object, URL: "http://" + host}
+	}
+	return Endpoint{Object: object, URL: "http://localhost",
+		Note: fmt.Sprintf("for host %s, which leads elsewhere by name: curl -H 'Host: %s' http://localhost/", host, host)}
 }
 
 // OnlyServices keeps the endpoints of the named Services and Ingresses (harmony.yaml's services).
