@@ -3,6 +3,7 @@ package launch
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,14 +63,15 @@ func (e *Engine) loadInventory(ctx context.Context, p *Project) (*Inventory, err
 	return inv, nil
 }
 
-// saveInventory records objs; it writes nothing when the inventory already says exactly that.
-func (e *Engine) saveInventory(ctx context.Context, p *Project, inv *Inventory, objs object.ObjMetadataSet) error {
+// saveInventory records objs, each with what st learnt of it (else what the inventory held: see
+// fastpath.go); it writes nothing when the inventory already says exactly that.
+func (e *Engine) saveInventory(ctx context.Context, p *Project, inv *Inventory, objs object.ObjMetadataSet, st *states) error {
 	ns, name := p.Namespace, p.InventoryName()
 	data := map[string]string{}
 	for _, o := range objs {
-		data[o.String()] = ""
+		data[o.String()] = st.value(o, inv)
 	}
-	if inv.exists && equalKeys(inv.data, data) {
+	if inv.exists && maps.Equal(inv.data, data) {
 		return nil
 	}
 	cm := &corev1.ConfigMap{
@@ -99,16 +101,4 @@ func (e *Engine) deleteInventory(ctx context.Context, p *Project) error {
 		return nil
 	}
 	return err
-}
-
-func equalKeys(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k := range a {
-		if _, ok := b[k]; !ok {
-			return false
-		}
-	}
-	return true
 }

@@ -126,7 +126,11 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 	if err != nil {
 		return nil, err
 	}
-	claims, conflicts, err := e.claims(ctx, objs, p, o.Adopt)
+	lives, err := e.readLive(ctx, objs)
+	if err != nil {
+		return nil, err
+	}
+	claims, conflicts, err := e.claims(ctx, objs, lives, p, o.Adopt)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +168,9 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 		}
 	}
 
+	st := newStates()
+	st.findUnchanged(objs, lives, inv, p)
+
 	current := object.ObjMetadataSet{}
 	var projectNS *unstructured.Unstructured // the project namespace, when the project lists it
 	var early, late []Object                 // Namespaces and CRDs first, then what may need them
@@ -179,7 +186,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 		}
 	}
 
-	planEarly, rejected := e.plan(ctx, early, claims, o.DryRun)
+	planEarly, rejected := e.plan(ctx, early, claims, o.DryRun, st)
 	if len(rejected) > 0 {
 		return nil, rejectedError(rejected)
 	}
@@ -193,7 +200,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 		if createdNS, err = e.ensureNamespace(ctx, p, liveNS, projectNS, level); err != nil {
 			return nil, err
 		}
-		if err := e.saveInventory(ctx, p, inv, union(inv.Objects, current)); err != nil {
+		if err := e.saveInventory(ctx, p, inv, union(inv.Objects, current), nil); err != nil {
 			if createdNS {
 				_ = e.client.CoreV1().Namespaces().Delete(context.WithoutCancel(ctx), p.Namespace, metav1.DeleteOptions{})
 			}
@@ -202,7 +209,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 	}
 	var appliedEarly []*unstructured.Unstructured
 	if !o.DryRun && len(early) > 0 {
-		if appliedEarly, err = e.applyChanged(ctx, early, planEarly, claims); err != nil {
+		if appliedEarly, err = e.applyChanged(ctx, early, planEarly, claims, st); err != nil {
 			return nil, err
 		}
 		var crds []*unstructured.Unstructured
@@ -215,7 +222,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 			return nil, err
 		}
 	}
-	planLate, rejected := e.plan(ctx, late, claims, o.DryRun)
+	planLate, rejected := e.plan(ctx, late, claims, o.DryRun, st)
 	planHooks, rejectedHooks := e.planHooks(ctx, hooks, p)
 	rejected = append(rejected, rejectedHooks...)
 	if len(rejected) > 0 {
@@ -247,7 +254,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 	if err := e.runHooks(ctx, hooks, preHook, p, o.Timeout, o.Out); err != nil {
 		return nil, failed(err)
 	}
-	if err := e.applyWaves(ctx, late, planLate, claims, o); err != nil {
+	if err := e.applyWaves(ctx, late, planLate, claims, o, st); err != nil {
 		return nil, failed(err)
 	}
 	if err := e.runHooks(ctx, hooks, SyncEvent, p, o.Timeout, o.Out); err != nil {
@@ -262,7 +269,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 			keep = append(keep, s.ID)
 		}
 	}
-	if err := e.saveInventory(ctx, p, inv, keep); err != nil {
+	if err := e.saveInventory(ctx, p, inv, keep, st); err != nil {
 		return nil, err
 	}
 	if o.NoWait {
@@ -287,16 +294,16 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 // applyWaves applies the objects planned to change, wave by wave when they have Argo CD sync
 // waves (lowest first): each wave is applied, then waited on until ready, before the next one
 // (--no-wait too: the order is what the repository asked for). Without waves it is one apply.
-func (e *Engine) applyWaves(ctx context.Context, objs []Object, plan []Step, claims map[object.ObjMetadata]claim, o Options) error {
+func (e *Engine) applyWaves(ctx context.Context, objs []Object, plan []Step, claims map[object.ObjMetadata]claim, o Options, st *states) error {
 	ws := waves(objs)
 	if len(ws) <= 1 {
-		_, err := e.applyChanged(ctx, objs, plan, claims)
+		_, err := e.applyChanged(ctx, objs, plan, claims, st)
 		return err
 	}
 	for i, wave := range ws {
 		w := syncWave(wave[0])
 		fmt.Fprintf(o.Out, "  sync wave %d: %s\n", w, countOf(len(wave), "object"))
-		if _, err := e.applyChanged(ctx, wave, plan, claims); err != nil {
+		if _, err := e.applyChanged(ctx, wave, plan, claims, st); err != nil {
 			return err
 		}
 		if i == len(ws)-1 {
@@ -336,7 +343,7 @@ func (e *Engine) takeBack(ctx context.Context, p *Project, inv *Inventory, creat
 	case !inv.existed:
 		_ = e.deleteInventory(ctx, p)
 	default:
-		_ = e.saveInventory(ctx, p, inv, inv.Objects)
+		_ = e.saveInventory(ctx, p, inv, inv.Objects, nil)
 	}
 }
 
@@ -389,7 +396,7 @@ func forEach(n int, fn func(i int)) {
 
 // plan dry-runs every object and says what applying it would do. Objects whose namespace does
 // not exist yet (a dry run of the whole launch) are planned as creations without a server check.
-func (e *Engine) plan(ctx context.Context, objs []Object, claims map[object.ObjMetadata]claim, dryRunOnly bool) ([]Step, []string) {
+func (e *Engine) plan(ctx context.Context, objs []Object, claims map[object.ObjMetadata]claim, dryRunOnly bool, st *states) ([]Step, []string) {
 	steps := make([]Step, len(objs))
 	problems := make([]string, len(objs))
 	nsOK := map[string]bool{}
@@ -405,6 +412,10 @@ func (e *Engine) plan(ctx context.Context, objs []Object, claims map[object.ObjM
 		id := object.UnstructuredToObjMetadata(obj.Unstructured)
 		step := Step{ID: id, Ref: ref(id), Origin: obj.Origin, apiVersion: obj.GetAPIVersion()}
 		defer func() { steps[i] = step }()
+		if st != nil && st.fast[id] {
+			step.Action = Unchanged // as the last launch left it: no dry run needed
+			return
+		}
 		_, _, err := e.resource(obj.Unstructured)
 		if err != nil {
 			if dryRunOnly {
@@ -430,6 +441,7 @@ func (e *Engine) plan(ctx context.Context, objs []Object, claims map[object.ObjM
 			step.Action = Create
 		case same(live, result):
 			step.Action = Unchanged
+			st.set(id, obj.Unstructured, live)
 		default:
 			step.Action = Update
 		}
@@ -461,7 +473,7 @@ func rejectedError(rejected []string) error {
 
 // applyChanged applies the objects whose plan step is create or update, in parallel within a
 // phase; it returns the objects it created.
-func (e *Engine) applyChanged(ctx context.Context, objs []Object, plan []Step, claims map[object.ObjMetadata]claim) ([]*unstructured.Unstructured, error) {
+func (e *Engine) applyChanged(ctx context.Context, objs []Object, plan []Step, claims map[object.ObjMetadata]claim, st *states) ([]*unstructured.Unstructured, error) {
 	action := map[object.ObjMetadata]Action{}
 	for _, s := range plan {
 		action[s.ID] = s.Action
@@ -477,10 +489,12 @@ func (e *Engine) applyChanged(ctx context.Context, objs []Object, plan []Step, c
 		}
 		// Force only over objects the project owns (or adopts): a creation that meets an object
 		// someone made in the meantime conflicts instead of taking it.
-		if _, err := e.apply(ctx, obj.Unstructured, false, claims[id].live != nil); err != nil {
+		result, err := e.apply(ctx, obj.Unstructured, false, claims[id].live != nil)
+		if err != nil {
 			errs[i] = fmt.Errorf("apply %s (%s): %s", ref(object.UnstructuredToObjMetadata(obj.Unstructured)), obj.Origin, reason(err))
 			return
 		}
+		st.set(id, obj.Unstructured, result)
 		created[i] = a == Create
 	})
 	var applied []*unstructured.Unstructured

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/cli-utils/pkg/object"
@@ -63,26 +62,17 @@ func ours(live *unstructured.Unstructured, p *Project) bool {
 		(object.IsNamespace(live) && ann[CreatedNamespaceAnnotation] == p.InventoryID)
 }
 
-// claims reads every object of the launch as it exists now and decides whether the project may
-// change it: it may when the object does not exist or carries the project's mark, and, with
-// adopt, when nobody owns it. Everything else is a conflict.
-func (e *Engine) claims(ctx context.Context, objs []Object, p *Project, adopt bool) (map[object.ObjMetadata]claim, []Conflict, error) {
+// claims decides, from every object of the launch as it exists now (lives: readLive), whether
+// the project may change it: it may when the object does not exist or carries the project's
+// mark, and, with adopt, when nobody owns it. Everything else is a conflict.
+func (e *Engine) claims(ctx context.Context, objs []Object, lives map[object.ObjMetadata]*unstructured.Unstructured, p *Project, adopt bool) (map[object.ObjMetadata]claim, []Conflict, error) {
 	out := make([]claim, len(objs))
 	conflicts := make([]*Conflict, len(objs))
-	errs := make([]error, len(objs))
 	forEach(len(objs), func(i int) {
 		obj := objs[i]
-		ri, _, err := e.resource(obj.Unstructured)
-		if err != nil {
-			return // its kind comes with this launch (a CRD): it cannot exist yet
-		}
-		live, err := ri.Get(ctx, obj.GetName(), metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return
-		}
-		if err != nil {
-			errs[i] = fmt.Errorf("read %s: %w", ref(object.UnstructuredToObjMetadata(obj.Unstructured)), err)
-			return
+		live := lives[object.UnstructuredToObjMetadata(obj.Unstructured)]
+		if live == nil {
+			return // not there, or its kind comes with this launch (a CRD): it cannot exist yet
 		}
 		out[i].live = live
 		if ours(live, p) {
@@ -96,9 +86,6 @@ func (e *Engine) claims(ctx context.Context, objs []Object, p *Project, adopt bo
 		}
 		conflicts[i] = c
 	})
-	if err := errors.Join(errs...); err != nil {
-		return nil, nil, err
-	}
 	m := map[object.ObjMetadata]claim{}
 	var cs []Conflict
 	for i, obj := range objs {
