@@ -80,6 +80,7 @@ type Step struct {
 
 // Engine talks to one cluster.
 type Engine struct {
+	cfg    *rest.Config
 	dyn    dynamic.Interface
 	client kubernetes.Interface
 	mapper meta.ResettableRESTMapper
@@ -98,7 +99,7 @@ func NewEngine(cfg *rest.Config) (*Engine, error) {
 		return nil, err
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery()))
-	return &Engine{dyn: dyn, client: client, mapper: mapper}, nil
+	return &Engine{cfg: cfg, dyn: dyn, client: client, mapper: mapper}, nil
 }
 
 // ref renders an object reference as kind/name (namespace shown when set).

@@ -263,6 +263,8 @@ repository's manifests on it: clone a repo, run 'harmony launch', and the projec
 		newDownCmd(g),
 		newStatusCmd(g),
 		newListCmd(g),
+		newForwardCmd(g),
+		newLogsCmd(g),
 		newAgentCmd(g),
 		newSelfUpdateCmd(g),
 	)

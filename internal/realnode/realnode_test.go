@@ -389,3 +389,102 @@ spec:
 		}
 	}
 }
+
+// background runs harmony in the background (until the test ends, when it is interrupted as
+// Ctrl-C would) and returns its output, line by line.
+func (m *machine) background(dir string, args ...string) <-chan string {
+	m.t.Helper()
+	cmd := exec.Command(m.bin, args...)
+	cmd.Env, cmd.Dir = m.env, dir
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	lines := make(chan string, 1024)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			lines <- s.Text()
+		}
+		close(lines)
+	}()
+	m.t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			m.t.Errorf("harmony %s did not end on Ctrl-C", strings.Join(args, " "))
+		}
+	})
+	return lines
+}
+
+// waitLine reads lines until one matches re (within a minute) and returns its submatches.
+func waitLine(t *testing.T, lines <-chan string, re *regexp.Regexp) []string {
+	t.Helper()
+	var seen []string
+	deadline := time.After(time.Minute)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("ended before a line matching %s:\n%s", re, strings.Join(seen, "\n"))
+			}
+			seen = append(seen, l)
+			if m := re.FindStringSubmatch(l); m != nil {
+				return m
+			}
+		case <-deadline:
+			t.Fatalf("no line matching %s in a minute:\n%s", re, strings.Join(seen, "\n"))
+		}
+	}
+}
+
+// harmony forward answers on the URL it prints, through the API server and the real kubelet,
+// and again once the pod was replaced; harmony logs -f prints the pod's lines and its
+// replacement's.
+func TestRealNodeForwardAndLogs(t *testing.T) {
+	dockertest.Need(t)
+	m := newMachine(t)
+	project := m.webProject("forwarded")
+	ns := "forwarded"
+	if out, code := m.run(project, m.bin, "launch"); code != 0 {
+		t.Fatalf("harmony launch (exit %d):\n%s", code, out)
+	}
+	first := m.pods(ns)
+	if len(first) != 1 {
+		t.Fatalf("pods %d", len(first))
+	}
+	fwd := m.background(project, "forward")
+	url := waitLine(t, fwd, regexp.MustCompile(`^svc/web +(http://localhost:\d+) +forwarded \(port 8080\)$`))[1]
+	if body, err := get(t, url+"/"); err != nil || body != "payload: hello from "+first[0].Name+"\n" {
+		t.Fatalf("GET %s: %q, %v", url, body, err)
+	}
+	logs := m.background(project, "logs", "-f")
+	waitLine(t, logs, regexp.MustCompile(`^deployment/web \| payload: serving on :8080$`))
+
+	// The pod is replaced (as a rollout or a lost node would): the same URL reaches the new one,
+	// and the logs follow it.
+	if err := m.c.Client.CoreV1().Pods(ns).Delete(context.Background(), first[0].Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitLine(t, logs, regexp.MustCompile(`^deployment/web \| payload: serving on :8080$`))
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		body, err := get(t, url+"/")
+		if err == nil && strings.HasPrefix(body, "payload: hello from ") && body != "payload: hello from "+first[0].Name+"\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the forwarded URL never reached the new pod: %q, %v", body, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
