@@ -51,11 +51,21 @@ type skaffold struct {
 	profileSeen bool
 	configs     int
 	requires    int
-	seen        map[string]bool
+	state       map[string]int     // each config (file#index): skReading, then skRead
+	reading     []skFrame          // the configs being read, the outermost first
 	docs        map[string][]skDoc // each file read and parsed once
 	chartFrom   string
 	templates   map[string]any // the chart's setValueTemplates
 }
+
+// The states of a config while the configs are read.
+const (
+	skReading = 1 + iota // its requires are being read: meeting it again is a cycle
+	skRead               // taken: meeting it again (required twice) takes nothing
+)
+
+// skFrame is a config being read, for the message that names a cycle.
+type skFrame struct{ key, file, label string }
 
 type skConfig struct {
 	APIVersion string `json:"apiVersion"`
@@ -151,12 +161,12 @@ func (t *tree) readSkaffold(profile string) (*skaffold, error) {
 		}
 		return nil, nil
 	}
-	sk := &skaffold{Profile: profile, seen: map[string]bool{}, docs: map[string][]skDoc{}}
+	sk := &skaffold{Profile: profile, state: map[string]int{}, docs: map[string][]skDoc{}}
 	var active []string
 	if profile != "" {
 		active = []string{profile}
 	}
-	if err := sk.read(t, SkaffoldFile, nil, active, 0); err != nil {
+	if err := sk.read(t, SkaffoldFile, "", nil, active, 0); err != nil {
 		return nil, err
 	}
 	if profile != "" && !sk.profileSeen {
@@ -177,8 +187,11 @@ func (t *tree) readSkaffold(profile string) (*skaffold, error) {
 }
 
 // read reads one skaffold file (root-relative): the configs named in only (all when empty),
-// with the profiles in active applied.
-func (sk *skaffold) read(t *tree, file string, only, active []string, depth int) error {
+// with the profiles in active applied; from is where the requires entry naming them is ("" for
+// the root file). A config is read once however often it is required (its requires first, then
+// itself, as Skaffold orders them); one that requires itself again, directly or through others,
+// is a cycle and refused, naming them.
+func (sk *skaffold) read(t *tree, file, from string, only, active []string, depth int) error {
 	if depth > maxSkaffoldDepth {
 		return fmt.Errorf("%s: requires nests deeper than %d files", file, maxSkaffoldDepth)
 	}
@@ -193,25 +206,48 @@ func (sk *skaffold) read(t *tree, file string, only, active []string, depth int)
 		}
 		sk.docs[file] = docs
 	}
+	var names []string
+	for _, doc := range docs {
+		if name, _ := lookupString(doc.m, "metadata", "name"); name != "" {
+			names = append(names, name)
+		}
+	}
+	for _, n := range only {
+		if !contains(names, n) {
+			defined := "which names none of its configs (metadata.name)"
+			if len(names) > 0 {
+				defined = "which defines only: " + strings.Join(names, ", ")
+			}
+			return fmt.Errorf("%s: requires config %q of %s, %s", from, n, file, defined)
+		}
+	}
 	dir := path.Dir(file)
-	found := map[string]bool{}
 	for i, doc := range docs {
 		name, _ := lookupString(doc.m, "metadata", "name")
-		found[name] = true
 		if len(only) > 0 && !contains(only, name) {
 			continue
 		}
-		key := fmt.Sprintf("%s#%d", file, i)
-		if sk.seen[key] {
-			continue
-		}
-		sk.seen[key] = true
-		if sk.configs++; sk.configs > maxSkaffoldConfigs {
-			return fmt.Errorf("%s: more than %d Skaffold configs", file, maxSkaffoldConfigs)
-		}
 		where := fmt.Sprintf("%s:%d", file, doc.line)
+		label := where
 		if name != "" {
 			where += " (config " + name + ")"
+			label = name
+		}
+		key := fmt.Sprintf("%s#%d", file, i)
+		switch sk.state[key] {
+		case skRead:
+			continue
+		case skReading:
+			what := fmt.Sprintf("config %q", name)
+			if name == "" {
+				what = "the config at " + label
+			}
+			return fmt.Errorf("%s: requires %s again: a cycle (%s)", from, what, sk.cycle(key, file, label))
+		}
+		sk.state[key] = skReading
+		sk.reading = append(sk.reading, skFrame{key, file, label})
+		if sk.configs++; sk.configs > maxSkaffoldConfigs {
+			return fmt.Errorf("%s: more than %d Skaffold configs", file, maxSkaffoldConfigs)
 		}
 		cfg, profiles, err := applyProfiles(doc.m, active)
 		if err != nil {
@@ -231,15 +267,17 @@ func (sk *skaffold) read(t *tree, file string, only, active []string, depth int)
 				return hint.With(fmt.Errorf("%s: requires a remote config: %w", where, ErrUnsupported),
 					"harmony reads only configs inside the project (requires: [{path: ...}]); nothing was applied")
 			}
-			if r.Path == "" {
-				return fmt.Errorf("%s: requires: an entry without a path", where)
-			}
-			next, err := t.skaffoldPath(dir, r.Path, "requires "+r.Path, where)
-			if err != nil {
-				return err
-			}
-			if t.isDir(next) {
-				next = path.Join(next, SkaffoldFile)
+			next := file // no path: configs of this file, by name
+			switch {
+			case r.Path != "":
+				if next, err = t.skaffoldPath(dir, r.Path, "requires "+r.Path, where); err != nil {
+					return err
+				}
+				if t.isDir(next) {
+					next = path.Join(next, SkaffoldFile)
+				}
+			case len(r.Configs) == 0:
+				return fmt.Errorf("%s: requires: an entry with neither a path nor configs", where)
 			}
 			var sub []string
 			for _, ap := range r.ActiveProfiles {
@@ -250,20 +288,42 @@ func (sk *skaffold) read(t *tree, file string, only, active []string, depth int)
 			if len(active) > 0 {
 				sub = append(sub, active...)
 			}
-			if err := sk.read(t, next, r.Configs, sub, depth+1); err != nil {
+			if err := sk.read(t, next, where, r.Configs, sub, depth+1); err != nil {
 				return err
 			}
 		}
 		if err := sk.addConfig(t, dir, where, cfg); err != nil {
 			return err
 		}
-	}
-	for _, n := range only {
-		if !found[n] {
-			return fmt.Errorf("%s: requires config %q, which it does not define", file, n)
-		}
+		sk.state[key] = skRead
+		sk.reading = sk.reading[:len(sk.reading)-1]
 	}
 	return nil
+}
+
+// cycle names the configs from the one met again (key) to itself: "app → loadgenerator →
+// app", each with its file when they are not all in one.
+func (sk *skaffold) cycle(key, file, label string) string {
+	var chain []skFrame
+	for i, f := range sk.reading {
+		if f.key == key {
+			chain = append(chain, sk.reading[i:]...)
+			break
+		}
+	}
+	chain = append(chain, skFrame{key, file, label})
+	oneFile := true
+	for _, f := range chain {
+		oneFile = oneFile && f.file == file
+	}
+	out := make([]string, len(chain))
+	for i, f := range chain {
+		out[i] = f.label
+		if !oneFile && !strings.HasPrefix(f.label, f.file+":") {
+			out[i] += " (" + f.file + ")"
+		}
+	}
+	return strings.Join(out, " → ")
 }
 
 type skDoc struct {

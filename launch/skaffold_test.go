@@ -329,3 +329,60 @@ func TestHarmonyYAMLImagesOnly(t *testing.T) {
 		t.Errorf("images %+v, want %+v", src.Images, want)
 	}
 }
+
+// A config may require configs of its own file by name (requires: [{configs: [app]}], no
+// path), as a widely used multi-service demo does: both configs' artifacts and manifests are
+// taken, each config once, whichever comes first in the file.
+func TestSkaffoldRequiresSameFile(t *testing.T) {
+	app := "apiVersion: skaffold/v4beta10\nkind: Config\nmetadata: {name: app}\nbuild: {artifacts: [{image: web, context: src/web}]}\nmanifests: {kustomize: {paths: [kubernetes-manifests]}}\n"
+	load := "apiVersion: skaffold/v4beta10\nkind: Config\nmetadata: {name: loadgenerator}\nrequires: [{configs: [app]}]\nbuild: {artifacts: [{image: loadgenerator, context: src/loadgenerator}]}\nmanifests: {rawYaml: [load.yaml]}\n"
+	files := map[string]string{
+		"src/web/Dockerfile":                      "FROM scratch\n",
+		"src/loadgenerator/Dockerfile":            "FROM scratch\n",
+		"kubernetes-manifests/kustomization.yaml": kustomization,
+		"kubernetes-manifests/deploy.yaml":        cmDoc("web"),
+		"load.yaml":                               cmDoc("load"),
+		"sub/skaffold.yaml":                       "apiVersion: skaffold/v4beta10\nkind: Config\nrequires: [{path: ..}]\n",
+	}
+	for name, sk := range map[string]string{"required config first": app + "---\n" + load, "required config last": load + "---\n" + app} {
+		t.Run(name, func(t *testing.T) {
+			files["skaffold.yaml"] = sk
+			root := tree(t, files)
+			src, err := launch.Discover(root, nil)
+			if err != nil {
+				t.Fatal(errText(err))
+			}
+			if want := []string{filepath.Join(root, "kubernetes-manifests")}; !reflect.DeepEqual(src.Kustomizations, want) {
+				t.Errorf("kustomizations %v, want %v", src.Kustomizations, want)
+			}
+			if want := []string{filepath.Join(root, "load.yaml")}; !reflect.DeepEqual(src.Files, want) {
+				t.Errorf("files %v, want %v", src.Files, want)
+			}
+			want := []launch.ImageArtifact{{Image: "web", Context: "src/web"}, {Image: "loadgenerator", Context: "src/loadgenerator"}}
+			if !reflect.DeepEqual(src.Images, want) {
+				t.Errorf("images %+v, want %+v (the required config's first, each once)", src.Images, want)
+			}
+		})
+	}
+	for name, c := range map[string]struct{ skaffold, want string }{
+		"unknown name": {app + "---\n" + strings.Replace(load, "configs: [app]", "configs: [ap]", 1),
+			`skaffold.yaml:7 (config loadgenerator): requires config "ap" of skaffold.yaml, which defines only: app, loadgenerator`},
+		"cycle": {strings.Replace(app, "build:", "requires: [{configs: [loadgenerator]}]\nbuild:", 1) + "---\n" + load,
+			`skaffold.yaml:8 (config loadgenerator): requires config "app" again: a cycle (app → loadgenerator → app)`},
+		"itself": {strings.Replace(app, "build:", "requires: [{configs: [app]}]\nbuild:", 1),
+			`skaffold.yaml:1 (config app): requires config "app" again: a cycle (app → app)`},
+		"cycle through files": {"apiVersion: skaffold/v4beta10\nkind: Config\nrequires: [{path: sub}]\n",
+			"sub/skaffold.yaml:1: requires the config at skaffold.yaml:1 again: a cycle (skaffold.yaml:1 → sub/skaffold.yaml:1 → skaffold.yaml:1)"},
+		"neither path nor configs": {strings.Replace(app, "build:", "requires: [{activeProfiles: [{name: x}]}]\nbuild:", 1),
+			"requires: an entry with neither a path nor configs"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			files["skaffold.yaml"] = c.skaffold
+			root := tree(t, files)
+			_, err := launch.Discover(root, nil)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error saying %q", err, c.want)
+			}
+		})
+	}
+}
