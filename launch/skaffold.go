@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,10 +9,12 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/distribution/reference"
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	yaml3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 
 	"github.com/NationTech/harmony-agent/internal/hint"
@@ -100,9 +103,9 @@ type skArtifact struct {
 	Image   string `json:"image"`
 	Context string `json:"context"`
 	Docker  *struct {
-		Dockerfile string             `json:"dockerfile"`
-		Target     string             `json:"target"`
-		BuildArgs  map[string]*string `json:"buildArgs"`
+		Dockerfile string         `json:"dockerfile"`
+		Target     string         `json:"target"`
+		BuildArgs  map[string]any `json:"buildArgs"`
 	} `json:"docker"`
 	Requires []any `json:"requires"`
 	// Builders harmony does not run.
@@ -337,8 +340,12 @@ func skaffoldDocs(file string, raw []byte) ([]skDoc, error) {
 		if len(stripComments(d.body)) == 0 {
 			continue
 		}
+		body := d.body
+		if bytes.Contains(body, []byte("buildArgs")) {
+			body = buildArgStrings(body)
+		}
 		var m map[string]any
-		if err := yaml.Unmarshal(d.body, &m); err != nil {
+		if err := yaml.Unmarshal(body, &m); err != nil {
 			return nil, fmt.Errorf("%s:%d: %s", file, d.line+lineIn(err)-1, cleanYAMLError(err))
 		}
 		if m != nil {
@@ -346,6 +353,98 @@ func skaffoldDocs(file string, raw []byte) ([]skDoc, error) {
 		}
 	}
 	return docs, nil
+}
+
+// buildArgStrings marks the scalars of every docker.buildArgs mapping of a config document
+// (and the values of profile patches under a docker/buildArgs path) as strings, so that
+// DEBUG: 1 and NODE_VERSION: 18.10 are "1" and "18.10", spelt as written, as Skaffold reads
+// them, and not numbers. A document that does not parse is returned as it is: decoding it
+// says why.
+func buildArgStrings(body []byte) []byte {
+	var doc yaml3.Node
+	if err := yaml3.Unmarshal(body, &doc); err != nil || len(doc.Content) == 0 {
+		return body
+	}
+	markBuildArgs(&doc, "")
+	out, err := yaml3.Marshal(doc.Content[0])
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// markBuildArgs marks the build arguments under n, the value of the mapping key parent.
+func markBuildArgs(n *yaml3.Node, parent string) {
+	if n.Kind != yaml3.MappingNode {
+		for _, c := range n.Content {
+			markBuildArgs(c, "")
+		}
+		return
+	}
+	var patchPath string
+	var patchValue *yaml3.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "buildArgs":
+			if parent == "docker" && v.Kind == yaml3.MappingNode {
+				for _, c := range v.Content { // the names and the values
+					asString(c)
+				}
+			}
+		case "path":
+			patchPath = v.Value
+		case "value":
+			patchValue = v
+		}
+		markBuildArgs(v, k.Value)
+	}
+	switch {
+	case patchValue == nil || !strings.Contains(patchPath, "/docker/buildArgs"):
+	case strings.HasSuffix(strings.TrimSuffix(patchPath, "/"), "/docker/buildArgs") && patchValue.Kind == yaml3.MappingNode:
+		for _, c := range patchValue.Content {
+			asString(c)
+		}
+	default:
+		asString(patchValue)
+	}
+}
+
+// asString makes a YAML scalar other than null a string, as written, and quotes it: the
+// decoder after it reads YAML 1.1, where a plain ON or yes is a boolean.
+func asString(n *yaml3.Node) {
+	if n.Kind == yaml3.ScalarNode && n.ShortTag() != "!!null" {
+		n.Tag = "!!str"
+		if n.Style&(yaml3.SingleQuotedStyle|yaml3.DoubleQuotedStyle|yaml3.LiteralStyle|yaml3.FoldedStyle) == 0 {
+			n.Style = yaml3.DoubleQuotedStyle
+		}
+	}
+}
+
+// buildArg is a build argument's value as a string: "" for none, a string as it is, and a
+// number or a boolean buildArgStrings did not mark (an alias to one) spelt as Go spells it.
+func buildArg(v any) (string, bool) {
+	switch v := v.(type) {
+	case nil:
+		return "", true
+	case string:
+		return v, true
+	case bool:
+		return strconv.FormatBool(v), true
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), true
+	}
+	return "", false
+}
+
+func kindOf(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "a mapping"
+	case []any:
+		return "a list"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 func checkSkaffoldVersion(where, apiVersion, kind string) error {
@@ -591,9 +690,9 @@ func (sk *skaffold) artifact(t *tree, dir, where string, a skArtifact) (ImageArt
 	if a.Docker != nil {
 		art.Dockerfile, art.Target = a.Docker.Dockerfile, a.Docker.Target
 		for k, v := range a.Docker.BuildArgs {
-			val := ""
-			if v != nil {
-				val = *v
+			val, ok := buildArg(v)
+			if !ok {
+				return ImageArtifact{}, fmt.Errorf("%s: docker.buildArgs %s: a build argument's value is a string (or a number or true/false), not %s", what, k, kindOf(v))
 			}
 			if strings.Contains(val, "{{") {
 				return ImageArtifact{}, unsupported(what, "buildArgs "+k+" is a template")

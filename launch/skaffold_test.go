@@ -386,3 +386,56 @@ func TestSkaffoldRequiresSameFile(t *testing.T) {
 		})
 	}
 }
+
+// docker.buildArgs values written as numbers or booleans are strings, spelt as written, as
+// Skaffold reads them (NODE_VERSION: 18.10 is "18.10", not 18.1), in the config, a profile and
+// a profile's patch alike; a mapping or a list is refused, naming the argument.
+func TestSkaffoldBuildArgScalars(t *testing.T) {
+	sk := `apiVersion: skaffold/v4beta11
+kind: Config
+build:
+  artifacts:
+  - image: web
+    docker:
+      buildArgs: {DEBUG: 1, ON: true, NODE_VERSION: 18.10, BIG: 12345678901234567890, OCT: 0755, NAME: web, EMPTY: null}
+manifests: {rawYaml: [k8s/*.yaml]}
+profiles:
+- name: dev
+  build:
+    artifacts:
+    - image: web
+      docker:
+        buildArgs: {DEBUG: 0, VERBOSE: false}
+  patches:
+  - {op: add, path: /build/artifacts/0/docker/buildArgs/LEVEL, value: 3.0}
+`
+	root := tree(t, map[string]string{"skaffold.yaml": sk, "Dockerfile": "FROM scratch\n", "k8s/app.yaml": cmDoc("app")})
+	src, err := launch.Discover(root, nil)
+	if err != nil {
+		t.Fatal(errText(err))
+	}
+	want := map[string]string{"DEBUG": "1", "ON": "true", "NODE_VERSION": "18.10", "BIG": "12345678901234567890", "OCT": "0755", "NAME": "web", "EMPTY": ""}
+	if len(src.Images) != 1 || !reflect.DeepEqual(src.Images[0].BuildArgs, want) {
+		t.Errorf("images %+v, want build args %v", src.Images, want)
+	}
+	p, err := launch.Resolve(launch.Selection{Dir: root, Profile: "dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src, err = p.Discover(); err != nil {
+		t.Fatal(errText(err))
+	}
+	if want := map[string]string{"DEBUG": "0", "VERBOSE": "false", "LEVEL": "3.0"}; len(src.Images) != 1 || !reflect.DeepEqual(src.Images[0].BuildArgs, want) {
+		t.Errorf("profile dev: images %+v, want build args %v", src.Images, want)
+	}
+	for name, v := range map[string]string{"mapping": "{a: b}", "list": "[a, b]"} {
+		bad := strings.Replace(sk, "NAME: web", "NAME: "+v, 1)
+		if err := os.WriteFile(filepath.Join(root, "skaffold.yaml"), []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := launch.Discover(root, nil)
+		if err == nil || !strings.Contains(err.Error(), "buildArgs NAME") {
+			t.Errorf("%s: got %v, want an error naming buildArgs NAME", name, err)
+		}
+	}
+}
