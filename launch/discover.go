@@ -143,6 +143,11 @@ func discover(root string, files []string, profile string) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg == nil && len(files) == 0 {
+		if err := t.checkSkaffoldVariants(); err != nil {
+			return nil, err
+		}
+	}
 	var sk *skaffold
 	if cfg == nil || len(cfg.Images) == 0 || (len(cfg.Manifests) == 0 && cfg.Chart == "") || profile != "" {
 		if sk, err = t.readSkaffold(profile); err != nil {

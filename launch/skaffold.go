@@ -153,6 +153,56 @@ type skDeploy struct {
 	CloudRun  any          `json:"cloudrun"`
 }
 
+// variantsError says a folder holds Skaffold configs under other names (skaffold-gradle.yaml)
+// and no skaffold.yaml, the one harmony reads: launching the folder's manifests without the
+// images those configs build would start images nothing built, so nothing is launched.
+type variantsError struct {
+	Dir   string   // the folder
+	Files []string // the configs' names, in it
+}
+
+func (e *variantsError) Error() string {
+	names := make([]string, len(e.Files))
+	for i, f := range e.Files {
+		names[i] = shown(f)
+	}
+	return fmt.Sprintf("%s: %s but no %s, the only Skaffold config harmony reads: %v", e.Dir, strings.Join(names, ", "), SkaffoldFile, ErrUnsupported)
+}
+
+// Is makes errors.Is(err, ErrUnsupported) hold.
+func (e *variantsError) Is(target error) bool { return target == ErrUnsupported }
+
+// skaffoldConfig matches a Skaffold config's apiVersion line.
+var skaffoldConfig = regexp.MustCompile(`(?m)^\s*"?apiVersion"?\s*:\s*["']?skaffold/`)
+
+// checkSkaffoldVariants refuses a folder without skaffold.yaml holding Skaffold configs under
+// other names (skaffold-gradle.yaml, skaffold.yml: YAML files named skaffold… whose apiVersion
+// is skaffold/…).
+func (t *tree) checkSkaffoldVariants() error {
+	if _, err := t.root.Lstat(SkaffoldFile); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	entries, err := t.readDir(".")
+	if err != nil {
+		return nil
+	}
+	var found []string
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasPrefix(name, "skaffold") || (path.Ext(name) != ".yaml" && path.Ext(name) != ".yml") {
+			continue
+		}
+		if b, err := t.readFileMax(name, scanMax); err == nil && skaffoldConfig.Match(b) {
+			found = append(found, name)
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	sort.Strings(found)
+	return &variantsError{Dir: t.dir, Files: found}
+}
+
 // readSkaffold reads the project's skaffold.yaml (nil when there is none) with profile active
 // (""; none). Every file it names — required configs, manifests, charts, build contexts and
 // Dockerfiles — is inside the project: a path or a link leading out is refused, naming it.

@@ -439,3 +439,55 @@ profiles:
 		}
 	}
 }
+
+// A folder whose Skaffold configs all have other names (skaffold-gradle.yaml) and no
+// skaffold.yaml is refused, naming them, before anything is applied: launching its manifests
+// alone would start images nothing built. The hints say how to launch it. A harmony.yaml, -f
+// or a skaffold.yaml beside them is what the user chose, and is launched.
+func TestSkaffoldVariantsRefused(t *testing.T) {
+	variant := "apiVersion: skaffold/v4beta11\nkind: Config\nbuild: {artifacts: [{image: web}]}\nmanifests: {rawYaml: [k8s/*.yaml]}\n"
+	files := map[string]string{
+		"skaffold-gradle.yaml": variant,
+		"skaffold-maven.yml":   variant,
+		"skaffold-notes.yaml":  "just: data\n", // not a Skaffold config
+		"Dockerfile":           "FROM scratch\n",
+		"k8s/app.yaml":         cmDoc("app"),
+	}
+	root := tree(t, files)
+	p, err := launch.Resolve(launch.Selection{Dir: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Discover()
+	text := errText(err)
+	if !errors.Is(err, launch.ErrUnsupported) || !strings.Contains(err.Error(), "skaffold-gradle.yaml, skaffold-maven.yml but no skaffold.yaml") || strings.Contains(err.Error(), "notes") {
+		t.Fatalf("got %q, want ErrUnsupported naming skaffold-gradle.yaml and skaffold-maven.yml", text)
+	}
+	for _, want := range []string{
+		"cp " + filepath.Join(root, "skaffold-gradle.yaml") + " " + filepath.Join(root, "skaffold.yaml"),
+		"harmony launch " + root + "\n",
+		"harmony launch " + root + " -f PATH",
+		"images:",
+	} {
+		if !strings.Contains(text+"\n", want) {
+			t.Errorf("hints %q do not say %q", text, want)
+		}
+	}
+	for name, extra := range map[string]map[string]string{
+		"skaffold.yaml beside them": {"skaffold.yaml": variant},
+		"harmony.yaml":              {"harmony.yaml": "manifests: [k8s]\nimages: [{image: web}]\n"},
+	} {
+		for k, v := range extra {
+			files[k] = v
+		}
+		if _, err := launch.Discover(tree(t, files), nil); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		for k := range extra {
+			delete(files, k)
+		}
+	}
+	if _, err := launch.Discover(root, []string{filepath.Join(root, "k8s")}); err != nil {
+		t.Errorf("-f: %v", err)
+	}
+}
