@@ -65,8 +65,13 @@ type Source struct {
 	// Images are the images the repository builds itself (skaffold.yaml's build.artifacts or
 	// harmony.yaml's images), to build, load and substitute before anything is applied.
 	Images []ImageArtifact
+	// Warnings are what the launch does not do that the repository asks for (skaffold.yaml's
+	// lifecycle hooks and test phases), one line each, for launch's first lines and --dry-run.
+	Warnings []string
 
 	project *Project // the project discovered, for the commands hints name
+	// skaffold says the manifests are those skaffold.yaml names.
+	skaffold bool
 }
 
 // launchCommand is the launch of src's project with flags added, for a hint.
@@ -173,6 +178,9 @@ func discover(root string, files []string, profile string) (*Source, error) {
 	case sk != nil:
 		src.Images = sk.Artifacts
 	}
+	if sk != nil {
+		src.Warnings = sk.warnings(cfg == nil || len(cfg.Images) == 0, src.skaffold)
+	}
 	return src, nil
 }
 
@@ -219,7 +227,7 @@ func (t *tree) discover(abs string, files []string, cfg *Config, sk *skaffold) (
 		for _, k := range sk.Kustomizations {
 			src.Kustomizations = append(src.Kustomizations, t.abs(k))
 		}
-		src.Chart = sk.Chart
+		src.Chart, src.skaffold = sk.Chart, true
 		src.Reason = "the manifests " + SkaffoldFile + " names"
 		if sk.Profile != "" {
 			src.Reason += " (profile " + sk.Profile + ")"

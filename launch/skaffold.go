@@ -59,6 +59,15 @@ type skaffold struct {
 	docs        map[string][]skDoc // each file read and parsed once
 	chartFrom   string
 	templates   map[string]any // the chart's setValueTemplates
+	skipped     []skSkipped    // what harmony does not run: hooks, tests
+}
+
+// skSkipped is a part of a config harmony does not run: a lifecycle hook or a test phase.
+type skSkipped struct {
+	config string // which config: "config app", "sub/skaffold.yaml:3"
+	field  string // build.artifacts[0].hooks, test
+	phase  bool   // a test: or verify: phase, else a hook
+	build  bool   // it goes with the images (build hooks, test:), else with the manifests
 }
 
 // The states of a config while the configs are read.
@@ -80,6 +89,9 @@ type skConfig struct {
 	Build     skBuild     `json:"build"`
 	Manifests skManifests `json:"manifests"`
 	Deploy    skDeploy    `json:"deploy"`
+	// Phases harmony does not run: named, and skipped.
+	Test   any `json:"test"`
+	Verify any `json:"verify"`
 }
 
 type skRequire struct {
@@ -108,6 +120,11 @@ type skArtifact struct {
 		BuildArgs  map[string]any `json:"buildArgs"`
 	} `json:"docker"`
 	Requires []any `json:"requires"`
+	// Lifecycle hooks harmony does not run: named, and skipped.
+	Hooks any `json:"hooks"`
+	Sync  *struct {
+		Hooks any `json:"hooks"`
+	} `json:"sync"`
 	// Builders harmony does not run.
 	Jib        any `json:"jib"`
 	Kaniko     any `json:"kaniko"`
@@ -119,10 +136,12 @@ type skArtifact struct {
 
 type skKustomize struct {
 	Paths []string `json:"paths"`
+	Hooks any      `json:"hooks"`
 }
 
 type skHelm struct {
 	Releases []skRelease `json:"releases"`
+	Hooks    any         `json:"hooks"`
 }
 
 type skRelease struct {
@@ -140,17 +159,20 @@ type skManifests struct {
 	Kustomize *skKustomize `json:"kustomize"`
 	Helm      *skHelm      `json:"helm"`
 	Kpt       any          `json:"kpt"`
+	Hooks     any          `json:"hooks"`
 }
 
 type skDeploy struct {
 	Kubectl *struct {
 		Manifests []string `json:"manifests"`
+		Hooks     any      `json:"hooks"`
 	} `json:"kubectl"`
 	Kustomize *skKustomize `json:"kustomize"`
 	Helm      *skHelm      `json:"helm"`
 	Kpt       any          `json:"kpt"`
 	Docker    any          `json:"docker"`
 	CloudRun  any          `json:"cloudrun"`
+	Hooks     any          `json:"hooks"`
 }
 
 // variantsError says a folder holds Skaffold configs under other names (skaffold-gradle.yaml)
@@ -348,6 +370,11 @@ func (sk *skaffold) read(t *tree, file, from string, only, active []string, dept
 		if err := sk.addConfig(t, dir, where, cfg); err != nil {
 			return err
 		}
+		config := "config " + name
+		if name == "" {
+			config = label
+		}
+		sk.addSkipped(config, cfg)
 		sk.state[key] = skRead
 		sk.reading = sk.reading[:len(sk.reading)-1]
 	}
@@ -706,6 +733,112 @@ func (sk *skaffold) addConfig(t *tree, dir, where string, cfg *skConfig) error {
 		}
 	}
 	return nil
+}
+
+// addSkipped notes the lifecycle hooks and test phases of a config, which harmony does not run.
+func (sk *skaffold) addSkipped(config string, cfg *skConfig) {
+	add := func(v any, field string, phase, build bool) {
+		if given(v) {
+			sk.skipped = append(sk.skipped, skSkipped{config, field, phase, build})
+		}
+	}
+	for i, a := range cfg.Build.Artifacts {
+		add(a.Hooks, fmt.Sprintf("build.artifacts[%d].hooks", i), false, true)
+		if a.Sync != nil {
+			add(a.Sync.Hooks, fmt.Sprintf("build.artifacts[%d].sync.hooks", i), false, true)
+		}
+	}
+	m, d := cfg.Manifests, cfg.Deploy
+	add(m.Hooks, "manifests.hooks", false, false)
+	if m.Kustomize != nil {
+		add(m.Kustomize.Hooks, "manifests.kustomize.hooks", false, false)
+	}
+	if m.Helm != nil {
+		add(m.Helm.Hooks, "manifests.helm.hooks", false, false)
+	}
+	add(d.Hooks, "deploy.hooks", false, false)
+	if d.Kubectl != nil {
+		add(d.Kubectl.Hooks, "deploy.kubectl.hooks", false, false)
+	}
+	if d.Kustomize != nil {
+		add(d.Kustomize.Hooks, "deploy.kustomize.hooks", false, false)
+	}
+	if d.Helm != nil {
+		add(d.Helm.Hooks, "deploy.helm.hooks", false, false)
+	}
+	add(cfg.Test, "test", true, true)
+	add(cfg.Verify, "verify", true, false)
+}
+
+// given reports whether a config's value says anything: not null, an empty list or a mapping
+// of those (hooks: {before: []}).
+func given(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return false
+	case []any:
+		return len(v) > 0
+	case map[string]any:
+		for _, e := range v {
+			if given(e) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// maxSkippedNamed is how many hooks or tests one warning names.
+const maxSkippedNamed = 8
+
+// warnings are the lines saying what of the configs' hooks and test phases harmony does not
+// run: those that go with the images when it builds them (build), with the manifests when it
+// deploys them (manifests). Each config is named when several were read.
+func (sk *skaffold) warnings(build, manifests bool) []string {
+	var hooks, phases []string
+	var phaseNames []string
+	for _, s := range sk.skipped {
+		if (s.build && !build) || (!s.build && !manifests) {
+			continue
+		}
+		item := s.field
+		if sk.configs > 1 {
+			item += " of " + s.config
+		}
+		if s.phase {
+			phases = append(phases, item)
+			if n := s.field + ":"; !contains(phaseNames, n) {
+				phaseNames = append(phaseNames, n)
+			}
+		} else {
+			hooks = append(hooks, item)
+		}
+	}
+	var out []string
+	if len(hooks) > 0 {
+		out = append(out, fmt.Sprintf("%s: harmony does not run Skaffold's lifecycle hooks (%s); they were skipped", SkaffoldFile, listSome(hooks)))
+	}
+	if len(phases) > 0 {
+		sort.Strings(phaseNames) // test: before verify:
+		what, done := phaseNames[0]+" phase", "it was"
+		if len(phaseNames) > 1 {
+			what, done = strings.Join(phaseNames, " and ")+" phases", "they were"
+		}
+		if sk.configs > 1 {
+			what += " (" + listSome(phases) + ")"
+		}
+		out = append(out, fmt.Sprintf("%s: harmony does not run Skaffold's %s; %s skipped", SkaffoldFile, what, done))
+	}
+	return out
+}
+
+// listSome joins the first maxSkippedNamed items, saying how many more there are.
+func listSome(items []string) string {
+	if len(items) > maxSkippedNamed {
+		return strings.Join(items[:maxSkippedNamed], ", ") + fmt.Sprintf(" and %d more", len(items)-maxSkippedNamed)
+	}
+	return strings.Join(items, ", ")
 }
 
 func unsupported(where, what string) error {

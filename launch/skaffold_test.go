@@ -491,3 +491,71 @@ func TestSkaffoldVariantsRefused(t *testing.T) {
 		t.Errorf("-f: %v", err)
 	}
 }
+
+// Skaffold's lifecycle hooks and its test: and verify: phases are not run: each kind is named
+// on one line (launch prints them under its first line), for the part of skaffold.yaml the
+// launch uses: its images' hooks and tests, its manifests' hooks and verify.
+func TestSkaffoldHooksAndTestsNamed(t *testing.T) {
+	sk := `apiVersion: skaffold/v4beta11
+kind: Config
+metadata: {name: app}
+build:
+  artifacts:
+  - image: web
+    hooks: {before: []}
+  - image: api
+    context: api
+    hooks:
+      before: [{command: [sh, -c, ./gen.sh]}]
+    sync:
+      hooks: {after: [{container: {command: [x]}}]}
+manifests:
+  rawYaml: [k8s/*.yaml]
+  hooks: {before: [{host: {command: [make, manifests]}}]}
+deploy:
+  kubectl:
+    hooks: {after: [{host: {command: [./smoke.sh]}}]}
+test:
+- image: web
+  structureTests: [./test/*]
+verify:
+- name: smoke
+  container: {name: c, image: alpine}
+`
+	files := map[string]string{"skaffold.yaml": sk, "Dockerfile": "FROM scratch\n", "api/Dockerfile": "FROM scratch\n", "k8s/app.yaml": cmDoc("app")}
+	for name, c := range map[string]struct {
+		extra map[string]string
+		want  []string
+	}{
+		"all of it": {nil, []string{
+			"skaffold.yaml: harmony does not run Skaffold's lifecycle hooks (build.artifacts[1].hooks, build.artifacts[1].sync.hooks, manifests.hooks, deploy.kubectl.hooks); they were skipped",
+			"skaffold.yaml: harmony does not run Skaffold's test: and verify: phases; they were skipped",
+		}},
+		"its images only": {map[string]string{"harmony.yaml": "manifests: [k8s]\n"}, []string{
+			"skaffold.yaml: harmony does not run Skaffold's lifecycle hooks (build.artifacts[1].hooks, build.artifacts[1].sync.hooks); they were skipped",
+			"skaffold.yaml: harmony does not run Skaffold's test: phase; it was skipped",
+		}},
+		"several configs": {map[string]string{"skaffold.yaml": sk + "---\napiVersion: skaffold/v4beta11\nkind: Config\nmetadata: {name: more}\nrequires: [{configs: [app]}]\ndeploy: {helm: {hooks: {before: [{host: {command: [x]}}]}}}\ntest: [{image: web, custom: [{command: ./t.sh}]}]\n"}, []string{
+			"skaffold.yaml: harmony does not run Skaffold's lifecycle hooks (build.artifacts[1].hooks of config app, build.artifacts[1].sync.hooks of config app, manifests.hooks of config app, deploy.kubectl.hooks of config app, deploy.helm.hooks of config more); they were skipped",
+			"skaffold.yaml: harmony does not run Skaffold's test: and verify: phases (test of config app, verify of config app, test of config more); they were skipped",
+		}},
+		"none": {map[string]string{"skaffold.yaml": "apiVersion: skaffold/v4beta11\nkind: Config\nbuild: {artifacts: [{image: web, hooks: {}}]}\nmanifests: {rawYaml: [k8s/*.yaml]}\ntest: []\n"}, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fs := map[string]string{}
+			for k, v := range files {
+				fs[k] = v
+			}
+			for k, v := range c.extra {
+				fs[k] = v
+			}
+			src, err := launch.Discover(tree(t, fs), nil)
+			if err != nil {
+				t.Fatal(errText(err))
+			}
+			if !reflect.DeepEqual(src.Warnings, c.want) {
+				t.Errorf("warnings\n%q\nwant\n%q", src.Warnings, c.want)
+			}
+		})
+	}
+}
