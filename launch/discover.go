@@ -719,7 +719,7 @@ const scanMax = 4 << 20
 
 // scan walks dir (root-relative) to depth, skipping VCS, dependency and CI folders and Helm
 // chart templates, and returns the YAML files that hold Kubernetes objects (apiVersion and
-// kind). A YAML file it cannot read safely (not a regular file, a link leaving the project)
+// kind; a Skaffold config, apiVersion skaffold/…, is not one). A YAML file it cannot read safely (not a regular file, a link leaving the project)
 // is an error naming it; one larger than scanMax is not a manifest.
 func (t *tree) scan(dir string, depth int) ([]string, error) {
 	var files []string
@@ -750,7 +750,7 @@ func (t *tree) scan(dir string, depth int) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if k8sObject.Match(b) && k8sKind.Match(b) {
+		if k8sObject.Match(b) && k8sKind.Match(b) && !skaffoldConfig.Match(b) {
 			files = append(files, p)
 		}
 		return nil

@@ -559,3 +559,25 @@ verify:
 		})
 	}
 }
+
+// A Skaffold config is not a Kubernetes manifest: a scan for manifests (a skaffold.yaml that
+// names none, a harmony.yaml listing images only) passes it by.
+func TestSkaffoldConfigIsNotAManifest(t *testing.T) {
+	for name, files := range map[string]map[string]string{
+		"skaffold.yaml naming no manifests": {"skaffold.yaml": "apiVersion: skaffold/v4beta11\nkind: Config\nbuild: {artifacts: [{image: web}]}\n"},
+		"harmony.yaml images only":          {"harmony.yaml": "images: [{image: web}]\n", "skaffold-gradle.yaml": "apiVersion: skaffold/v4beta11\nkind: Config\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			files["Dockerfile"] = "FROM scratch\n"
+			files["app.yaml"] = cmDoc("app")
+			root := tree(t, files)
+			src, err := launch.Discover(root, nil)
+			if err != nil {
+				t.Fatal(errText(err))
+			}
+			if want := []string{filepath.Join(root, "app.yaml")}; !reflect.DeepEqual(src.Files, want) {
+				t.Errorf("files %v, want %v", src.Files, want)
+			}
+		})
+	}
+}
