@@ -65,8 +65,13 @@ type Source struct {
 	// Images are the images the repository builds itself (skaffold.yaml's build.artifacts or
 	// harmony.yaml's images), to build, load and substitute before anything is applied.
 	Images []ImageArtifact
+	// Warnings are what the launch does not do that the repository asks for (skaffold.yaml's
+	// lifecycle hooks and test phases), one line each, for launch's first lines and --dry-run.
+	Warnings []string
 
 	project *Project // the project discovered, for the commands hints name
+	// skaffold says the manifests are those skaffold.yaml names.
+	skaffold bool
 }
 
 // launchCommand is the launch of src's project with flags added, for a hint.
@@ -143,6 +148,11 @@ func discover(root string, files []string, profile string) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg == nil && len(files) == 0 {
+		if err := t.checkSkaffoldVariants(); err != nil {
+			return nil, err
+		}
+	}
 	var sk *skaffold
 	if cfg == nil || len(cfg.Images) == 0 || (len(cfg.Manifests) == 0 && cfg.Chart == "") || profile != "" {
 		if sk, err = t.readSkaffold(profile); err != nil {
@@ -167,6 +177,9 @@ func discover(root string, files []string, profile string) (*Source, error) {
 		}
 	case sk != nil:
 		src.Images = sk.Artifacts
+	}
+	if sk != nil {
+		src.Warnings = sk.warnings(cfg == nil || len(cfg.Images) == 0, src.skaffold)
 	}
 	return src, nil
 }
@@ -214,7 +227,7 @@ func (t *tree) discover(abs string, files []string, cfg *Config, sk *skaffold) (
 		for _, k := range sk.Kustomizations {
 			src.Kustomizations = append(src.Kustomizations, t.abs(k))
 		}
-		src.Chart = sk.Chart
+		src.Chart, src.skaffold = sk.Chart, true
 		src.Reason = "the manifests " + SkaffoldFile + " names"
 		if sk.Profile != "" {
 			src.Reason += " (profile " + sk.Profile + ")"
@@ -706,7 +719,7 @@ const scanMax = 4 << 20
 
 // scan walks dir (root-relative) to depth, skipping VCS, dependency and CI folders and Helm
 // chart templates, and returns the YAML files that hold Kubernetes objects (apiVersion and
-// kind). A YAML file it cannot read safely (not a regular file, a link leaving the project)
+// kind; a Skaffold config, apiVersion skaffold/…, is not one). A YAML file it cannot read safely (not a regular file, a link leaving the project)
 // is an error naming it; one larger than scanMax is not a manifest.
 func (t *tree) scan(dir string, depth int) ([]string, error) {
 	var files []string
@@ -737,7 +750,7 @@ func (t *tree) scan(dir string, depth int) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if k8sObject.Match(b) && k8sKind.Match(b) {
+		if k8sObject.Match(b) && k8sKind.Match(b) && !skaffoldConfig.Match(b) {
 			files = append(files, p)
 		}
 		return nil

@@ -183,6 +183,20 @@ func (p *Project) Discover() (*Source, error) {
 		}
 		return nil, hint.With(err, hints...)
 	}
+	var variants *variantsError
+	if errors.As(err, &variants) {
+		hints := []string{"nothing was applied: the images those configs build would not be built; copy (or link) the one to launch to " + SkaffoldFile + ", then launch again:"}
+		for i, f := range variants.Files {
+			if i == maxVariantHints {
+				hints = append(hints, fmt.Sprintf("  (and %d more)", len(variants.Files)-i))
+				break
+			}
+			hints = append(hints, "  "+hint.Command("cp", fromHere(filepath.Join(variants.Dir, f)), fromHere(filepath.Join(variants.Dir, SkaffoldFile))))
+		}
+		hints = append(hints, "  "+p.Command("launch"),
+			"or name the manifests, with the images to build in "+ProjectFile+" (images: [{image: NAME, context: DIR}]): "+p.command("launch", false, "-f", "PATH"))
+		return nil, hint.With(err, hints...)
+	}
 	if errors.Is(err, ErrNothingFound) && len(p.Manifests) == 0 {
 		return nil, hint.After(err, "or name them: "+p.command("launch", false, "-f", "FILE"))
 	}
@@ -191,6 +205,10 @@ func (p *Project) Discover() (*Source, error) {
 	}
 	return src, err
 }
+
+// maxVariantHints is how many of a folder's Skaffold configs under other names a hint offers
+// to copy to skaffold.yaml.
+const maxVariantHints = 5
 
 // selectCommand is the command that launches path. When path is in an app folder of its own
 // (a monorepo's app), that is the app launched, with its own namespace and inventory: launching

@@ -161,6 +161,9 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 		return res, hint.With(err, "nothing was applied: fix the manifest and launch again")
 	}
 	fmt.Fprintf(sink.Progress, "launching %s: %s from %s, namespace %s\n", Sanitize(proj.App), countOf(len(res.Objects), "object"), Sanitize(src.Reason), proj.Namespace)
+	for _, w := range src.Warnings {
+		fmt.Fprintln(sink.Progress, Sanitize(w))
+	}
 	if chart != nil {
 		fmt.Fprintln(sink.Progress, Sanitize(chartFound(chart.Chart, chartOpts.Release)))
 	}

@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,10 +9,12 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/distribution/reference"
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	yaml3 "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
 
 	"github.com/NationTech/harmony-agent/internal/hint"
@@ -51,11 +54,30 @@ type skaffold struct {
 	profileSeen bool
 	configs     int
 	requires    int
-	seen        map[string]bool
+	state       map[string]int     // each config (file#index): skReading, then skRead
+	reading     []skFrame          // the configs being read, the outermost first
 	docs        map[string][]skDoc // each file read and parsed once
 	chartFrom   string
 	templates   map[string]any // the chart's setValueTemplates
+	skipped     []skSkipped    // what harmony does not run: hooks, tests
 }
+
+// skSkipped is a part of a config harmony does not run: a lifecycle hook or a test phase.
+type skSkipped struct {
+	config string // which config: "config app", "sub/skaffold.yaml:3"
+	field  string // build.artifacts[0].hooks, test
+	phase  bool   // a test: or verify: phase, else a hook
+	build  bool   // it goes with the images (build hooks, test:), else with the manifests
+}
+
+// The states of a config while the configs are read.
+const (
+	skReading = 1 + iota // its requires are being read: meeting it again is a cycle
+	skRead               // taken: meeting it again (required twice) takes nothing
+)
+
+// skFrame is a config being read, for the message that names a cycle.
+type skFrame struct{ key, file, label string }
 
 type skConfig struct {
 	APIVersion string `json:"apiVersion"`
@@ -67,6 +89,9 @@ type skConfig struct {
 	Build     skBuild     `json:"build"`
 	Manifests skManifests `json:"manifests"`
 	Deploy    skDeploy    `json:"deploy"`
+	// Phases harmony does not run: named, and skipped.
+	Test   any `json:"test"`
+	Verify any `json:"verify"`
 }
 
 type skRequire struct {
@@ -90,11 +115,16 @@ type skArtifact struct {
 	Image   string `json:"image"`
 	Context string `json:"context"`
 	Docker  *struct {
-		Dockerfile string             `json:"dockerfile"`
-		Target     string             `json:"target"`
-		BuildArgs  map[string]*string `json:"buildArgs"`
+		Dockerfile string         `json:"dockerfile"`
+		Target     string         `json:"target"`
+		BuildArgs  map[string]any `json:"buildArgs"`
 	} `json:"docker"`
 	Requires []any `json:"requires"`
+	// Lifecycle hooks harmony does not run: named, and skipped.
+	Hooks any `json:"hooks"`
+	Sync  *struct {
+		Hooks any `json:"hooks"`
+	} `json:"sync"`
 	// Builders harmony does not run.
 	Jib        any `json:"jib"`
 	Kaniko     any `json:"kaniko"`
@@ -106,10 +136,12 @@ type skArtifact struct {
 
 type skKustomize struct {
 	Paths []string `json:"paths"`
+	Hooks any      `json:"hooks"`
 }
 
 type skHelm struct {
 	Releases []skRelease `json:"releases"`
+	Hooks    any         `json:"hooks"`
 }
 
 type skRelease struct {
@@ -127,17 +159,70 @@ type skManifests struct {
 	Kustomize *skKustomize `json:"kustomize"`
 	Helm      *skHelm      `json:"helm"`
 	Kpt       any          `json:"kpt"`
+	Hooks     any          `json:"hooks"`
 }
 
 type skDeploy struct {
 	Kubectl *struct {
 		Manifests []string `json:"manifests"`
+		Hooks     any      `json:"hooks"`
 	} `json:"kubectl"`
 	Kustomize *skKustomize `json:"kustomize"`
 	Helm      *skHelm      `json:"helm"`
 	Kpt       any          `json:"kpt"`
 	Docker    any          `json:"docker"`
 	CloudRun  any          `json:"cloudrun"`
+	Hooks     any          `json:"hooks"`
+}
+
+// variantsError says a folder holds Skaffold configs under other names (skaffold-gradle.yaml)
+// and no skaffold.yaml, the one harmony reads: launching the folder's manifests without the
+// images those configs build would start images nothing built, so nothing is launched.
+type variantsError struct {
+	Dir   string   // the folder
+	Files []string // the configs' names, in it
+}
+
+func (e *variantsError) Error() string {
+	names := make([]string, len(e.Files))
+	for i, f := range e.Files {
+		names[i] = shown(f)
+	}
+	return fmt.Sprintf("%s: %s but no %s, the only Skaffold config harmony reads: %v", e.Dir, strings.Join(names, ", "), SkaffoldFile, ErrUnsupported)
+}
+
+// Is makes errors.Is(err, ErrUnsupported) hold.
+func (e *variantsError) Is(target error) bool { return target == ErrUnsupported }
+
+// skaffoldConfig matches a Skaffold config's apiVersion line.
+var skaffoldConfig = regexp.MustCompile(`(?m)^\s*"?apiVersion"?\s*:\s*["']?skaffold/`)
+
+// checkSkaffoldVariants refuses a folder without skaffold.yaml holding Skaffold configs under
+// other names (skaffold-gradle.yaml, skaffold.yml: YAML files named skaffold… whose apiVersion
+// is skaffold/…).
+func (t *tree) checkSkaffoldVariants() error {
+	if _, err := t.root.Lstat(SkaffoldFile); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	entries, err := t.readDir(".")
+	if err != nil {
+		return nil
+	}
+	var found []string
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasPrefix(name, "skaffold") || (path.Ext(name) != ".yaml" && path.Ext(name) != ".yml") {
+			continue
+		}
+		if b, err := t.readFileMax(name, scanMax); err == nil && skaffoldConfig.Match(b) {
+			found = append(found, name)
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	sort.Strings(found)
+	return &variantsError{Dir: t.dir, Files: found}
 }
 
 // readSkaffold reads the project's skaffold.yaml (nil when there is none) with profile active
@@ -151,12 +236,12 @@ func (t *tree) readSkaffold(profile string) (*skaffold, error) {
 		}
 		return nil, nil
 	}
-	sk := &skaffold{Profile: profile, seen: map[string]bool{}, docs: map[string][]skDoc{}}
+	sk := &skaffold{Profile: profile, state: map[string]int{}, docs: map[string][]skDoc{}}
 	var active []string
 	if profile != "" {
 		active = []string{profile}
 	}
-	if err := sk.read(t, SkaffoldFile, nil, active, 0); err != nil {
+	if err := sk.read(t, SkaffoldFile, "", nil, active, 0); err != nil {
 		return nil, err
 	}
 	if profile != "" && !sk.profileSeen {
@@ -177,8 +262,11 @@ func (t *tree) readSkaffold(profile string) (*skaffold, error) {
 }
 
 // read reads one skaffold file (root-relative): the configs named in only (all when empty),
-// with the profiles in active applied.
-func (sk *skaffold) read(t *tree, file string, only, active []string, depth int) error {
+// with the profiles in active applied; from is where the requires entry naming them is ("" for
+// the root file). A config is read once however often it is required (its requires first, then
+// itself, as Skaffold orders them); one that requires itself again, directly or through others,
+// is a cycle and refused, naming them.
+func (sk *skaffold) read(t *tree, file, from string, only, active []string, depth int) error {
 	if depth > maxSkaffoldDepth {
 		return fmt.Errorf("%s: requires nests deeper than %d files", file, maxSkaffoldDepth)
 	}
@@ -193,25 +281,48 @@ func (sk *skaffold) read(t *tree, file string, only, active []string, depth int)
 		}
 		sk.docs[file] = docs
 	}
+	var names []string
+	for _, doc := range docs {
+		if name, _ := lookupString(doc.m, "metadata", "name"); name != "" {
+			names = append(names, name)
+		}
+	}
+	for _, n := range only {
+		if !contains(names, n) {
+			defined := "which names none of its configs (metadata.name)"
+			if len(names) > 0 {
+				defined = "which defines only: " + strings.Join(names, ", ")
+			}
+			return fmt.Errorf("%s: requires config %q of %s, %s", from, n, file, defined)
+		}
+	}
 	dir := path.Dir(file)
-	found := map[string]bool{}
 	for i, doc := range docs {
 		name, _ := lookupString(doc.m, "metadata", "name")
-		found[name] = true
 		if len(only) > 0 && !contains(only, name) {
 			continue
 		}
-		key := fmt.Sprintf("%s#%d", file, i)
-		if sk.seen[key] {
-			continue
-		}
-		sk.seen[key] = true
-		if sk.configs++; sk.configs > maxSkaffoldConfigs {
-			return fmt.Errorf("%s: more than %d Skaffold configs", file, maxSkaffoldConfigs)
-		}
 		where := fmt.Sprintf("%s:%d", file, doc.line)
+		label := where
 		if name != "" {
 			where += " (config " + name + ")"
+			label = name
+		}
+		key := fmt.Sprintf("%s#%d", file, i)
+		switch sk.state[key] {
+		case skRead:
+			continue
+		case skReading:
+			what := fmt.Sprintf("config %q", name)
+			if name == "" {
+				what = "the config at " + label
+			}
+			return fmt.Errorf("%s: requires %s again: a cycle (%s)", from, what, sk.cycle(key, file, label))
+		}
+		sk.state[key] = skReading
+		sk.reading = append(sk.reading, skFrame{key, file, label})
+		if sk.configs++; sk.configs > maxSkaffoldConfigs {
+			return fmt.Errorf("%s: more than %d Skaffold configs", file, maxSkaffoldConfigs)
 		}
 		cfg, profiles, err := applyProfiles(doc.m, active)
 		if err != nil {
@@ -231,15 +342,17 @@ func (sk *skaffold) read(t *tree, file string, only, active []string, depth int)
 				return hint.With(fmt.Errorf("%s: requires a remote config: %w", where, ErrUnsupported),
 					"harmony reads only configs inside the project (requires: [{path: ...}]); nothing was applied")
 			}
-			if r.Path == "" {
-				return fmt.Errorf("%s: requires: an entry without a path", where)
-			}
-			next, err := t.skaffoldPath(dir, r.Path, "requires "+r.Path, where)
-			if err != nil {
-				return err
-			}
-			if t.isDir(next) {
-				next = path.Join(next, SkaffoldFile)
+			next := file // no path: configs of this file, by name
+			switch {
+			case r.Path != "":
+				if next, err = t.skaffoldPath(dir, r.Path, "requires "+r.Path, where); err != nil {
+					return err
+				}
+				if t.isDir(next) {
+					next = path.Join(next, SkaffoldFile)
+				}
+			case len(r.Configs) == 0:
+				return fmt.Errorf("%s: requires: an entry with neither a path nor configs", where)
 			}
 			var sub []string
 			for _, ap := range r.ActiveProfiles {
@@ -250,20 +363,47 @@ func (sk *skaffold) read(t *tree, file string, only, active []string, depth int)
 			if len(active) > 0 {
 				sub = append(sub, active...)
 			}
-			if err := sk.read(t, next, r.Configs, sub, depth+1); err != nil {
+			if err := sk.read(t, next, where, r.Configs, sub, depth+1); err != nil {
 				return err
 			}
 		}
 		if err := sk.addConfig(t, dir, where, cfg); err != nil {
 			return err
 		}
-	}
-	for _, n := range only {
-		if !found[n] {
-			return fmt.Errorf("%s: requires config %q, which it does not define", file, n)
+		config := "config " + name
+		if name == "" {
+			config = label
 		}
+		sk.addSkipped(config, cfg)
+		sk.state[key] = skRead
+		sk.reading = sk.reading[:len(sk.reading)-1]
 	}
 	return nil
+}
+
+// cycle names the configs from the one met again (key) to itself: "app → loadgenerator →
+// app", each with its file when they are not all in one.
+func (sk *skaffold) cycle(key, file, label string) string {
+	var chain []skFrame
+	for i, f := range sk.reading {
+		if f.key == key {
+			chain = append(chain, sk.reading[i:]...)
+			break
+		}
+	}
+	chain = append(chain, skFrame{key, file, label})
+	oneFile := true
+	for _, f := range chain {
+		oneFile = oneFile && f.file == file
+	}
+	out := make([]string, len(chain))
+	for i, f := range chain {
+		out[i] = f.label
+		if !oneFile && !strings.HasPrefix(f.label, f.file+":") {
+			out[i] += " (" + f.file + ")"
+		}
+	}
+	return strings.Join(out, " → ")
 }
 
 type skDoc struct {
@@ -277,8 +417,12 @@ func skaffoldDocs(file string, raw []byte) ([]skDoc, error) {
 		if len(stripComments(d.body)) == 0 {
 			continue
 		}
+		body := d.body
+		if bytes.Contains(body, []byte("buildArgs")) {
+			body = buildArgStrings(body)
+		}
 		var m map[string]any
-		if err := yaml.Unmarshal(d.body, &m); err != nil {
+		if err := yaml.Unmarshal(body, &m); err != nil {
 			return nil, fmt.Errorf("%s:%d: %s", file, d.line+lineIn(err)-1, cleanYAMLError(err))
 		}
 		if m != nil {
@@ -286,6 +430,98 @@ func skaffoldDocs(file string, raw []byte) ([]skDoc, error) {
 		}
 	}
 	return docs, nil
+}
+
+// buildArgStrings marks the scalars of every docker.buildArgs mapping of a config document
+// (and the values of profile patches under a docker/buildArgs path) as strings, so that
+// DEBUG: 1 and NODE_VERSION: 18.10 are "1" and "18.10", spelt as written, as Skaffold reads
+// them, and not numbers. A document that does not parse is returned as it is: decoding it
+// says why.
+func buildArgStrings(body []byte) []byte {
+	var doc yaml3.Node
+	if err := yaml3.Unmarshal(body, &doc); err != nil || len(doc.Content) == 0 {
+		return body
+	}
+	markBuildArgs(&doc, "")
+	out, err := yaml3.Marshal(doc.Content[0])
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// markBuildArgs marks the build arguments under n, the value of the mapping key parent.
+func markBuildArgs(n *yaml3.Node, parent string) {
+	if n.Kind != yaml3.MappingNode {
+		for _, c := range n.Content {
+			markBuildArgs(c, "")
+		}
+		return
+	}
+	var patchPath string
+	var patchValue *yaml3.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "buildArgs":
+			if parent == "docker" && v.Kind == yaml3.MappingNode {
+				for _, c := range v.Content { // the names and the values
+					asString(c)
+				}
+			}
+		case "path":
+			patchPath = v.Value
+		case "value":
+			patchValue = v
+		}
+		markBuildArgs(v, k.Value)
+	}
+	switch {
+	case patchValue == nil || !strings.Contains(patchPath, "/docker/buildArgs"):
+	case strings.HasSuffix(strings.TrimSuffix(patchPath, "/"), "/docker/buildArgs") && patchValue.Kind == yaml3.MappingNode:
+		for _, c := range patchValue.Content {
+			asString(c)
+		}
+	default:
+		asString(patchValue)
+	}
+}
+
+// asString makes a YAML scalar other than null a string, as written, and quotes it: the
+// decoder after it reads YAML 1.1, where a plain ON or yes is a boolean.
+func asString(n *yaml3.Node) {
+	if n.Kind == yaml3.ScalarNode && n.ShortTag() != "!!null" {
+		n.Tag = "!!str"
+		if n.Style&(yaml3.SingleQuotedStyle|yaml3.DoubleQuotedStyle|yaml3.LiteralStyle|yaml3.FoldedStyle) == 0 {
+			n.Style = yaml3.DoubleQuotedStyle
+		}
+	}
+}
+
+// buildArg is a build argument's value as a string: "" for none, a string as it is, and a
+// number or a boolean buildArgStrings did not mark (an alias to one) spelt as Go spells it.
+func buildArg(v any) (string, bool) {
+	switch v := v.(type) {
+	case nil:
+		return "", true
+	case string:
+		return v, true
+	case bool:
+		return strconv.FormatBool(v), true
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), true
+	}
+	return "", false
+}
+
+func kindOf(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "a mapping"
+	case []any:
+		return "a list"
+	}
+	return fmt.Sprintf("%T", v)
 }
 
 func checkSkaffoldVersion(where, apiVersion, kind string) error {
@@ -499,6 +735,112 @@ func (sk *skaffold) addConfig(t *tree, dir, where string, cfg *skConfig) error {
 	return nil
 }
 
+// addSkipped notes the lifecycle hooks and test phases of a config, which harmony does not run.
+func (sk *skaffold) addSkipped(config string, cfg *skConfig) {
+	add := func(v any, field string, phase, build bool) {
+		if given(v) {
+			sk.skipped = append(sk.skipped, skSkipped{config, field, phase, build})
+		}
+	}
+	for i, a := range cfg.Build.Artifacts {
+		add(a.Hooks, fmt.Sprintf("build.artifacts[%d].hooks", i), false, true)
+		if a.Sync != nil {
+			add(a.Sync.Hooks, fmt.Sprintf("build.artifacts[%d].sync.hooks", i), false, true)
+		}
+	}
+	m, d := cfg.Manifests, cfg.Deploy
+	add(m.Hooks, "manifests.hooks", false, false)
+	if m.Kustomize != nil {
+		add(m.Kustomize.Hooks, "manifests.kustomize.hooks", false, false)
+	}
+	if m.Helm != nil {
+		add(m.Helm.Hooks, "manifests.helm.hooks", false, false)
+	}
+	add(d.Hooks, "deploy.hooks", false, false)
+	if d.Kubectl != nil {
+		add(d.Kubectl.Hooks, "deploy.kubectl.hooks", false, false)
+	}
+	if d.Kustomize != nil {
+		add(d.Kustomize.Hooks, "deploy.kustomize.hooks", false, false)
+	}
+	if d.Helm != nil {
+		add(d.Helm.Hooks, "deploy.helm.hooks", false, false)
+	}
+	add(cfg.Test, "test", true, true)
+	add(cfg.Verify, "verify", true, false)
+}
+
+// given reports whether a config's value says anything: not null, an empty list or a mapping
+// of those (hooks: {before: []}).
+func given(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return false
+	case []any:
+		return len(v) > 0
+	case map[string]any:
+		for _, e := range v {
+			if given(e) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// maxSkippedNamed is how many hooks or tests one warning names.
+const maxSkippedNamed = 8
+
+// warnings are the lines saying what of the configs' hooks and test phases harmony does not
+// run: those that go with the images when it builds them (build), with the manifests when it
+// deploys them (manifests). Each config is named when several were read.
+func (sk *skaffold) warnings(build, manifests bool) []string {
+	var hooks, phases []string
+	var phaseNames []string
+	for _, s := range sk.skipped {
+		if (s.build && !build) || (!s.build && !manifests) {
+			continue
+		}
+		item := s.field
+		if sk.configs > 1 {
+			item += " of " + s.config
+		}
+		if s.phase {
+			phases = append(phases, item)
+			if n := s.field + ":"; !contains(phaseNames, n) {
+				phaseNames = append(phaseNames, n)
+			}
+		} else {
+			hooks = append(hooks, item)
+		}
+	}
+	var out []string
+	if len(hooks) > 0 {
+		out = append(out, fmt.Sprintf("%s: harmony does not run Skaffold's lifecycle hooks (%s); they were skipped", SkaffoldFile, listSome(hooks)))
+	}
+	if len(phases) > 0 {
+		sort.Strings(phaseNames) // test: before verify:
+		what, done := phaseNames[0]+" phase", "it was"
+		if len(phaseNames) > 1 {
+			what, done = strings.Join(phaseNames, " and ")+" phases", "they were"
+		}
+		if sk.configs > 1 {
+			what += " (" + listSome(phases) + ")"
+		}
+		out = append(out, fmt.Sprintf("%s: harmony does not run Skaffold's %s; %s skipped", SkaffoldFile, what, done))
+	}
+	return out
+}
+
+// listSome joins the first maxSkippedNamed items, saying how many more there are.
+func listSome(items []string) string {
+	if len(items) > maxSkippedNamed {
+		return strings.Join(items[:maxSkippedNamed], ", ") + fmt.Sprintf(" and %d more", len(items)-maxSkippedNamed)
+	}
+	return strings.Join(items, ", ")
+}
+
 func unsupported(where, what string) error {
 	return hint.With(fmt.Errorf("%s: %s: %w", where, what, ErrUnsupported),
 		"harmony builds images with Docker and applies manifests, kustomizations and local Helm charts; nothing was applied")
@@ -531,9 +873,9 @@ func (sk *skaffold) artifact(t *tree, dir, where string, a skArtifact) (ImageArt
 	if a.Docker != nil {
 		art.Dockerfile, art.Target = a.Docker.Dockerfile, a.Docker.Target
 		for k, v := range a.Docker.BuildArgs {
-			val := ""
-			if v != nil {
-				val = *v
+			val, ok := buildArg(v)
+			if !ok {
+				return ImageArtifact{}, fmt.Errorf("%s: docker.buildArgs %s: a build argument's value is a string (or a number or true/false), not %s", what, k, kindOf(v))
 			}
 			if strings.Contains(val, "{{") {
 				return ImageArtifact{}, unsupported(what, "buildArgs "+k+" is a template")

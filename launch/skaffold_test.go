@@ -329,3 +329,255 @@ func TestHarmonyYAMLImagesOnly(t *testing.T) {
 		t.Errorf("images %+v, want %+v", src.Images, want)
 	}
 }
+
+// A config may require configs of its own file by name (requires: [{configs: [app]}], no
+// path), as a widely used multi-service demo does: both configs' artifacts and manifests are
+// taken, each config once, whichever comes first in the file.
+func TestSkaffoldRequiresSameFile(t *testing.T) {
+	app := "apiVersion: skaffold/v4beta10\nkind: Config\nmetadata: {name: app}\nbuild: {artifacts: [{image: web, context: src/web}]}\nmanifests: {kustomize: {paths: [kubernetes-manifests]}}\n"
+	load := "apiVersion: skaffold/v4beta10\nkind: Config\nmetadata: {name: loadgenerator}\nrequires: [{configs: [app]}]\nbuild: {artifacts: [{image: loadgenerator, context: src/loadgenerator}]}\nmanifests: {rawYaml: [load.yaml]}\n"
+	files := map[string]string{
+		"src/web/Dockerfile":                      "FROM scratch\n",
+		"src/loadgenerator/Dockerfile":            "FROM scratch\n",
+		"kubernetes-manifests/kustomization.yaml": kustomization,
+		"kubernetes-manifests/deploy.yaml":        cmDoc("web"),
+		"load.yaml":                               cmDoc("load"),
+		"sub/skaffold.yaml":                       "apiVersion: skaffold/v4beta10\nkind: Config\nrequires: [{path: ..}]\n",
+	}
+	for name, sk := range map[string]string{"required config first": app + "---\n" + load, "required config last": load + "---\n" + app} {
+		t.Run(name, func(t *testing.T) {
+			files["skaffold.yaml"] = sk
+			root := tree(t, files)
+			src, err := launch.Discover(root, nil)
+			if err != nil {
+				t.Fatal(errText(err))
+			}
+			if want := []string{filepath.Join(root, "kubernetes-manifests")}; !reflect.DeepEqual(src.Kustomizations, want) {
+				t.Errorf("kustomizations %v, want %v", src.Kustomizations, want)
+			}
+			if want := []string{filepath.Join(root, "load.yaml")}; !reflect.DeepEqual(src.Files, want) {
+				t.Errorf("files %v, want %v", src.Files, want)
+			}
+			want := []launch.ImageArtifact{{Image: "web", Context: "src/web"}, {Image: "loadgenerator", Context: "src/loadgenerator"}}
+			if !reflect.DeepEqual(src.Images, want) {
+				t.Errorf("images %+v, want %+v (the required config's first, each once)", src.Images, want)
+			}
+		})
+	}
+	for name, c := range map[string]struct{ skaffold, want string }{
+		"unknown name": {app + "---\n" + strings.Replace(load, "configs: [app]", "configs: [ap]", 1),
+			`skaffold.yaml:7 (config loadgenerator): requires config "ap" of skaffold.yaml, which defines only: app, loadgenerator`},
+		"cycle": {strings.Replace(app, "build:", "requires: [{configs: [loadgenerator]}]\nbuild:", 1) + "---\n" + load,
+			`skaffold.yaml:8 (config loadgenerator): requires config "app" again: a cycle (app → loadgenerator → app)`},
+		"itself": {strings.Replace(app, "build:", "requires: [{configs: [app]}]\nbuild:", 1),
+			`skaffold.yaml:1 (config app): requires config "app" again: a cycle (app → app)`},
+		"cycle through files": {"apiVersion: skaffold/v4beta10\nkind: Config\nrequires: [{path: sub}]\n",
+			"sub/skaffold.yaml:1: requires the config at skaffold.yaml:1 again: a cycle (skaffold.yaml:1 → sub/skaffold.yaml:1 → skaffold.yaml:1)"},
+		"neither path nor configs": {strings.Replace(app, "build:", "requires: [{activeProfiles: [{name: x}]}]\nbuild:", 1),
+			"requires: an entry with neither a path nor configs"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			files["skaffold.yaml"] = c.skaffold
+			root := tree(t, files)
+			_, err := launch.Discover(root, nil)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error saying %q", err, c.want)
+			}
+		})
+	}
+}
+
+// docker.buildArgs values written as numbers or booleans are strings, spelt as written, as
+// Skaffold reads them (NODE_VERSION: 18.10 is "18.10", not 18.1), in the config, a profile and
+// a profile's patch alike; a mapping or a list is refused, naming the argument.
+func TestSkaffoldBuildArgScalars(t *testing.T) {
+	sk := `apiVersion: skaffold/v4beta11
+kind: Config
+build:
+  artifacts:
+  - image: web
+    docker:
+      buildArgs: {DEBUG: 1, ON: true, NODE_VERSION: 18.10, BIG: 12345678901234567890, OCT: 0755, NAME: web, EMPTY: null}
+manifests: {rawYaml: [k8s/*.yaml]}
+profiles:
+- name: dev
+  build:
+    artifacts:
+    - image: web
+      docker:
+        buildArgs: {DEBUG: 0, VERBOSE: false}
+  patches:
+  - {op: add, path: /build/artifacts/0/docker/buildArgs/LEVEL, value: 3.0}
+`
+	root := tree(t, map[string]string{"skaffold.yaml": sk, "Dockerfile": "FROM scratch\n", "k8s/app.yaml": cmDoc("app")})
+	src, err := launch.Discover(root, nil)
+	if err != nil {
+		t.Fatal(errText(err))
+	}
+	want := map[string]string{"DEBUG": "1", "ON": "true", "NODE_VERSION": "18.10", "BIG": "12345678901234567890", "OCT": "0755", "NAME": "web", "EMPTY": ""}
+	if len(src.Images) != 1 || !reflect.DeepEqual(src.Images[0].BuildArgs, want) {
+		t.Errorf("images %+v, want build args %v", src.Images, want)
+	}
+	p, err := launch.Resolve(launch.Selection{Dir: root, Profile: "dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src, err = p.Discover(); err != nil {
+		t.Fatal(errText(err))
+	}
+	if want := map[string]string{"DEBUG": "0", "VERBOSE": "false", "LEVEL": "3.0"}; len(src.Images) != 1 || !reflect.DeepEqual(src.Images[0].BuildArgs, want) {
+		t.Errorf("profile dev: images %+v, want build args %v", src.Images, want)
+	}
+	for name, v := range map[string]string{"mapping": "{a: b}", "list": "[a, b]"} {
+		bad := strings.Replace(sk, "NAME: web", "NAME: "+v, 1)
+		if err := os.WriteFile(filepath.Join(root, "skaffold.yaml"), []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := launch.Discover(root, nil)
+		if err == nil || !strings.Contains(err.Error(), "buildArgs NAME") {
+			t.Errorf("%s: got %v, want an error naming buildArgs NAME", name, err)
+		}
+	}
+}
+
+// A folder whose Skaffold configs all have other names (skaffold-gradle.yaml) and no
+// skaffold.yaml is refused, naming them, before anything is applied: launching its manifests
+// alone would start images nothing built. The hints say how to launch it. A harmony.yaml, -f
+// or a skaffold.yaml beside them is what the user chose, and is launched.
+func TestSkaffoldVariantsRefused(t *testing.T) {
+	variant := "apiVersion: skaffold/v4beta11\nkind: Config\nbuild: {artifacts: [{image: web}]}\nmanifests: {rawYaml: [k8s/*.yaml]}\n"
+	files := map[string]string{
+		"skaffold-gradle.yaml": variant,
+		"skaffold-maven.yml":   variant,
+		"skaffold-notes.yaml":  "just: data\n", // not a Skaffold config
+		"Dockerfile":           "FROM scratch\n",
+		"k8s/app.yaml":         cmDoc("app"),
+	}
+	root := tree(t, files)
+	p, err := launch.Resolve(launch.Selection{Dir: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Discover()
+	text := errText(err)
+	if !errors.Is(err, launch.ErrUnsupported) || !strings.Contains(err.Error(), "skaffold-gradle.yaml, skaffold-maven.yml but no skaffold.yaml") || strings.Contains(err.Error(), "notes") {
+		t.Fatalf("got %q, want ErrUnsupported naming skaffold-gradle.yaml and skaffold-maven.yml", text)
+	}
+	for _, want := range []string{
+		"cp " + filepath.Join(root, "skaffold-gradle.yaml") + " " + filepath.Join(root, "skaffold.yaml"),
+		"harmony launch " + root + "\n",
+		"harmony launch " + root + " -f PATH",
+		"images:",
+	} {
+		if !strings.Contains(text+"\n", want) {
+			t.Errorf("hints %q do not say %q", text, want)
+		}
+	}
+	for name, extra := range map[string]map[string]string{
+		"skaffold.yaml beside them": {"skaffold.yaml": variant},
+		"harmony.yaml":              {"harmony.yaml": "manifests: [k8s]\nimages: [{image: web}]\n"},
+	} {
+		for k, v := range extra {
+			files[k] = v
+		}
+		if _, err := launch.Discover(tree(t, files), nil); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		for k := range extra {
+			delete(files, k)
+		}
+	}
+	if _, err := launch.Discover(root, []string{filepath.Join(root, "k8s")}); err != nil {
+		t.Errorf("-f: %v", err)
+	}
+}
+
+// Skaffold's lifecycle hooks and its test: and verify: phases are not run: each kind is named
+// on one line (launch prints them under its first line), for the part of skaffold.yaml the
+// launch uses: its images' hooks and tests, its manifests' hooks and verify.
+func TestSkaffoldHooksAndTestsNamed(t *testing.T) {
+	sk := `apiVersion: skaffold/v4beta11
+kind: Config
+metadata: {name: app}
+build:
+  artifacts:
+  - image: web
+    hooks: {before: []}
+  - image: api
+    context: api
+    hooks:
+      before: [{command: [sh, -c, ./gen.sh]}]
+    sync:
+      hooks: {after: [{container: {command: [x]}}]}
+manifests:
+  rawYaml: [k8s/*.yaml]
+  hooks: {before: [{host: {command: [make, manifests]}}]}
+deploy:
+  kubectl:
+    hooks: {after: [{host: {command: [./smoke.sh]}}]}
+test:
+- image: web
+  structureTests: [./test/*]
+verify:
+- name: smoke
+  container: {name: c, image: alpine}
+`
+	files := map[string]string{"skaffold.yaml": sk, "Dockerfile": "FROM scratch\n", "api/Dockerfile": "FROM scratch\n", "k8s/app.yaml": cmDoc("app")}
+	for name, c := range map[string]struct {
+		extra map[string]string
+		want  []string
+	}{
+		"all of it": {nil, []string{
+			"skaffold.yaml: harmony does not run Skaffold's lifecycle hooks (build.artifacts[1].hooks, build.artifacts[1].sync.hooks, manifests.hooks, deploy.kubectl.hooks); they were skipped",
+			"skaffold.yaml: harmony does not run Skaffold's test: and verify: phases; they were skipped",
+		}},
+		"its images only": {map[string]string{"harmony.yaml": "manifests: [k8s]\n"}, []string{
+			"skaffold.yaml: harmony does not run Skaffold's lifecycle hooks (build.artifacts[1].hooks, build.artifacts[1].sync.hooks); they were skipped",
+			"skaffold.yaml: harmony does not run Skaffold's test: phase; it was skipped",
+		}},
+		"several configs": {map[string]string{"skaffold.yaml": sk + "---\napiVersion: skaffold/v4beta11\nkind: Config\nmetadata: {name: more}\nrequires: [{configs: [app]}]\ndeploy: {helm: {hooks: {before: [{host: {command: [x]}}]}}}\ntest: [{image: web, custom: [{command: ./t.sh}]}]\n"}, []string{
+			"skaffold.yaml: harmony does not run Skaffold's lifecycle hooks (build.artifacts[1].hooks of config app, build.artifacts[1].sync.hooks of config app, manifests.hooks of config app, deploy.kubectl.hooks of config app, deploy.helm.hooks of config more); they were skipped",
+			"skaffold.yaml: harmony does not run Skaffold's test: and verify: phases (test of config app, verify of config app, test of config more); they were skipped",
+		}},
+		"none": {map[string]string{"skaffold.yaml": "apiVersion: skaffold/v4beta11\nkind: Config\nbuild: {artifacts: [{image: web, hooks: {}}]}\nmanifests: {rawYaml: [k8s/*.yaml]}\ntest: []\n"}, nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			fs := map[string]string{}
+			for k, v := range files {
+				fs[k] = v
+			}
+			for k, v := range c.extra {
+				fs[k] = v
+			}
+			src, err := launch.Discover(tree(t, fs), nil)
+			if err != nil {
+				t.Fatal(errText(err))
+			}
+			if !reflect.DeepEqual(src.Warnings, c.want) {
+				t.Errorf("warnings\n%q\nwant\n%q", src.Warnings, c.want)
+			}
+		})
+	}
+}
+
+// A Skaffold config is not a Kubernetes manifest: a scan for manifests (a skaffold.yaml that
+// names none, a harmony.yaml listing images only) passes it by.
+func TestSkaffoldConfigIsNotAManifest(t *testing.T) {
+	for name, files := range map[string]map[string]string{
+		"skaffold.yaml naming no manifests": {"skaffold.yaml": "apiVersion: skaffold/v4beta11\nkind: Config\nbuild: {artifacts: [{image: web}]}\n"},
+		"harmony.yaml images only":          {"harmony.yaml": "images: [{image: web}]\n", "skaffold-gradle.yaml": "apiVersion: skaffold/v4beta11\nkind: Config\n"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			files["Dockerfile"] = "FROM scratch\n"
+			files["app.yaml"] = cmDoc("app")
+			root := tree(t, files)
+			src, err := launch.Discover(root, nil)
+			if err != nil {
+				t.Fatal(errText(err))
+			}
+			if want := []string{filepath.Join(root, "app.yaml")}; !reflect.DeepEqual(src.Files, want) {
+				t.Errorf("files %v, want %v", src.Files, want)
+			}
+		})
+	}
+}
