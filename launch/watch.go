@@ -3,6 +3,7 @@ package launch
 import (
 	"bufio"
 	"context"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -26,6 +27,8 @@ type WatchOptions struct {
 	Cycle func(changed []string, res *Result, err error, took time.Duration, superseded bool)
 	// Polling forces polling (for tests of the fallback).
 	Polling bool
+	// QuietAfterFirst prints the progress of the first launch only (Cycle says the rest).
+	QuietAfterFirst bool
 }
 
 // Watch launches req, then again each time a file of the repository changes, until ctx ends.
@@ -53,7 +56,11 @@ func Watch(ctx context.Context, req Request, host Host, sink Sink, o WatchOption
 	go w.run(ctx)
 
 	var changed []string
-	for {
+	for n := 0; ; n++ {
+		cycleSink := sink
+		if n > 0 && o.QuietAfterFirst {
+			cycleSink.Progress, cycleSink.Live = io.Discard, false
+		}
 		cctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		var next []string
@@ -61,7 +68,7 @@ func Watch(ctx context.Context, req Request, host Host, sink Sink, o WatchOption
 		go func() {
 			defer close(done)
 			start := time.Now()
-			res, err := Run(cctx, req, host, sink)
+			res, err := Run(cctx, req, host, cycleSink)
 			superseded = cctx.Err() != nil && ctx.Err() == nil
 			if o.Cycle != nil && ctx.Err() == nil {
 				o.Cycle(changed, res, err, time.Since(start), superseded)

@@ -28,6 +28,9 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"await-request": cmdAwaitRequest,
 	"maxrss":        cmdMaxRSS,
 	"output-json":   cmdOutputJSON,
+	"bg-start":      cmdBgStart,
+	"bg-wait":       cmdBgWait,
+	"bg-stop":       cmdBgStop,
 }
 
 // cmdOutputJSON decodes the last command's stdout as the -o json document of launch, down and

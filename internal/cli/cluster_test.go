@@ -31,6 +31,7 @@ func TestClusterScripts(t *testing.T) {
 			env.Setenv("NO_COLOR", "1")
 			env.Setenv("KUBECONFIG", env.WorkDir+"/home/.kube/config")
 			env.Setenv("ADMIN_KUBECONFIG", c.Kubeconfig)
+			env.Values[bgKey{}] = map[string]*bgProc{}
 			return nil
 		},
 	})

@@ -158,6 +158,9 @@ type launchOptions struct {
 	RenderTimeout time.Duration
 	RenderMemory  uint64
 	MaxObjects    int
+	// Watch launches again on each change; NoForward leaves its services unforwarded.
+	Watch     bool
+	NoForward bool
 	// Set and Values are a chart's --set and --values, as Helm spells them.
 	Set    []string
 	Values []string
@@ -196,6 +199,12 @@ enforce Pod Security's baseline.`,
 			if err := opts.validate(); err != nil {
 				return err
 			}
+			if opts.Watch && (opts.DryRun || opts.Output.json() || opts.Output.yaml()) {
+				return &usageError{errors.New("--watch launches and keeps launching: not with --dry-run or -o")}
+			}
+			if opts.NoForward && !opts.Watch {
+				return &usageError{errors.New("--no-forward goes with --watch (harmony launch forwards nothing otherwise)")}
+			}
 			if opts.Output.yaml() && !opts.DryRun {
 				return &usageError{errors.New("-o yaml prints what a dry run would apply: add --dry-run")}
 			}
@@ -233,6 +242,8 @@ enforce Pod Security's baseline.`,
 	f.Uint64Var(&opts.RenderMemory, "render-memory", launch.DefaultRenderMemory>>20, "stop rendering when it needs more than this many MiB of memory")
 	f.IntVar(&opts.MaxObjects, "max-objects", launch.DefaultMaxObjects, "refuse a rendering of more objects than this")
 	f.StringSliceVar(&opts.Allow, "allow", nil, "risks to allow: host-access, cluster-wide, other-namespaces")
+	f.BoolVarP(&opts.Watch, "watch", "w", false, "after the launch, launch again on each change of the repository's files (and forward its services) until Ctrl-C")
+	f.BoolVar(&opts.NoForward, "no-forward", false, "with --watch: do not forward the services to this machine")
 	f.StringArrayVar(&opts.Set, "set", nil, "a chart's value, as helm spells it: key=value (repeat it; merged last)")
 	f.StringArrayVar(&opts.Values, "values", nil, "a chart's values file (repeat it; merged in order, over the chart's and harmony.yaml's)")
 	return cmd
@@ -277,7 +288,11 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 	if f, ok := g.Stderr.(*os.File); ok && !opts.Output.json() && !g.Quiet {
 		live = term.IsTerminal(int(f.Fd()))
 	}
-	res, err := launch.Run(ctx, req, launchHost(g, opts), launch.Sink{Progress: out, Warnings: g.Stderr, Live: live, Confirm: askPrivileges(g, opts)})
+	sink := launch.Sink{Progress: out, Warnings: g.Stderr, Live: live, Confirm: askPrivileges(g, opts)}
+	if opts.Watch {
+		return watchRun(ctx, g, opts, req, sink)
+	}
+	res, err := launch.Run(ctx, req, launchHost(g, opts), sink)
 	if res != nil {
 		opts.proj = res.Project
 	}
