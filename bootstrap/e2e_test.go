@@ -301,8 +301,10 @@ func TestBootstrapFailuresLeaveNothingRunning(t *testing.T) {
 		{
 			name: "stand-in that never becomes ready",
 			env:  []string{"HARMONY_TEST_STANDIN_MODE=never-ready"},
-			args: []string{"--timeout", "3s"},
-			want: []string{"runtime not ready: the API server was not ready after 3s", "address already in use", "likely cause: a port k3s needs"},
+			// Long enough for the stand-in to have written its log on a loaded machine (3s was
+			// not: the log held only harmony's header line).
+			args: []string{"--timeout", "10s"},
+			want: []string{"runtime not ready: the API server was not ready after 10s", "address already in use", "likely cause: a port k3s needs"},
 		},
 		{
 			name: "stand-in that exits at once",
