@@ -59,7 +59,7 @@ func (e *Engine) Endpoints(ctx context.Context, p *Project, ids object.ObjMetada
 				port, _, _ := unstructured.NestedInt64(pm, "port")
 				node, _, _ := unstructured.NestedInt64(pm, "nodePort")
 				inside := Endpoint{Object: ref(id), URL: fmt.Sprintf("%s.%s.svc:%d", id.Name, id.Namespace, port),
-					Note: "inside the cluster; from here: " + p.kubectl("port-forward", "-n", id.Namespace, "svc/"+id.Name, strconv.FormatInt(port, 10))}
+					Note: "inside the cluster; from here: " + p.Command("forward")}
 				switch {
 				case typ == "NodePort":
 					out = append(out, Endpoint{Object: ref(id), URL: fmt.Sprintf("http://localhost:%d", node)})
@@ -78,8 +78,7 @@ func (e *Engine) Endpoints(ctx context.Context, p *Project, ids object.ObjMetada
 					out = append(out, Endpoint{Object: ref(id), URL: fmt.Sprintf("http://localhost:%d", node),
 						Note: fmt.Sprintf("its node port: no load balancer took port %d", port)})
 				case typ == "LoadBalancer":
-					inside.Note = fmt.Sprintf("no load balancer took port %d (and it has no node port); from here: %s", port,
-						p.kubectl("port-forward", "-n", id.Namespace, "svc/"+id.Name, strconv.FormatInt(port, 10)))
+					inside.Note = fmt.Sprintf("no load balancer took port %d (and it has no node port); from here: %s", port, p.Command("forward"))
 					out = append(out, inside)
 				default:
 					out = append(out, inside)
@@ -179,19 +178,29 @@ func PrintPrivileges(w io.Writer, privs []Privilege, allowed []Risk, launchComma
 }
 
 // PrintSummary writes what runs and how to reach it.
-func PrintSummary(w io.Writer, rep *Report) {
+func PrintSummary(w io.Writer, rep *Report, forward string) {
 	counts := map[Action]int{}
 	for _, s := range rep.Plan {
 		counts[s.Action]++
 	}
 	fmt.Fprintf(w, "namespace %s: %d created, %d updated, %d unchanged, %d pruned\n",
 		rep.Namespace, counts[Create], counts[Update], counts[Unchanged], counts[Prune])
-	if len(rep.Endpoints) == 0 {
-		return
-	}
+	// What a person can open first: the URLs this machine serves; then the Services only the
+	// cluster reaches, on one line, with the command that forwards them all.
+	var inside []string
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tREACH IT AT")
+	header := false
 	for _, ep := range rep.Endpoints {
+		if !strings.Contains(ep.URL, "://") {
+			if name := strings.SplitN(ep.Object, " ", 2)[0]; !slices.Contains(inside, name) {
+				inside = append(inside, name)
+			}
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "SERVICE\tREACH IT AT")
+			header = true
+		}
 		url := ep.URL
 		if ep.Note != "" {
 			url += "  (" + ep.Note + ")"
@@ -199,6 +208,9 @@ func PrintSummary(w io.Writer, rep *Report) {
 		fmt.Fprintf(tw, "%s\t%s\n", Sanitize(ep.Object), Sanitize(url))
 	}
 	tw.Flush()
+	if len(inside) > 0 {
+		fmt.Fprintf(w, "in the cluster only: %s; from this machine: %s\n", Sanitize(strings.Join(inside, ", ")), forward)
+	}
 }
 
 // Down deletes every object in the project's inventory that still carries the project's mark,

@@ -81,7 +81,7 @@ func TestEndpointsLeadWhereTheySay(t *testing.T) {
 	ing := object.ObjMetadata{Namespace: p.Namespace, Name: "web", GroupKind: schema.GroupKind{Group: "networking.k8s.io", Kind: "Ingress"}}
 	eps := eng.Endpoints(ctx, p, object.ObjMetadataSet{lb, ing})
 	want := []launch.Endpoint{
-		{URL: "lb." + p.Namespace + ".svc:80", Note: "no load balancer took port 80 (and it has no node port); from here: kubectl --context harmony port-forward -n " + p.Namespace + " svc/lb 80"},
+		{URL: "lb." + p.Namespace + ".svc:80", Note: "no load balancer took port 80 (and it has no node port); from here: " + p.Command("forward")},
 		{URL: "http://localhost", Note: "for host shop.example.com, which leads elsewhere by name: curl -H 'Host: shop.example.com' http://localhost/"},
 		{URL: "http://shop.localhost"},
 		{URL: "http://localhost"},

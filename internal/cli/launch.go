@@ -326,7 +326,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		fmt.Fprintln(answer, "dry run: nothing was changed")
 		return nil
 	}
-	launch.PrintSummary(out, rep)
+	launch.PrintSummary(out, rep, proj.Command("forward"))
 	if res.Chart != nil && res.Chart.Chart.Notes != "" {
 		fmt.Fprintf(out, "\nNOTES:\n%s\n", printable(res.Chart.Chart.Notes))
 	}

@@ -65,7 +65,7 @@ func watchRun(ctx context.Context, g *globalOptions, opts *launchOptions, req la
 			case err != nil:
 				fmt.Fprintf(g.Stderr, "harmony: error: %s\n", printable(err.Error()))
 			case res != nil && res.Report != nil:
-				launch.PrintSummary(sink.Progress, res.Report)
+				launch.PrintSummary(sink.Progress, res.Report, res.Project.Command("forward"))
 			}
 			forward(res)
 			fmt.Fprintln(g.Stderr, "watching for changes (Ctrl-C stops watching; the app keeps running)")

@@ -177,52 +177,13 @@ func (m *machine) containersOf(ns string) []string {
 	return strings.Fields(out)
 }
 
-var forwardCmd = regexp.MustCompile(`kubectl --context harmony port-forward -n (\S+) svc/web (\d+)`)
-
-// forward runs the port-forward command launch printed, on a free local port, and returns the
-// local address once kubectl says it forwards.
-func (m *machine) forward(launchOut string) string {
+// forward runs harmony forward in project's folder (until the test ends) and returns the local
+// address it prints for svc/web.
+func (m *machine) forward(project string) string {
 	m.t.Helper()
-	match := forwardCmd.FindStringSubmatch(launchOut)
-	if match == nil {
-		m.t.Fatalf("launch printed no port-forward command for svc/web:\n%s", launchOut)
-	}
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		m.t.Fatalf("kubectl is missing (scripts/test installs Debian's kubernetes-client): %v", err)
-	}
-	// The command as printed, but on a local port the system picks (":PORT").
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, kubectl, "--context", "harmony", "port-forward", "-n", match[1], "svc/web", ":"+match[2])
-	cmd.Env = m.env
-	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		m.t.Fatal(err)
-	}
-	m.t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			var a string
-			if _, err := fmt.Sscanf(s.Text(), "Forwarding from 127.0.0.1:%s", &a); err == nil {
-				addr <- "127.0.0.1:" + strings.Fields(a)[0]
-			}
-		}
-		close(addr)
-	}()
-	select {
-	case a, ok := <-addr:
-		if !ok {
-			m.t.Fatalf("kubectl port-forward ended: %s", stderr.String())
-		}
-		return a
-	case <-time.After(time.Minute):
-		m.t.Fatalf("kubectl port-forward did not start in a minute: %s", stderr.String())
-	}
-	return ""
+	lines := m.background(project, "forward")
+	url := waitLine(m.t, lines, regexp.MustCompile(`^svc/web +http://(localhost:\d+) +forwarded \(port 8080\)$`))
+	return url[1]
 }
 
 func get(t *testing.T, url string) (string, error) {
@@ -279,7 +240,7 @@ func TestRealNodeQuickStart(t *testing.T) {
 		t.Fatalf("the node's containerd lists %q (%v), not %s", images, err, p.Spec.Containers[0].Image)
 	}
 
-	addr := m.forward(out)
+	addr := m.forward(project)
 	body, err := get(t, "http://"+addr+"/")
 	answered := time.Since(start)
 	if err != nil || body != "payload: hello from "+p.Name+"\n" {
