@@ -36,6 +36,9 @@ type Options struct {
 	Out io.Writer
 	// Live redraws progress in place (a terminal).
 	Live bool
+	// Verbose prints every object's state as it changes while waiting; otherwise only the
+	// states worth telling (a failure, an object gone), the count and the summary.
+	Verbose bool
 	// Hooks are a chart's Helm hooks: pre-install/pre-upgrade run before the objects are
 	// applied, post-install/post-upgrade after they are ready (upgrade when the project was
 	// launched before).

@@ -177,6 +177,10 @@ func TestLaunchLifecycle(t *testing.T) {
 	if !rep.Ready {
 		t.Fatal("not ready")
 	}
+	// A person reads the count, not a row per object's every state (issue 29 item 2).
+	if out := p.out.String(); !strings.Contains(out, "all 3 objects ready in") || strings.Contains(out, "InProgress") || strings.Contains(out, "Current") {
+		t.Fatalf("wait output without --verbose:\n%s", out)
+	}
 	d, err := cluster.Client.AppsV1().Deployments(p.ns).Get(ctx, "hello", metav1.GetOptions{})
 	if err != nil || d.Status.AvailableReplicas != 2 {
 		t.Fatalf("deployment not available: %v %+v", err, d.Status)
@@ -192,10 +196,14 @@ func TestLaunchLifecycle(t *testing.T) {
 		t.Fatalf("namespace not created by harmony: %v", err)
 	}
 
-	// A second launch with no change writes nothing.
+	// A second launch with no change writes nothing; --verbose shows every object's state.
 	before := p.versions()
 	inv, _ := cluster.Client.CoreV1().ConfigMaps(p.ns).Get(ctx, p.proj.InventoryName(), metav1.GetOptions{})
-	rep, err = p.launch()
+	p.out.Reset()
+	rep, err = p.launch(func(o *launch.Options) { o.Verbose = true })
+	if out := p.out.String(); strings.Count(out, "Current") != 3 {
+		t.Errorf("wait output with --verbose:\n%s", out)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -223,7 +223,8 @@ func (e *Engine) Wait(ctx context.Context, ids object.ObjMetadataSet, o Options)
 				ready++
 			}
 			line := st.Status + ": " + st.Message
-			if last[id] != line {
+			quiet := !o.Verbose && (st.Status == "Current" || st.Status == "InProgress")
+			if last[id] != line && !quiet {
 				last[id] = line
 				if o.Live {
 					fmt.Fprint(o.Out, "\r\033[K")

@@ -158,6 +158,8 @@ type launchOptions struct {
 	RenderTimeout time.Duration
 	RenderMemory  uint64
 	MaxObjects    int
+	// Verbose prints each object's state as it changes while waiting.
+	Verbose bool
 	// Watch launches again on each change; NoForward leaves its services unforwarded.
 	Watch     bool
 	NoForward bool
@@ -242,6 +244,7 @@ enforce Pod Security's baseline.`,
 	f.Uint64Var(&opts.RenderMemory, "render-memory", launch.DefaultRenderMemory>>20, "stop rendering when it needs more than this many MiB of memory")
 	f.IntVar(&opts.MaxObjects, "max-objects", launch.DefaultMaxObjects, "refuse a rendering of more objects than this")
 	f.StringSliceVar(&opts.Allow, "allow", nil, "risks to allow: host-access, cluster-wide, other-namespaces")
+	f.BoolVarP(&opts.Verbose, "verbose", "v", false, "print every object's state as it changes while waiting (default: the count, and what fails)")
 	f.BoolVarP(&opts.Watch, "watch", "w", false, "after the launch, launch again on each change of the repository's files (and forward its services) until Ctrl-C")
 	f.BoolVar(&opts.NoForward, "no-forward", false, "with --watch: do not forward the services to this machine")
 	f.StringArrayVar(&opts.Set, "set", nil, "a chart's value, as helm spells it: key=value (repeat it; merged last)")
@@ -270,7 +273,7 @@ func launchRun(ctx context.Context, g *globalOptions, opts *launchOptions, dir s
 		Selection: sel, Render: launch.RenderOptions{AllowRemote: opts.AllowRemote},
 		Limits: launch.RenderLimits{Timeout: opts.RenderTimeout, MaxMemory: opts.RenderMemory << 20, MaxObjects: opts.MaxObjects},
 		Set:    opts.Set, KubeVersion: pinnedKubeVersion(), ChartCache: chartCache(),
-		Launch:      launch.Options{DryRun: opts.DryRun, Adopt: opts.Adopt, NoWait: opts.NoWait, Timeout: opts.Timeout, Allow: opts.risks},
+		Launch:      launch.Options{DryRun: opts.DryRun, Adopt: opts.Adopt, NoWait: opts.NoWait, Timeout: opts.Timeout, Allow: opts.risks, Verbose: opts.Verbose},
 		ObjectsOnly: opts.Output.yaml(), ExplicitCluster: opts.explicit(),
 	}
 	if len(opts.Files) == 0 && len(sel.Manifests) == 1 {
