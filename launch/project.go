@@ -108,6 +108,11 @@ func Resolve(sel Selection) (*Project, error) {
 	if p.Config, err = loadConfig(p.App); err != nil {
 		return nil, err
 	}
+	if p.Config == nil && len(sel.Manifests) == 0 && broadFolder(p.App) {
+		// Looking for manifests there would read a whole home or file system, silently.
+		return nil, hint.With(fmt.Errorf("%s is not a project: it is your home folder, or holds it, or is a file system's root, and harmony does not search all of it for manifests", p.App),
+			"cd into a repository's folder and run "+cmd+" there, or name one: "+cmd+" PATH")
+	}
 	switch {
 	case sel.Namespace != "":
 		p.Namespace = sel.Namespace
@@ -315,6 +320,25 @@ func (p *Project) Timeout(def time.Duration) time.Duration {
 // findRoot walks up from dir to the git top-level, else to the nearest folder holding
 // harmony.yaml; else dir is the root. Like git's safe.directory, a marker owned by another
 // user (a .git planted in /tmp) is ignored.
+// broadFolder reports whether dir is a file system's root, the user's home folder or a folder
+// holding it (/home, /Users).
+func broadFolder(dir string) bool {
+	if filepath.Dir(dir) == dir {
+		return true
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		return false
+	}
+	if h, err := filepath.EvalSymlinks(home); err == nil {
+		home = h
+	}
+	if d, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = d
+	}
+	return home == dir || strings.HasPrefix(home, dir+string(filepath.Separator))
+}
+
 func findRoot(dir string) string {
 	for _, marker := range []string{".git", ProjectFile} {
 		for d := dir; ; d = filepath.Dir(d) {
