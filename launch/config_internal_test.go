@@ -26,6 +26,8 @@ func TestNormalizeConfig(t *testing.T) {
 		{name: "typo", in: "# comment\nnamespace: shop\nmanifest: [a]\n", err: `harmony.yaml:3: unknown field "manifest" (did you mean "manifests"?)`},
 		{name: "far from anything", in: "manifests: [a]\nzzzzzz: 1\n", err: `harmony.yaml:2: unknown field "zzzzzz"`},
 		{name: "typo in an image", in: "manifests: [a]\nimages:\n- image: web\n  contxt: .\n", err: `harmony.yaml:4: unknown field "images[0].contxt" (did you mean "context"?)`},
+		{name: "YAML 1.1 booleans stay strings", in: "manifests: [a]\nnamespace: y\nchart: c\nset: {n: yes, off: 1}\n",
+			want: Config{Manifests: []string{"a"}, Namespace: "y", Chart: "c", Set: map[string]any{"n": true, "off": float64(1)}}},
 		{name: "list for a string", in: "manifests: [a]\nnamespace:\n- shop\n", err: "harmony.yaml:3: namespace: want a string, got a list"},
 		{name: "mapping for a list of strings", in: "manifests: {a: b}\n", err: "harmony.yaml:1: manifests: want a list, got a mapping"},
 		{name: "scalar for a mapping", in: "chart: c\nset: replicas=2\n", err: `harmony.yaml:2: set: want a mapping (key: value), got "replicas=2"`},
