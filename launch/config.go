@@ -74,6 +74,8 @@ func checkNode(n *yaml3.Node, t reflect.Type, path string) error {
 		return nil
 	}
 	switch t.Kind() {
+	case reflect.Pointer: // an optional block (jsonnet:)
+		return checkNode(n, t.Elem(), path)
 	case reflect.Struct:
 		if n.Kind != yaml3.MappingNode {
 			return kindError(n, path, "a mapping (field: value)")

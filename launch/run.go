@@ -228,10 +228,10 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 	return res, err
 }
 
-// renderer renders a project's manifests and chart within the request's limits: kustomize and
-// Helm run the repository's programs (generators, transformers, templates), so they run in a
-// child process whose memory the kernel bounds where it can (RenderInChild); plain files are
-// read here, within their size caps.
+// renderer renders a project's manifests and chart within the request's limits: kustomize,
+// go-jsonnet and Helm run the repository's programs (generators, transformers, Jsonnet programs,
+// templates), so they run in a child process whose memory the kernel bounds where it can
+// (RenderInChild); plain files are read here, within their size caps.
 type renderer struct {
 	job    RenderJob
 	limits RenderLimits
@@ -249,7 +249,7 @@ func newRenderer(req Request, p *Project) (*renderer, error) {
 }
 
 func (r *renderer) manifests(ctx context.Context, src *Source) ([]Object, error) {
-	if len(src.Kustomizations) > 0 {
+	if len(src.Kustomizations) > 0 || len(src.Jsonnet) > 0 {
 		res, err := r.run(ctx, r.job, nil)
 		return res.Objects, err
 	}
