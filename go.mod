@@ -8,6 +8,7 @@ require (
 	github.com/distribution/reference v0.6.0
 	github.com/docker/go-connections v0.7.0
 	github.com/gofrs/flock v0.13.2
+	github.com/google/go-jsonnet v0.22.0
 	github.com/klauspost/compress v1.20.4
 	github.com/minio/selfupdate v0.6.0
 	github.com/moby/patternmatcher v0.6.1

@@ -74,6 +74,8 @@ func checkNode(n *yaml3.Node, t reflect.Type, path string) error {
 		return nil
 	}
 	switch t.Kind() {
+	case reflect.Pointer: // an optional block (jsonnet:)
+		return checkNode(n, t.Elem(), path)
 	case reflect.Struct:
 		if n.Kind != yaml3.MappingNode {
 			return kindError(n, path, "a mapping (field: value)")
@@ -113,6 +115,11 @@ func checkNode(n *yaml3.Node, t reflect.Type, path string) error {
 		if err := noDuplicates(n, path); err != nil {
 			return err
 		}
+		for i := 0; i < len(n.Content); i += 2 {
+			if k := n.Content[i]; k.Kind == yaml3.ScalarNode {
+				k.Tag, k.Style = "!!str", yaml3.DoubleQuotedStyle // keys are strings (y is no boolean)
+			}
+		}
 		if t.Elem().Kind() == reflect.Interface {
 			return nil // set: any values
 		}
@@ -126,9 +133,9 @@ func checkNode(n *yaml3.Node, t reflect.Type, path string) error {
 		if n.Kind != yaml3.ScalarNode {
 			return kindError(n, path, "a string")
 		}
-		if n.Tag != "!!str" { // 5, true, 1.36: the string as written
-			n.Tag, n.Style = "!!str", yaml3.DoubleQuotedStyle
-		}
+		// 5, true, 1.36: the string as written; and quoted, so that y, no or on (plain strings
+		// here) are not read as booleans when the result is decoded (YAML 1.1).
+		n.Tag, n.Style = "!!str", yaml3.DoubleQuotedStyle
 	}
 	return nil
 }

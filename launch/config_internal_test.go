@@ -26,6 +26,12 @@ func TestNormalizeConfig(t *testing.T) {
 		{name: "typo", in: "# comment\nnamespace: shop\nmanifest: [a]\n", err: `harmony.yaml:3: unknown field "manifest" (did you mean "manifests"?)`},
 		{name: "far from anything", in: "manifests: [a]\nzzzzzz: 1\n", err: `harmony.yaml:2: unknown field "zzzzzz"`},
 		{name: "typo in an image", in: "manifests: [a]\nimages:\n- image: web\n  contxt: .\n", err: `harmony.yaml:4: unknown field "images[0].contxt" (did you mean "context"?)`},
+		{name: "YAML 1.1 booleans stay strings", in: "manifests: [a]\nnamespace: y\nchart: c\nset: {n: yes, off: 1}\n",
+			want: Config{Manifests: []string{"a"}, Namespace: "y", Chart: "c", Set: map[string]any{"n": true, "off": float64(1)}}},
+		{name: "jsonnet", in: "jsonnet:\n  tlas: {env: dev, replicas: 2}\n  extVars: {x: y}\n  tlaCode: {debug: 'true'}\n  libs: vendor\n",
+			want: Config{Jsonnet: &JsonnetConfig{TLAs: map[string]string{"env": "dev", "replicas": "2"}, ExtVars: map[string]string{"x": "y"}, TLACode: map[string]string{"debug": "true"}, Libs: []string{"vendor"}}}},
+		{name: "typo in jsonnet", in: "jsonnet:\n  tla: {env: dev}\n", err: `harmony.yaml:2: unknown field "jsonnet.tla" (did you mean "tlas"?)`},
+		{name: "list for a jsonnet argument", in: "jsonnet: {tlas: {env: [a]}}\n", err: "harmony.yaml:1: jsonnet.tlas.env: want a string, got a list"},
 		{name: "list for a string", in: "manifests: [a]\nnamespace:\n- shop\n", err: "harmony.yaml:3: namespace: want a string, got a list"},
 		{name: "mapping for a list of strings", in: "manifests: {a: b}\n", err: "harmony.yaml:1: manifests: want a list, got a mapping"},
 		{name: "scalar for a mapping", in: "chart: c\nset: replicas=2\n", err: `harmony.yaml:2: set: want a mapping (key: value), got "replicas=2"`},
@@ -49,7 +55,7 @@ func TestNormalizeConfig(t *testing.T) {
 				t.Fatalf("decode %q: %v", out, err)
 			}
 			if !reflect.DeepEqual(got, tc.want) {
-				t.Fatalf("got %+v, want %+v (from %q)", got, tc.want, out)
+				t.Fatalf("got %+v %+v, want %+v %+v (from %q)", got, got.Jsonnet, tc.want, tc.want.Jsonnet, out)
 			}
 		})
 	}

@@ -1,7 +1,8 @@
 // Package launch runs a repository's Kubernetes manifests: it discovers what to deploy, renders
-// it (kustomize where there is a kustomization), plans it with a server-side dry run, applies it
-// with server-side apply (field manager "harmony"), prunes what disappeared (an inventory of what
-// it applied), waits until everything is ready (kstatus) and reports how to reach it.
+// it (kustomize where there is a kustomization, Helm's engine for a chart, go-jsonnet for Jsonnet
+// programs), plans it with a server-side dry run, applies it with server-side apply (field
+// manager "harmony"), prunes what disappeared (an inventory of what it applied), waits until
+// everything is ready (kstatus) and reports how to reach it.
 package launch
 
 import (
@@ -46,6 +47,24 @@ type Config struct {
 	// Images are built from the repository (like Skaffold's build.artifacts) and replace the
 	// manifests' references to them.
 	Images []ImageArtifact `json:"images,omitempty"`
+	// Jsonnet gives the .jsonnet programs launched their arguments and library folders.
+	Jsonnet *JsonnetConfig `json:"jsonnet,omitempty"`
+}
+
+// JsonnetConfig is harmony.yaml's jsonnet block: what the .jsonnet programs launched are given,
+// as the jsonnet command's --tla-str, --ext-str, --tla-code, --ext-code and -J (and Argo CD's
+// directory.jsonnet) give them.
+type JsonnetConfig struct {
+	// TLAs are top-level arguments, as strings: a program that is a function is called with them.
+	TLAs map[string]string `json:"tlas,omitempty"`
+	// ExtVars are external variables, as strings (std.extVar).
+	ExtVars map[string]string `json:"extVars,omitempty"`
+	// TLACode and ExtCode are the same given as Jsonnet code (a number, an object).
+	TLACode map[string]string `json:"tlaCode,omitempty"`
+	ExtCode map[string]string `json:"extCode,omitempty"`
+	// Libs are library folders inside the repository (relative to harmony.yaml's folder) where
+	// an import not found beside the importing file is looked for, the last first.
+	Libs []string `json:"libs,omitempty"`
 }
 
 // Source is what discovery chose to deploy, and why.
@@ -56,6 +75,11 @@ type Source struct {
 	Kustomizations []string
 	// Files are plain manifest files.
 	Files []string
+	// Jsonnet are Jsonnet programs, each evaluated on its own with go-jsonnet.
+	Jsonnet []string
+	// JsonnetOptions are what the programs are given (harmony.yaml's jsonnet block), the
+	// library folders as absolute paths; nil when there is none.
+	JsonnetOptions *JsonnetConfig
 	// Chart is a Helm chart to render.
 	Chart *Chart
 	// Reason says how they were found, for launch's first line and --dry-run.
@@ -120,9 +144,50 @@ func isYAML(name string) bool {
 	return ext == ".yaml" || ext == ".yml" || ext == ".json"
 }
 
+// isJsonnet reports whether name is a Jsonnet program: a .jsonnet file (a .libsonnet file is a
+// library the programs import, launched only when named).
+func isJsonnet(name string) bool { return strings.EqualFold(filepath.Ext(name), ".jsonnet") }
+
+// jsonnetPrograms lists the Jsonnet programs at the top of a folder (root-relative).
+func (t *tree) jsonnetPrograms(dir string) []string {
+	entries, err := t.readDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		if !e.IsDir() && isJsonnet(e.Name()) {
+			out = append(out, path.Join(dir, e.Name()))
+		}
+	}
+	return out
+}
+
+// jsonnetDirs lists the folders holding Jsonnet programs (depth-limited, outside charts and
+// dependency folders): only the root when it holds some, as a root kustomization is the only one.
+func (t *tree) jsonnetDirs() []string {
+	if len(t.jsonnetPrograms(".")) > 0 {
+		return []string{"."}
+	}
+	var dirs []string
+	_ = t.walk(".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() || p == "." {
+			return nil
+		}
+		if skipDirs[d.Name()] || strings.Count(p, "/") >= 3 || t.isChart(p) {
+			return filepath.SkipDir
+		}
+		if len(t.jsonnetPrograms(p)) > 0 {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	return dirs
+}
+
 // Discover finds what to launch in root: harmony.yaml, else a root kustomization, else one of
-// the usual folders, else a depth-limited scan for Kubernetes YAML. files, when given, are used
-// as they are. Everything it reads is inside root (see tree): paths and links leading outside,
+// the usual folders, else the one top kustomization or folder of Jsonnet programs, else a
+// depth-limited scan for Kubernetes YAML. files, when given, are used as they are. Everything it reads is inside root (see tree): paths and links leading outside,
 // and files that are not regular, are refused, naming them.
 func Discover(root string, files []string) (*Source, error) {
 	return discover(root, files, "")
@@ -162,6 +227,18 @@ func discover(root string, files []string, profile string) (*Source, error) {
 	src, err := t.discover(abs, files, cfg, sk)
 	if err != nil {
 		return nil, err
+	}
+	if cfg != nil && cfg.Jsonnet != nil {
+		o := *cfg.Jsonnet
+		o.Libs = nil
+		for _, l := range cfg.Jsonnet.Libs {
+			if filepath.IsAbs(l) || path.IsAbs(filepath.ToSlash(l)) || filepath.VolumeName(l) != "" {
+				return nil, hint.With(fmt.Errorf("%s: jsonnet.libs: %q is %w", ProjectFile, l, ErrOutside),
+					"name library folders inside the repository, relative to the folder holding "+ProjectFile)
+			}
+			o.Libs = append(o.Libs, t.abs(path.Clean(filepath.ToSlash(l))))
+		}
+		src.JsonnetOptions = &o
 	}
 	switch {
 	case cfg != nil && len(cfg.Images) > 0:
@@ -262,7 +339,7 @@ func (t *tree) discover(abs string, files []string, cfg *Config, sk *skaffold) (
 			}
 		}
 	}
-	if len(found) == 0 {
+	if len(found) == 0 && len(t.jsonnetPrograms(".")) == 0 {
 		// A repository of apps (a monorepo, an examples repository): each folder holding an
 		// app is launched as an app of its own, from its folder.
 		if apps := t.appFolders(); len(apps) > 1 {
@@ -280,6 +357,8 @@ func (t *tree) discover(abs string, files []string, cfg *Config, sk *skaffold) (
 			switch {
 			case len(charts) > 0:
 				what = chartsAnd(len(charts), len(cands)-len(charts))
+			case slices.ContainsFunc(cands, func(c string) bool { return !inAny(c, found) && len(t.jsonnetPrograms(c)) > 0 }):
+				what = "Jsonnet programs and other manifests"
 			case len(found) == 1:
 				what = "several kustomizations"
 			}
@@ -298,14 +377,35 @@ func (t *tree) discover(abs string, files []string, cfg *Config, sk *skaffold) (
 		src.Reason = "the " + found[0] + "/ folder"
 		return src, nil
 	}
-	// Kustomizations anywhere (depth-limited): the top one is the project; several are ambiguous.
-	kdirs := t.kustomizationsUnder()
-	if tops := t.topKustomizations(kdirs); len(tops) == 1 {
+	// Kustomizations and folders of Jsonnet programs anywhere (depth-limited): the one top
+	// kustomization, or the one folder of programs, is the project; several are ambiguous.
+	tops := t.topKustomizations(t.kustomizationsUnder())
+	var jdirs []string
+	for _, j := range t.jsonnetDirs() {
+		if !inAny(j, tops) {
+			jdirs = append(jdirs, j)
+		}
+	}
+	switch {
+	case len(tops) > 0 && len(jdirs) > 0:
+		return nil, ambiguous(abs, "Jsonnet programs and kustomizations", fromSlash(sorted(tops, jdirs)))
+	case len(tops) == 1:
 		src.Kustomizations = []string{t.abs(tops[0])}
 		src.Reason = "the kustomization " + shown(filepath.FromSlash(tops[0])) + "/ (the only one no other builds on)"
 		return src, nil
-	} else if len(tops) > 1 {
+	case len(tops) > 1:
 		return nil, ambiguous(abs, "several kustomizations", fromSlash(tops))
+	case len(jdirs) > 1:
+		return nil, ambiguous(abs, "several folders of Jsonnet programs", fromSlash(jdirs))
+	case len(jdirs) == 1:
+		if err := src.addDir(t, jdirs[0]); err != nil {
+			return nil, err
+		}
+		src.Reason = "the Jsonnet programs in " + shown(filepath.FromSlash(jdirs[0])) + "/"
+		if jdirs[0] == "." {
+			src.Reason = "the Jsonnet programs at the root"
+		}
+		return src, nil
 	}
 	names, err := t.scan(".", 3)
 	if err != nil {
@@ -358,6 +458,9 @@ func (s *Source) add(t *tree, name, what string) error {
 		return s.addDir(t, res)
 	case !st.Mode().IsRegular():
 		return fmt.Errorf("%s: %q is %w (%s)", what, name, ErrNotRegular, fileType(st.Mode()))
+	case isJsonnet(name) || strings.EqualFold(path.Ext(name), ".libsonnet"):
+		s.Jsonnet = append(s.Jsonnet, t.abs(name))
+		return nil
 	}
 	s.Files = append(s.Files, t.abs(name))
 	return nil
@@ -406,7 +509,7 @@ func (t *tree) loadConfig() (*Config, error) {
 	if p.Chart == "" && (len(p.Values) > 0 || len(p.Set) > 0) {
 		return nil, fmt.Errorf("%s: values and set need a chart: name it (chart: PATH)", ProjectFile)
 	}
-	if len(p.Manifests) == 0 && p.Chart == "" && len(p.Images) == 0 {
+	if len(p.Manifests) == 0 && p.Chart == "" && len(p.Images) == 0 && p.Jsonnet == nil {
 		return nil, fmt.Errorf("%s: manifests: list at least one path (or name a chart, or images to build)", ProjectFile)
 	}
 	return &p, nil
@@ -493,6 +596,11 @@ func (t *tree) candidates(found, charts []string) []string {
 			add(k)
 		}
 	}
+	for _, j := range t.jsonnetDirs() {
+		if !inAny(j, found) && !inAny(j, charts) && !inAny(j, tops) {
+			add(j)
+		}
+	}
 	if len(out) == len(charts) && len(found) == 0 {
 		names, _ := t.scan(".", 3)
 		for _, n := range names {
@@ -529,9 +637,17 @@ func ambiguous(root, what string, candidates []string) error {
 	return &AmbiguousError{Root: root, What: what, Candidates: candidates}
 }
 
-// addDir adds a folder (root-relative): itself when it is a kustomization; else its top-level
-// kustomizations (those no other kustomization in it uses), or its plain YAML files. Several
-// top-level kustomizations (e.g. overlays) are ambiguous.
+// sorted is the lists joined and sorted.
+func sorted(lists ...[]string) []string {
+	out := slices.Concat(lists...)
+	sort.Strings(out)
+	return out
+}
+
+// addDir adds a folder (root-relative): itself when it is a kustomization; else the Jsonnet
+// programs at its top (with the YAML files there holding Kubernetes objects: its .json files are
+// the programs' data); else its top-level kustomizations (those no other kustomization in it
+// uses), or its plain YAML files. Several top-level kustomizations (e.g. overlays) are ambiguous.
 func (s *Source) addDir(t *tree, dir string) error {
 	if t.isChart(dir) && !t.isKustomization(dir) {
 		if s.Chart != nil {
@@ -542,6 +658,21 @@ func (s *Source) addDir(t *tree, dir string) error {
 	}
 	if t.isKustomization(dir) {
 		s.Kustomizations = append(s.Kustomizations, t.abs(dir))
+		return nil
+	}
+	if progs := t.jsonnetPrograms(dir); len(progs) > 0 {
+		for _, p := range progs {
+			s.Jsonnet = append(s.Jsonnet, t.abs(p))
+		}
+		files, err := t.scan(dir, 0)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			if ext := strings.ToLower(path.Ext(f)); (ext == ".yaml" || ext == ".yml") && path.Base(f) != SkaffoldFile {
+				s.Files = append(s.Files, t.abs(f))
+			}
+		}
 		return nil
 	}
 	var kdirs []string
@@ -579,7 +710,7 @@ func (s *Source) addDir(t *tree, dir string) error {
 		}
 	}
 	if n == 0 {
-		return hint.With(fmt.Errorf("%s: %w", t.abs(dir), ErrNothingFound), "the folder holds no .yaml, .yml or .json file")
+		return hint.With(fmt.Errorf("%s: %w", t.abs(dir), ErrNothingFound), "the folder holds no .yaml, .yml, .json or .jsonnet file")
 	}
 	return nil
 }
@@ -665,7 +796,8 @@ func (t *tree) appFolders() []string {
 
 // holdsApp reports whether dir (root-relative) holds something deployable of its own.
 func (t *tree) holdsApp(dir string) bool {
-	if t.isFile(path.Join(dir, ProjectFile)) || t.isFile(path.Join(dir, SkaffoldFile)) || t.isChart(dir) || t.isKustomization(dir) {
+	if t.isFile(path.Join(dir, ProjectFile)) || t.isFile(path.Join(dir, SkaffoldFile)) || t.isChart(dir) || t.isKustomization(dir) ||
+		len(t.jsonnetPrograms(dir)) > 0 {
 		return true
 	}
 	for _, f := range usualFolders {
@@ -690,10 +822,10 @@ var skipDirs = map[string]bool{".git": true, "vendor": true, "node_modules": tru
 var k8sObject = regexp.MustCompile(`(?m)^\s*"?apiVersion"?\s*:\s*\S+`)
 var k8sKind = regexp.MustCompile(`(?m)^\s*"?kind"?\s*:\s*\S+`)
 
-// hasManifests reports whether a folder (root-relative) holds a kustomization or YAML with
-// Kubernetes objects.
+// hasManifests reports whether a folder (root-relative) holds a kustomization, Jsonnet programs
+// or YAML with Kubernetes objects.
 func (t *tree) hasManifests(dir string) (bool, error) {
-	if t.isKustomization(dir) {
+	if t.isKustomization(dir) || len(t.jsonnetPrograms(dir)) > 0 {
 		return true, nil
 	}
 	files, err := t.scan(dir, 4)

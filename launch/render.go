@@ -39,7 +39,8 @@ type RenderOptions struct {
 	MaxRemoteSize int64
 }
 
-// Render reads every object of src: kustomizations are built with kustomize (krusty), files are
+// Render reads every object of src: kustomizations are built with kustomize (krusty), Jsonnet
+// programs are evaluated with go-jsonnet (their imports read inside the root only), files are
 // read as multi-document YAML or JSON, List kinds are expanded. Any unreadable document stops
 // everything, naming file, line and reason. Every read stays inside the project root, reads
 // only regular files and is capped (see RenderOptions); kustomize reads through the same
@@ -97,6 +98,13 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 			}
 			objs = append(objs, o)
 		}
+	}
+	if len(src.Jsonnet) > 0 {
+		got, err := renderJsonnet(t, src)
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, got...)
 	}
 	for _, f := range src.Files {
 		if err := ctx.Err(); err != nil {

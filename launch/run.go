@@ -65,7 +65,8 @@ type Host struct {
 type Sink struct {
 	// Progress receives what was found and each step (the terminal's stderr; io.Discard).
 	Progress io.Writer
-	// Warnings receives a chart's warnings while it renders.
+	// Warnings receives what rendering says on the way: a chart's warnings, kustomize's (a
+	// deprecated field), a Jsonnet program's std.trace.
 	Warnings io.Writer
 	// Live redraws progress in place (a terminal).
 	Live bool
@@ -142,7 +143,7 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 	if err != nil {
 		return res, err
 	}
-	objs, err := r.manifests(ctx, src)
+	objs, err := r.manifests(ctx, src, sink.Warnings)
 	if errors.Is(err, ErrRenderLimit) || ctx.Err() != nil {
 		return res, err
 	}
@@ -247,10 +248,10 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 	return res, err
 }
 
-// renderer renders a project's manifests and chart within the request's limits: kustomize and
-// Helm run the repository's programs (generators, transformers, templates), so they run in a
-// child process whose memory the kernel bounds where it can (RenderInChild); plain files are
-// read here, within their size caps.
+// renderer renders a project's manifests and chart within the request's limits: kustomize,
+// go-jsonnet and Helm run the repository's programs (generators, transformers, Jsonnet programs,
+// templates), so they run in a child process whose memory the kernel bounds where it can
+// (RenderInChild); plain files are read here, within their size caps.
 type renderer struct {
 	job    RenderJob
 	limits RenderLimits
@@ -267,9 +268,11 @@ func newRenderer(req Request, p *Project) (*renderer, error) {
 		Timeout: l.Timeout, MaxMemory: l.MaxMemory, MaxObjects: l.MaxObjects}}, nil
 }
 
-func (r *renderer) manifests(ctx context.Context, src *Source) ([]Object, error) {
-	if len(src.Kustomizations) > 0 {
-		res, err := r.run(ctx, r.job, nil)
+// manifests renders src's manifests; warnings receives what the renderer says on the way
+// (kustomize's warnings, a Jsonnet program's std.trace).
+func (r *renderer) manifests(ctx context.Context, src *Source, warnings io.Writer) ([]Object, error) {
+	if len(src.Kustomizations) > 0 || len(src.Jsonnet) > 0 {
+		res, err := r.run(ctx, r.job, warnings)
 		return res.Objects, err
 	}
 	return Bounded(ctx, r.limits, "the manifests", func(ctx context.Context) ([]Object, error) {
