@@ -1105,3 +1105,15 @@ func filepathToSlash(p string) string { return strings.ReplaceAll(p, "\\", "/") 
 func isAbsPath(p string) bool {
 	return strings.HasPrefix(p, "/") || strings.HasPrefix(p, "\\") || (len(p) > 1 && p[1] == ':')
 }
+
+// SkaffoldProfiles lists the profiles the app's skaffold.yaml defines (none without one), for
+// shell completion.
+func (p *Project) SkaffoldProfiles() []string {
+	t, err := openTree(p.App, DefaultMaxFileSize, 0)
+	if err != nil {
+		return nil
+	}
+	defer t.Close()
+	names, _ := t.skaffoldProfiles(SkaffoldFile)
+	return names
+}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/NationTech/harmony-agent/launch"
 )
 
 // registerCompletions gives every flag and argument with a known set of values its shell
@@ -44,8 +46,24 @@ func flagCompletions(cmd *cobra.Command) map[string]completeFunc {
 	switch cmd.CommandPath() {
 	case "harmony bootstrap", "harmony runtime upgrade", "harmony runtime rollback":
 		m["version"], m["to"] = pinnedVersions, pinnedVersions
+	case "harmony launch":
+		m["profile"] = completeProfiles
 	}
 	return m
+}
+
+// completeProfiles are the Skaffold profiles of the app the command would launch (its DIR
+// argument, else the current folder).
+func completeProfiles(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	dir := ""
+	if len(args) > 0 {
+		dir = args[0]
+	}
+	p, err := launch.Resolve(launch.Selection{Dir: dir, Command: "launch"})
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	return p.SkaffoldProfiles(), cobra.ShellCompDirectiveNoFileComp
 }
 
 func fixed(values ...string) completeFunc {
