@@ -63,7 +63,8 @@ type Host struct {
 
 // Sink is where a launch says what it does while it runs.
 type Sink struct {
-	// Progress receives what was found and each step (the terminal's stderr; io.Discard).
+	// Progress receives what was found and each step, and warnings about the project (images
+	// nothing builds) after the first line (the terminal's stderr; io.Discard).
 	Progress io.Writer
 	// Warnings receives a chart's warnings while it renders.
 	Warnings io.Writer
@@ -160,6 +161,9 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 		for _, h := range chart.Chart.SkippedHooks {
 			fmt.Fprintf(sink.Progress, "  skipped hook %s\n", Sanitize(h))
 		}
+	}
+	if u := unbuiltImages(src.Root, src.Images, withHooks(res.Objects, chart)); len(u) > 0 {
+		fmt.Fprintf(sink.Progress, "warning: %s\n", Sanitize(unbuiltWarning(u)))
 	}
 
 	// The engine that builds the project's images is found first: without one, nothing is
