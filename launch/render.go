@@ -12,7 +12,13 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/yaml"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
 )
+
+// ErrKustomizeHelm means a kustomization inflates a Helm chart (helmCharts:), which harmony
+// does not do: it launches the chart itself instead.
+var ErrKustomizeHelm = errors.New("harmony does not inflate Helm charts in kustomizations")
 
 // ErrBadManifest marks a document that cannot be read; nothing is applied.
 var ErrBadManifest = errors.New("bad manifest")
@@ -43,7 +49,9 @@ type RenderOptions struct {
 // read as multi-document YAML or JSON, List kinds are expanded. Any unreadable document stops
 // everything, naming file, line and reason. Every read stays inside the project root, reads
 // only regular files and is capped (see RenderOptions); kustomize reads through the same
-// confined view. Remote kustomize references are refused, all named, unless AllowRemote.
+// confined view. Before kustomize runs, its Helm chart inflation (ErrKustomizeHelm) and paths
+// leading outside the project (ErrOutside) are refused, naming the kustomization, and remote
+// references are refused, all named, unless AllowRemote.
 func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error) {
 	maxTotal := o.MaxTotalSize
 	if maxTotal <= 0 {
@@ -61,11 +69,17 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 		if err != nil {
 			return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
 		}
-		refs, err := t.remoteRefs(name)
+		s, err := t.survey(name)
 		if err != nil {
 			return nil, fmt.Errorf("kustomize build %s: %w", rel(src.Root, dir), err)
 		}
-		remote = append(remote, refs...)
+		if len(s.helm) > 0 {
+			return nil, src.helmChartsError(s.helm)
+		}
+		if len(s.outside) > 0 {
+			return nil, outsideError(src.Root, s.outside[0])
+		}
+		remote = append(remote, s.remote...)
 		kdirs = append(kdirs, name)
 	}
 	if len(remote) > 0 {
@@ -81,17 +95,29 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		what := rel(src.Root, dir)
 		k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 		rm, err := k.Run(kfs{t}, dir)
-		if err != nil {
-			return nil, fmt.Errorf("kustomize build %s: %v: %w", rel(src.Root, dir), err, ErrBadManifest)
+		var esc *escapeError
+		switch {
+		case errors.As(err, &esc):
+			target, ref := "", fmt.Sprintf("%q", esc.Path)
+			if filepath.IsAbs(esc.Path) && esc.Link == "" {
+				target = esc.Path
+			}
+			if esc.Link != "" {
+				ref = fmt.Sprintf("what %q links to", esc.Path)
+			}
+			return nil, hint.With(fmt.Errorf("kustomize build %s: %w", what, esc), outsideHint(src.Root, target, ref))
+		case err != nil:
+			return nil, fmt.Errorf("kustomize build %s: %v: %w", what, err, ErrBadManifest)
 		}
 		for _, r := range rm.Resources() {
 			m, err := r.Map()
 			if err != nil {
-				return nil, fmt.Errorf("kustomize build %s: %v: %w", rel(src.Root, dir), err, ErrBadManifest)
+				return nil, fmt.Errorf("kustomize build %s: %v: %w", what, err, ErrBadManifest)
 			}
-			o := Object{Unstructured: &unstructured.Unstructured{Object: m}, Origin: rel(src.Root, dir) + " (kustomize)"}
+			o := Object{Unstructured: &unstructured.Unstructured{Object: m}, Origin: what + " (kustomize)"}
 			if err := check(o); err != nil {
 				return nil, err
 			}

@@ -219,6 +219,8 @@ var errorKinds = map[string]error{
 	"ambiguous":          ErrAmbiguous,
 	"nothing-found":      ErrNothingFound,
 	"chart-dependencies": ErrChartDependencies,
+	"outside":            ErrOutside,
+	"kustomize-helm":     ErrKustomizeHelm,
 	"not-exist":          os.ErrNotExist,
 	"canceled":           context.Canceled,
 }

@@ -143,6 +143,9 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 	if errors.Is(err, ErrRenderLimit) || ctx.Err() != nil {
 		return res, err
 	}
+	if (errors.Is(err, ErrOutside) || errors.Is(err, ErrKustomizeHelm)) && len(hint.Of(err)) > 0 {
+		return res, err // its hints say what to do: the manifests are not at fault
+	}
 	if err != nil {
 		return res, hint.With(err, "nothing was applied: fix the manifest and launch again")
 	}
