@@ -1,11 +1,16 @@
 package launch
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"log"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/yaml"
@@ -14,13 +19,14 @@ import (
 )
 
 // What harmony reads in a kustomization before kustomize builds it: the references it must
-// refuse or fetch.
+// refuse or fetch, and what kustomize would only warn about, said harmony's way.
 
 // survey is what a kustomization and the local kustomizations it builds on refer to.
 type survey struct {
-	remote  []remoteRef // what kustomize would fetch over the network
-	outside []localRef  // local paths that lead outside the project
-	helm    []helmRef   // Helm charts kustomize would inflate
+	remote   []remoteRef // what kustomize would fetch over the network
+	outside  []localRef  // local paths that lead outside the project
+	helm     []helmRef   // Helm charts kustomize would inflate
+	warnings []string    // deprecated fields, one line per kustomization file
 }
 
 // localRef is one local path a kustomization names.
@@ -54,11 +60,33 @@ func (h helmRef) String() string {
 	return s
 }
 
+// deprecated are kustomize's deprecated fields and what replaces each, in kustomize's order.
+func deprecated(k *types.Kustomization) []string {
+	var out []string
+	for _, f := range []struct {
+		used      bool
+		name, use string
+	}{
+		{k.Bases != nil, "bases", "resources"},
+		{k.CommonLabels != nil, "commonLabels", "labels"},
+		{k.ImageTags != nil, "imageTags", "images"},
+		{k.PatchesJson6902 != nil, "patchesJson6902", "patches"},
+		{k.PatchesStrategicMerge != nil, "patchesStrategicMerge", "patches"},
+		{k.Vars != nil, "vars", "replacements"},
+	} {
+		if f.used {
+			out = append(out, fmt.Sprintf("%s (use %s)", f.name, f.use))
+		}
+	}
+	return out
+}
+
 // survey walks a kustomization and every local kustomization it builds on (bases,
 // components, generator and transformer folders): each reference kustomize would fetch over
 // the network (resources, bases, components, generators, transformers, validators, patches,
 // replacements, CRD and configuration files, generator files and the OpenAPI schema), each
-// local one that leaves the project and the Helm charts it would inflate. Only the project's own files are read.
+// local one that leaves the project, the Helm charts it would inflate and its deprecated
+// fields. Only the project's own files are read.
 func (t *tree) survey(dir string) (survey, error) {
 	var out survey
 	seen := map[string]bool{}
@@ -79,6 +107,9 @@ func (t *tree) survey(dir string) (survey, error) {
 		var k types.Kustomization
 		if err := k.Unmarshal(raw); err != nil {
 			return nil // kustomize reports it, with its own words
+		}
+		if d := deprecated(&k); len(d) > 0 {
+			out.warnings = append(out.warnings, fmt.Sprintf("%s: deprecated fields: %s; kustomize edit fix rewrites them", file, strings.Join(d, ", ")))
 		}
 		k.FixKustomization()
 		// Relative paths are relative to the kustomization's folder as kustomize sees it:
@@ -316,4 +347,101 @@ func outsideHint(root, target, ref string) string {
 func isDir(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.IsDir()
+}
+
+// kustomizeOutput is held while kustomize's output is captured: the log package's output and
+// os.Stderr are the process's.
+var kustomizeOutput = make(chan struct{}, 1)
+
+// captureKustomize runs build with kustomize's output captured: what it logs (the log package)
+// and writes to os.Stderr (its deprecated fields' warnings, which survey says itself, naming
+// the file, so they are dropped) goes to warn, line by line. Both are restored after. In a
+// render child this is the only rendering; in the launch's own process (no child) other
+// renderings wait.
+func captureKustomize(ctx context.Context, warn func(string), build func()) error {
+	select {
+	case kustomizeOutput <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-kustomizeOutput }()
+	lw := &lineWriter{line: func(l string) {
+		if strings.HasPrefix(l, "# Warning: '") && strings.Contains(l, "' is deprecated") {
+			return
+		}
+		if strings.TrimSpace(l) != "" {
+			warn(l)
+		}
+	}}
+	defer lw.flush()
+	out, flags, prefix := log.Writer(), log.Flags(), log.Prefix()
+	log.SetOutput(lw)
+	log.SetFlags(0)
+	log.SetPrefix("")
+	defer func() {
+		log.SetOutput(out)
+		log.SetFlags(flags)
+		log.SetPrefix(prefix)
+	}()
+	if r, w, err := os.Pipe(); err == nil {
+		stderr := os.Stderr
+		os.Stderr = w
+		done := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(lw, r)
+			close(done)
+		}()
+		defer func() {
+			os.Stderr = stderr
+			w.Close()
+			<-done
+			r.Close()
+		}()
+	}
+	build()
+	return nil
+}
+
+// lineWriter passes each line written to it on, at most 100 lines of at most 4 KiB each.
+type lineWriter struct {
+	mu    sync.Mutex
+	buf   []byte
+	lines int
+	line  func(string)
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			if len(w.buf) > 4<<10 {
+				w.emit(string(w.buf[:4<<10]))
+				w.buf = w.buf[:0]
+			}
+			return len(p), nil
+		}
+		w.emit(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+}
+
+func (w *lineWriter) emit(l string) {
+	if w.lines++; w.lines <= 100 {
+		if len(l) > 4<<10 {
+			l = l[:4<<10]
+		}
+		w.line(l)
+	}
+}
+
+func (w *lineWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.buf) > 0 {
+		w.emit(string(w.buf))
+		w.buf = nil
+	}
 }

@@ -2,20 +2,31 @@ package launch_test
 
 import (
 	"errors"
+	"io"
+	"log"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/NationTech/harmony-agent/internal/hint"
 	"github.com/NationTech/harmony-agent/launch"
 )
 
-// renderKustomization renders the kustomization in dir (root-relative) of a project at root.
-func renderKustomization(t *testing.T, root, dir string) ([]launch.Object, error) {
+// renderKustomization renders the kustomization in dir (root-relative) of a project at root,
+// collecting the warnings rendering gives.
+func renderKustomization(t *testing.T, root, dir string) ([]launch.Object, []string, error) {
 	t.Helper()
+	var mu sync.Mutex
+	var warnings []string
 	src := &launch.Source{Root: root, Kustomizations: []string{filepath.Join(root, filepath.FromSlash(dir))}}
-	return launch.Render(t.Context(), src, launch.RenderOptions{})
+	objs, err := launch.Render(t.Context(), src, launch.RenderOptions{Warn: func(w string) {
+		mu.Lock()
+		defer mu.Unlock()
+		warnings = append(warnings, w)
+	}})
+	return objs, warnings, err
 }
 
 // kustomize's Helm chart inflation (helmCharts:) runs the helm program and fetches charts:
@@ -65,7 +76,7 @@ func TestKustomizeHelmChartsAreRefused(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			root := tree(t, tt.files)
-			objs, err := renderKustomization(t, root, tt.dir)
+			objs, _, err := renderKustomization(t, root, tt.dir)
 			if !errors.Is(err, launch.ErrKustomizeHelm) {
 				t.Fatalf("rendered %d objects, error %v; want ErrKustomizeHelm", len(objs), err)
 			}
@@ -125,7 +136,7 @@ func TestKustomizeBaseOutsideTheProject(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			objs, err := renderKustomization(t, root, tt.dir)
+			objs, _, err := renderKustomization(t, root, tt.dir)
 			if !errors.Is(err, launch.ErrOutside) {
 				t.Fatalf("rendered %d objects, error %v; want ErrOutside", len(objs), err)
 			}
@@ -184,7 +195,7 @@ func TestKustomizeBaseOutsideTheProject(t *testing.T) {
 		if err := os.Symlink(shared, filepath.Join(root, "base")); err != nil {
 			t.Skip(err)
 		}
-		objs, err := renderKustomization(t, root, ".")
+		objs, _, err := renderKustomization(t, root, ".")
 		if !errors.Is(err, launch.ErrOutside) {
 			t.Fatalf("rendered %d objects, error %v; want ErrOutside", len(objs), err)
 		}
@@ -196,4 +207,53 @@ func TestKustomizeBaseOutsideTheProject(t *testing.T) {
 			t.Error("no hint")
 		}
 	})
+}
+
+// kustomize's own warnings (deprecated fields, written to stderr; the log package's lines)
+// come back as warnings naming the kustomization, once each, and nothing reaches stderr.
+// Not parallel: it reads the process's stderr.
+func TestKustomizeWarnings(t *testing.T) {
+	root := tree(t, map[string]string{
+		"kustomization.yaml": "resources: [dev, prod]\n",
+		"dev/kustomization.yaml": "bases: [../base]\ncommonLabels: {env: dev}\nnamePrefix: dev-\n" +
+			"vars:\n- name: UNUSED\n  objref: {kind: ConfigMap, name: a, apiVersion: v1}\n  fieldref: {fieldpath: metadata.name}\n",
+		"prod/kustomization.yaml": "resources: [../base]\nnamePrefix: prod-\n",
+		"base/kustomization.yaml": "resources: [cm.yaml]\npatchesStrategicMerge: [patch.yaml]\n",
+		"base/cm.yaml":            cmDoc("a"),
+		"base/patch.yaml":         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {k: v}\n",
+	})
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = w
+	logOut, logFlags := log.Writer(), log.Flags()
+	_, warnings, rerr := renderKustomization(t, root, ".")
+	os.Stderr = stderr
+	w.Close()
+	leaked, _ := io.ReadAll(r)
+	r.Close()
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if len(leaked) > 0 {
+		t.Errorf("kustomize wrote to stderr:\n%s", leaked)
+	}
+	if log.Writer() != logOut || log.Flags() != logFlags {
+		t.Error("the log package's output or flags were not restored")
+	}
+	all := strings.Join(warnings, "\n")
+	t.Logf("warnings:\n%s", all)
+	for _, want := range []string{"dev/kustomization.yaml", "bases", "commonLabels", "base/kustomization.yaml", "patchesStrategicMerge", "vars", "UNUSED"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("warnings do not say %q", want)
+		}
+	}
+	if n := strings.Count(all, "base/kustomization.yaml: deprecated"); n != 1 {
+		t.Errorf("the base's deprecated fields are said %d times (it is built twice), want once", n)
+	}
+	if strings.Contains(all, "# Warning") {
+		t.Error("kustomize's own words were passed on as they are")
+	}
 }

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/yaml"
 
 	"github.com/NationTech/harmony-agent/internal/hint"
@@ -43,6 +45,8 @@ type RenderOptions struct {
 	RemoteTimeout time.Duration
 	// MaxRemoteSize caps each one (default DefaultMaxRemoteSize).
 	MaxRemoteSize int64
+	// Warn receives kustomize's warnings (deprecated fields, its log lines), each once.
+	Warn func(warning string) `json:"-"`
 }
 
 // Render reads every object of src: kustomizations are built with kustomize (krusty), files are
@@ -51,7 +55,7 @@ type RenderOptions struct {
 // only regular files and is capped (see RenderOptions); kustomize reads through the same
 // confined view. Before kustomize runs, its Helm chart inflation (ErrKustomizeHelm) and paths
 // leading outside the project (ErrOutside) are refused, naming the kustomization, and remote
-// references are refused, all named, unless AllowRemote.
+// references are refused, all named, unless AllowRemote. kustomize's warnings go to o.Warn.
 func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error) {
 	maxTotal := o.MaxTotalSize
 	if maxTotal <= 0 {
@@ -62,6 +66,7 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 		return nil, err
 	}
 	defer t.Close()
+	warn := newWarnings(o.Warn)
 	var remote []remoteRef
 	var kdirs []string
 	for _, dir := range src.Kustomizations {
@@ -78,6 +83,9 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 		}
 		if len(s.outside) > 0 {
 			return nil, outsideError(src.Root, s.outside[0])
+		}
+		for _, w := range s.warnings {
+			warn.add(w)
 		}
 		remote = append(remote, s.remote...)
 		kdirs = append(kdirs, name)
@@ -97,7 +105,13 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 		}
 		what := rel(src.Root, dir)
 		k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-		rm, err := k.Run(kfs{t}, dir)
+		var rm resmap.ResMap
+		var err error
+		if cerr := captureKustomize(ctx, func(l string) { warn.add("kustomize build " + what + ": " + l) }, func() {
+			rm, err = k.Run(kfs{t}, dir)
+		}); cerr != nil {
+			return nil, cerr
+		}
 		var esc *escapeError
 		switch {
 		case errors.As(err, &esc):
@@ -143,6 +157,27 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 		objs = append(objs, got...)
 	}
 	return objs, nil
+}
+
+// warnings passes each distinct warning on once.
+type warnings struct {
+	mu   sync.Mutex
+	seen map[string]bool
+	warn func(string)
+}
+
+func newWarnings(warn func(string)) *warnings {
+	return &warnings{seen: map[string]bool{}, warn: warn}
+}
+
+func (w *warnings) add(s string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.warn == nil || w.seen[s] {
+		return
+	}
+	w.seen[s] = true
+	w.warn(s)
 }
 
 func rel(root, p string) string {

@@ -63,8 +63,8 @@ type Host struct {
 
 // Sink is where a launch says what it does while it runs.
 type Sink struct {
-	// Progress receives what was found and each step, and warnings about the project (images
-	// nothing builds) after the first line (the terminal's stderr; io.Discard).
+	// Progress receives what was found and each step, and warnings about the project
+	// (kustomize's, images nothing builds) after the first line (the terminal's stderr; io.Discard).
 	Progress io.Writer
 	// Warnings receives a chart's warnings while it renders.
 	Warnings io.Writer
@@ -139,7 +139,7 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 	if err != nil {
 		return res, err
 	}
-	objs, err := r.manifests(ctx, src)
+	objs, warnings, err := r.manifests(ctx, src)
 	if errors.Is(err, ErrRenderLimit) || ctx.Err() != nil {
 		return res, err
 	}
@@ -159,6 +159,9 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 	}
 	res.Chart, res.Objects = chart, withChart(objs, chart)
 	fmt.Fprintf(sink.Progress, "launching %s: %s from %s, namespace %s\n", Sanitize(proj.App), countOf(len(res.Objects), "object"), Sanitize(src.Reason), proj.Namespace)
+	for _, w := range warnings {
+		fmt.Fprintf(sink.Progress, "warning: %s\n", Sanitize(w))
+	}
 	if chart != nil {
 		fmt.Fprintln(sink.Progress, Sanitize(chartFound(chart.Chart, chartOpts.Release)))
 		for _, h := range chart.Chart.SkippedHooks {
@@ -255,14 +258,16 @@ func newRenderer(req Request, p *Project) (*renderer, error) {
 		Timeout: l.Timeout, MaxMemory: l.MaxMemory, MaxObjects: l.MaxObjects}}, nil
 }
 
-func (r *renderer) manifests(ctx context.Context, src *Source) ([]Object, error) {
+// manifests renders src's kustomizations and files, with kustomize's warnings.
+func (r *renderer) manifests(ctx context.Context, src *Source) ([]Object, []string, error) {
 	if len(src.Kustomizations) > 0 {
 		res, err := r.run(ctx, r.job, nil)
-		return res.Objects, err
+		return res.Objects, res.Warnings, err
 	}
-	return Bounded(ctx, r.limits, "the manifests", func(ctx context.Context) ([]Object, error) {
+	objs, err := Bounded(ctx, r.limits, "the manifests", func(ctx context.Context) ([]Object, error) {
 		return Render(ctx, src, r.job.Render)
 	}, func(o []Object) int { return len(o) })
+	return objs, nil, err
 }
 
 // chart renders src's chart, when it has one.
