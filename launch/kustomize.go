@@ -309,23 +309,26 @@ func (s *Source) selectCommand(folder string) string {
 }
 
 // outsideError refuses a kustomization's path that leads outside the project, saying what
-// harmony reads and what to do.
-func outsideError(root string, l localRef) error {
+// harmony reads and what to do; launched is the folder of the kustomization launched.
+func outsideError(root, launched string, l localRef) error {
 	target := filepath.Join(root, filepath.FromSlash(l.dir), filepath.FromSlash(l.ref))
 	if filepath.IsAbs(l.ref) {
 		target = filepath.Clean(l.ref)
 	}
-	return hint.With(fmt.Errorf("%s: %s: %q is %w (%s)", l.file, l.field, l.ref, ErrOutside, root), outsideHint(root, target, l.ref))
+	return hint.With(fmt.Errorf("%s: %s: %q is %w (%s)", l.file, l.field, l.ref, ErrOutside, root), outsideHint(root, launched, target, l.ref))
 }
 
-// outsideHint says what to do about a path outside the project at root: target is where it
-// leads ("" when unknown), ref how the repository names it.
-func outsideHint(root, target, ref string) string {
+// outsideHint says what to do about a path outside the project at root, from the kustomization
+// in launched: target is where the path leads ("" when unknown), ref how the repository names
+// it. A git repository is the project whatever else: what it needs must be in it. Else a
+// harmony.yaml in the folder that holds both, naming the kustomization, makes that folder the
+// project (an empty one is refused).
+func outsideHint(root, launched, target, ref string) string {
 	if isDir(filepath.Join(root, ".git")) {
 		return fmt.Sprintf("harmony reads only the git repository it launches, %s: copy %s into it, or refer to it by its git URL and launch with --allow-remote", root, ref)
 	}
-	if target == "" {
-		return fmt.Sprintf("harmony reads only the project's folder, %s: launch from a folder that holds %s too", root, ref)
+	if _, err := os.Lstat(filepath.Join(root, ProjectFile)); err == nil || target == "" {
+		return fmt.Sprintf("harmony reads only the project's folder, %s: copy %s into it", root, ref)
 	}
 	common := root
 	for {
@@ -338,10 +341,13 @@ func outsideHint(root, target, ref string) string {
 		}
 		common = filepath.Dir(common)
 	}
-	if _, err := os.Lstat(filepath.Join(root, ProjectFile)); err == nil {
-		return fmt.Sprintf("harmony reads only the project's folder, %s (the folder of its %s): copy %s into it", root, ProjectFile, ref)
+	what, err := filepath.Rel(common, launched)
+	if err != nil {
+		what = launched
 	}
-	return fmt.Sprintf("harmony reads only the project's folder, %s (no git repository or %s marks a larger one): put a %s in %s, the folder that holds both, to make it the project, and launch again", root, ProjectFile, ProjectFile, common)
+	return fmt.Sprintf("harmony reads only the project's folder, %s (no git repository or %s marks a larger one): "+
+		"make %s, the folder that holds both, the project with a %s there saying manifests: [%s], and launch again",
+		root, ProjectFile, common, ProjectFile, filepath.ToSlash(what))
 }
 
 func isDir(p string) bool {

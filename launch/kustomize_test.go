@@ -175,8 +175,8 @@ func TestKustomizeBaseOutsideTheProject(t *testing.T) {
 		}
 		hints := strings.Join(hint.Of(err), "\n")
 		t.Logf("refused: %v\n%s", err, hints)
-		if !strings.Contains(hints, filepath.Join(repo, "k8s")) || !strings.Contains(hints, "harmony.yaml") {
-			t.Errorf("hints do not name %s and harmony.yaml:\n%s", filepath.Join(repo, "k8s"), hints)
+		if !strings.Contains(hints, filepath.Join(repo, "k8s")) || !strings.Contains(hints, "harmony.yaml there saying manifests: [overlays/dev]") {
+			t.Errorf("hints do not name %s and a harmony.yaml naming overlays/dev:\n%s", filepath.Join(repo, "k8s"), hints)
 		}
 	})
 

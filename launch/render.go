@@ -82,7 +82,7 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 			return nil, src.helmChartsError(s.helm)
 		}
 		if len(s.outside) > 0 {
-			return nil, outsideError(src.Root, s.outside[0])
+			return nil, outsideError(src.Root, dir, s.outside[0])
 		}
 		for _, w := range s.warnings {
 			warn.add(w)
@@ -122,7 +122,7 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 			if esc.Link != "" {
 				ref = fmt.Sprintf("what %q links to", esc.Path)
 			}
-			return nil, hint.With(fmt.Errorf("kustomize build %s: %w", what, esc), outsideHint(src.Root, target, ref))
+			return nil, hint.With(fmt.Errorf("kustomize build %s: %w", what, esc), outsideHint(src.Root, dir, target, ref))
 		case err != nil:
 			return nil, fmt.Errorf("kustomize build %s: %v: %w", what, err, ErrBadManifest)
 		}
