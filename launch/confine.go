@@ -30,6 +30,24 @@ var (
 	ErrTooLarge = errors.New("too large")
 )
 
+// escapeError is a path that leads outside the project, or the symbolic link that does: Path
+// as it was given (a link: root-relative), Link where the link points ("" for a path).
+// errors.Is(err, ErrOutside) holds, through kustomize's errors too, so the launch can say
+// which path left the project whatever read it.
+type escapeError struct {
+	Path string
+	Link string
+}
+
+func (e *escapeError) Error() string {
+	if e.Link != "" {
+		return fmt.Sprintf("%q links to %q, %v", e.Path, e.Link, ErrOutside)
+	}
+	return fmt.Sprintf("%q is %v", e.Path, ErrOutside)
+}
+
+func (e *escapeError) Is(target error) bool { return target == ErrOutside }
+
 // tree reads a project's files through os.Root: nothing outside the root is reached (paths with
 // .. and symbolic links that leave it are refused), only regular files are read (a FIFO would
 // block, a device never ends), each file is capped, and so is the total of one launch.
@@ -124,7 +142,7 @@ func (t *tree) rel(p string) (string, error) {
 			return filepath.ToSlash(r), nil
 		}
 	}
-	return "", fmt.Errorf("%q is %w", p, ErrOutside)
+	return "", &escapeError{Path: p}
 }
 
 // abs is the absolute path of a root-relative name.
@@ -144,7 +162,7 @@ func (t *tree) resolve(name string) (string, error) {
 			continue
 		case "..":
 			if len(done) == 0 {
-				return "", fmt.Errorf("%q is %w", name, ErrOutside)
+				return "", &escapeError{Path: name}
 			}
 			done = done[:len(done)-1]
 			continue
@@ -178,14 +196,14 @@ func (t *tree) resolve(name string) (string, error) {
 		}
 		target = filepath.ToSlash(target)
 		if filepath.IsAbs(target) || path.IsAbs(target) || filepath.VolumeName(target) != "" {
-			return "", fmt.Errorf("%q links to %q, %w", cur, target, ErrOutside)
+			return "", &escapeError{Path: cur, Link: target}
 		}
 		// The link's target is relative to the folder holding the link.
 		depth := len(done)
 		for _, p := range strings.Split(target, "/") {
 			if p == ".." {
 				if depth--; depth < 0 {
-					return "", fmt.Errorf("%q links to %q, %w", cur, target, ErrOutside)
+					return "", &escapeError{Path: cur, Link: target}
 				}
 			} else if p != "" && p != "." {
 				depth++

@@ -73,7 +73,7 @@ func TestReadsStayInsideTheProject(t *testing.T) {
 		{"harmony.yaml absolute path", map[string]string{"harmony.yaml": "manifests: [/etc/hostname]\n"},
 			"/etc/hostname", "outside the project"},
 		{"kustomize resource above the root", map[string]string{"kustomization.yaml": "resources: [../outside.yaml]\n"},
-			"../outside.yaml", "kustomize"},
+			"kustomization.yaml: resources: \"../outside.yaml\"", "outside the project"},
 		{"kustomize base above the root", map[string]string{"kustomization.yaml": "resources: [../elsewhere]\n"},
 			"elsewhere", "outside the project"},
 	}

@@ -94,18 +94,7 @@ func rewriteCounting(objs []Object, tags map[string]string) (map[string]int, err
 		}
 	}
 	for _, obj := range objs {
-		specs := make([]map[string]any, 0, 1)
-		if obj.GetKind() == "Pod" && obj.GetAPIVersion() == "v1" {
-			if s, ok := obj.Object["spec"].(map[string]any); ok {
-				specs = append(specs, s)
-			}
-		}
-		for _, p := range podSpecPaths {
-			if s, ok := lookupMap(obj.Object, p); ok {
-				specs = append(specs, s)
-			}
-		}
-		for _, spec := range specs {
+		for _, spec := range podSpecs(obj) {
 			for _, field := range []string{"initContainers", "containers"} {
 				if err := rewriteContainers(spec, field, byName, tags, counts); err != nil {
 					return counts, fmt.Errorf("%s %s (%s): %s: %w", obj.GetKind(), obj.GetName(), obj.Origin, field, err)
@@ -114,6 +103,22 @@ func rewriteCounting(objs []Object, tags map[string]string) (map[string]int, err
 		}
 	}
 	return counts, nil
+}
+
+// podSpecs are the pod specs of obj: a Pod's spec, and the templates at podSpecPaths.
+func podSpecs(obj Object) []map[string]any {
+	specs := make([]map[string]any, 0, 1)
+	if obj.GetKind() == "Pod" && obj.GetAPIVersion() == "v1" {
+		if s, ok := obj.Object["spec"].(map[string]any); ok {
+			specs = append(specs, s)
+		}
+	}
+	for _, p := range podSpecPaths {
+		if s, ok := lookupMap(obj.Object, p); ok {
+			specs = append(specs, s)
+		}
+	}
+	return specs
 }
 
 func rewriteContainers(spec map[string]any, field string, byName, tags map[string]string, counts map[string]int) error {

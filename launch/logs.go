@@ -60,7 +60,7 @@ func (e *Engine) Logs(ctx context.Context, p *Project, o LogOptions, out io.Writ
 		return err
 	}
 	ns := p.Namespace
-	w := &lineWriter{w: out}
+	w := &logPrinter{w: out}
 	var wg sync.WaitGroup
 	started := map[string]bool{} // pod UID/container
 	var mu sync.Mutex
@@ -211,7 +211,7 @@ func sourceOf(sources []logSource, pod *corev1.Pod) *logSource {
 }
 
 // streamLog prints one container's log, waiting for it to start; with Follow, until it ends.
-func (e *Engine) streamLog(ctx context.Context, pod *corev1.Pod, container, source string, o LogOptions, w *lineWriter) {
+func (e *Engine) streamLog(ctx context.Context, pod *corev1.Pod, container, source string, o LogOptions, w *logPrinter) {
 	prefix := fmt.Sprintf("%s %s", source, container)
 	if len(pod.Spec.Containers)+len(pod.Spec.InitContainers) == 1 {
 		prefix = source
@@ -265,13 +265,13 @@ func printableLog(s string) string {
 	return b.String()
 }
 
-// lineWriter writes whole lines from several streams, one at a time.
-type lineWriter struct {
+// logPrinter writes whole lines from several streams, one at a time.
+type logPrinter struct {
 	mu sync.Mutex
 	w  io.Writer
 }
 
-func (l *lineWriter) line(s string) {
+func (l *logPrinter) line(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintln(l.w, s)

@@ -4,11 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"path"
 	"strings"
 
 	"sigs.k8s.io/kustomize/api/resource"
-	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/yaml"
 
 	"github.com/NationTech/harmony-agent/internal/hint"
@@ -54,91 +52,11 @@ func isGitSpec(ref string) (git bool) {
 	return (&resource.Origin{}).Append(ref).Repo != ""
 }
 
-// remoteRefs walks a kustomization and every local kustomization it builds on (bases,
-// components, generator and transformer folders), and lists each reference kustomize would
-// fetch over the network: resources, bases, components, generators, transformers, validators,
-// patches, replacements, CRD and configuration files, generator files and the OpenAPI schema.
-// Only the project's own files are read.
+// remoteRefs lists each reference kustomize would fetch over the network from the
+// kustomization in dir and every local kustomization it builds on (see survey).
 func (t *tree) remoteRefs(dir string) ([]remoteRef, error) {
-	var out []remoteRef
-	seen := map[string]bool{}
-	var visit func(dir string, depth int) error
-	visit = func(dir string, depth int) error {
-		if seen[dir] || depth > 20 {
-			return nil
-		}
-		seen[dir] = true
-		file := t.kustomizationFile(dir)
-		if file == "" {
-			return nil // not a kustomization: kustomize says so itself
-		}
-		raw, err := t.readFile(file)
-		if err != nil {
-			return err
-		}
-		var k types.Kustomization
-		if err := k.Unmarshal(raw); err != nil {
-			return nil // kustomize reports it, with its own words
-		}
-		k.FixKustomization()
-		var local []string
-		check := func(field string, refs ...string) {
-			for _, r := range refs {
-				if remote, git := isRemote(r); remote {
-					out = append(out, remoteRef{file: file, field: field, ref: r, git: git})
-				} else if r != "" && !strings.Contains(r, "\n") {
-					local = append(local, r)
-				}
-			}
-		}
-		check("resources", k.Resources...) // bases too: FixKustomization moved them here
-		check("components", k.Components...)
-		check("crds", k.Crds...)
-		check("configurations", k.Configurations...)
-		for _, f := range []struct {
-			field string
-			list  []string
-		}{{"generators", k.Generators}, {"transformers", k.Transformers}, {"validators", k.Validators}} {
-			field := f.field
-			for _, g := range f.list {
-				if strings.Contains(g, "\n") {
-					out = append(out, inlineRemoteRefs(file, field, g)...)
-				} else {
-					check(field, g)
-				}
-			}
-		}
-		for _, p := range append(k.Patches, k.PatchesJson6902...) {
-			check("patches", p.Path)
-		}
-		for _, p := range k.PatchesStrategicMerge {
-			check("patchesStrategicMerge", string(p))
-		}
-		for _, r := range k.Replacements {
-			check("replacements", r.Path)
-		}
-		check("openapi", k.OpenAPI["path"])
-		for _, g := range k.ConfigMapGenerator {
-			check("configMapGenerator", fileSources(g.FileSources)...)
-			check("configMapGenerator", g.EnvSources...)
-		}
-		for _, g := range k.SecretGenerator {
-			check("secretGenerator", fileSources(g.FileSources)...)
-			check("secretGenerator", g.EnvSources...)
-		}
-		for _, l := range local {
-			sub := path.Clean(path.Join(dir, l))
-			if sub == ".." || strings.HasPrefix(sub, "../") || !t.isDir(sub) {
-				continue // a file, or a place kustomize will be refused
-			}
-			if err := visit(sub, depth+1); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	err := visit(dir, 0)
-	return out, err
+	s, err := t.survey(dir)
+	return s.remote, err
 }
 
 // fileSources returns the paths of generator file sources ([key=]path).

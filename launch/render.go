@@ -7,12 +7,20 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
 	"sigs.k8s.io/yaml"
+
+	"github.com/NationTech/harmony-agent/internal/hint"
 )
+
+// ErrKustomizeHelm means a kustomization inflates a Helm chart (helmCharts:), which harmony
+// does not do: it launches the chart itself instead.
+var ErrKustomizeHelm = errors.New("harmony does not inflate Helm charts in kustomizations")
 
 // ErrBadManifest marks a document that cannot be read; nothing is applied.
 var ErrBadManifest = errors.New("bad manifest")
@@ -37,6 +45,8 @@ type RenderOptions struct {
 	RemoteTimeout time.Duration
 	// MaxRemoteSize caps each one (default DefaultMaxRemoteSize).
 	MaxRemoteSize int64
+	// Warn receives kustomize's warnings (deprecated fields, its log lines), each once.
+	Warn func(warning string) `json:"-"`
 }
 
 // Render reads every object of src: kustomizations are built with kustomize (krusty), Jsonnet
@@ -44,7 +54,9 @@ type RenderOptions struct {
 // read as multi-document YAML or JSON, List kinds are expanded. Any unreadable document stops
 // everything, naming file, line and reason. Every read stays inside the project root, reads
 // only regular files and is capped (see RenderOptions); kustomize reads through the same
-// confined view. Remote kustomize references are refused, all named, unless AllowRemote.
+// confined view. Before kustomize runs, its Helm chart inflation (ErrKustomizeHelm) and paths
+// leading outside the project (ErrOutside) are refused, naming the kustomization, and remote
+// references are refused, all named, unless AllowRemote. kustomize's warnings go to o.Warn.
 func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error) {
 	maxTotal := o.MaxTotalSize
 	if maxTotal <= 0 {
@@ -55,6 +67,7 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 		return nil, err
 	}
 	defer t.Close()
+	warn := newWarnings(o.Warn)
 	var remote []remoteRef
 	var kdirs []string
 	for _, dir := range src.Kustomizations {
@@ -62,11 +75,20 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 		if err != nil {
 			return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
 		}
-		refs, err := t.remoteRefs(name)
+		s, err := t.survey(name)
 		if err != nil {
 			return nil, fmt.Errorf("kustomize build %s: %w", rel(src.Root, dir), err)
 		}
-		remote = append(remote, refs...)
+		if len(s.helm) > 0 {
+			return nil, src.helmChartsError(s.helm)
+		}
+		if len(s.outside) > 0 {
+			return nil, outsideError(src.Root, dir, s.outside[0])
+		}
+		for _, w := range s.warnings {
+			warn.add(w)
+		}
+		remote = append(remote, s.remote...)
 		kdirs = append(kdirs, name)
 	}
 	if len(remote) > 0 {
@@ -82,17 +104,35 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		what := rel(src.Root, dir)
 		k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-		rm, err := k.Run(kfs{t}, dir)
-		if err != nil {
-			return nil, fmt.Errorf("kustomize build %s: %v: %w", rel(src.Root, dir), err, ErrBadManifest)
+		var rm resmap.ResMap
+		var err error
+		if cerr := captureKustomize(ctx, func(l string) { warn.add("kustomize build " + what + ": " + l) }, func() {
+			rm, err = k.Run(kfs{t}, dir)
+		}); cerr != nil {
+			return nil, cerr
+		}
+		var esc *escapeError
+		switch {
+		case errors.As(err, &esc):
+			target, ref := "", fmt.Sprintf("%q", esc.Path)
+			if filepath.IsAbs(esc.Path) && esc.Link == "" {
+				target = esc.Path
+			}
+			if esc.Link != "" {
+				ref = fmt.Sprintf("what %q links to", esc.Path)
+			}
+			return nil, hint.With(fmt.Errorf("kustomize build %s: %w", what, esc), outsideHint(src.Root, dir, target, ref))
+		case err != nil:
+			return nil, fmt.Errorf("kustomize build %s: %v: %w", what, err, ErrBadManifest)
 		}
 		for _, r := range rm.Resources() {
 			m, err := r.Map()
 			if err != nil {
-				return nil, fmt.Errorf("kustomize build %s: %v: %w", rel(src.Root, dir), err, ErrBadManifest)
+				return nil, fmt.Errorf("kustomize build %s: %v: %w", what, err, ErrBadManifest)
 			}
-			o := Object{Unstructured: &unstructured.Unstructured{Object: m}, Origin: rel(src.Root, dir) + " (kustomize)"}
+			o := Object{Unstructured: &unstructured.Unstructured{Object: m}, Origin: what + " (kustomize)"}
 			if err := check(o); err != nil {
 				return nil, err
 			}
@@ -125,6 +165,27 @@ func Render(ctx context.Context, src *Source, o RenderOptions) ([]Object, error)
 		objs = append(objs, got...)
 	}
 	return objs, nil
+}
+
+// warnings passes each distinct warning on once.
+type warnings struct {
+	mu   sync.Mutex
+	seen map[string]bool
+	warn func(string)
+}
+
+func newWarnings(warn func(string)) *warnings {
+	return &warnings{seen: map[string]bool{}, warn: warn}
+}
+
+func (w *warnings) add(s string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.warn == nil || w.seen[s] {
+		return
+	}
+	w.seen[s] = true
+	w.warn(s)
 }
 
 func rel(root, p string) string {

@@ -131,6 +131,8 @@ func serveCluster(cfg *rest.Config) (*ClusterConfig, func(), error) {
 type RenderResult struct {
 	Objects []Object
 	Chart   *Rendered
+	// Warnings are kustomize's, for the launch to print.
+	Warnings []string
 }
 
 // limits are the job's render limits, with the project's command for the hints.
@@ -151,10 +153,20 @@ func (j RenderJob) Run(ctx context.Context, progress io.Writer) (RenderResult, e
 	}
 	l := j.limits(proj)
 	if !j.Chart {
+		var mu sync.Mutex
+		var warnings []string
+		ro := j.Render
+		ro.Warn = func(w string) {
+			mu.Lock()
+			defer mu.Unlock()
+			warnings = append(warnings, w)
+		}
 		objs, err := Bounded(ctx, l, "the manifests", func(ctx context.Context) ([]Object, error) {
-			return Render(ctx, src, j.Render)
+			return Render(ctx, src, ro)
 		}, func(o []Object) int { return len(o) })
-		return RenderResult{Objects: objs}, err
+		mu.Lock()
+		defer mu.Unlock()
+		return RenderResult{Objects: objs, Warnings: append([]string(nil), warnings...)}, err
 	}
 	if src.Chart == nil {
 		return RenderResult{}, nil
@@ -195,8 +207,9 @@ type wireHook struct {
 }
 
 type wireResult struct {
-	Objects []wireObject `json:"objects,omitempty"`
-	Chart   *wireChart   `json:"chart,omitempty"`
+	Objects  []wireObject `json:"objects,omitempty"`
+	Chart    *wireChart   `json:"chart,omitempty"`
+	Warnings []string     `json:"warnings,omitempty"`
 }
 
 type wireChart struct {
@@ -219,6 +232,8 @@ var errorKinds = map[string]error{
 	"ambiguous":          ErrAmbiguous,
 	"nothing-found":      ErrNothingFound,
 	"chart-dependencies": ErrChartDependencies,
+	"outside":            ErrOutside,
+	"kustomize-helm":     ErrKustomizeHelm,
 	"not-exist":          os.ErrNotExist,
 	"canceled":           context.Canceled,
 }
@@ -261,7 +276,7 @@ func fromWireObjects(ws []wireObject) ([]Object, error) {
 }
 
 func toWire(r RenderResult) (*wireResult, error) {
-	w := &wireResult{}
+	w := &wireResult{Warnings: r.Warnings}
 	var err error
 	if w.Objects, err = toWireObjects(r.Objects); err != nil || r.Chart == nil {
 		return w, err
@@ -281,7 +296,7 @@ func toWire(r RenderResult) (*wireResult, error) {
 }
 
 func fromWire(w *wireResult) (RenderResult, error) {
-	var r RenderResult
+	r := RenderResult{Warnings: w.Warnings}
 	var err error
 	if r.Objects, err = fromWireObjects(w.Objects); err != nil || w.Chart == nil {
 		return r, err

@@ -2,6 +2,7 @@ package launch
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -90,5 +91,46 @@ func TestRenderChildStderr(t *testing.T) {
 	d.flush()
 	if d.outOfMemory || !strings.Contains(d.crash(), "stack overflow") {
 		t.Fatalf("a stack overflow read as out of memory %v, or not said: %q", d.outOfMemory, d.crash())
+	}
+}
+
+// kustomize's warnings come back with the objects, from the render job and across the wire
+// from a render child, to be printed by the launch (after its first line), not by kustomize.
+func TestRenderJobReturnsKustomizeWarnings(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"kustomization.yaml": "resources: [cm.yaml]\ncommonLabels: {app: x}\n",
+		"cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := RenderJob{Dir: dir, Selection: Selection{Dir: dir}}
+	r, err := j.Run(t.Context(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Objects) != 1 || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "kustomization.yaml") || !strings.Contains(r.Warnings[0], "commonLabels") {
+		t.Fatalf("rendered %d objects with warnings %q, want 1 and one warning about commonLabels", len(r.Objects), r.Warnings)
+	}
+	w, err := toWire(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back wireResult
+	if err := json.Unmarshal(raw, &back); err != nil {
+		t.Fatal(err)
+	}
+	got, err := fromWire(&back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Warnings) != 1 || got.Warnings[0] != r.Warnings[0] {
+		t.Fatalf("the warnings across the wire: %q, want %q", got.Warnings, r.Warnings)
 	}
 }

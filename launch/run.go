@@ -63,7 +63,8 @@ type Host struct {
 
 // Sink is where a launch says what it does while it runs.
 type Sink struct {
-	// Progress receives what was found and each step (the terminal's stderr; io.Discard).
+	// Progress receives what was found and each step, and warnings about the project
+	// (kustomize's, images nothing builds) after the first line (the terminal's stderr; io.Discard).
 	Progress io.Writer
 	// Warnings receives what rendering says on the way: a chart's warnings, kustomize's (a
 	// deprecated field), a Jsonnet program's std.trace.
@@ -143,9 +144,12 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 	if err != nil {
 		return res, err
 	}
-	objs, err := r.manifests(ctx, src, sink.Warnings)
+	objs, warnings, err := r.manifests(ctx, src, sink.Warnings)
 	if errors.Is(err, ErrRenderLimit) || ctx.Err() != nil {
 		return res, err
+	}
+	if (errors.Is(err, ErrOutside) || errors.Is(err, ErrKustomizeHelm)) && len(hint.Of(err)) > 0 {
+		return res, err // its hints say what to do: the manifests are not at fault
 	}
 	if err != nil {
 		return res, hint.With(err, "nothing was applied: fix the manifest and launch again")
@@ -165,11 +169,17 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 	for _, w := range src.Warnings {
 		fmt.Fprintln(sink.Progress, Sanitize(w))
 	}
+	for _, w := range warnings {
+		fmt.Fprintf(sink.Progress, "warning: %s\n", Sanitize(w))
+	}
 	if chart != nil {
 		fmt.Fprintln(sink.Progress, Sanitize(chartFound(chart.Chart, chartOpts.Release)))
 	}
 	for _, h := range res.Skipped {
 		fmt.Fprintf(sink.Progress, "  skipped hook %s\n", Sanitize(h))
+	}
+	if u := unbuiltImages(src.Root, src.Images, res.withHooks()); len(u) > 0 {
+		fmt.Fprintf(sink.Progress, "warning: %s\n", Sanitize(unbuiltWarning(u)))
 	}
 
 	// The engine that builds the project's images is found first: without one, nothing is
@@ -268,16 +278,17 @@ func newRenderer(req Request, p *Project) (*renderer, error) {
 		Timeout: l.Timeout, MaxMemory: l.MaxMemory, MaxObjects: l.MaxObjects}}, nil
 }
 
-// manifests renders src's manifests; warnings receives what the renderer says on the way
-// (kustomize's warnings, a Jsonnet program's std.trace).
-func (r *renderer) manifests(ctx context.Context, src *Source, warnings io.Writer) ([]Object, error) {
+// manifests renders src's manifests, with kustomize's deprecation warnings; progress receives
+// what the renderer says on the way (a Jsonnet program's std.trace).
+func (r *renderer) manifests(ctx context.Context, src *Source, progress io.Writer) ([]Object, []string, error) {
 	if len(src.Kustomizations) > 0 || len(src.Jsonnet) > 0 {
-		res, err := r.run(ctx, r.job, warnings)
-		return res.Objects, err
+		res, err := r.run(ctx, r.job, progress)
+		return res.Objects, res.Warnings, err
 	}
-	return Bounded(ctx, r.limits, "the manifests", func(ctx context.Context) ([]Object, error) {
+	objs, err := Bounded(ctx, r.limits, "the manifests", func(ctx context.Context) ([]Object, error) {
 		return Render(ctx, src, r.job.Render)
 	}, func(o []Object) int { return len(o) })
+	return objs, nil, err
 }
 
 // chart renders src's chart, when it has one.
