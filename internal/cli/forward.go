@@ -25,8 +25,6 @@ their URLs; every other port is forwarded through the API server (as kubectl por
 no kubectl needed) to a local port, the Service's own when it is free (8000 plus it below 1024
 without root), else the next free one. Each connection goes to a ready pod of the Service as it
 is then, so a pod a rollout replaced is followed. Runs until Ctrl-C.`,
-		Example: `  harmony forward                 # the app of this folder
-  harmony forward services/api    # another app of the repository`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -93,8 +91,6 @@ func newLogsCmd(g *globalOptions) *cobra.Command {
 every workload it launched, or the one named (a Service or workload: web, deployment/web,
 svc/web). Each line is prefixed by its workload and container. -f keeps printing, following the
 pods that replace the old ones (a rollout, a relaunch), until Ctrl-C.`,
-		Example: `  harmony logs -f            # every workload of this folder's app, following
-  harmony logs web --tail 50`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if opts.Output.json() {

@@ -103,7 +103,10 @@ $ harmony launch --dry-run
 $ harmony launch -f deploy/app.yaml -n shop
 
 # Launch on another cluster
-$ harmony launch --context work`},
+$ harmony launch --context work
+
+# Launch, then launch again on each save, with the services forwarded
+$ harmony launch --watch`},
 	"harmony down": {
 		long: "Remove every object harmony launched for the project DIR belongs to (default: the current\ndirectory), and the inventory that lists them, then wait until they are gone. Objects harmony\ndid not create are never touched. CRDs from a Helm chart's crds/ folder are kept (as Helm\nkeeps them), and so is any CRD whose kind still has resources that are not the project's:\ndeleting a CRD deletes every resource of its kind.",
 		example: `
@@ -117,6 +120,18 @@ $ harmony status -o json`},
 	"harmony list": {example: `
 $ harmony list
 $ harmony list -o json`},
+	"harmony forward": {example: `
+# Reach the services of this folder's app until Ctrl-C
+$ harmony forward
+
+# Another app of the repository
+$ harmony forward services/api`},
+	"harmony logs": {example: `
+# Every workload of this folder's app, following new pods
+$ harmony logs -f
+
+# One workload's last 50 lines
+$ harmony logs web --tail 50`},
 	"harmony agent": {example: `
 # The agent's settings, schedule and last run
 $ harmony agent
