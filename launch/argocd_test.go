@@ -226,3 +226,42 @@ func TestArgoBadAnnotationsAreNamed(t *testing.T) {
 		t.Errorf("a refused launch created its namespace: %v", err)
 	}
 }
+
+// Ctrl-C while a launch waits says what was applied and what was not ready yet (issue 29 item 6),
+// as an InterruptedError, not the client's "context canceled".
+func TestInterruptedWhileWaitingNamesWhatIsNotReady(t *testing.T) {
+	t.Parallel()
+	c := testcluster.Need(t, cluster)
+	ns := "interrupted-wait"
+	cleanupNamespace(t, ns)
+	dir := tree(t, map[string]string{"manifests/app.yaml": fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: stuck}
+spec:
+  selector: {matchLabels: {app: stuck}}
+  template:
+    metadata: {labels: {app: stuck}}
+    spec: {containers: [{name: c, image: %s}]}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: fine}
+`, testcluster.FailingImage)})
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	go func() {
+		for !strings.Contains(out.String(), "launching") {
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(3 * time.Second) // applied, waiting
+		cancel()
+	}()
+	_, err := launch.Run(ctx, launch.Request{Selection: launch.Selection{Dir: dir, Namespace: ns}, Launch: launch.Options{Timeout: time.Minute}},
+		launch.Host{Cluster: func(context.Context, *launch.Project, bool) (*rest.Config, error) { return c.Config, nil }},
+		launch.Sink{Progress: out})
+	var ie *launch.InterruptedError
+	if !errors.As(err, &ie) || !errors.Is(err, context.Canceled) || ie.Applied != 2 || len(ie.NotReady) != 1 || !strings.HasPrefix(ie.NotReady[0], "deployment/stuck") {
+		t.Fatalf("error %v (%+v)", err, ie)
+	}
+}
+

@@ -279,6 +279,9 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 		return rep, e.runHooks(ctx, hooks, postHook, p, o.Timeout, o.Out)
 	}
 	states, err := e.Wait(ctx, current, o)
+	if errors.Is(err, context.Canceled) {
+		return rep, interruptedWait(states, p)
+	}
 	if err != nil {
 		err = failed(err)
 	}
@@ -321,6 +324,33 @@ func (e *Engine) applyWaves(ctx context.Context, objs []Object, plan []Step, cla
 		}
 	}
 	return nil
+}
+
+// InterruptedError is a launch stopped (Ctrl-C) while it waited: everything was applied; NotReady
+// are the objects that were not ready yet, with their states.
+type InterruptedError struct {
+	Applied  int
+	NotReady []string
+}
+
+func (e *InterruptedError) Error() string {
+	msg := fmt.Sprintf("interrupted while waiting: all %d objects were applied", e.Applied)
+	if len(e.NotReady) > 0 {
+		msg += fmt.Sprintf("; not ready yet: %s", strings.Join(e.NotReady, ", "))
+	}
+	return msg
+}
+
+func (e *InterruptedError) Unwrap() error { return context.Canceled }
+
+func interruptedWait(states []ObjState, p *Project) error {
+	ie := &InterruptedError{Applied: len(states)}
+	for _, st := range states {
+		if !st.Ready() {
+			ie.NotReady = append(ie.NotReady, fmt.Sprintf("%s (%s)", st.Ref, st.Status))
+		}
+	}
+	return hint.With(ie, "what was applied stays: see it with "+p.Command("status")+"; remove it with "+p.Command("down"))
 }
 
 // takeBack undoes a launch that applied only its Namespaces and CRDs: it deletes what this run

@@ -213,9 +213,13 @@ func (e *Engine) Wait(ctx context.Context, ids object.ObjMetadataSet, o Options)
 		// Each round gets its own bound, not what is left of the timeout: the last round before
 		// the deadline must report the objects' real states, not requests cut short by it.
 		rctx, rcancel := context.WithTimeout(ctx, pollRoundTimeout)
+		prev := states
 		states = make([]ObjState, len(ids))
 		forEach(len(ids), func(i int) { states[i] = e.State(rctx, ids[i]) })
 		rcancel()
+		if errors.Is(ctx.Err(), context.Canceled) && prev != nil {
+			return prev, ctx.Err() // a round cut short knows nothing: the last one says what was so
+		}
 		ready := 0
 		for _, st := range states {
 			id := st.ID

@@ -10,6 +10,7 @@ import (
 	"github.com/NationTech/harmony-agent/bootstrap"
 	"github.com/NationTech/harmony-agent/internal/colour"
 	"github.com/NationTech/harmony-agent/internal/hint"
+	"github.com/NationTech/harmony-agent/launch"
 )
 
 // interrupted reports a command stopped by Ctrl-C (its context cancelled) and returns exit code
@@ -17,8 +18,15 @@ import (
 // what could not be undone and the command that cleans up.
 func interrupted(stderr io.Writer, err error) int {
 	var se *bootstrap.StepError
+	var ie *launch.InterruptedError
 	prefix := "harmony: " + colour.For(stderr).Fail("error") + ": "
 	switch {
+	case errors.As(err, &ie):
+		// A launch stopped while it waited: what was applied and what was not ready yet.
+		fmt.Fprintf(stderr, "%s%s\n", prefix, printable(ie.Error()))
+		for _, h := range hint.Of(err) {
+			fmt.Fprintf(stderr, "harmony: hint: %s\n", printable(h))
+		}
 	case !errors.As(err, &se) && errors.Is(err, context.Canceled):
 		fmt.Fprintln(stderr, prefix+"interrupted")
 	case se == nil:

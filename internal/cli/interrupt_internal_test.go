@@ -12,6 +12,7 @@ import (
 
 	"github.com/NationTech/harmony-agent/bootstrap"
 	"github.com/NationTech/harmony-agent/internal/hint"
+	"github.com/NationTech/harmony-agent/launch"
 )
 
 // What Ctrl-C prints: the step and what was undone, or what more went wrong; always exit 130.
@@ -29,6 +30,9 @@ func TestInterruptedSaysWhatWasUndone(t *testing.T) {
 			"harmony: error: interrupted during start; undoing the steps before it failed: undo install: busy\nharmony: hint: see what is left: harmony runtime status; remove it: harmony runtime uninstall\n"},
 		{hint.With(errors.New("upgrade k3s a → b: the rollback failed"), "try again: harmony runtime rollback"),
 			"harmony: error: interrupted: upgrade k3s a → b: the rollback failed\nharmony: hint: try again: harmony runtime rollback\n"},
+		// A launch stopped while waiting: what was applied and what was not ready, no client-go text.
+		{hint.With(&launch.InterruptedError{Applied: 3, NotReady: []string{"deployment/web (namespace shop) (InProgress)"}}, "what was applied stays: see it with harmony status; remove it with harmony down"),
+			"harmony: error: interrupted while waiting: all 3 objects were applied; not ready yet: deployment/web (namespace shop) (InProgress)\nharmony: hint: what was applied stays: see it with harmony status; remove it with harmony down\n"},
 	} {
 		var b bytes.Buffer
 		if code := interrupted(&b, tc.err); code != 130 || b.String() != tc.want {
