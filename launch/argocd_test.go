@@ -264,4 +264,3 @@ metadata: {name: fine}
 		t.Fatalf("error %v (%+v)", err, ie)
 	}
 }
-

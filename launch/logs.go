@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/cli-utils/pkg/object"
 
 	"github.com/NationTech/harmony-agent/internal/hint"
@@ -98,35 +97,23 @@ func (e *Engine) Logs(ctx context.Context, p *Project, o LogOptions, out io.Writ
 		wg.Wait()
 		return nil
 	}
-	// Follow: new pods (a rollout's, a restarted Job's) join as they appear.
-	for ctx.Err() == nil {
-		wt, err := e.client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: pods.ResourceVersion})
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			time.Sleep(time.Second)
-			if pods, err = e.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err == nil {
-				for i := range pods.Items {
-					start(&pods.Items[i])
-				}
-			}
-			continue
+	// Follow: new pods (a rollout's, a restarted Job's) join as they appear; the namespace's
+	// pods are listed again every second (a watch may end or miss nothing, a list never lies).
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-time.After(time.Second):
 		}
-		for ev := range wt.ResultChan() {
-			pod, ok := ev.Object.(*corev1.Pod)
-			if !ok {
-				continue
-			}
-			pods.ResourceVersion = pod.ResourceVersion
-			if ev.Type == watch.Added || ev.Type == watch.Modified {
-				start(pod)
+		if pods, err := e.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err == nil {
+			items := pods.Items
+			sort.Slice(items, func(i, j int) bool { return items[i].CreationTimestamp.Before(&items[j].CreationTimestamp) })
+			for i := range items {
+				start(&items[i])
 			}
 		}
-		wt.Stop()
 	}
-	wg.Wait()
-	return nil
 }
 
 // logSources are the project's workloads (and Services) whose pods Logs reads: target names one.
