@@ -128,7 +128,8 @@ var checks = []check{
 	{id: "apparmor", title: "AppArmor", runtime: "k3s", run: checkAppArmor},
 	{id: "nm-cloud-setup", title: "nm-cloud-setup", runtime: "k3s", blocking: true, run: checkNMCloudSetup},
 	{id: "firewall", title: "firewall", runtime: "k3s", run: checkFirewall},
-	{id: "docker", title: "Docker engine", runtime: "k3d", blocking: true, run: checkDocker},
+	// Not blocking: bootstrap diagnoses the engine itself before it pulls anything.
+	{id: "docker", title: "Docker engine", runtime: "k3d", run: checkDocker},
 	{id: "docker-resources", title: "Docker's memory and CPUs", runtime: "k3d", blocking: true, run: checkDockerResources},
 	{id: "other-kubernetes", title: "other Kubernetes", blocking: true, run: checkOtherKubernetes},
 	{id: "ports", title: "ports", blocking: true, run: checkPorts},
@@ -147,6 +148,16 @@ func IDs() []string {
 
 // Known reports whether id names a check.
 func Known(id string) bool { return slices.Contains(IDs(), id) }
+
+// For returns the runtime check id is about ("k3s" or "k3d"), or "" when it is about both.
+func For(id string) string {
+	for _, c := range checks {
+		if c.id == id {
+			return c.runtime
+		}
+	}
+	return ""
+}
 
 // machine is what a run knows about the host: the host itself, the options, and what several
 // checks read once.

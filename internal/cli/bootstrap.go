@@ -30,10 +30,15 @@ type bootstrapOptions struct {
 	HTTPSPort     int
 	// Expose is --expose when given (nil: keep what the runtime has).
 	Expose *bool
+	// SkipChecks are the preflight checks not to run ("all": none).
+	SkipChecks []string
 }
 
 func (o *bootstrapOptions) validate() error {
 	if err := checkK3sVersion("version", &o.Version, true); err != nil {
+		return err
+	}
+	if err := checkIDs("--skip-checks", o.SkipChecks); err != nil {
 		return err
 	}
 	for _, p := range []int{o.HTTPPort, o.HTTPSPort} {
@@ -62,7 +67,12 @@ cluster's HTTP and HTTPS on localhost (--http-port, --https-port).
 With k3s, the cluster answers this machine only: a firewall rule harmony keeps (iptables' mangle
 table) drops connections from the network to NodePorts, LoadBalancer Services, Traefik's 80 and
 443, hostPorts, the API server and the kubelet. --expose takes it out, so the cluster answers on
-every network interface as k3s does by default; --expose=false puts it back. Neither restarts k3s.`,
+every network interface as k3s does by default; --expose=false puts it back. Neither restarts k3s.
+
+Before it installs anything, bootstrap runs the checks of 'harmony doctor' whose failure would
+stop the runtime (cgroups, kernel modules, SELinux, nm-cloud-setup, ports, another Kubernetes,
+disk, Docker's memory for k3d, proxy variables): a failing one stops it before any download, with its fix.
+--skip-checks ID,... leaves checks out, for when you know better ("all": every one).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("expose") {
@@ -82,6 +92,7 @@ every network interface as k3s does by default; --expose=false puts it back. Nei
 	f.BoolVar(&opts.SwitchContext, "switch-context", false, "make harmony the current kubeconfig context even when another is set")
 	f.IntVar(&opts.HTTPPort, "http-port", 0, "k3d: the localhost port for the cluster's HTTP (default 80)")
 	f.IntVar(&opts.HTTPSPort, "https-port", 0, "k3d: the localhost port for the cluster's HTTPS (default 443)")
+	f.StringSliceVar(&opts.SkipChecks, "skip-checks", nil, "preflight checks not to run, by id (see harmony doctor), or all")
 	f.BoolVar(&expose, "expose", false, "k3s: answer on every network interface; --expose=false: this machine only again (a new k3s starts so; without the flag, nothing changes)")
 	return cmd
 }
@@ -119,14 +130,20 @@ func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions)
 	if err != nil {
 		return err
 	}
+	if err := preflightChecks(ctx, g, rt, opts); err != nil {
+		return err
+	}
 	if why := rt.NeedsRoot("bootstrap"); why != "" {
 		if opts.Expose != nil && rt.Name() == "k3s" {
 			if st, err := rt.Status(ctx); err == nil && st.Installed {
 				why = "change the firewall rules that keep the cluster on this machine"
 			}
 		}
-		return rerunWithSudo(ctx, g, why,
-			append([]string{"bootstrap", "--runtime", opts.Runtime, "--timeout", opts.Timeout.String()}, bootstrapExtraArgs(opts)...))
+		args := append([]string{"bootstrap", "--runtime", opts.Runtime, "--timeout", opts.Timeout.String()}, bootstrapExtraArgs(opts)...)
+		if _, err := exec.LookPath("sudo"); err == nil {
+			args = append(args, "--skip-checks", "all") // they ran here, as the user: not again as root
+		}
+		return rerunWithSudo(ctx, g, why, args)
 	}
 	if err := checkHome(); err != nil {
 		return err

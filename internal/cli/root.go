@@ -263,6 +263,7 @@ repository's manifests on it: clone a repo, run 'harmony launch', and the projec
 		newDownCmd(g),
 		newStatusCmd(g),
 		newListCmd(g),
+		newDoctorCmd(g),
 		newAgentCmd(g),
 		newSelfUpdateCmd(g),
 	)
