@@ -84,8 +84,6 @@ type Port struct {
 	What string
 	// Needed is true when the runtime cannot start without it (a failure, not a warning).
 	Needed bool
-	// Localhost is true when the runtime binds it on 127.0.0.1 only (k3d).
-	Localhost bool
 }
 
 // Options say which checks to run and what for.

@@ -392,16 +392,16 @@ func TestOtherKubernetes(t *testing.T) {
 		{name: "k3s installed by its script", host: func(h *fakeHost) {
 			h.file("/usr/local/bin/k3s", "upstream k3s").file("/usr/local/bin/k3s-uninstall.sh", "#!/bin/sh\n")
 		}, want: want{result: preflight.Fail, seen: "was not installed by harmony", why: "harmony never replaces a k3s it did not install", command: "/usr/local/bin/k3s-uninstall.sh"}},
-		{name: "k3s installed by its script, k3d asked for", opts: preflight.Options{Runtime: "k3d"}, host: func(h *fakeHost) {
-			h.file("/usr/local/bin/k3s", "upstream k3s").file("/proc/3/comm", "k3s-server\n")
-		}, want: want{result: preflight.Warn, seen: "k3s-server runs (pid 3)"}},
+		{name: "k3s running beside k3d: not its neighbour", opts: preflight.Options{Runtime: "k3d"}, host: func(h *fakeHost) {
+			h.file("/usr/local/bin/k3s", "upstream k3s").file("/proc/3/comm", "k3s-server\n").file("/proc/4/comm", "kube-apiserver\n")
+		}, want: want{result: preflight.OK, seen: "no kind cluster"}},
 		{name: "rke2 installed", host: func(h *fakeHost) { h.file("/usr/local/bin/rke2", "") },
 			want: want{result: preflight.Warn, seen: "rke2 is installed", command: "/usr/local/bin/rke2-uninstall.sh"}},
 		{name: "MicroK8s running", host: func(h *fakeHost) { h.dir("/snap/microk8s").file("/proc/55/comm", "kubelite\n") },
 			want: want{result: preflight.Warn, seen: "MicroK8s runs (pid 55)", command: "snap"}},
 		{name: "a kubelet running", host: func(h *fakeHost) { h.file("/proc/9/comm", "kubelet\n") },
 			want: want{result: preflight.Warn, seen: "kubelet runs (pid 9)"}},
-		{name: "kind clusters in Docker", host: func(h *fakeHost) { h.engine = &preflight.Engine{KindClusters: []string{"kind", "dev"}} },
+		{name: "kind clusters in Docker", opts: preflight.Options{Runtime: "k3d"}, host: func(h *fakeHost) { h.engine = &preflight.Engine{KindClusters: []string{"kind", "dev"}} },
 			want: want{result: preflight.Warn, seen: "kind cluster kind and dev in Docker", fix: "kind delete cluster --name kind", command: "kind"}},
 	})
 }

@@ -112,16 +112,23 @@ const (
 // checkOtherKubernetes: another Kubernetes on the machine fights k3s for its ports, its iptables
 // rules and its folders; a k3s harmony did not install is never replaced.
 func checkOtherKubernetes(ctx context.Context, m *machine) Finding {
-	var fails, warns, fixes []string
-	if m.opts.Runtime == "k3s" {
-		if inst, err := (&bootstrap.K3s{Paths: m.paths}).Detect(ctx); err == nil && inst.Foreign != "" {
-			fails = append(fails, inst.Foreign)
-			fix := "to use it as it is: harmony launch --kubeconfig /etc/rancher/k3s/k3s.yaml"
-			if m.exists("/usr/local/bin/k3s-uninstall.sh") {
-				fix = "sudo /usr/local/bin/k3s-uninstall.sh"
-			}
-			fixes = append(fixes, fix)
+	if m.opts.Runtime == "k3d" {
+		// k3d's node is a container: only another cluster in the same engine is its neighbour
+		// (what holds its ports, the ports check names).
+		if e, err := m.engine(); err == nil && len(e.KindClusters) > 0 {
+			return warn("kind cluster "+list(e.KindClusters)+" in Docker",
+				"it shares the engine's memory and CPUs with harmony's node; if it is in the way, remove it", "kind delete cluster --name "+e.KindClusters[0])
 		}
+		return ok("no kind cluster in Docker")
+	}
+	var fails, warns, fixes []string
+	if inst, err := (&bootstrap.K3s{Paths: m.paths}).Detect(ctx); err == nil && inst.Foreign != "" {
+		fails = append(fails, inst.Foreign)
+		fix := "harmony launch --kubeconfig /etc/rancher/k3s/k3s.yaml"
+		if m.exists("/usr/local/bin/k3s-uninstall.sh") {
+			fix = "sudo /usr/local/bin/k3s-uninstall.sh"
+		}
+		fixes = append(fixes, fix)
 	}
 	others := []struct {
 		name   string
@@ -158,22 +165,19 @@ func checkOtherKubernetes(ctx context.Context, m *machine) Finding {
 			warns = append(warns, fmt.Sprintf("%s runs (pid %d)", comm, pids[0]))
 		}
 	}
-	if e, err := m.engine(); err == nil && len(e.KindClusters) > 0 {
-		warns = append(warns, "kind cluster "+list(e.KindClusters)+" in Docker")
-		fixes = append(fixes, "kind delete cluster --name "+e.KindClusters[0])
-	}
 	seen := strings.Join(append(fails, warns...), "; ")
 	why := "two Kubernetes on one machine fight over ports (6443, 10250, 80, 443), iptables rules and the container network; the ports check names what is taken"
 	switch {
 	case len(fails) > 0:
-		return fail(seen, "harmony never replaces a k3s it did not install", strings.Join(fixes, " && "))
+		return fail(seen, "harmony never replaces a k3s it did not install: remove it for harmony to manage k3s, "+
+			"or use it as it is (harmony launch --kubeconfig /etc/rancher/k3s/k3s.yaml)", strings.Join(fixes, " && "))
 	case len(warns) > 0:
 		if len(fixes) > 0 {
 			why += "; if it is in the way, remove it"
 		}
 		return warn(seen, why, strings.Join(fixes, " && "))
 	}
-	return ok("none found (k3s, rke2, MicroK8s, kubeadm, kind)")
+	return ok("none found (another k3s, rke2, MicroK8s, kubeadm, a kubelet or API server running)")
 }
 
 // ports are the ports the runtime listens on.
@@ -182,7 +186,7 @@ func (m *machine) ports() []Port {
 		return m.opts.Ports
 	}
 	if m.opts.Runtime == "k3d" {
-		return []Port{{Number: 80, What: "the cluster's HTTP", Needed: true, Localhost: true}, {Number: 443, What: "the cluster's HTTPS", Needed: true, Localhost: true}}
+		return []Port{{Number: 80, What: "the cluster's HTTP", Needed: true}, {Number: 443, What: "the cluster's HTTPS", Needed: true}}
 	}
 	return []Port{
 		{Number: 6443, What: "the API server", Needed: true},

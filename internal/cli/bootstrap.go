@@ -130,22 +130,20 @@ func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions)
 	if err != nil {
 		return err
 	}
-	if err := preflightChecks(ctx, g, rt, opts); err != nil {
-		return err
-	}
 	if why := rt.NeedsRoot("bootstrap"); why != "" {
 		if opts.Expose != nil && rt.Name() == "k3s" {
 			if st, err := rt.Status(ctx); err == nil && st.Installed {
 				why = "change the firewall rules that keep the cluster on this machine"
 			}
 		}
-		args := append([]string{"bootstrap", "--runtime", opts.Runtime, "--timeout", opts.Timeout.String()}, bootstrapExtraArgs(opts)...)
-		if _, err := exec.LookPath("sudo"); err == nil {
-			args = append(args, "--skip-checks", "all") // they ran here, as the user: not again as root
-		}
-		return rerunWithSudo(ctx, g, why, args)
+		return rerunWithSudo(ctx, g, why,
+			append([]string{"bootstrap", "--runtime", opts.Runtime, "--timeout", opts.Timeout.String()}, bootstrapExtraArgs(opts)...))
 	}
 	if err := checkHome(); err != nil {
+		return err
+	}
+	// Where the install runs (as root for k3s: it reads what only root can), before it downloads.
+	if err := preflightChecks(ctx, g, rt, opts); err != nil {
 		return err
 	}
 	res, err := rt.Install(ctx, bootstrap.InstallOptions{
@@ -194,6 +192,9 @@ func bootstrapExtraArgs(o *bootstrapOptions) []string {
 	}
 	if o.Expose != nil {
 		args = append(args, "--expose="+strconv.FormatBool(*o.Expose))
+	}
+	if len(o.SkipChecks) > 0 {
+		args = append(args, "--skip-checks", strings.Join(o.SkipChecks, ","))
 	}
 	return args
 }

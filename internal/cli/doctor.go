@@ -176,7 +176,7 @@ func preflightChecks(ctx context.Context, g *globalOptions, rt bootstrap.Runtime
 		if https == 0 {
 			https = 443
 		}
-		ports = []preflight.Port{{Number: http, What: "the cluster's HTTP", Needed: true, Localhost: true}, {Number: https, What: "the cluster's HTTPS", Needed: true, Localhost: true}}
+		ports = []preflight.Port{{Number: http, What: "the cluster's HTTP", Needed: true}, {Number: https, What: "the cluster's HTTPS", Needed: true}}
 	}
 	rep := preflight.Run(ctx, preflight.NewSystem(), preflight.Options{Runtime: rt.Name(), Blocking: true, Skip: opts.SkipChecks, Ports: ports})
 	out := g.Stderr // beside the runtime's progress
