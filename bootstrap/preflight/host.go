@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 
 	"github.com/NationTech/harmony-agent/bootstrap"
+	"github.com/NationTech/harmony-agent/internal/hint"
 )
 
 // Host is the machine the checks look at: every check reads it through this and nothing else.
@@ -119,6 +120,11 @@ func (s System) DiskSpace(path string) (Space, error) { return diskSpace(path) }
 // about itself; the error says why it cannot be used, with the fix (bootstrap.DiagnoseDocker).
 func (s System) Engine(ctx context.Context) (*Engine, error) {
 	e, err := bootstrap.DiagnoseDocker(ctx)
+	if err != nil && ctx.Err() != nil {
+		// Not "not running": it is there, and slow (a VM starting, an engine under load).
+		return nil, hint.With(errors.New("the Docker engine did not answer in time"),
+			"wait until it answers (docker info), or restart it (Docker Desktop, or: sudo systemctl restart docker), then run harmony again")
+	}
 	if err != nil {
 		return nil, err
 	}
