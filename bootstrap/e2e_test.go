@@ -284,6 +284,58 @@ func TestBootstrapSwitchesContextWhenNoneIsSet(t *testing.T) {
 	}
 }
 
+// On a cgroup v1 host (this CI machine is one; here a fake one), the kubelet of Kubernetes 1.35
+// and later refuses to start unless told: bootstrap starts k3s with fail-cgroupv1=false, and
+// says so with the way to cgroup v2. A host where a blocking check fails is refused before
+// anything is downloaded, with the check's fix; --skip-checks lets the user past it.
+func TestBootstrapOnACgroupV1Host(t *testing.T) {
+	t.Parallel()
+	m := newMachine(t)
+	cgroupTree(t, m.root, "1")
+
+	r := m.mustHarmony("bootstrap")
+	for _, w := range []string{"cgroup v1", bootstrap.CgroupV1KubeletArg, bootstrap.CgroupV2Fix} {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("bootstrap does not say %q:\n%s", w, r.stderr)
+		}
+	}
+	log, err := os.ReadFile(m.path("/var/log/k3s.log"))
+	must(t, err)
+	if !strings.Contains(string(log), "args: server ") || !strings.Contains(string(log), " "+bootstrap.CgroupV1KubeletArg) {
+		t.Fatalf("k3s was not started with %s:\n%s", bootstrap.CgroupV1KubeletArg, log)
+	}
+}
+
+func TestBootstrapStopsOnAFailedCheck(t *testing.T) {
+	t.Parallel()
+	m := newMachine(t)
+	cgroupTree(t, m.root, "2")
+	// SELinux enforcing without k3s's policy.
+	must(t, os.MkdirAll(m.path("/sys/fs/selinux"), 0o755))
+	must(t, os.WriteFile(m.path("/sys/fs/selinux/enforce"), []byte("1"), 0o644))
+
+	r := m.harmony("bootstrap")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	for _, w := range []string{`preflight check "selinux" failed`, "harmony: hint: fix: sudo dnf install -y container-selinux k3s-selinux", "--skip-checks selinux"} {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+		}
+	}
+	if hits := m.srv.Hits(manifests.K3sRepo, k3sTag, "k3s") + m.srv.Hits("NationTech/harmony-agent", "v0.0.0-test", manifests.RemoteName); hits != 0 {
+		t.Errorf("a refused bootstrap made %d requests", hits)
+	}
+	if _, err := os.Lstat(m.path("/var/lib/harmony/k3s")); !os.IsNotExist(err) {
+		t.Error("a refused bootstrap installed something")
+	}
+
+	r = m.mustHarmony("bootstrap", "--skip-checks", "selinux")
+	if !m.status().NodeReady {
+		t.Fatalf("bootstrap --skip-checks selinux: %s", r.stderr)
+	}
+}
+
 func TestBootstrapFailuresLeaveNothingRunning(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -422,6 +422,11 @@ const UnprivilegedNodesEnv = "HARMONY_TEST_K3D_UNPRIVILEGED"
 
 func (k *K3d) createNode(ctx context.Context, s spec) error {
 	node := s.node()
+	// k3s in the node runs on the engine's cgroups: on cgroup v1 its kubelet is told to run
+	// anyway, as harmony's k3s service is (Paths.serverArgs).
+	if info, err := k.engine.Client.Info(ctx); err == nil && info.CgroupVersion == "1" {
+		node.Args = append(node.Args, CgroupV1KubeletArg)
+	}
 	if os.Getenv(UnprivilegedNodesEnv) != "1" {
 		if err := k3dclient.NodeCreate(ctx, k.rt, node, k3dtypes.NodeCreateOpts{}); err != nil {
 			return portHint(err)

@@ -451,6 +451,12 @@ func TestK3dRuntimeEndToEnd(t *testing.T) {
 			t.Errorf("label %s=%q, want %q", k, c.Config.Labels[k], v)
 		}
 	}
+	// On an engine with cgroup v1 (this CI machine's), the node's kubelet is told to run anyway.
+	if info, err := dc.Info(ctx); err == nil {
+		if has := slices.Contains(c.Config.Cmd, bootstrap.CgroupV1KubeletArg); has != (info.CgroupVersion == "1") {
+			t.Errorf("engine on cgroup v%s: node command %q", info.CgroupVersion, c.Config.Cmd)
+		}
+	}
 	mounted := false
 	for _, mnt := range c.Mounts {
 		mounted = mounted || (mnt.Type == "volume" && mnt.Name == bootstrap.K3dVolume && mnt.Destination == "/var/lib/rancher/k3s")

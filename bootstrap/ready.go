@@ -95,12 +95,14 @@ func poll(ctx context.Context, interval time.Duration, check func() (done bool, 
 
 // likelyCause reads a k3s log tail and names the usual culprits.
 func likelyCause(logTail string) string {
+	// The first pattern found names the cause: the specific ones come before "cgroup".
 	causes := []struct{ pattern, cause string }{
-		{"address already in use", "a port k3s needs (6443, 10250) is taken by another program: stop it or another Kubernetes"},
+		{"address already in use", "a port k3s needs (6443, 10250) is taken by another program: stop it or another Kubernetes (harmony doctor names the port)"},
 		{"permission denied", "k3s lacks permissions: run as root (harmony re-runs through sudo)"},
-		{"cgroup", "the kernel's cgroups are not available to k3s (in a container, run it privileged)"},
+		{"to not run on a host using cgroup v1", cgroupV1Cause},
+		{"failed to find memory cgroup", "the memory cgroup is disabled: enable it on the kernel command line (cgroup_memory=1 cgroup_enable=memory) and reboot"},
 		{"no space left", "the disk is full"},
-		{"Failed to find memory cgroup", "the memory cgroup is disabled: enable it on the kernel command line (cgroup_memory=1 cgroup_enable=memory)"},
+		{"cgroup", "the kernel's cgroups are not available to k3s (in a container, run it privileged); harmony doctor checks them"},
 	}
 	lower := strings.ToLower(logTail)
 	for _, c := range causes {

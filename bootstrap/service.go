@@ -46,6 +46,21 @@ type Supervisor interface {
 	LogTail(ctx context.Context, n int) string
 }
 
+// refreshUnit brings a service definition harmony wrote up to date before k3s starts again: one
+// written by an older harmony lacks what this machine needs now (the cgroup v1 flag, the
+// nm-cloud-setup guard). harmony owns the unit; k3s's own settings live in
+// /etc/rancher/k3s/config.yaml. A missing unit is left to Install.
+func refreshUnit(path, want string, mode os.FileMode) (bool, error) {
+	have, err := os.ReadFile(path)
+	if err != nil || string(have) == want {
+		return false, nil
+	}
+	if err := writeFile(path, want, mode); err != nil {
+		return false, fmt.Errorf("update %s: %w", path, err)
+	}
+	return true, nil
+}
+
 // DetectSupervisor picks systemd when it runs as init, else OpenRC when present, else harmony's
 // own supervision.
 func DetectSupervisor(p Paths, r Runner) Supervisor {
@@ -58,9 +73,11 @@ func DetectSupervisor(p Paths, r Runner) Supervisor {
 	return &noInit{paths: p}
 }
 
-// SystemdUnit renders the k3s unit as the upstream installer writes it, plus the script that keeps
-// the cluster's apps on this machine (firewall.go), run before k3s starts when it is there.
-func SystemdUnit() string {
+// SystemdUnit renders the k3s unit as the upstream installer writes it (with its guard against
+// NetworkManager's nm-cloud-setup, which breaks k3s's pod network: k3s does not start while it is
+// enabled), plus the script that keeps the cluster's apps on this machine (firewall.go), run
+// before k3s starts when it is there. args are added to "k3s server" as upstream adds them.
+func SystemdUnit(args ...string) string {
 	return `[Unit]
 Description=Lightweight Kubernetes
 Documentation=https://k3s.io
@@ -87,18 +104,37 @@ TasksMax=infinity
 TimeoutStartSec=0
 Restart=always
 RestartSec=5s
+ExecStartPre=/bin/sh -xc '! /usr/bin/systemctl is-enabled --quiet nm-cloud-setup.service 2>/dev/null'
 ExecStartPre=-/sbin/modprobe br_netfilter
 ExecStartPre=-/sbin/modprobe overlay
 ExecStartPre=-/bin/sh /etc/rancher/k3s/harmony-local-only.sh
 ExecStart=/usr/local/bin/k3s \
     server \
-
+` + unitArgs(args) + `
 `
 }
 
+// unitArgs renders args as upstream's installer does in ExecStart: one quoted argument a line.
+func unitArgs(args []string) string {
+	var b strings.Builder
+	for _, a := range args {
+		b.WriteString("\t" + shellQuote(a) + " \\\n")
+	}
+	return b.String()
+}
+
+// shellQuote quotes s for sh and systemd alike.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
 // OpenRCScript renders the k3s OpenRC service as the upstream installer writes it, plus the
-// script that keeps the cluster's apps on this machine (firewall.go).
-func OpenRCScript() string {
+// script that keeps the cluster's apps on this machine (firewall.go). args are added to
+// "k3s server".
+func OpenRCScript(args ...string) string {
+	quoted := make([]string, 0, len(args)+1)
+	quoted = append(quoted, "server")
+	for _, a := range args {
+		quoted = append(quoted, shellQuote(a))
+	}
 	return `#!/sbin/openrc-run
 
 depend() {
@@ -114,7 +150,7 @@ start_pre() {
 supervisor=supervise-daemon
 name=k3s
 command="/usr/local/bin/k3s"
-command_args="server  >>/var/log/k3s.log 2>&1"
+command_args="` + strings.Join(quoted, " ") + `  >>/var/log/k3s.log 2>&1"
 
 output_log=/var/log/k3s.log
 error_log=/var/log/k3s.log
@@ -137,8 +173,10 @@ type systemd struct {
 
 func (s *systemd) Name() string { return "systemd" }
 
+func (s *systemd) unit() string { return SystemdUnit(s.paths.serverArgs()...) }
+
 func (s *systemd) Install(ctx context.Context) error {
-	if err := writeFile(s.paths.SystemdUnit(), SystemdUnit(), 0o644); err != nil {
+	if err := writeFile(s.paths.SystemdUnit(), s.unit(), 0o644); err != nil {
 		return err
 	}
 	if !fileExists(s.paths.SystemdEnv()) {
@@ -154,6 +192,13 @@ func (s *systemd) Install(ctx context.Context) error {
 }
 
 func (s *systemd) Start(ctx context.Context) error {
+	if changed, err := refreshUnit(s.paths.SystemdUnit(), s.unit(), 0o644); err != nil {
+		return err
+	} else if changed {
+		if _, err := s.runner.Run(ctx, "systemctl", "daemon-reload"); err != nil {
+			return err
+		}
+	}
 	_, err := s.runner.Run(ctx, "systemctl", "restart", "k3s")
 	return err
 }
@@ -187,8 +232,10 @@ type openrc struct {
 
 func (o *openrc) Name() string { return "openrc" }
 
+func (o *openrc) script() string { return OpenRCScript(o.paths.serverArgs()...) }
+
 func (o *openrc) Install(ctx context.Context) error {
-	if err := writeFile(o.paths.OpenRCScript(), OpenRCScript(), 0o755); err != nil {
+	if err := writeFile(o.paths.OpenRCScript(), o.script(), 0o755); err != nil {
 		return err
 	}
 	if !fileExists(o.paths.OpenRCEnv()) {
@@ -201,6 +248,9 @@ func (o *openrc) Install(ctx context.Context) error {
 }
 
 func (o *openrc) Start(ctx context.Context) error {
+	if _, err := refreshUnit(o.paths.OpenRCScript(), o.script(), 0o755); err != nil {
+		return err
+	}
 	_, err := o.runner.Run(ctx, "rc-service", "k3s", "restart")
 	return err
 }
@@ -235,14 +285,15 @@ func (n *noInit) LogTail(_ context.Context, lines int) string {
 	return tailFile(n.paths.Log(), lines)
 }
 
-// serverArgs are the k3s server flags: upstream's defaults, spelled out so HARMONY_ROOT moves them.
+// serverArgs are the k3s server flags: upstream's defaults, spelled out so HARMONY_ROOT moves them,
+// and what this machine needs (Paths.serverArgs), as the service units have them.
 func (n *noInit) serverArgs() []string {
-	return []string{"server",
+	return append([]string{"server",
 		"--config", n.paths.ConfigFile(),
 		"--data-dir", n.paths.DataDir(),
 		"--write-kubeconfig", n.paths.KubeconfigFile(),
 		"--write-kubeconfig-mode", "0600",
-	}
+	}, n.paths.serverArgs()...)
 }
 
 func (n *noInit) Start(ctx context.Context) error {

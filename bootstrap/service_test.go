@@ -16,6 +16,9 @@ func TestUnitsMatchGoldenFiles(t *testing.T) {
 	for name, got := range map[string]string{
 		"k3s.service.golden": bootstrap.SystemdUnit(),
 		"k3s.openrc.golden":  bootstrap.OpenRCScript(),
+		// On a cgroup v1 host: the kubelet is told to run anyway.
+		"k3s-cgroupv1.service.golden": bootstrap.SystemdUnit(bootstrap.CgroupV1KubeletArg),
+		"k3s-cgroupv1.openrc.golden":  bootstrap.OpenRCScript(bootstrap.CgroupV1KubeletArg),
 		// The agent's schedule, for a harmony in /usr/local/bin.
 		"harmony-agent.service.golden":      bootstrap.AgentSystemdService("/usr/local/bin/harmony"),
 		"harmony-agent.timer.golden":        bootstrap.AgentSystemdTimer(""),

@@ -30,10 +30,15 @@ type bootstrapOptions struct {
 	HTTPSPort     int
 	// Expose is --expose when given (nil: keep what the runtime has).
 	Expose *bool
+	// SkipChecks are the preflight checks not to run ("all": none).
+	SkipChecks []string
 }
 
 func (o *bootstrapOptions) validate() error {
 	if err := checkK3sVersion("version", &o.Version, true); err != nil {
+		return err
+	}
+	if err := checkIDs("--skip-checks", o.SkipChecks); err != nil {
 		return err
 	}
 	for _, p := range []int{o.HTTPPort, o.HTTPSPort} {
@@ -62,7 +67,12 @@ cluster's HTTP and HTTPS on localhost (--http-port, --https-port).
 With k3s, the cluster answers this machine only: a firewall rule harmony keeps (iptables' mangle
 table) drops connections from the network to NodePorts, LoadBalancer Services, Traefik's 80 and
 443, hostPorts, the API server and the kubelet. --expose takes it out, so the cluster answers on
-every network interface as k3s does by default; --expose=false puts it back. Neither restarts k3s.`,
+every network interface as k3s does by default; --expose=false puts it back. Neither restarts k3s.
+
+Before it installs anything, bootstrap runs the checks of 'harmony doctor' whose failure would
+stop the runtime (cgroups, kernel modules, SELinux, nm-cloud-setup, ports, another Kubernetes,
+disk, Docker's memory for k3d, proxy variables): a failing one stops it before any download, with its fix.
+--skip-checks ID,... leaves checks out, for when you know better ("all": every one).`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("expose") {
@@ -82,6 +92,7 @@ every network interface as k3s does by default; --expose=false puts it back. Nei
 	f.BoolVar(&opts.SwitchContext, "switch-context", false, "make harmony the current kubeconfig context even when another is set")
 	f.IntVar(&opts.HTTPPort, "http-port", 0, "k3d: the localhost port for the cluster's HTTP (default 80)")
 	f.IntVar(&opts.HTTPSPort, "https-port", 0, "k3d: the localhost port for the cluster's HTTPS (default 443)")
+	f.StringSliceVar(&opts.SkipChecks, "skip-checks", nil, "preflight checks not to run, by id (see harmony doctor), or all")
 	f.BoolVar(&expose, "expose", false, "k3s: answer on every network interface; --expose=false: this machine only again (a new k3s starts so; without the flag, nothing changes)")
 	return cmd
 }
@@ -131,6 +142,10 @@ func bootstrapRun(ctx context.Context, g *globalOptions, opts *bootstrapOptions)
 	if err := checkHome(); err != nil {
 		return err
 	}
+	// Where the install runs (as root for k3s: it reads what only root can), before it downloads.
+	if err := preflightChecks(ctx, g, rt, opts); err != nil {
+		return err
+	}
 	res, err := rt.Install(ctx, bootstrap.InstallOptions{
 		Version: opts.Version, Airgap: opts.Airgap, Timeout: opts.Timeout, SwitchContext: opts.SwitchContext,
 		HTTPPort: portString(opts.HTTPPort), HTTPSPort: portString(opts.HTTPSPort), Expose: opts.Expose,
@@ -177,6 +192,9 @@ func bootstrapExtraArgs(o *bootstrapOptions) []string {
 	}
 	if o.Expose != nil {
 		args = append(args, "--expose="+strconv.FormatBool(*o.Expose))
+	}
+	if len(o.SkipChecks) > 0 {
+		args = append(args, "--skip-checks", strings.Join(o.SkipChecks, ","))
 	}
 	return args
 }

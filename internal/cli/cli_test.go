@@ -11,6 +11,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/NationTech/harmony-agent/bootstrap"
 	"github.com/NationTech/harmony-agent/internal/cli"
 	"github.com/NationTech/harmony-agent/launch"
 )
@@ -77,8 +78,12 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {
-			if cond == "root" {
+			switch cond {
+			case "root":
 				return os.Geteuid() == 0, nil
+			case "cgroupv1":
+				// This machine mounts cgroup v1 (as CI's machines do): /sys/fs/cgroup is not cgroup2.
+				return bootstrap.CgroupVersion("/") == 1, nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/NationTech/harmony-agent/bootstrap/preflight"
 	"github.com/NationTech/harmony-agent/launch"
 )
 
@@ -42,6 +43,10 @@ func flagCompletions(cmd *cobra.Command) map[string]completeFunc {
 		"output":  fixed("json\tone JSON document on stdout"),
 		"runtime": fixed("auto\tk3s on Linux, k3d elsewhere", "k3s\tk3s as a service on this Linux machine", "k3d\tk3s in Docker"),
 		"context": completeContexts,
+		// --skip-checks: the preflight checks' ids (harmony doctor).
+		"skip-checks": func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return append(preflight.IDs(), "all"), cobra.ShellCompDirectiveNoFileComp
+		},
 	}
 	switch cmd.CommandPath() {
 	case "harmony bootstrap", "harmony runtime upgrade", "harmony runtime rollback":

@@ -160,6 +160,16 @@ $ harmony self-update --check
 
 # Go back to an older release
 $ harmony self-update --version v1.3.2 --yes`},
+	"harmony doctor": {example: `
+# Every check, with the fix of what is wrong
+$ harmony doctor
+
+# Only some checks; for k3s in Docker
+$ harmony doctor cgroups ports
+$ harmony doctor --runtime k3d
+
+# For scripts: exit 1 when a check fails
+$ harmony doctor -o json`},
 	"harmony help": {example: `
 $ harmony help launch
 $ harmony help runtime status`},

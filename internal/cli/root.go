@@ -265,6 +265,7 @@ repository's manifests on it: clone a repo, run 'harmony launch', and the projec
 		newListCmd(g),
 		newForwardCmd(g),
 		newLogsCmd(g),
+		newDoctorCmd(g),
 		newAgentCmd(g),
 		newSelfUpdateCmd(g),
 	)
