@@ -462,8 +462,31 @@ func (s *Source) add(t *tree, name, what string) error {
 		s.Jsonnet = append(s.Jsonnet, t.abs(name))
 		return nil
 	}
+	if err := t.notSkaffoldConfig(name, what); err != nil {
+		return err
+	}
 	s.Files = append(s.Files, t.abs(name))
 	return nil
+}
+
+// notSkaffoldConfig refuses a file named as manifests (-f, harmony.yaml's manifests) that is a
+// Skaffold config (apiVersion skaffold/…): applied as an object it fails as a kind the cluster
+// lacks ("install the operator or CRD"), and the images it builds would not be built.
+func (t *tree) notSkaffoldConfig(name, what string) error {
+	if ext := strings.ToLower(path.Ext(name)); ext != ".yaml" && ext != ".yml" {
+		return nil
+	}
+	b, err := t.readFile(name)
+	if err != nil || !skaffoldConfig.Match(b) {
+		return nil // read (and reported) with the manifests
+	}
+	err = fmt.Errorf("%s: %q is a Skaffold config, not Kubernetes manifests", what, shown(name))
+	if path.Base(name) == SkaffoldFile && path.Dir(name) == "." {
+		return hint.With(err, "harmony reads "+SkaffoldFile+" by itself: launch without -f (it builds the images it names and applies its manifests)")
+	}
+	return hint.With(err, "harmony reads Skaffold's configuration from "+SkaffoldFile+" only: copy (or link) this one there, then launch without -f:",
+		"  "+hint.Command("cp", fromHere(t.abs(name)), fromHere(t.abs(SkaffoldFile))),
+		"or name the manifests it deploys: -f PATH (with the images to build in "+ProjectFile+": images: [{image: NAME, context: DIR}])")
 }
 
 // loadConfig reads root's harmony.yaml; it returns nil when there is none. Like every read of

@@ -30,6 +30,9 @@ type LogOptions struct {
 	Follow bool
 	// Tail is how many lines of each container's log to print first (0: all of it).
 	Tail int64
+	// Errs, when set, is where a container whose log cannot be read is named while following
+	// (once, with the reason): otherwise -f would wait in silence.
+	Errs io.Writer
 }
 
 // logSource is a Service or workload of the project and the pods it selects.
@@ -62,6 +65,7 @@ func (e *Engine) Logs(ctx context.Context, p *Project, o LogOptions, out io.Writ
 	w := &logPrinter{w: out}
 	var wg sync.WaitGroup
 	started := map[string]bool{} // pod UID/container
+	var failed []string          // the logs that could not be read, and why
 	var mu sync.Mutex
 	start := func(pod *corev1.Pod) {
 		src := sourceOf(sources, pod)
@@ -80,7 +84,11 @@ func (e *Engine) Logs(ctx context.Context, p *Project, o LogOptions, out io.Writ
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				e.streamLog(ctx, pod, c.Name, src.name, o, w)
+				if err := e.streamLog(ctx, pod, c.Name, src.name, o, w); err != nil && ctx.Err() == nil {
+					mu.Lock()
+					failed = append(failed, err.Error())
+					mu.Unlock()
+				}
 			}()
 		}
 	}
@@ -95,7 +103,7 @@ func (e *Engine) Logs(ctx context.Context, p *Project, o LogOptions, out io.Writ
 	}
 	if !o.Follow {
 		wg.Wait()
-		return nil
+		return logErrors(failed)
 	}
 	// Follow: new pods (a rollout's, a restarted Job's) join as they appear; the namespace's
 	// pods are listed again every second (a watch may end or miss nothing, a list never lies).
@@ -197,12 +205,28 @@ func sourceOf(sources []logSource, pod *corev1.Pod) *logSource {
 	return nil
 }
 
+// logErrors is the error naming the logs that could not be read, nil when there are none.
+func logErrors(failed []string) error {
+	if len(failed) == 0 {
+		return nil
+	}
+	sort.Strings(failed)
+	what := "the log of 1 container"
+	if len(failed) > 1 {
+		what = fmt.Sprintf("the logs of %d containers", len(failed))
+	}
+	return hint.With(fmt.Errorf("could not read %s:\n  %s", what, strings.Join(failed, "\n  ")),
+		"harmony status says whether the pods run; the API server reads a log from the pod's node (its kubelet), which must be reachable")
+}
+
 // streamLog prints one container's log, waiting for it to start; with Follow, until it ends.
-func (e *Engine) streamLog(ctx context.Context, pod *corev1.Pod, container, source string, o LogOptions, w *logPrinter) {
+// It returns why the log could not be read, when it could not.
+func (e *Engine) streamLog(ctx context.Context, pod *corev1.Pod, container, source string, o LogOptions, w *logPrinter) error {
 	prefix := fmt.Sprintf("%s %s", source, container)
 	if len(pod.Spec.Containers)+len(pod.Spec.InitContainers) == 1 {
 		prefix = source
 	}
+	what := fmt.Sprintf("%s (pod %s, container %s)", source, pod.Name, container)
 	prefix += " | "
 	opts := &corev1.PodLogOptions{Container: container, Follow: o.Follow}
 	if o.Tail > 0 {
@@ -211,16 +235,20 @@ func (e *Engine) streamLog(ctx context.Context, pod *corev1.Pod, container, sour
 	for try := 0; ; try++ {
 		rc, err := e.client.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, opts).Stream(ctx)
 		if err != nil {
+			failure := fmt.Errorf("%s: %s", what, Sanitize(err.Error()))
 			// Not started yet (ContainerCreating, an image pulled): wait for it while following.
 			if !o.Follow || ctx.Err() != nil || try > 120 {
-				return
+				return failure
+			}
+			if try == 5 && o.Errs != nil {
+				fmt.Fprintf(o.Errs, "harmony: cannot read the log of %s yet: %s (trying again)\n", what, Sanitize(err.Error()))
 			}
 			if _, gerr := e.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{}); gerr != nil {
-				return // gone
+				return nil // gone
 			}
 			select {
 			case <-ctx.Done():
-				return
+				return nil
 			case <-time.After(time.Second):
 			}
 			continue
@@ -231,7 +259,7 @@ func (e *Engine) streamLog(ctx context.Context, pod *corev1.Pod, container, sour
 			w.line(prefix + printableLog(s.Text()))
 		}
 		rc.Close()
-		return
+		return nil
 	}
 }
 

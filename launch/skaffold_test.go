@@ -581,3 +581,29 @@ func TestSkaffoldConfigIsNotAManifest(t *testing.T) {
 		})
 	}
 }
+
+// A Skaffold config named as manifests (-f skaffold-dev.yaml, harmony.yaml's manifests) is
+// refused by name before anything is applied, with the cp that makes it the skaffold.yaml
+// harmony reads: applied as objects it failed as a kind the cluster lacks, hinting at a CRD.
+func TestSkaffoldConfigNamedAsManifests(t *testing.T) {
+	cfg := "apiVersion: skaffold/v4beta11\nkind: Config\nbuild: {artifacts: [{image: web}]}\nmanifests: {rawYaml: [k8s/*.yaml]}\n"
+	root := tree(t, map[string]string{
+		"skaffold-dev.yaml": cfg,
+		"skaffold.yaml":     cfg,
+		"k8s/app.yaml":      cmDoc("app"),
+	})
+	_, err := launch.Discover(root, []string{filepath.Join(root, "skaffold-dev.yaml")})
+	text := errText(err)
+	for _, want := range []string{`"skaffold-dev.yaml" is a Skaffold config, not Kubernetes manifests`, "cp ", "skaffold.yaml"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("-f skaffold-dev.yaml: got %q, want it to say %q", text, want)
+		}
+	}
+	_, err = launch.Discover(root, []string{filepath.Join(root, "skaffold.yaml")})
+	if text := errText(err); !strings.Contains(text, "launch without -f") {
+		t.Errorf("-f skaffold.yaml: got %q, want the hint to launch without -f", text)
+	}
+	if _, err := launch.Discover(root, []string{filepath.Join(root, "k8s/app.yaml")}); err != nil {
+		t.Errorf("-f k8s/app.yaml: %v", errText(err))
+	}
+}

@@ -105,7 +105,7 @@ pods that replace the old ones (a rollout, a relaunch), until Ctrl-C.`,
 			if err != nil {
 				return err
 			}
-			o := launch.LogOptions{Follow: opts.Follow, Tail: opts.Tail}
+			o := launch.LogOptions{Follow: opts.Follow, Tail: opts.Tail, Errs: g.Stderr}
 			if len(args) == 1 {
 				o.Target = args[0]
 			}
@@ -121,5 +121,6 @@ pods that replace the old ones (a rollout, a relaunch), until Ctrl-C.`,
 	f.BoolVarP(&opts.Follow, "follow", "f", false, "keep printing, following new pods, until Ctrl-C")
 	f.Int64Var(&opts.Tail, "tail", 0, "print only the last N lines of each container's log first (0: all)")
 	f.StringVar(&opts.Dir, "dir", "", "the app's folder (default: the current one)")
+	_ = f.MarkHidden("output") // logs print as they are: --help must not offer -o json
 	return cmd
 }

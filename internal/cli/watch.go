@@ -20,6 +20,7 @@ func watchRun(ctx context.Context, g *globalOptions, opts *launchOptions, req la
 		fwdStop  context.CancelFunc
 		services string // the forwarded services, to forward again when they change
 		first    = true
+		down     = "harmony down" // the command that removes the app, as the user addressed it
 	)
 	stopForward := func() {
 		if fwd != nil {
@@ -59,6 +60,9 @@ func watchRun(ctx context.Context, g *globalOptions, opts *launchOptions, req la
 		go f.Serve(fctx, g.Stderr)
 	}
 	cycle := func(changed []string, res *launch.Result, err error, took time.Duration, superseded bool) {
+		if res != nil && res.Project != nil {
+			down = res.Project.Command("down")
+		}
 		if first {
 			first = false
 			switch {
@@ -80,7 +84,7 @@ func watchRun(ctx context.Context, g *globalOptions, opts *launchOptions, req la
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.Stderr, "stopped watching: the app keeps running (harmony down removes it)\n")
+	fmt.Fprintf(g.Stderr, "stopped watching: the app keeps running (%s removes it)\n", down)
 	return ctx.Err() // Ctrl-C: exit 130
 }
 
