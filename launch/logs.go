@@ -106,7 +106,7 @@ func (e *Engine) Logs(ctx context.Context, p *Project, o LogOptions, out io.Writ
 		return logErrors(failed)
 	}
 	// Follow: new pods (a rollout's, a restarted Job's) join as they appear; the namespace's
-	// pods are listed again every second (a watch may end or miss nothing, a list never lies).
+	// pods are listed again every second (a list misses none; a watch can end between two events).
 	for {
 		select {
 		case <-ctx.Done():

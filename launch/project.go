@@ -170,6 +170,20 @@ func (p *Project) Discover() (*Source, error) {
 		}
 	}
 	src, err := discover(base, p.Manifests, p.Profile)
+	var amb *AmbiguousError
+	if errors.As(err, &amb) && len(p.Manifests) == 0 && p.dir != amb.Root {
+		// The folder the launch runs in (or names) is one of the choices, or inside one (cd
+		// overlays/prod && harmony launch): that one is meant.
+		for _, c := range amb.Candidates {
+			if cand := filepath.Join(amb.Root, c); within(cand, p.dir) {
+				if src, err = discover(base, []string{cand}, p.Profile); src != nil {
+					rel, _ := filepath.Rel(p.Root, cand)
+					src.Reason = filepath.ToSlash(rel) + ", the folder it was run from"
+				}
+				break
+			}
+		}
+	}
 	if src != nil && base != p.Root {
 		rel, _ := filepath.Rel(p.Root, base)
 		src.Root = p.Root
@@ -177,7 +191,6 @@ func (p *Project) Discover() (*Source, error) {
 			src.Images[i].Context = path.Join(filepath.ToSlash(rel), src.Images[i].Context)
 		}
 	}
-	var amb *AmbiguousError
 	if errors.As(err, &amb) {
 		hints := []string{"harmony applies nothing when the choice is not clear; pick one:"}
 		for _, c := range amb.Candidates {
