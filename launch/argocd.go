@@ -3,7 +3,6 @@ package launch
 import (
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -160,23 +159,4 @@ func objectName(o Object) string {
 func syncWave(o Object) int {
 	w, _ := strconv.Atoi(strings.TrimSpace(o.GetAnnotations()[argoWaveAnnotation]))
 	return w
-}
-
-// waves groups objs by sync wave, lowest first.
-func waves(objs []Object) [][]Object {
-	by := map[int][]Object{}
-	for _, o := range objs {
-		w := syncWave(o)
-		by[w] = append(by[w], o)
-	}
-	keys := make([]int, 0, len(by))
-	for w := range by {
-		keys = append(keys, w)
-	}
-	sort.Ints(keys)
-	out := make([][]Object, len(keys))
-	for i, w := range keys {
-		out[i] = by[w]
-	}
-	return out
 }

@@ -83,6 +83,7 @@ func TestArgoSyncWavesAndHooks(t *testing.T) {
 			argoJob("migrate", "argocd.argoproj.io/hook: PreSync", "argocd.argoproj.io/hook-delete-policy: HookSucceeded") + "---\n" +
 			argoJob("generateName: smoke-", "argocd.argoproj.io/hook: PostSync") + "---\n" +
 			argoJob("on-failure", "argocd.argoproj.io/hook: SyncFail") + "---\n" +
+			argoJob("maintenance", "argocd.argoproj.io/hook: Sync", `argocd.argoproj.io/sync-wave: "1"`) + "---\n" +
 			"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: skipped\n  annotations: {argocd.argoproj.io/hook: Skip}\n",
 	})
 	ctx := context.Background()
@@ -105,6 +106,10 @@ func TestArgoSyncWavesAndHooks(t *testing.T) {
 	iPre, iWave, iPost := strings.Index(out, "PreSync hook job/migrate"), strings.Index(out, "sync wave -1"), strings.Index(out, "PostSync hook job/smoke-…")
 	if iPre < 0 || iWave < iPre || iPost < iWave {
 		t.Errorf("PreSync, the waves and PostSync out of order:\n%s", out)
+	}
+	// A Sync hook runs at its own wave: after wave 0 was ready, before wave 2 is applied.
+	if i0, iSync, i2 := strings.Index(out, "sync wave 0"), strings.Index(out, "Sync hook job/maintenance"), strings.Index(out, "sync wave 2"); i0 < 0 || iSync < i0 || i2 < iSync {
+		t.Errorf("the Sync hook of wave 1 ran out of its wave:\n%s", out)
 	}
 	if !strings.Contains(out, "configmap/skipped (argocd.argoproj.io/hook: Skip: not applied)") {
 		t.Errorf("the Skip object is not named:\n%s", out)

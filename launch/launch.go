@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -257,10 +258,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 	if err := e.runHooks(ctx, hooks, preHook, p, o.Timeout, o.Out); err != nil {
 		return nil, failed(err)
 	}
-	if err := e.applyWaves(ctx, late, planLate, claims, o, st); err != nil {
-		return nil, failed(err)
-	}
-	if err := e.runHooks(ctx, hooks, SyncEvent, p, o.Timeout, o.Out); err != nil {
+	if err := e.applyWaves(ctx, late, planLate, claims, o, st, hooks, p); err != nil {
 		return nil, failed(err)
 	}
 	if err := e.prune(ctx, rep.Plan); err != nil {
@@ -297,23 +295,45 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 	return rep, e.runHooks(ctx, hooks, postHook, p, o.Timeout, o.Out)
 }
 
-// applyWaves applies the objects planned to change, wave by wave when they have Argo CD sync
-// waves (lowest first): each wave is applied, then waited on until ready, before the next one
-// (--no-wait too: the order is what the repository asked for). Without waves it is one apply.
-func (e *Engine) applyWaves(ctx context.Context, objs []Object, plan []Step, claims map[object.ObjMetadata]claim, o Options, st *states) error {
-	ws := waves(objs)
-	if len(ws) <= 1 {
-		_, err := e.applyChanged(ctx, objs, plan, claims, st)
-		return err
+// applyWaves applies the objects planned to change and runs the Sync hooks, wave by wave
+// (Argo CD's sync waves, lowest first; a hook's wave is its weight): each wave's objects are
+// applied, its Sync hooks run, and, when a later wave follows, its objects are waited on until
+// ready (with --no-wait too: the order is what the repository asked for). Without waves it is
+// one apply, then the Sync hooks.
+func (e *Engine) applyWaves(ctx context.Context, objs []Object, plan []Step, claims map[object.ObjMetadata]claim, o Options, st *states, hooks []Hook, p *Project) error {
+	byWave := map[int][]Object{}
+	hooksAt := map[int][]Hook{}
+	for _, obj := range objs {
+		byWave[syncWave(obj)] = append(byWave[syncWave(obj)], obj)
 	}
-	for i, wave := range ws {
-		w := syncWave(wave[0])
-		fmt.Fprintf(o.Out, "  sync wave %d: %s\n", w, countOf(len(wave), "object"))
+	for _, h := range hooks {
+		if h.has(SyncEvent) {
+			hooksAt[h.Weight] = append(hooksAt[h.Weight], h)
+		}
+	}
+	var order []int
+	for w := range byWave {
+		order = append(order, w)
+	}
+	for w := range hooksAt {
+		if _, ok := byWave[w]; !ok {
+			order = append(order, w)
+		}
+	}
+	sort.Ints(order)
+	for i, w := range order {
+		wave := byWave[w]
+		if len(order) > 1 {
+			fmt.Fprintf(o.Out, "  sync wave %d: %s\n", w, countOf(len(wave), "object"))
+		}
 		if _, err := e.applyChanged(ctx, wave, plan, claims, st); err != nil {
 			return err
 		}
-		if i == len(ws)-1 {
-			break
+		if err := e.runHooks(ctx, hooksAt[w], SyncEvent, p, o.Timeout, o.Out); err != nil {
+			return err
+		}
+		if i == len(order)-1 || len(wave) == 0 {
+			continue
 		}
 		ids := object.ObjMetadataSet{}
 		for _, obj := range wave {
