@@ -263,6 +263,9 @@ func (w *watcher) poll(ctx context.Context, pending map[string]bool, flush func(
 	}
 }
 
+// maxGitignore caps what is read of .gitignore.
+const maxGitignore = 1 << 20
+
 type fileStamp struct {
 	size int64
 	mod  time.Time
@@ -295,14 +298,23 @@ func (w *watcher) snapshot() map[string]fileStamp {
 // gitignorePatterns reads the repository's top .gitignore as patterns (a pattern without a slash
 // matches at any depth, as in git; negations and nested .gitignore files are not read: they
 // only make the watch wider).
+// Like every file harmony reads from a repository, it must be a regular file inside it (a link
+// to /dev/urandom never ends, a FIFO blocks), and only its first maxGitignore bytes are read.
 func gitignorePatterns(root string) []string {
-	f, err := os.Open(filepath.Join(root, ".gitignore"))
+	name := filepath.Join(root, ".gitignore")
+	if st, err := os.Lstat(name); err != nil || !st.Mode().IsRegular() {
+		return nil
+	}
+	f, err := os.OpenFile(name, os.O_RDONLY|openNonblock, 0)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil // replaced since
+	}
 	var out []string
-	s := bufio.NewScanner(f)
+	s := bufio.NewScanner(io.LimitReader(f, maxGitignore))
 	for s.Scan() {
 		l := strings.TrimSpace(s.Text())
 		if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, "!") {
