@@ -98,32 +98,47 @@ func (e *Engine) Logs(ctx context.Context, p *Project, o LogOptions, out io.Writ
 		wg.Wait()
 		return nil
 	}
-	// Follow: new pods (a rollout's, a restarted Job's) join as they appear.
+	// Follow: new pods (a rollout's, a restarted Job's) join as they appear. A watch that fails
+	// or ends at once (410 Gone: its resource version is too old) waits a second and lists the
+	// pods again (a fresh version, and the pods that came meanwhile), never asking again in a
+	// tight loop; bookmarks keep the version fresh in a quiet namespace.
 	for ctx.Err() == nil {
-		wt, err := e.client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: pods.ResourceVersion})
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			time.Sleep(time.Second)
-			if pods, err = e.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err == nil {
-				for i := range pods.Items {
-					start(&pods.Items[i])
+		began := time.Now()
+		wt, err := e.client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: pods.ResourceVersion, AllowWatchBookmarks: true})
+		relist := err != nil
+		if err == nil {
+			for ev := range wt.ResultChan() {
+				if ev.Type == watch.Error {
+					relist = true
+					break
+				}
+				pod, ok := ev.Object.(*corev1.Pod)
+				if !ok {
+					continue
+				}
+				pods.ResourceVersion = pod.ResourceVersion
+				if ev.Type == watch.Added || ev.Type == watch.Modified {
+					start(pod)
 				}
 			}
-			continue
+			wt.Stop()
 		}
-		for ev := range wt.ResultChan() {
-			pod, ok := ev.Object.(*corev1.Pod)
-			if !ok {
-				continue
-			}
-			pods.ResourceVersion = pod.ResourceVersion
-			if ev.Type == watch.Added || ev.Type == watch.Modified {
-				start(pod)
+		if !relist && time.Since(began) >= time.Second {
+			continue // the server ended a long watch: watch again from where it was
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if list, err := e.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err == nil {
+			pods = list
+			for i := range pods.Items {
+				start(&pods.Items[i])
 			}
 		}
-		wt.Stop()
 	}
 	wg.Wait()
 	return nil
