@@ -42,4 +42,3 @@ func TestLogsFollowWatchEndsAtOnce(t *testing.T) {
 		t.Fatalf("%d watches in 2 s: logs -f spins when the server ends its watch", n)
 	}
 }
-
