@@ -263,8 +263,12 @@ func (w *watcher) poll(ctx context.Context, pending map[string]bool, flush func(
 	}
 }
 
-// maxGitignore caps what is read of .gitignore.
-const maxGitignore = 1 << 20
+// maxGitignore caps what is read of .gitignore, and maxIgnorePatterns the patterns kept (each
+// path the watch sees is matched against all of them): a pattern left out only widens the watch.
+const (
+	maxGitignore      = 256 << 10
+	maxIgnorePatterns = 2000
+)
 
 type fileStamp struct {
 	size int64
@@ -299,7 +303,8 @@ func (w *watcher) snapshot() map[string]fileStamp {
 // matches at any depth, as in git; negations and nested .gitignore files are not read: they
 // only make the watch wider).
 // Like every file harmony reads from a repository, it must be a regular file inside it (a link
-// to /dev/urandom never ends, a FIFO blocks), and only its first maxGitignore bytes are read.
+// to /dev/urandom never ends, a FIFO blocks); its first maxGitignore bytes and maxIgnorePatterns
+// patterns are read.
 func gitignorePatterns(root string) []string {
 	name := filepath.Join(root, ".gitignore")
 	if st, err := os.Lstat(name); err != nil || !st.Mode().IsRegular() {
@@ -315,7 +320,7 @@ func gitignorePatterns(root string) []string {
 	}
 	var out []string
 	s := bufio.NewScanner(io.LimitReader(f, maxGitignore))
-	for s.Scan() {
+	for s.Scan() && len(out) < maxIgnorePatterns {
 		l := strings.TrimSpace(s.Text())
 		if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, "!") {
 			continue
