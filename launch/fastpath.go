@@ -3,9 +3,11 @@ package launch
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -219,8 +221,90 @@ func (s *states) findUnchanged(objs []Object, lives map[object.ObjMetadata]*unst
 		if live == nil || want == "" || !ours(live, p) {
 			continue
 		}
-		if stateValue(obj.Unstructured, live) == want {
+		if stateValue(obj.Unstructured, live) == want && holds(live, obj.Unstructured) {
 			s.fast[id] = true
 		}
 	}
+}
+
+// holds reports whether live has every value harmony applies (applied is a part of it). The
+// fingerprint alone can be forged: a client that edits a field and then writes the object again,
+// unchanged, with harmony's managedFields entry as it was, leaves an object whose fingerprint
+// matches (the API server keeps the managedFields a client sends; objects without a generation,
+// ConfigMaps, Secrets, Services, RBAC, show no other trace). A value the server normalises
+// (a quantity, stringData) takes the full path, which is always right.
+func holds(live, applied *unstructured.Unstructured) bool {
+	want := applied.Object
+	if sd, ok := want["stringData"].(map[string]any); ok && applied.GetKind() == "Secret" && applied.GroupVersionKind().Group == "" {
+		// The server keeps stringData as data, base64-encoded, over data's own keys.
+		want = maps.Clone(want)
+		data := map[string]any{}
+		if d, ok := want["data"].(map[string]any); ok {
+			maps.Copy(data, d)
+		}
+		for k, v := range sd {
+			s, ok := v.(string)
+			if !ok {
+				return false
+			}
+			data[k] = base64.StdEncoding.EncodeToString([]byte(s))
+		}
+		delete(want, "stringData")
+		want["data"] = data
+	}
+	return containsValues(live.Object, want)
+}
+
+// containsValues reports whether have holds every value of want: maps key by key, lists element by
+// element (of the same length), numbers by value; a null in want is anything.
+func containsValues(have, want any) bool {
+	switch w := want.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		h, ok := have.(map[string]any)
+		if !ok {
+			return false
+		}
+		for k, wv := range w {
+			hv, ok := h[k]
+			if !ok && wv != nil {
+				return false
+			}
+			if !containsValues(hv, wv) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		h, ok := have.([]any)
+		if !ok || len(h) != len(w) {
+			return false
+		}
+		for i := range w {
+			if !containsValues(h[i], w[i]) {
+				return false
+			}
+		}
+		return true
+	case int64, float64, int, int32:
+		a, aok := number(w)
+		b, bok := number(have)
+		return aok && bok && a == b
+	}
+	return have == want
+}
+
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return float64(n), true
+	case float64:
+		return n, true
+	case int:
+		return float64(n), true
+	case int32:
+		return float64(n), true
+	}
+	return 0, false
 }

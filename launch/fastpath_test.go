@@ -178,3 +178,67 @@ func TestNoChangeLaunchAsksTheServerLittle(t *testing.T) {
 		t.Errorf("configmap: %v %v", err, cm.Data)
 	}
 }
+
+// An edit behind harmony's back followed by a second write that puts harmony's managedFields
+// entry back as it was (the API server keeps the managedFields a client sends when the object
+// itself does not change) does not ride the fast path: the edited value is applied again.
+func TestFastPathSeesAnEditWithForgedManagedFields(t *testing.T) {
+	t.Parallel()
+	c := testcluster.Need(t, cluster)
+	ctx := context.Background()
+	var all []string
+	for i := range 3 {
+		all = append(all, fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%d}\ndata: {value: \"%d\"}\n", i, i))
+	}
+	dir := repo(t, "forged", map[string]string{"app.yaml": strings.Join(all, "---\n")})
+	proj, err := launch.Resolve(launch.Selection{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleteNamespaceAtEnd(t, proj.Namespace)
+	eng, err := launch.NewEngine(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	launchIt := func() *launch.Report {
+		t.Helper()
+		src, err := proj.Discover()
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := launch.Render(ctx, src, launch.RenderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := eng.Launch(ctx, proj, objs, launch.Options{NoWait: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	launchIt()
+	cms := c.Client.CoreV1().ConfigMaps(proj.Namespace)
+	cm, err := cms.Get(ctx, "cm-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := cm.ManagedFields
+	cm.Data["value"] = "tampered"
+	if cm, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: "intruder"}); err != nil {
+		t.Fatal(err)
+	}
+	cm.ManagedFields = orig // harmony's entry as the launch left it, nobody else's
+	if cm, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: "intruder"}); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data["value"] != "tampered" {
+		t.Fatalf("setup: %v", cm.Data)
+	}
+	rep := launchIt()
+	if got := actions(rep); got["configmap/cm-1"] != launch.Update {
+		t.Errorf("a tampered configmap planned as %v", got["configmap/cm-1"])
+	}
+	if cm, err := cms.Get(ctx, "cm-1", metav1.GetOptions{}); err != nil || cm.Data["value"] != "1" {
+		t.Errorf("the tampering was not undone: %v %v", err, cm.Data)
+	}
+}

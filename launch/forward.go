@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -110,18 +111,96 @@ func (e *Engine) Forwards(ctx context.Context, p *Project) (*Forwarder, error) {
 	return f, nil
 }
 
-// listenNear listens on localhost at port when it is free, else at the next free one.
+// listenNear listens on localhost at port when it is free, else at the next free one. The URLs
+// say localhost, which browsers and curl try as ::1 first: the port is taken on both loopback
+// addresses (::1 too where the system has it), so that nobody else on this machine can listen
+// at [::1]:PORT and receive what the user sends to the app.
 func listenNear(port int) (net.Listener, error) {
 	if port < 1024 && os.Geteuid() != 0 {
 		port += 8000
 	}
 	for p := port; p < port+50 && p < 65536; p++ {
-		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
+		if ln, err := listenLoopback(p); err == nil {
 			return ln, nil
 		}
 	}
-	return net.Listen("tcp", "127.0.0.1:0")
+	for range 10 { // a free port of the system's choosing, free on both addresses
+		if ln, err := listenLoopback(0); err == nil {
+			return ln, nil
+		}
+	}
+	return nil, errors.New("no local port free on both 127.0.0.1 and ::1")
 }
+
+// listenLoopback listens at port (0: any) on 127.0.0.1 and on [::1], unless the system has no
+// IPv6 loopback; a port someone holds on either is refused.
+func listenLoopback(port int) (net.Listener, error) {
+	v4, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return nil, err
+	}
+	port = v4.Addr().(*net.TCPAddr).Port
+	v6, err := net.Listen("tcp6", net.JoinHostPort("::1", strconv.Itoa(port)))
+	switch {
+	case err == nil:
+		return newDualListener(v4, v6), nil
+	case errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EPROTONOSUPPORT):
+		return v4, nil // no IPv6 here: localhost is 127.0.0.1 only
+	}
+	v4.Close()
+	return nil, err
+}
+
+// dualListener accepts on two listeners (127.0.0.1 and ::1, one port) as one; Addr is the first's.
+type dualListener struct {
+	lns   [2]net.Listener
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newDualListener(a, b net.Listener) *dualListener {
+	d := &dualListener{lns: [2]net.Listener{a, b}, conns: make(chan net.Conn), done: make(chan struct{})}
+	for _, ln := range d.lns {
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					d.Close()
+					return
+				}
+				select {
+				case d.conns <- c:
+				case <-d.done:
+					c.Close()
+					return
+				}
+			}
+		}()
+	}
+	return d
+}
+
+func (d *dualListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-d.conns:
+		return c, nil
+	case <-d.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (d *dualListener) Close() error {
+	d.once.Do(func() {
+		close(d.done)
+		for _, ln := range d.lns {
+			ln.Close()
+		}
+	})
+	return nil
+}
+
+func (d *dualListener) Addr() net.Addr { return d.lns[0].Addr() }
 
 // portURL is http://localhost:PORT for a port that looks like HTTP (its name, its number), else
 // localhost:PORT.

@@ -263,6 +263,13 @@ func (w *watcher) poll(ctx context.Context, pending map[string]bool, flush func(
 	}
 }
 
+// maxGitignore caps what is read of .gitignore, and maxIgnorePatterns the patterns kept (each
+// path the watch sees is matched against all of them): a pattern left out only widens the watch.
+const (
+	maxGitignore      = 256 << 10
+	maxIgnorePatterns = 2000
+)
+
 type fileStamp struct {
 	size int64
 	mod  time.Time
@@ -295,15 +302,25 @@ func (w *watcher) snapshot() map[string]fileStamp {
 // gitignorePatterns reads the repository's top .gitignore as patterns (a pattern without a slash
 // matches at any depth, as in git; negations and nested .gitignore files are not read: they
 // only make the watch wider).
+// Like every file harmony reads from a repository, it must be a regular file inside it (a link
+// to /dev/urandom never ends, a FIFO blocks); its first maxGitignore bytes and maxIgnorePatterns
+// patterns are read.
 func gitignorePatterns(root string) []string {
-	f, err := os.Open(filepath.Join(root, ".gitignore"))
+	name := filepath.Join(root, ".gitignore")
+	if st, err := os.Lstat(name); err != nil || !st.Mode().IsRegular() {
+		return nil
+	}
+	f, err := os.OpenFile(name, os.O_RDONLY|openNonblock, 0)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil // replaced since
+	}
 	var out []string
-	s := bufio.NewScanner(f)
-	for s.Scan() {
+	s := bufio.NewScanner(io.LimitReader(f, maxGitignore))
+	for s.Scan() && len(out) < maxIgnorePatterns {
 		l := strings.TrimSpace(s.Text())
 		if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, "!") {
 			continue
