@@ -12,7 +12,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 )
 
@@ -148,11 +150,11 @@ func CheckHealth(ctx context.Context, cfg *rest.Config, want Health) error {
 
 // availableComponents lists the runtime's Components that are available now, sorted.
 func availableComponents(ctx context.Context, cfg *rest.Config) ([]string, error) {
-	c, err := kubernetes.NewForConfig(cfg)
+	c, err := appsv1client.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	list, err := c.AppsV1().Deployments(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
+	list, err := c.Deployments(metav1.NamespaceSystem).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list kube-system deployments: %w", err)
 	}
@@ -205,15 +207,23 @@ func WaitHealth(ctx context.Context, timeout time.Duration, want Health, load fu
 
 // nodeReportedSince reports whether a Ready node's kubelet renewed its lease after since.
 func nodeReportedSince(ctx context.Context, cfg *rest.Config, since time.Time) (bool, error) {
-	c, err := kubernetes.NewForConfig(cfg)
+	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return false, err
 	}
-	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	core, err := corev1client.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return false, err
+	}
+	coord, err := coordinationv1client.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return false, err
+	}
+	nodes, err := core.Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return false, fmt.Errorf("list nodes: %w", err)
 	}
-	leases, err := c.CoordinationV1().Leases(corev1.NamespaceNodeLease).List(ctx, metav1.ListOptions{})
+	leases, err := coord.Leases(corev1.NamespaceNodeLease).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return false, fmt.Errorf("list node leases: %w", err)
 	}

@@ -9,7 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/discovery"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -35,11 +36,11 @@ func restConfigFrom(raw []byte) (*rest.Config, error) {
 
 // APIReady asks the API server's /readyz once.
 func APIReady(ctx context.Context, cfg *rest.Config) error {
-	c, err := kubernetes.NewForConfig(cfg)
+	c, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return err
 	}
-	body, err := c.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+	body, err := c.RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 	if err != nil {
 		return fmt.Errorf("/readyz: %w", err)
 	}
@@ -51,11 +52,11 @@ func APIReady(ctx context.Context, cfg *rest.Config) error {
 
 // nodeReady reports whether a node is Ready.
 func nodeReady(ctx context.Context, cfg *rest.Config) (bool, error) {
-	c, err := kubernetes.NewForConfig(cfg)
+	c, err := corev1client.NewForConfig(cfg)
 	if err != nil {
 		return false, err
 	}
-	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	nodes, err := c.Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return false, err
 	}

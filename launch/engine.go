@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/cli-utils/pkg/object"
@@ -82,7 +81,7 @@ type Step struct {
 type Engine struct {
 	cfg    *rest.Config
 	dyn    dynamic.Interface
-	client kubernetes.Interface
+	client *clients
 	mapper meta.ResettableRESTMapper
 }
 
@@ -94,7 +93,7 @@ func NewEngine(cfg *rest.Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := newClients(cfg)
 	if err != nil {
 		return nil, err
 	}

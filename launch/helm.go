@@ -26,7 +26,7 @@ import (
 	"helm.sh/helm/v4/pkg/ignore"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/cli-utils/pkg/object"
 	"sigs.k8s.io/yaml"
@@ -441,11 +441,11 @@ func chartValues(projectRoot string, c *Chart, o ChartOptions) (map[string]any, 
 func capabilities(o ChartOptions) (*common.Capabilities, error) {
 	caps := common.DefaultCapabilities.Copy()
 	if o.Cluster != nil {
-		dc, err := kubernetes.NewForConfig(o.Cluster)
+		dc, err := discovery.NewDiscoveryClientForConfig(o.Cluster)
 		if err != nil {
 			return nil, err
 		}
-		info, err := dc.Discovery().ServerVersion()
+		info, err := dc.ServerVersion()
 		if err != nil {
 			return nil, fmt.Errorf("read the cluster's version: %w", err)
 		}
@@ -454,7 +454,7 @@ func capabilities(o ChartOptions) (*common.Capabilities, error) {
 			return nil, fmt.Errorf("cluster version %q: %w", info.GitVersion, err)
 		}
 		caps.KubeVersion = *kv
-		groups, resources, err := dc.Discovery().ServerGroupsAndResources()
+		groups, resources, err := dc.ServerGroupsAndResources()
 		if err == nil || len(groups) > 0 {
 			set := map[string]bool{}
 			for _, g := range groups {

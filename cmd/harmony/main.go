@@ -5,8 +5,10 @@ import (
 	"os"
 
 	"github.com/NationTech/harmony-agent/internal/cli"
+	"github.com/NationTech/harmony-agent/internal/initgc"
 )
 
 func main() {
+	initgc.Done()
 	os.Exit(cli.Main())
 }
