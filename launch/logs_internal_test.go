@@ -29,7 +29,7 @@ func TestLogsFollowListsOnceASecond(t *testing.T) {
 		lists.Add(1)
 		return false, nil, nil
 	})
-	e := &Engine{client: client}
+	e := &Engine{client: &clients{core: client.CoreV1(), discovery: client.Discovery()}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
 	defer cancel()
 	if err := e.Logs(ctx, p, LogOptions{Follow: true}, io.Discard); err != nil {
