@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -436,6 +437,16 @@ func TestUnreadyDeploymentFailsWithTheReason(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+	// A wait not drawn on a terminal (CI, a pipe) says how it goes every 10 s, naming what is
+	// not ready yet, never minutes of nothing (the newcomer review's launch of an unschedulable
+	// pod printed nothing until Ctrl-C).
+	p.out.Reset()
+	if _, err = p.launch(func(o *launch.Options) { o.Timeout = 12 * time.Second }); !errors.Is(err, launch.ErrNotReady) {
+		t.Fatalf("third launch: error %v, want ErrNotReady", err)
+	}
+	if !regexp.MustCompile(`(?m)^waiting: [0-9]/3 ready \(1[0-9]s\); not yet: deployment/hello \(namespace [^)]+\) InProgress`).MatchString(p.out.String()) {
+		t.Errorf("no news of the wait:\n%s", p.out.String())
 	}
 }
 

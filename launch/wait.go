@@ -198,6 +198,32 @@ func (e *Engine) serviceHasEndpoints(ctx context.Context, svc *unstructured.Unst
 // pollRoundTimeout bounds one round of status requests (and the diagnosis after a timeout).
 const pollRoundTimeout = 15 * time.Second
 
+// waitNews is how often a wait that is not drawn on a terminal says how it goes.
+const waitNews = 10 * time.Second
+
+// notYet names the first objects that are not ready, with why.
+func notYet(states []ObjState) string {
+	var out []string
+	for _, st := range states {
+		if st.Ready() {
+			continue
+		}
+		if len(out) == 3 {
+			out = append(out, "…")
+			break
+		}
+		s := st.Ref + " " + st.Status
+		if st.Message != "" {
+			s += ": " + st.Message
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return "; not yet: " + strings.Join(out, "; ")
+}
+
 // Wait polls every object until all are ready or the timeout passes, printing each change.
 // On timeout it explains every object that is not ready.
 func (e *Engine) Wait(ctx context.Context, ids object.ObjMetadataSet, o Options) ([]ObjState, error) {
@@ -208,6 +234,7 @@ func (e *Engine) Wait(ctx context.Context, ids object.ObjMetadataSet, o Options)
 	start := time.Now()
 	deadline := start.Add(timeout)
 	last := map[object.ObjMetadata]string{}
+	told := start
 	var states []ObjState
 	for {
 		// Each round gets its own bound, not what is left of the timeout: the last round before
@@ -249,6 +276,10 @@ func (e *Engine) Wait(ctx context.Context, ids object.ObjMetadataSet, o Options)
 		}
 		if o.Live {
 			fmt.Fprintf(o.Out, "\r\033[Kwaiting: %d/%d ready (%s)", ready, len(ids), time.Since(start).Round(time.Second))
+		} else if !o.Verbose && time.Since(told) >= waitNews {
+			// A log (CI, a pipe) hears how the wait goes every so often, never minutes of nothing.
+			told = time.Now()
+			fmt.Fprintf(o.Out, "waiting: %d/%d ready (%s)%s\n", ready, len(ids), time.Since(start).Round(time.Second), notYet(states))
 		}
 		if err := ctx.Err(); err != nil || !time.Now().Before(deadline) {
 			if o.Live {
