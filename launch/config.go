@@ -133,6 +133,23 @@ func checkNode(n *yaml3.Node, t reflect.Type, path string) error {
 		if n.Kind != yaml3.ScalarNode {
 			return kindError(n, path, "a string")
 		}
+		// Jsonnet's top-level arguments and external variables are strings: a number or a
+		// boolean written there would reach the program as one ("2"), a trap the newcomer
+		// review fell in (spec.replicas: expected numeric, got string).
+		for _, block := range []string{"jsonnet.tlas.", "jsonnet.extVars."} {
+			if strings.HasPrefix(path, block) && n.Style == 0 && (n.Tag == "!!int" || n.Tag == "!!float" || n.Tag == "!!bool") {
+				code := "tlaCode"
+				if block == "jsonnet.extVars." {
+					code = "extCode"
+				}
+				key, what := strings.TrimPrefix(path, block), "number"
+				if n.Tag == "!!bool" {
+					what = "boolean"
+				}
+				return &ConfigError{Line: n.Line, Msg: fmt.Sprintf("%s: %s is a %s, but %s are strings for Jsonnet: for the %s write it under %s (%s: {%s: %q}); for the string, quote it (%q)",
+					path, n.Value, what, strings.TrimSuffix(strings.TrimPrefix(block, "jsonnet."), "."), what, code, code, key, n.Value, n.Value)}
+			}
+		}
 		// 5, true, 1.36: the string as written; and quoted, so that y, no or on (plain strings
 		// here) are not read as booleans when the result is decoded (YAML 1.1).
 		n.Tag, n.Style = "!!str", yaml3.DoubleQuotedStyle

@@ -46,7 +46,7 @@ func names(objs []launch.Object) string {
 func TestJsonnetRender(t *testing.T) {
 	t.Parallel()
 	root := tree(t, map[string]string{
-		"harmony.yaml": "jsonnet:\n  tlas: {env: dev, replicas: 2}\n  extVars: {team: web}\n  tlaCode: {debug: 'true'}\n  libs: [vendor]\n",
+		"harmony.yaml": "jsonnet:\n  tlas: {env: dev, replicas: '2'}\n  extVars: {team: web}\n  tlaCode: {debug: 'true'}\n  libs: [vendor]\n",
 		"deploy/main.jsonnet": "local cm = import 'lib/cm.libsonnet';\nlocal k = import 'k.libsonnet';\n" +
 			"function(env, replicas, debug=false) [cm.cm('app-' + env + '-' + replicas), k.cm(std.extVar('team')), if debug then cm.cm('debug')]\n",
 		"deploy/lib/cm.libsonnet": "{ cm(name):: " + jsonnetCM("name") + " }\n",
