@@ -389,6 +389,9 @@ type fileFS struct {
 }
 
 func (f *fileFS) Walk(ctx context.Context, target string, fn fs.WalkDirFunc) error {
+	if target = strings.Trim(filepath.ToSlash(target), "/"); target != "" && target != "." && target != f.name {
+		return nil // not there: fsutil's own walk of a missing target sees nothing either
+	}
 	st := &fstypes.Stat{Path: f.name, Mode: 0o644, Size: int64(len(f.data))}
 	if err := fn(f.name, &fsutil.DirEntryInfo{Stat: st}, nil); err != nil && !errors.Is(err, fs.SkipDir) && !errors.Is(err, fs.SkipAll) {
 		return err

@@ -150,6 +150,16 @@ func TestBuildKitContextWalk(t *testing.T) {
 	if got := walkNames(t, cfs, nil); !slices.Equal(got, want) {
 		t.Errorf("walk: got %q, want %q", got, want)
 	}
+	// A walk of one path (fsutil's FollowPaths asks so): that path and what is under it.
+	for target, want := range map[string][]string{"static": {"static", "static/app.js", "static/b", "static/b/c.css"}, "/Dockerfile": {"Dockerfile"}, "Dockerfile.dockerignore": nil} {
+		var got []string
+		if err := cfs.Walk(context.Background(), target, func(p string, _ fs.DirEntry, _ error) error {
+			got = append(got, filepath.ToSlash(p))
+			return nil
+		}); err != nil || !slices.Equal(got, want) {
+			t.Errorf("walk %q: got %q (%v), want %q", target, got, err, want)
+		}
+	}
 	got := walkNames(t, cfs, func(p string, d fs.DirEntry) error {
 		if filepath.ToSlash(p) == "static/b" {
 			return filepath.SkipDir
@@ -229,6 +239,13 @@ func TestBuildKitOutsideDockerfile(t *testing.T) {
 	f := &fileFS{name: outsideDockerfile, data: []byte("FROM scratch\n")}
 	if got := walkNames(t, f, nil); !slices.Equal(got, []string{outsideDockerfile}) {
 		t.Errorf("walk: %q", got)
+	}
+	// The frontend asks for the Dockerfile's own ignore file, which is not there.
+	if err := f.Walk(context.Background(), outsideDockerfile+".dockerignore", func(p string, _ fs.DirEntry, _ error) error {
+		t.Errorf("walking a missing path found %q", p)
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 	rc, err := f.Open(outsideDockerfile)
 	if err != nil {
