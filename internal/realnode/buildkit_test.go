@@ -246,6 +246,18 @@ func TestBuildKitOnContainerd(t *testing.T) {
 		t.Errorf("the rebuilt web's index.html: %q, %v", b, err)
 	}
 
+	// A launch's images step with this builder: no Docker engine and no loader needed, the
+	// images already where they run.
+	states, err := launch.PrepareImages(ctx, &launch.Source{Root: root, Images: arts}, nil, launch.ImageOptions{BuildKit: bk})
+	if err != nil {
+		t.Fatalf("prepare the images with BuildKit: %v", err)
+	}
+	for _, st := range states {
+		if st.Builder != launch.BuilderBuildKitd || st.State != launch.ImageCached || st.Built || st.Loaded {
+			t.Errorf("%s: %+v, want cached by buildkitd", st.Image, st)
+		}
+	}
+
 	t.Run("failing RUN", func(t *testing.T) {
 		fail := []launch.ImageArtifact{{Image: "bk-fail", Context: "web", Dockerfile: "../fail.Dockerfile"}}
 		writeFiles(t, root, map[string]string{"fail.Dockerfile": "FROM scratch\nCOPY payload /payload\nRUN [\"/payload\", \"--fail\"]\n"})
