@@ -5,10 +5,16 @@ import (
 	"errors"
 )
 
-// BuildKitSocket is the socket of harmony's buildkitd on the k3s runtime: its containerd worker
-// builds into k3s's containerd (ContainerdSocket, namespace k8s.io). Only root and the group of
-// the users allowed to launch may connect to it.
-func (p Paths) BuildKitSocket() string { return p.at("/run/harmony/buildkit/buildkitd.sock") }
+// BuildKitd is how harmony runs buildkitd on the k3s runtime (BuildKitdConfig): its state in
+// /var/lib/harmony/buildkit, its socket in /run/harmony/buildkit, its containerd worker on k3s's
+// containerd (ContainerdSocket, namespace k8s.io); gid is the group of the users allowed to
+// launch, who may connect to it beside root.
+func (p Paths) BuildKitd(gid int) BuildKitdConfig {
+	return BuildKitdConfig{Root: p.at("/var/lib/harmony/buildkit"), SocketDir: p.at("/run/harmony/buildkit"), Containerd: p.ContainerdSocket(), GID: gid}
+}
+
+// BuildKitSocket is the socket of harmony's buildkitd on the k3s runtime.
+func (p Paths) BuildKitSocket() string { return p.BuildKitd(0).Socket() }
 
 // K3sImageList says which images k3s's containerd has, once k3s is installed: before that it has
 // none. It is the store a BuildKit build on k3s is planned against (launch's ImageLister).
