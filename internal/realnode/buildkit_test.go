@@ -6,96 +6,35 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/NationTech/harmony-agent/bootstrap"
 	"github.com/NationTech/harmony-agent/internal/releasetest"
 	"github.com/NationTech/harmony-agent/internal/testcluster"
 	"github.com/NationTech/harmony-agent/launch"
 )
 
-// startBuildkitd runs the buildkitd scripts/testenv builds with only the containerd worker, on
-// the real node's containerd in the kubelet's namespace (k8s.io), as harmony runs it on k3s's;
-// its socket and state in a folder only root can enter. It is stopped at the test's end. It
-// returns the daemon's address.
+// startBuildkitd runs the buildkitd scripts/testenv builds as harmony runs it on k3s
+// (bootstrap.BuildKitdConfig: only the containerd worker, in the kubelet's namespace), on the
+// real node's containerd, its socket and state in a folder only root can enter. It is stopped at
+// the test's end. It returns the daemon's address.
 func startBuildkitd(t *testing.T, c *testcluster.Cluster) string {
 	t.Helper()
-	bin := filepath.Join(testcluster.AssetsDir(), "buildkitd")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("buildkitd is not in %s: run %s (it builds it once)", testcluster.AssetsDir(), testcluster.BuildCommand)
-	}
 	dir, err := os.MkdirTemp("", "harmony-buildkitd-") // 0700
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "buildkitd.sock")
-	config := fmt.Sprintf(`root = %q
-[grpc]
-  address = [%q]
-[otel]
-  socketPath = %q
-[cdi]
-  disabled = true
-[worker.oci]
-  enabled = false
-[worker.containerd]
-  enabled = true
-  address = %q
-  namespace = "k8s.io"
-  snapshotter = "overlayfs"
-  networkMode = "host"
-  gc = true
-`, filepath.Join(dir, "root"), "unix://"+sock, filepath.Join(dir, "otel.sock"), c.Node.Containerd)
-	if err := os.WriteFile(filepath.Join(dir, "buildkitd.toml"), []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logPath := filepath.Join(dir, "buildkitd.log")
-	log, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
-	cmd := exec.Command(bin, "--config", filepath.Join(dir, "buildkitd.toml"))
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("buildkitd's log:\n%s", lastBytes(b, 4000))
-		}
-	})
-	deadline := time.Now().Add(time.Minute)
-	for {
-		if _, err := os.Stat(sock); err == nil {
-			return "unix://" + sock
-		}
-		select {
-		case err := <-exited:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("buildkitd exited: %v\n%s", err, lastBytes(b, 4000))
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("buildkitd never listened")
-		}
-	}
+	return startBuildkitdWith(t, bootstrap.BuildKitdConfig{Root: filepath.Join(dir, "state"), SocketDir: filepath.Join(dir, "run"), Containerd: c.Node.Containerd})
 }
 
 func lastBytes(b []byte, n int) []byte {
@@ -287,4 +226,138 @@ func TestBuildKitOnContainerd(t *testing.T) {
 			t.Error("a failed build left an image in the node's containerd")
 		}
 	})
+}
+
+// twoImageProject is the issue's two-artifact skaffold fixture as an app: web (its Dockerfile in
+// its context) and api (its Dockerfile outside its context, a target and a build argument),
+// each a FROM scratch image of the HTTP server, each a Deployment with a readiness probe and a
+// Service.
+func (m *machine) twoImageProject(name string) string {
+	root := filepath.Join(m.t.TempDir(), name)
+	m.payload(filepath.Join(root, "web", "server"))
+	m.payload(filepath.Join(root, "services", "api", "server"))
+	files := map[string]string{
+		"skaffold.yaml": "apiVersion: skaffold/v4beta11\nkind: Config\nbuild:\n  artifacts:\n  - {image: " + name + "-web, context: web}\n" +
+			"  - image: " + name + "-api\n    context: services/api\n    docker: {dockerfile: ../../docker/api.Dockerfile, target: prod, buildArgs: {PORT: \"8081\"}}\n" +
+			"manifests: {rawYaml: [k8s/*.yaml]}\n",
+		"web/Dockerfile":        "FROM scratch\nCOPY server /server\nENTRYPOINT [\"/server\", \"--serve\", \":8080\"]\n",
+		"web/.dockerignore":     "*.tmp\n",
+		"web/notes.tmp":         "not sent",
+		"docker/api.Dockerfile": "FROM scratch AS base\nCOPY server /server\nFROM base AS debug\nENTRYPOINT [\"/server\"]\nFROM base AS prod\nARG PORT\nENV PORT=$PORT\nENTRYPOINT [\"/server\", \"--serve\", \":8081\"]\n",
+	}
+	for _, app := range []struct{ name, port string }{{"web", "8080"}, {"api", "8081"}} {
+		files["k8s/"+app.name+".yaml"] = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ` + app.name + `}
+spec:
+  selector: {matchLabels: {app: ` + app.name + `}}
+  template:
+    metadata: {labels: {app: ` + app.name + `}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: ` + app.name + `
+        image: ` + name + `-` + app.name + `
+        ports: [{containerPort: ` + app.port + `}]
+        readinessProbe:
+          httpGet: {path: /healthz, port: ` + app.port + `}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ` + app.name + `}
+spec:
+  selector: {app: ` + app.name + `}
+  ports: [{port: ` + app.port + `, targetPort: ` + app.port + `}]
+`
+	}
+	writeFiles(m.t, root, files)
+	return root
+}
+
+// TestRealNodeBuildKitLaunch is the issue's test with harmony itself: installed by install.sh,
+// bootstrapped on k3s (the stand-in serving the real node), no Docker engine reachable
+// (DOCKER_HOST names a missing socket), BUILDKIT_HOST naming a buildkitd whose containerd worker
+// builds into the real node's containerd. The two-image project launches: both images are in
+// the node's k8s.io namespace under harmony's names, nothing is loaded, the pods run on the real
+// node and answer; a second launch builds nothing; an edit rebuilds one image; a failing RUN
+// shows its log's tail and applies nothing.
+func TestRealNodeBuildKitLaunch(t *testing.T) {
+	m := newMachine(t)
+	addr := startBuildkitd(t, m.c)
+	m.env = append(m.env, "DOCKER_HOST=unix:///nonexistent/docker.sock", "BUILDKIT_HOST="+addr)
+	project := m.twoImageProject("bkapp")
+	ns := "bkapp"
+
+	out, code := m.run(project, m.bin, "launch", "--dry-run")
+	if code != 0 || !regexp.MustCompile(`(?m)^bkapp-web +web +buildkitd +would build `).MatchString(out) || !regexp.MustCompile(`(?m)^bkapp-api +services/api +buildkitd +would build `).MatchString(out) {
+		t.Fatalf("launch --dry-run (exit %d) does not say buildkitd builds both images:\n%s", code, out)
+	}
+
+	start := time.Now()
+	out, code = m.run(project, m.bin, "launch")
+	if code != 0 {
+		t.Fatalf("harmony launch (exit %d):\n%s\nkubelet:\n%s", code, out, m.c.LogTail("kubelet", 20))
+	}
+	t.Logf("harmony launch (%s):\n%s", time.Since(start).Round(time.Millisecond), out)
+	if strings.Contains(out, "loading ") || strings.Contains(out, "docker engine") || strings.Contains(out, "Docker") {
+		t.Errorf("the launch loaded images or spoke of Docker:\n%s", out)
+	}
+	images, err := m.c.Node.Images(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := m.pods(ns)
+	if len(pods) != 2 {
+		t.Fatalf("want two pods in %s, got %d", ns, len(pods))
+	}
+	for _, p := range pods {
+		img := p.Spec.Containers[0].Image
+		if !strings.HasPrefix(img, "harmony.invalid/bkapp-") || !slices.Contains(images, img) {
+			t.Errorf("pod %s runs %s, which the node's containerd (k8s.io) does not list: %q", p.Name, img, images)
+		}
+		if p.Spec.NodeName != m.c.Node.Name || p.Status.Phase != corev1.PodRunning {
+			t.Errorf("pod %s: node %q, phase %s", p.Name, p.Spec.NodeName, p.Status.Phase)
+		}
+		port := "8080"
+		if p.Labels["app"] == "api" {
+			port = "8081"
+		}
+		body, err := get(t, "http://"+p.Status.PodIP+":"+port+"/")
+		if err != nil || body != "payload: hello from "+p.Name+"\n" {
+			t.Errorf("GET %s's pod: %q, %v", p.Labels["app"], body, err)
+		}
+	}
+
+	again, code := m.run(project, m.bin, "launch")
+	if code != 0 || strings.Contains(again, "building ") || !strings.Contains(again, "0 created, 0 updated, 4 unchanged") {
+		t.Fatalf("launch again with no change (exit %d) built or changed something:\n%s", code, again)
+	}
+
+	writeFiles(t, project, map[string]string{"web/Dockerfile": "FROM scratch\nCOPY server /server\nLABEL edited=yes\nENTRYPOINT [\"/server\", \"--serve\", \":8080\"]\n"})
+	edited, code := m.run(project, m.bin, "launch")
+	if code != 0 || !strings.Contains(edited, "building bkapp-web ") || strings.Contains(edited, "building bkapp-api ") {
+		t.Fatalf("launch after an edit of web (exit %d) did not rebuild web alone:\n%s", code, edited)
+	}
+
+	deployed := func() map[string]string {
+		list, err := m.c.Client.AppsV1().Deployments(ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs := map[string]string{}
+		for _, d := range list.Items {
+			imgs[d.Name] = d.Spec.Template.Spec.Containers[0].Image
+		}
+		return imgs
+	}
+	before := deployed()
+	writeFiles(t, project, map[string]string{"docker/api.Dockerfile": "FROM scratch AS prod\nCOPY server /server\nRUN [\"/server\", \"--fail\"]\n"})
+	failed, code := m.run(project, m.bin, "launch")
+	if code == 0 || !strings.Contains(failed, "payload: fatal: this step fails on purpose") || !strings.Contains(failed, `RUN ["/server", "--fail"]`) || !strings.Contains(failed, "nothing was applied") {
+		t.Fatalf("a failing RUN (exit %d) does not show its log's tail or does not say nothing was applied:\n%s", code, failed)
+	}
+	if after := deployed(); len(after) != 2 || after["web"] != before["web"] || after["api"] != before["api"] {
+		t.Errorf("a failed build changed the deployments' images: %v, before %v", after, before)
+	}
 }
