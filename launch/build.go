@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -209,6 +210,9 @@ type BuildOptions struct {
 	Out io.Writer
 	// Builder is the builder to use; BuilderAuto chooses.
 	Builder Builder
+	// BuildKit, when set, builds instead of Docker: straight into the runtime's containerd, so
+	// what it builds is loaded too (Docker and Loader are not used).
+	BuildKit *BuildKitd
 }
 
 // BuildImages builds the images not Built (in parallel, up to the number of CPUs; a progress
@@ -233,12 +237,23 @@ func BuildImages(ctx context.Context, root string, imgs []BuiltImage, o BuildOpt
 			todo = append(todo, i)
 		}
 	}
-	if len(todo) > 0 && docker == nil {
+	var bk *bkSession
+	if o.BuildKit != nil {
+		docker, loader = nil, nil // BuildKit builds where the images run
+	}
+	if len(todo) > 0 && o.BuildKit != nil {
+		var err error
+		if bk, err = o.BuildKit.connect(ctx); err != nil {
+			return err
+		}
+		defer bk.close()
+	}
+	if len(todo) > 0 && docker == nil && bk == nil {
 		return hint.With(fmt.Errorf("%w: %s must be built and there is no docker engine", ErrNoBuilder, imageCount(len(todo))),
 			"install Docker Engine (your distribution's docker.io or docker-ce package) or Docker Desktop, start it, and launch again")
 	}
 	var sel *builderChoice
-	if len(todo) > 0 {
+	if len(todo) > 0 && bk == nil {
 		var err error
 		if sel, err = chooseBuilder(ctx, docker, o.Builder, w); err != nil {
 			return err
@@ -257,10 +272,15 @@ func BuildImages(ctx context.Context, root string, imgs []BuiltImage, o BuildOpt
 			fmt.Fprintf(w, "building %s from %s\n", a.Image, contextName(a))
 			start := time.Now()
 			step := func(s string) { fmt.Fprintf(w, "  %s: %s\n", a.Image, s) }
-			b := sel.get()
-			err := buildImage(ctx, root, imgs[i], docker, b, step)
-			if sel.refused(b, err) {
-				err = buildImage(ctx, root, imgs[i], docker, BuilderClassic, step)
+			var err error
+			if bk != nil {
+				err = bk.build(ctx, root, imgs[i], step)
+			} else {
+				b := sel.get()
+				err = buildImage(ctx, root, imgs[i], docker, b, step)
+				if sel.refused(b, err) {
+					err = buildImage(ctx, root, imgs[i], docker, BuilderClassic, step)
+				}
 			}
 			if err != nil {
 				fmt.Fprintf(w, "failed %s after %s\n", a.Image, since(start))
@@ -268,6 +288,7 @@ func BuildImages(ctx context.Context, root string, imgs []BuiltImage, o BuildOpt
 				return
 			}
 			imgs[i].Built = true
+			imgs[i].Loaded = imgs[i].Loaded || bk != nil // built where it runs
 			fmt.Fprintf(w, "built %s in %s\n", imgs[i].Tag, since(start))
 		}()
 	}
@@ -278,6 +299,7 @@ func BuildImages(ctx context.Context, root string, imgs []BuiltImage, o BuildOpt
 	for i := range imgs {
 		if b, ok := building[imgs[i].Tag]; ok {
 			imgs[i].Built = imgs[i].Built || imgs[b].Built
+			imgs[i].Loaded = imgs[i].Loaded || (bk != nil && imgs[b].Loaded)
 		}
 	}
 	if loader == nil {
@@ -545,6 +567,9 @@ type buildContext struct {
 	dockerfile     string
 	dockerfileData []byte
 	digestHeader   string
+	// sums, when not nil, receives each regular file's SHA-256 as write reads it (BuildKit's
+	// session serves the files again and checks them against it).
+	sums map[string][sha256.Size]byte
 }
 
 type contextEntry struct {
@@ -768,6 +793,12 @@ func (bc *buildContext) write(out io.Writer, h io.Writer) error {
 				return err
 			}
 			dst = io.MultiWriter(canon, tw)
+		}
+		var fh hash.Hash
+		if bc.sums != nil && hdr.Typeflag == tar.TypeReg {
+			fh = sha256.New()
+			dst = io.MultiWriter(dst, fh)
+			defer func() { bc.sums[hdr.Name] = [sha256.Size]byte(fh.Sum(nil)) }()
 		}
 		if content == nil || hdr.Size == 0 {
 			return nil

@@ -205,6 +205,9 @@ type ImageOptions struct {
 	Out io.Writer
 	// Builder is the engine's builder (BuilderAuto: BuildKit when the engine has it).
 	Builder Builder
+	// BuildKit, when set, builds instead of Docker (the k3s runtime's builder): straight into
+	// the runtime's containerd, so neither Docker nor Loader is needed.
+	BuildKit *BuildKitd
 }
 
 // Image states, as a dry run and a report say them.
@@ -216,13 +219,23 @@ const (
 	ImageNoBuilder  = "no builder: install Docker"
 )
 
+// The builders an image state names.
+const (
+	// BuilderDocker is the Docker engine; its images are then loaded into the runtime.
+	BuilderDocker = "docker"
+	// BuilderBuildKitd is a BuildKit daemon building into the runtime's containerd (k3s).
+	BuilderBuildKitd = "buildkitd"
+)
+
 // ImageState is what a launch did (or would do) for one image the project builds.
 type ImageState struct {
 	Image      string `json:"image"`
 	Context    string `json:"context"`
 	Dockerfile string `json:"dockerfile"`
 	Tag        string `json:"tag"`
-	State      string `json:"state"`
+	// Builder is what builds it: BuilderBuildKitd (k3s) or BuilderDocker (k3d, other clusters).
+	Builder string `json:"builder"`
+	State   string `json:"state"`
 	// Built and Loaded say whether this launch built it and loaded it into the runtime.
 	Built  bool `json:"built"`
 	Loaded bool `json:"loaded"`
@@ -242,8 +255,15 @@ func PrepareImages(ctx context.Context, src *Source, objs []Object, o ImageOptio
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-	loader := o.Loader
-	plan, err := PlanImages(ctx, src.Root, src.Images, o.Docker, loader)
+	loader, bk, builder := o.Loader, o.BuildKit, BuilderDocker
+	var plan []BuiltImage
+	var err error
+	if bk != nil {
+		builder = BuilderBuildKitd
+		plan, err = PlanBuildKit(ctx, src.Root, src.Images, bk.Store)
+	} else {
+		plan, err = PlanImages(ctx, src.Root, src.Images, o.Docker, loader)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -252,14 +272,14 @@ func PrepareImages(ctx context.Context, src *Source, objs []Object, o ImageOptio
 	var missing []string
 	for i, b := range plan {
 		a := b.Artifact
-		states[i] = ImageState{Image: a.Image, Context: a.Context, Dockerfile: path.Join(a.Context, a.DockerfilePath()), Tag: b.Tag}
+		states[i] = ImageState{Image: a.Image, Context: a.Context, Dockerfile: path.Join(a.Context, a.DockerfilePath()), Tag: b.Tag, Builder: builder}
 		tags[a.Image] = b.Tag
 		switch {
-		case o.Docker == nil:
+		case o.Docker == nil && bk == nil:
 			states[i].State = ImageNoBuilder
 		case !b.Built:
 			states[i].State = ImageWouldBuild
-		case !b.Loaded && o.Loader != nil:
+		case !b.Loaded && o.Loader != nil && bk == nil:
 			states[i].State = ImageWouldLoad
 		default:
 			states[i].State = ImageCached
@@ -270,6 +290,7 @@ func PrepareImages(ctx context.Context, src *Source, objs []Object, o ImageOptio
 	}
 	if !o.DryRun {
 		switch {
+		case bk != nil:
 		case o.Docker == nil && len(missing) > 0:
 			hints := append([]string{"nothing was applied: these images are built from the repository with Docker"}, hint.Of(o.NoDocker)...)
 			if len(hints) == 1 {
@@ -289,7 +310,7 @@ func PrepareImages(ctx context.Context, src *Source, objs []Object, o ImageOptio
 				"launch on harmony's runtime (drop --kubeconfig/--context), or push the images to a registry the cluster pulls from and name them in the manifests; nothing was applied")
 		}
 		before := append([]BuiltImage(nil), plan...)
-		if err := BuildImages(ctx, src.Root, plan, BuildOptions{Docker: o.Docker, Loader: loader, Out: o.Out, Builder: o.Builder}); err != nil {
+		if err := BuildImages(ctx, src.Root, plan, BuildOptions{Docker: o.Docker, Loader: loader, Out: o.Out, Builder: o.Builder, BuildKit: bk}); err != nil {
 			return states, err
 		}
 		for i := range plan {
@@ -321,15 +342,15 @@ func imageNames(plan []BuiltImage) []string {
 	return out
 }
 
-// PrintImages writes one line per image: name, context, state and tag.
+// PrintImages writes one line per image: name, context, builder, state and tag.
 func PrintImages(w io.Writer, imgs []ImageState) {
 	if len(imgs) == 0 {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tCONTEXT\tSTATE\tTAG")
+	fmt.Fprintln(tw, "IMAGE\tCONTEXT\tBUILDER\tSTATE\tTAG")
 	for _, s := range imgs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", Sanitize(s.Image), Sanitize(s.Context), s.State, Sanitize(s.Tag))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", Sanitize(s.Image), Sanitize(s.Context), s.Builder, s.State, Sanitize(s.Tag))
 	}
 	_ = tw.Flush()
 }

@@ -55,6 +55,10 @@ type Host struct {
 	Docker func(ctx context.Context) (client.APIClient, error)
 	// Loader returns the way into harmony's runtime for built images (nil: none).
 	Loader func(ctx context.Context, docker client.APIClient, dryRun bool) (ImageLoader, error)
+	// BuildKit returns the builder of harmony's runtime when it builds with BuildKit (k3s:
+	// straight into its containerd), nil when Docker builds (k3d); asked before the runtime is
+	// bootstrapped, for harmony's runtime only (not --kubeconfig/--context).
+	BuildKit func(ctx context.Context, dryRun bool) (*BuildKitd, error)
 	// Accepted are the privileges (Privilege.Key) the user allowed the project before.
 	Accepted func(p *Project) []string
 	// Remember records the privileges a launch was allowed.
@@ -185,7 +189,7 @@ func Run(ctx context.Context, req Request, host Host, sink Sink) (*Result, error
 	// The engine that builds the project's images is found first: without one, nothing is
 	// applied and no runtime is bootstrapped.
 	dryRun := req.Launch.DryRun
-	imgOpts, err := imageOptions(ctx, host, src, dryRun, sink.Progress)
+	imgOpts, err := imageOptions(ctx, host, src, dryRun, req.ExplicitCluster, sink.Progress)
 	if err != nil {
 		return res, err
 	}
@@ -314,12 +318,23 @@ func (r *renderer) run(ctx context.Context, job RenderJob, progress io.Writer) (
 	return job.Run(ctx, progress)
 }
 
-// imageOptions finds the Docker engine that builds the project's images, when it has any. A
-// launch (not a dry run) without one stops here, naming the images and what to install.
-func imageOptions(ctx context.Context, host Host, src *Source, dryRun bool, out io.Writer) (ImageOptions, error) {
+// imageOptions finds the builder of the project's images, when it has any: harmony's runtime's
+// BuildKit daemon (k3s), else the Docker engine. A launch (not a dry run) without one stops
+// here, naming the images and what to install.
+func imageOptions(ctx context.Context, host Host, src *Source, dryRun, explicit bool, out io.Writer) (ImageOptions, error) {
 	o := ImageOptions{DryRun: dryRun, Out: out}
 	if len(src.Images) == 0 {
 		return o, nil
+	}
+	if host.BuildKit != nil && !explicit {
+		bk, err := host.BuildKit(ctx, dryRun)
+		if err != nil {
+			return o, err
+		}
+		if bk != nil {
+			o.BuildKit = bk
+			return o, nil
+		}
 	}
 	if host.Docker == nil {
 		o.NoDocker = errors.New("no Docker engine")

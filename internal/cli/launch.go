@@ -183,9 +183,11 @@ its own namespace and inventory: two apps of a monorepo launch side by side.
 Find what to deploy in the app's folder: -f, else harmony.yaml, else what skaffold.yaml names, else a root
 kustomization.yaml, else a manifests/ (deploy/, k8s/, …) folder, else a scan for Kubernetes
 YAML. Images the project builds itself (skaffold.yaml's build.artifacts, harmony.yaml's
-images) are built with Docker, loaded into the runtime and substituted before anything is applied,
-named harmony.invalid/NAME:harmony-HASH: no registry serves that name, so a node that lost one
-never pulls someone else's image (launch again to reload it).
+images) are built and substituted before anything is applied: on k3s by BuildKit, straight into
+k3s's containerd (harmony's buildkitd, or the daemon BUILDKIT_HOST names); on k3d (or k3s without
+a BuildKit daemon) with Docker, then loaded into the runtime. They are named
+harmony.invalid/NAME:harmony-HASH: no registry serves that name, so a node that lost one never
+pulls someone else's image (launch again to build or load it again).
 Make sure the runtime is up (bootstrapping it when needed), check every object with a
 server-side dry run, apply what changed with server-side apply, remove what was deleted since
 the last launch, wait until everything is ready, and print how to reach it.
@@ -361,9 +363,38 @@ func launchHost(g *globalOptions, opts *launchOptions) launch.Host {
 			}
 			return bootstrap.ImageStoreOf(ctx, rt, docker)
 		},
+		BuildKit: func(ctx context.Context, dryRun bool) (*launch.BuildKitd, error) {
+			rt, err := newRuntime(g, "auto")
+			if err != nil {
+				return nil, err
+			}
+			return runtimeBuildKit(rt, dryRun), nil
+		},
 		Accepted: acceptedPrivileges,
 		Remember: rememberPrivileges,
 	}
+}
+
+// runtimeBuildKit is the k3s runtime's builder: the BuildKit daemon BUILDKIT_HOST names, else
+// harmony's own when its socket is there; nil (Docker builds, then k3s imports) otherwise, and
+// on k3d. A dry run that would need sudo to list k3s's images does not list them.
+func runtimeBuildKit(rt bootstrap.Runtime, dryRun bool) *launch.BuildKitd {
+	k, ok := rt.(*bootstrap.K3s)
+	if !ok {
+		return nil
+	}
+	bk := &launch.BuildKitd{Address: os.Getenv(launch.BuildKitHostEnv)}
+	if bk.Address == "" {
+		sock := k.Paths.BuildKitSocket()
+		if _, err := os.Stat(sock); err != nil {
+			return nil
+		}
+		bk.Address = "unix://" + sock
+	}
+	if !dryRun || rt.NeedsRoot("list the images of") == "" {
+		bk.Store = bootstrap.K3sImageList{K3s: k}
+	}
+	return bk
 }
 
 // dryRunAnswer is where a dry run prints its plan: it is the answer the user asked for, so -q
