@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -115,6 +116,9 @@ func merge(a, b []string) []string {
 	return out
 }
 
+// sedTemp is the name of GNU sed -i's temporary file, renamed over the file it edits.
+var sedTemp = regexp.MustCompile(`^sed[A-Za-z0-9]{6}$`)
+
 // watcher reports the repository's changed files (root-relative), a burst at a time.
 type watcher struct {
 	root    string
@@ -155,8 +159,8 @@ func (w *watcher) skipped(rel string, dir bool) bool {
 		return true
 	}
 	if !dir && (strings.HasSuffix(base, "~") || strings.HasSuffix(base, ".swp") || strings.HasSuffix(base, ".swx") ||
-		strings.HasPrefix(base, ".#") || base == "4913" || strings.HasSuffix(base, ".tmp")) {
-		return true // editors' temporary files
+		strings.HasPrefix(base, ".#") || base == "4913" || strings.HasSuffix(base, ".tmp") || sedTemp.MatchString(base)) {
+		return true // editors' temporary files, and sed -i's
 	}
 	if w.ignore != nil && rel != "." {
 		if m, _ := w.ignore.MatchesOrParentMatches(rel); m {

@@ -50,6 +50,7 @@ func TestWatcherReportsChangesOnly(t *testing.T) {
 			write("build/out/bin", "x")
 			write("app.log", "x")
 			write("k8s/.app.yaml.swp", "x")
+			write("k8s/sedO4ThbO", "x")
 			write("src/node_modules/m.js", "x")
 			write("k8s/app.yaml", "changed")
 			write("k8s/new.yaml", "new")
