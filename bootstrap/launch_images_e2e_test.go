@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -98,7 +99,7 @@ func TestLaunchBuildsImagesIntoK3s(t *testing.T) {
 	t.Logf("harmony launch with no change (the whole command: runtime check, discover, render, images, plan, apply): %s", took.Round(time.Millisecond))
 
 	dry := m.mustHarmony("launch", root, "-n", ns, "--dry-run")
-	if !strings.Contains(dry.stdout, prefix+"frontend  src/frontend  cached") {
+	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(prefix+"frontend") + ` +src/frontend +docker +cached `).MatchString(dry.stdout) {
 		t.Errorf("dry run:\n%s", dry.stdout)
 	}
 }
