@@ -88,22 +88,7 @@ func TestNoChangeLaunchAsksTheServerLittle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	launchIt := func() *launch.Report {
-		t.Helper()
-		src, err := proj.Discover()
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs, err := launch.Render(ctx, src, launch.RenderOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rep, err := eng.Launch(ctx, proj, objs, launch.Options{NoWait: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rep
-	}
+	launchIt := func() *launch.Report { return launchNoWait(t, eng, proj) }
 	launchIt()
 	first := log.take()
 
@@ -200,22 +185,7 @@ func TestFastPathSeesAnEditWithForgedManagedFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	launchIt := func() *launch.Report {
-		t.Helper()
-		src, err := proj.Discover()
-		if err != nil {
-			t.Fatal(err)
-		}
-		objs, err := launch.Render(ctx, src, launch.RenderOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rep, err := eng.Launch(ctx, proj, objs, launch.Options{NoWait: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rep
-	}
+	launchIt := func() *launch.Report { return launchNoWait(t, eng, proj) }
 	launchIt()
 	cms := c.Client.CoreV1().ConfigMaps(proj.Namespace)
 	cm, err := cms.Get(ctx, "cm-1", metav1.GetOptions{})
@@ -241,4 +211,23 @@ func TestFastPathSeesAnEditWithForgedManagedFields(t *testing.T) {
 	if cm, err := cms.Get(ctx, "cm-1", metav1.GetOptions{}); err != nil || cm.Data["value"] != "1" {
 		t.Errorf("the tampering was not undone: %v %v", err, cm.Data)
 	}
+}
+
+// launchNoWait renders proj's manifests and launches them with eng, not waiting.
+func launchNoWait(t *testing.T, eng *launch.Engine, proj *launch.Project) *launch.Report {
+	t.Helper()
+	ctx := context.Background()
+	src, err := proj.Discover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := launch.Render(ctx, src, launch.RenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := eng.Launch(ctx, proj, objs, launch.Options{NoWait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }
