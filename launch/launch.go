@@ -134,10 +134,7 @@ func (e *Engine) Launch(ctx context.Context, p *Project, objs []Object, o Option
 	if err != nil {
 		return nil, err
 	}
-	claims, conflicts, err := e.claims(ctx, objs, lives, p, o.Adopt)
-	if err != nil {
-		return nil, err
-	}
+	claims, conflicts := e.claims(ctx, objs, lives, p, o.Adopt)
 	if len(conflicts) > 0 {
 		rep.Conflicts = conflicts
 		return rep, conflictError(conflicts, o.Adopt, p.Command("launch", "--adopt"))

@@ -65,7 +65,7 @@ func ours(live *unstructured.Unstructured, p *Project) bool {
 // claims decides, from every object of the launch as it exists now (lives: readLive), whether
 // the project may change it: it may when the object does not exist or carries the project's
 // mark, and, with adopt, when nobody owns it. Everything else is a conflict.
-func (e *Engine) claims(ctx context.Context, objs []Object, lives map[object.ObjMetadata]*unstructured.Unstructured, p *Project, adopt bool) (map[object.ObjMetadata]claim, []Conflict, error) {
+func (e *Engine) claims(ctx context.Context, objs []Object, lives map[object.ObjMetadata]*unstructured.Unstructured, p *Project, adopt bool) (map[object.ObjMetadata]claim, []Conflict) {
 	out := make([]claim, len(objs))
 	conflicts := make([]*Conflict, len(objs))
 	forEach(len(objs), func(i int) {
@@ -94,7 +94,7 @@ func (e *Engine) claims(ctx context.Context, objs []Object, lives map[object.Obj
 			cs = append(cs, *conflicts[i])
 		}
 	}
-	return m, cs, nil
+	return m, cs
 }
 
 // owner says who an object without this project's mark belongs to.
